@@ -1,0 +1,90 @@
+//! Request bodies: reading them under a size limit and decoding them by content type, either
+//! as the proto3 canonical JSON mapping or as protobuf. Failures come back as the
+//! [`ApiError`] the contract fixes (400, 413, 415), never as a panic.
+
+use axum::{
+    body::{Body, Bytes},
+    http::{HeaderMap, StatusCode, header},
+};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+use crate::http_error::ApiError;
+
+/// How a body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// The proto3 canonical JSON mapping (`application/json`).
+    Json,
+    /// Protobuf binary (`application/x-protobuf`).
+    Protobuf,
+}
+
+/// The content type of protobuf bodies.
+pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
+
+impl Codec {
+    /// The codec named by the request's `content-type`, or 415.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Codec, ApiError> {
+        let unsupported = || {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content-type must be application/json or application/x-protobuf",
+            )
+        };
+        let value = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(unsupported)?;
+        let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" => Ok(Codec::Json),
+            "application/x-protobuf" | "application/protobuf" => Ok(Codec::Protobuf),
+            other if other.starts_with("application/") && other.ends_with("+json") => Ok(Codec::Json),
+            _ => Err(unsupported()),
+        }
+    }
+
+    /// The `content-type` value of this codec.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Codec::Json => "application/json",
+            Codec::Protobuf => PROTOBUF_CONTENT_TYPE,
+        }
+    }
+
+    /// Decodes a message of type `T`, or answers 400 saying what is wrong.
+    pub fn decode<T>(self, body: &[u8]) -> Result<T, ApiError>
+    where
+        T: prost::Message + Default + DeserializeOwned,
+    {
+        match self {
+            Codec::Json => serde_json::from_slice(body)
+                .map_err(|err| ApiError::bad_request(format!("invalid JSON: {err}"))),
+            Codec::Protobuf => T::decode(body)
+                .map_err(|err| ApiError::bad_request(format!("invalid protobuf: {err}"))),
+        }
+    }
+}
+
+/// Reads the whole body, answering 413 once it exceeds `limit` bytes.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body exceeds the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
+        Err(err) => Err(ApiError::bad_request(format!("could not read the body: {err}"))),
+    }
+}

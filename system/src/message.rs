@@ -1,0 +1,95 @@
+//! A borrowed view of a [`DataMessage`], so that queues can accept and hand out messages
+//! without choosing one owned representation: the baseline queue stores the generated
+//! prost type, the pooled queue stores reusable slots, and both are read through
+//! [`MessageRef`].
+
+use std::collections::HashMap;
+
+use crate::proto::DataMessage;
+
+/// A message as the queues and workers see it: every field borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRef<'a> {
+    /// Unique id of the message.
+    pub id: &'a str,
+    /// Unix time in seconds at which the message was accepted.
+    pub timestamp: i64,
+    /// Who sent the message.
+    pub source: &'a str,
+    /// The opaque data.
+    pub payload: &'a [u8],
+    /// String pairs travelling with the payload.
+    pub metadata: Metadata<'a>,
+}
+
+/// Borrowed metadata in either of the two shapes the queues keep it in.
+#[derive(Debug, Clone, Copy)]
+pub enum Metadata<'a> {
+    /// The map of a generated [`DataMessage`].
+    Map(&'a HashMap<String, String>),
+    /// The reused pairs of a pooled message (only the live ones).
+    Pairs(&'a [(String, String)]),
+}
+
+impl<'a> Metadata<'a> {
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        match self {
+            Metadata::Map(map) => map.len(),
+            Metadata::Pairs(pairs) => pairs.len(),
+        }
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value stored under `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        match self {
+            Metadata::Map(map) => map.get(key).map(String::as_str),
+            Metadata::Pairs(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
+        }
+    }
+
+    /// All pairs, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let (map, pairs) = match *self {
+            Metadata::Map(map) => (Some(map), None),
+            Metadata::Pairs(pairs) => (None, Some(pairs)),
+        };
+        let from_map = map.into_iter().flatten();
+        let from_pairs = pairs.into_iter().flatten().map(|(k, v)| (k, v));
+        from_map.chain(from_pairs).map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl<'a> From<&'a DataMessage> for MessageRef<'a> {
+    fn from(msg: &'a DataMessage) -> Self {
+        MessageRef {
+            id: &msg.id,
+            timestamp: msg.timestamp,
+            source: &msg.source,
+            payload: &msg.payload,
+            metadata: Metadata::Map(&msg.metadata),
+        }
+    }
+}
+
+impl MessageRef<'_> {
+    /// Copies the view into a freshly allocated [`DataMessage`].
+    pub fn to_owned_message(&self) -> DataMessage {
+        DataMessage {
+            id: self.id.to_owned(),
+            timestamp: self.timestamp,
+            source: self.source.to_owned(),
+            payload: self.payload.to_vec(),
+            metadata: self
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+}

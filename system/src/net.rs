@@ -1,0 +1,142 @@
+//! Accepting connections with a limit and a count.
+//!
+//! [`BoundedListener`] stops accepting while `limit` connections are open (the kernel's
+//! backlog then pushes back on clients) and counts every connection it accepts, so
+//! connection reuse can be measured from the server's side.
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
+
+/// A TCP listener that holds at most `limit` connections open and counts them.
+#[derive(Debug)]
+pub struct BoundedListener {
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    accepted: Arc<AtomicU64>,
+}
+
+/// An accepted connection; its slot under the limit is freed when it is dropped.
+#[derive(Debug)]
+pub struct BoundedStream {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl BoundedListener {
+    /// Wraps `listener`, allowing `limit` (at least one) open connections.
+    pub fn new(listener: TcpListener, limit: usize) -> BoundedListener {
+        BoundedListener {
+            listener,
+            permits: Arc::new(Semaphore::new(limit.max(1))),
+            accepted: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The counter of accepted connections, readable while the listener runs.
+    pub fn accepted_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.accepted)
+    }
+}
+
+impl axum::serve::Listener for BoundedListener {
+    type Io = BoundedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (BoundedStream, SocketAddr) {
+        loop {
+            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                // The semaphore is never closed; if it were, accepting could not go on.
+                std::future::pending::<()>().await;
+                continue;
+            };
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    // Small request/response exchanges: do not let Nagle hold them back.
+                    let _ = stream.set_nodelay(true);
+                    self.accepted.fetch_add(1, Ordering::Relaxed);
+                    return (
+                        BoundedStream {
+                            stream,
+                            _permit: permit,
+                        },
+                        addr,
+                    );
+                }
+                Err(err) if is_per_connection(&err) => continue,
+                Err(err) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tracing::error!(%err, "accept failed; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+fn is_per_connection(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+impl AsyncRead for BoundedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for BoundedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

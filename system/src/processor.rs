@@ -1,0 +1,286 @@
+//! The processor service: accepts messages over HTTP (`POST /enqueue`), queues them, and
+//! runs the worker pool that processes them; reports on `/stats`, `/health`, `/metrics`.
+//!
+//! A message answered 202 is in the queue, and the queue is drained by the workers before
+//! [`serve`] returns: shutting down loses nothing that was accepted.
+
+mod metrics;
+
+use std::{
+    future::Future,
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::{get, post},
+};
+use serde::Serialize;
+use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
+
+use crate::{
+    codec::{Codec, read_body},
+    http_error::{self, ApiError},
+    ids::MessageId,
+    message::MessageRef,
+    net::BoundedListener,
+    proto::DataMessage,
+    queue::{AnyQueue, PublishError, Queue, QueueStats, QueueType},
+    worker::{PoolStats, ProcessFn, WorkerPool, WorkerStats, seed_processing},
+};
+
+/// How a processor is set up.
+#[derive(Clone)]
+pub struct ProcessorConfig {
+    /// Which queue implementation to run.
+    pub queue_type: QueueType,
+    /// Most messages waiting at once.
+    pub queue_size: usize,
+    /// Number of workers.
+    pub workers: usize,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Capacity of the channel between the workers and whoever reads results.
+    pub results_capacity: usize,
+    /// How long open connections may take to finish after shutdown is requested.
+    pub drain_timeout: Duration,
+    /// What a worker does to a message.
+    pub process: ProcessFn,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            queue_type: QueueType::Memory,
+            queue_size: 1000,
+            workers: 4,
+            body_limit: 16 * 1024 * 1024,
+            max_connections: 10_000,
+            results_capacity: 1024,
+            drain_timeout: Duration::from_secs(10),
+            process: Arc::new(seed_processing),
+        }
+    }
+}
+
+impl std::fmt::Debug for ProcessorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessorConfig")
+            .field("queue_type", &self.queue_type)
+            .field("queue_size", &self.queue_size)
+            .field("workers", &self.workers)
+            .field("body_limit", &self.body_limit)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything `/stats` reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessorStats {
+    /// Always `processor`.
+    pub service: &'static str,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// The queue implementation.
+    pub queue_type: &'static str,
+    /// Queue counters.
+    pub queue: QueueStats,
+    /// Worker counters.
+    pub workers: WorkerStats,
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// Results handed on by the workers.
+    pub results: u64,
+}
+
+/// A running processor: its queue, workers and the reader of their results.
+#[derive(Debug)]
+pub struct Processor {
+    state: Arc<AppState>,
+    pool: WorkerPool<AnyQueue>,
+    results_reader: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct AppState {
+    queue: Arc<AnyQueue>,
+    pool_stats: Arc<PoolStats>,
+    started: Instant,
+    body_limit: usize,
+    connections: Arc<AtomicU64>,
+    results: Arc<AtomicU64>,
+}
+
+impl Processor {
+    /// Starts the queue and the workers on the current tokio runtime.
+    pub fn start(config: &ProcessorConfig, connections: Arc<AtomicU64>) -> Processor {
+        let queue = Arc::new(AnyQueue::new(config.queue_type, config.queue_size));
+        let (results_tx, mut results_rx) = mpsc::channel(config.results_capacity.max(1));
+        let pool = WorkerPool::start(
+            Arc::clone(&queue),
+            config.workers,
+            Arc::clone(&config.process),
+            results_tx,
+        );
+        let results = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&results);
+        // Results are the end of the line in this system; count them so the channel drains.
+        let results_reader = tokio::spawn(async move {
+            while results_rx.recv().await.is_some() {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let state = Arc::new(AppState {
+            queue,
+            pool_stats: pool.stats(),
+            started: Instant::now(),
+            body_limit: config.body_limit,
+            connections,
+            results,
+        });
+        Processor {
+            state,
+            pool,
+            results_reader,
+        }
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/enqueue", post(enqueue))
+            .route("/stats", get(stats))
+            .route("/health", get(health))
+            .route("/metrics", get(metrics::render))
+            .fallback(http_error::not_found)
+            .method_not_allowed_fallback(http_error::method_not_allowed)
+            .with_state(Arc::clone(&self.state))
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> ProcessorStats {
+        self.state.stats()
+    }
+
+    /// Closes the queue, waits until every accepted message is processed and every result
+    /// read, and returns the final counters.
+    pub async fn stop(self) -> ProcessorStats {
+        self.pool.stop().await;
+        if let Err(err) = self.results_reader.await {
+            tracing::error!(%err, "results reader ended abnormally");
+        }
+        self.state.stats()
+    }
+}
+
+impl AppState {
+    fn stats(&self) -> ProcessorStats {
+        ProcessorStats {
+            service: "processor",
+            uptime_seconds: self.started.elapsed().as_secs(),
+            queue_type: self.queue.kind().as_str(),
+            queue: self.queue.stats(),
+            workers: self.pool_stats.snapshot(),
+            connections_accepted: self.connections.load(Ordering::Relaxed),
+            results: self.results.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Serves the processor on `listener` until `shutdown` completes, then stops accepting,
+/// lets open requests finish (within the drain timeout), processes everything accepted and
+/// returns the final counters.
+pub async fn serve(
+    listener: TcpListener,
+    config: ProcessorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<ProcessorStats> {
+    let listener = BoundedListener::new(listener, config.max_connections);
+    let processor = Processor::start(&config, listener.accepted_counter());
+    crate::shutdown::serve_http(listener, processor.router(), shutdown, config.drain_timeout).await?;
+    let stats = processor.stop().await;
+    tracing::info!(
+        accepted = stats.queue.enqueued,
+        processed = stats.workers.processed,
+        "processor stopped"
+    );
+    Ok(stats)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted {
+    message_id: String,
+    status: &'static str,
+}
+
+async fn enqueue(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let codec = Codec::from_headers(&headers)?;
+    let bytes = read_body(&headers, body, state.body_limit).await?;
+    let mut msg: DataMessage = codec.decode(&bytes)?;
+    complete(&mut msg, state.queue.kind())?;
+    state
+        .queue
+        .publish(MessageRef::from(&msg))
+        .await
+        .map_err(publish_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message_id: msg.id,
+            status: "accepted",
+        }),
+    ))
+}
+
+/// Checks the required fields and fills in an id and a timestamp when they are missing.
+fn complete(msg: &mut DataMessage, queue: QueueType) -> Result<(), ApiError> {
+    if msg.source.trim().is_empty() {
+        return Err(ApiError::bad_request("field `source` is required"));
+    }
+    if msg.id.is_empty() {
+        msg.id = MessageId::generate(queue.id_source()).as_str().to_owned();
+    }
+    if msg.timestamp == 0 {
+        msg.timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+    }
+    Ok(())
+}
+
+fn publish_error(err: PublishError) -> ApiError {
+    match err {
+        PublishError::Full => ApiError::unavailable("queue is full; retry later"),
+        PublishError::Closed => ApiError::unavailable("processor is shutting down; retry later"),
+    }
+}
+
+async fn stats(State(state): State<Arc<AppState>>) -> Json<ProcessorStats> {
+    Json(state.stats())
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}

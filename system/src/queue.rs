@@ -1,0 +1,209 @@
+//! The queue between the processor's HTTP front and its worker pool.
+//!
+//! One abstraction, [`Queue`], with an acknowledged hand-off ([`Delivery`]) so that a
+//! broker-backed queue fits the worker pool unchanged. Two in-memory implementations form
+//! the A/B pair the harness measures:
+//!
+//! - [`MemoryQueue`], the baseline: a locked ring of freshly allocated messages, stats
+//!   behind a lock;
+//! - [`PooledQueue`]: messages live in reusable slots that return to a pool when their
+//!   delivery is dropped; nothing is allocated per message once the pool is warm.
+//!
+//! Both keep the same contract: publishing never waits (a full queue answers
+//! [`PublishError::Full`], a closed one [`PublishError::Closed`]); messages from one
+//! producer come out in the order they went in; after [`Queue::close`] consumers receive
+//! everything already accepted and then `None`.
+
+mod gate;
+mod memory;
+mod pooled;
+
+use std::{fmt, future::Future, str::FromStr};
+
+pub use memory::{MemoryDelivery, MemoryQueue};
+pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES};
+
+use crate::message::MessageRef;
+
+/// Why a message was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The queue holds its capacity; retry later.
+    #[error("queue is full")]
+    Full,
+    /// The queue no longer accepts messages (shutting down).
+    #[error("queue is closed")]
+    Closed,
+}
+
+/// Counters of a queue at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Messages accepted since start.
+    pub enqueued: u64,
+    /// Messages handed to consumers since start.
+    pub dequeued: u64,
+    /// Messages refused because the queue was full.
+    pub rejected: u64,
+    /// Messages waiting now.
+    pub size: u64,
+    /// Most messages that can wait at once.
+    pub capacity: u64,
+}
+
+/// A bounded multi-producer, multi-consumer queue of messages.
+pub trait Queue: Send + Sync + 'static {
+    /// What a consumer holds while it works on a message.
+    type Delivery: Delivery;
+
+    /// Accepts a copy of `msg`, or says why not. Never waits for room.
+    fn publish(&self, msg: MessageRef<'_>) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// The next message; waits while the queue is empty and open. `None` once the queue
+    /// is closed and everything accepted has been handed out.
+    fn consume(&self) -> impl Future<Output = Option<Self::Delivery>> + Send;
+
+    /// Stops accepting messages; those already accepted are still delivered.
+    fn close(&self);
+
+    /// Current counters.
+    fn stats(&self) -> QueueStats;
+}
+
+/// A message held by a consumer. Dropping it without [`Delivery::ack`] is allowed: the
+/// in-memory queues treat it the same, a broker-backed queue redelivers it later.
+pub trait Delivery: Send + 'static {
+    /// The message.
+    fn message(&self) -> MessageRef<'_>;
+
+    /// Tells the queue the message has been handled.
+    fn ack(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Which queue implementation the processor runs (`QUEUE_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum QueueType {
+    /// Baseline: a fresh allocation per message, stats behind a lock.
+    #[default]
+    Memory,
+    /// Reused message slots from an object pool, atomic stats.
+    Pooled,
+}
+
+impl QueueType {
+    /// The name used in configuration and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Memory => "memory",
+            QueueType::Pooled => "pooled",
+        }
+    }
+
+    /// Where this side of the A/B pair takes its message ids from.
+    pub fn id_source(self) -> crate::ids::IdSource {
+        match self {
+            QueueType::Memory => crate::ids::IdSource::Os,
+            QueueType::Pooled => crate::ids::IdSource::Fast,
+        }
+    }
+}
+
+impl fmt::Display for QueueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for QueueType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        <QueueType as clap::ValueEnum>::from_str(s, true)
+    }
+}
+
+/// A queue of either type, chosen at start-up; dispatch is a `match`, so nothing is boxed
+/// on the hot path.
+#[derive(Debug)]
+pub enum AnyQueue {
+    /// The baseline.
+    Memory(MemoryQueue),
+    /// The pooled queue.
+    Pooled(PooledQueue),
+}
+
+impl AnyQueue {
+    /// A new queue of `kind` holding at most `capacity` messages.
+    pub fn new(kind: QueueType, capacity: usize) -> AnyQueue {
+        match kind {
+            QueueType::Memory => AnyQueue::Memory(MemoryQueue::new(capacity)),
+            QueueType::Pooled => AnyQueue::Pooled(PooledQueue::new(capacity)),
+        }
+    }
+
+    /// Which implementation this is.
+    pub fn kind(&self) -> QueueType {
+        match self {
+            AnyQueue::Memory(_) => QueueType::Memory,
+            AnyQueue::Pooled(_) => QueueType::Pooled,
+        }
+    }
+}
+
+/// A delivery from an [`AnyQueue`].
+#[derive(Debug)]
+pub enum AnyDelivery {
+    /// From the baseline queue.
+    Memory(MemoryDelivery),
+    /// From the pooled queue.
+    Pooled(PooledDelivery),
+}
+
+impl Queue for AnyQueue {
+    type Delivery = AnyDelivery;
+
+    async fn publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        match self {
+            AnyQueue::Memory(q) => q.try_publish(msg),
+            AnyQueue::Pooled(q) => q.try_publish(msg),
+        }
+    }
+
+    async fn consume(&self) -> Option<AnyDelivery> {
+        match self {
+            AnyQueue::Memory(q) => q.consume().await.map(AnyDelivery::Memory),
+            AnyQueue::Pooled(q) => q.consume().await.map(AnyDelivery::Pooled),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            AnyQueue::Memory(q) => q.close(),
+            AnyQueue::Pooled(q) => q.close(),
+        }
+    }
+
+    fn stats(&self) -> QueueStats {
+        match self {
+            AnyQueue::Memory(q) => q.stats(),
+            AnyQueue::Pooled(q) => q.stats(),
+        }
+    }
+}
+
+impl Delivery for AnyDelivery {
+    fn message(&self) -> MessageRef<'_> {
+        match self {
+            AnyDelivery::Memory(d) => d.message(),
+            AnyDelivery::Pooled(d) => d.message(),
+        }
+    }
+
+    async fn ack(self) {
+        match self {
+            AnyDelivery::Memory(d) => d.ack().await,
+            AnyDelivery::Pooled(d) => d.ack().await,
+        }
+    }
+}

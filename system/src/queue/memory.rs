@@ -1,0 +1,110 @@
+//! The baseline queue, shaped like the original system's `MemoryQueue`: a bounded ring
+//! behind a mutex, each message copied into a fresh heap allocation on publish and freed by
+//! whichever thread consumes it, stats kept in a second mutex.
+
+use std::{
+    collections::VecDeque,
+    sync::{Mutex, MutexGuard, PoisonError},
+};
+
+use super::{Delivery, PublishError, Queue, QueueStats, gate::Gate};
+use crate::{message::MessageRef, proto::DataMessage};
+
+/// The baseline in-memory queue.
+#[derive(Debug)]
+pub struct MemoryQueue {
+    ring: Mutex<VecDeque<Box<DataMessage>>>,
+    stats: Mutex<QueueStats>,
+    capacity: usize,
+    gate: Gate,
+}
+
+/// A message taken from a [`MemoryQueue`]; it owns its allocation.
+#[derive(Debug)]
+pub struct MemoryDelivery(Box<DataMessage>);
+
+impl MemoryQueue {
+    /// A queue holding at most `capacity` messages (at least one).
+    pub fn new(capacity: usize) -> MemoryQueue {
+        let capacity = capacity.max(1);
+        MemoryQueue {
+            ring: Mutex::new(VecDeque::with_capacity(capacity)),
+            stats: Mutex::new(QueueStats {
+                capacity: capacity as u64,
+                ..QueueStats::default()
+            }),
+            capacity,
+            gate: Gate::default(),
+        }
+    }
+
+    /// Accepts a copy of `msg` without waiting.
+    pub fn try_publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        let _entered = self.gate.enter()?;
+        let boxed = Box::new(msg.to_owned_message());
+        {
+            let mut ring = lock(&self.ring);
+            if ring.len() >= self.capacity {
+                drop(ring);
+                lock(&self.stats).rejected += 1;
+                return Err(PublishError::Full);
+            }
+            ring.push_back(boxed);
+        }
+        lock(&self.stats).enqueued += 1;
+        self.gate.wake_one();
+        Ok(())
+    }
+
+    /// Takes the next message without waiting.
+    pub fn try_consume(&self) -> Option<MemoryDelivery> {
+        let boxed = lock(&self.ring).pop_front()?;
+        lock(&self.stats).dequeued += 1;
+        Some(MemoryDelivery(boxed))
+    }
+}
+
+impl Queue for MemoryQueue {
+    type Delivery = MemoryDelivery;
+
+    async fn publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        self.try_publish(msg)
+    }
+
+    async fn consume(&self) -> Option<MemoryDelivery> {
+        self.gate.wait_for(|| self.try_consume()).await
+    }
+
+    fn close(&self) {
+        self.gate.close();
+    }
+
+    fn stats(&self) -> QueueStats {
+        let size = lock(&self.ring).len() as u64;
+        QueueStats {
+            size,
+            ..*lock(&self.stats)
+        }
+    }
+}
+
+impl MemoryDelivery {
+    /// The message.
+    pub fn message(&self) -> MessageRef<'_> {
+        MessageRef::from(&*self.0)
+    }
+}
+
+impl Delivery for MemoryDelivery {
+    fn message(&self) -> MessageRef<'_> {
+        MemoryDelivery::message(self)
+    }
+
+    async fn ack(self) {}
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the data (a ring
+/// and counters) stays consistent, so keep going rather than spread the panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

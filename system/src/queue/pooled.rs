@@ -1,0 +1,232 @@
+//! The pooled queue: messages are copied into reusable slots taken from a free list, and a
+//! slot goes back to the free list when the consumer drops its [`PooledDelivery`].
+//!
+//! Invariants:
+//! - nothing is allocated per message once the pool is warm: the slot, its strings, its
+//!   payload buffer and its metadata pairs all keep their capacity (a payload or a string
+//!   larger than [`RETAINED_BYTES`] is trimmed on return, so one huge message cannot pin
+//!   memory for ever, and the next one that large allocates again);
+//! - no message can observe another's data: a slot is cleared when it returns, every field
+//!   is overwritten on publish, and only the live metadata pairs are visible;
+//! - counters are atomics on their own cache lines, so publishers and consumers never wait
+//!   on a lock.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
+
+use super::{Delivery, PublishError, Queue, QueueStats, gate::Gate};
+use crate::message::{MessageRef, Metadata};
+
+/// Largest capacity (in bytes) a slot's buffer keeps across messages.
+pub const RETAINED_BYTES: usize = 64 * 1024;
+/// Most metadata pairs a slot keeps across messages.
+const RETAINED_PAIRS: usize = 64;
+/// Free slots kept beyond the queue's capacity, for messages held by consumers.
+const SPARE_SLOTS: usize = 256;
+
+/// The pooled in-memory queue. Cloning gives another handle to the same queue.
+#[derive(Debug, Clone)]
+pub struct PooledQueue {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    ready: ArrayQueue<Box<Slot>>,
+    free: ArrayQueue<Box<Slot>>,
+    gate: Gate,
+    enqueued: CachePadded<AtomicU64>,
+    dequeued: CachePadded<AtomicU64>,
+    rejected: CachePadded<AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    id: String,
+    timestamp: i64,
+    source: String,
+    payload: Vec<u8>,
+    /// Pairs beyond `live_pairs` are spare capacity, never shown.
+    pairs: Vec<(String, String)>,
+    live_pairs: usize,
+}
+
+/// A message taken from a [`PooledQueue`]; its slot returns to the pool on drop.
+#[derive(Debug)]
+pub struct PooledDelivery {
+    slot: Option<Box<Slot>>,
+    queue: Arc<Inner>,
+}
+
+impl PooledQueue {
+    /// A queue holding at most `capacity` messages (at least one).
+    pub fn new(capacity: usize) -> PooledQueue {
+        let capacity = capacity.max(1);
+        PooledQueue {
+            inner: Arc::new(Inner {
+                ready: ArrayQueue::new(capacity),
+                free: ArrayQueue::new(capacity + SPARE_SLOTS),
+                gate: Gate::default(),
+                enqueued: CachePadded::new(AtomicU64::new(0)),
+                dequeued: CachePadded::new(AtomicU64::new(0)),
+                rejected: CachePadded::new(AtomicU64::new(0)),
+            }),
+        }
+    }
+
+    /// Accepts a copy of `msg` without waiting.
+    pub fn try_publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        let inner = &*self.inner;
+        let _entered = inner.gate.enter()?;
+        if inner.ready.is_full() {
+            // Cheap early answer; the push below is what actually decides.
+            inner.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(PublishError::Full);
+        }
+        let mut slot = inner.free.pop().unwrap_or_default();
+        slot.fill(msg);
+        match inner.ready.push(slot) {
+            Ok(()) => {
+                inner.enqueued.fetch_add(1, Ordering::Relaxed);
+                inner.gate.wake_one();
+                Ok(())
+            }
+            Err(mut slot) => {
+                inner.rejected.fetch_add(1, Ordering::Relaxed);
+                slot.clear();
+                let _ = inner.free.push(slot);
+                Err(PublishError::Full)
+            }
+        }
+    }
+
+    /// Takes the next message without waiting.
+    pub fn try_consume(&self) -> Option<PooledDelivery> {
+        let slot = self.inner.ready.pop()?;
+        self.inner.dequeued.fetch_add(1, Ordering::Relaxed);
+        Some(PooledDelivery {
+            slot: Some(slot),
+            queue: Arc::clone(&self.inner),
+        })
+    }
+
+    /// Slots waiting in the free list (for tests and diagnostics).
+    pub fn free_slots(&self) -> usize {
+        self.inner.free.len()
+    }
+}
+
+impl Queue for PooledQueue {
+    type Delivery = PooledDelivery;
+
+    async fn publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        self.try_publish(msg)
+    }
+
+    async fn consume(&self) -> Option<PooledDelivery> {
+        self.inner.gate.wait_for(|| self.try_consume()).await
+    }
+
+    fn close(&self) {
+        self.inner.gate.close();
+    }
+
+    fn stats(&self) -> QueueStats {
+        let inner = &*self.inner;
+        QueueStats {
+            enqueued: inner.enqueued.load(Ordering::Relaxed),
+            dequeued: inner.dequeued.load(Ordering::Relaxed),
+            rejected: inner.rejected.load(Ordering::Relaxed),
+            size: inner.ready.len() as u64,
+            capacity: inner.ready.capacity() as u64,
+        }
+    }
+}
+
+impl Slot {
+    fn fill(&mut self, msg: MessageRef<'_>) {
+        self.id.clear();
+        self.id.push_str(msg.id);
+        self.timestamp = msg.timestamp;
+        self.source.clear();
+        self.source.push_str(msg.source);
+        self.payload.clear();
+        self.payload.extend_from_slice(msg.payload);
+        self.live_pairs = 0;
+        for (key, value) in msg.metadata.iter() {
+            if let Some((k, v)) = self.pairs.get_mut(self.live_pairs) {
+                k.clear();
+                k.push_str(key);
+                v.clear();
+                v.push_str(value);
+            } else {
+                self.pairs.push((key.to_owned(), value.to_owned()));
+            }
+            self.live_pairs += 1;
+        }
+    }
+
+    fn view(&self) -> MessageRef<'_> {
+        MessageRef {
+            id: &self.id,
+            timestamp: self.timestamp,
+            source: &self.source,
+            payload: &self.payload,
+            metadata: Metadata::Pairs(&self.pairs[..self.live_pairs]),
+        }
+    }
+
+    /// Forgets the message, keeping (bounded) capacity for the next one.
+    fn clear(&mut self) {
+        clear_string(&mut self.id);
+        clear_string(&mut self.source);
+        self.payload.clear();
+        self.payload.shrink_to(RETAINED_BYTES);
+        self.timestamp = 0;
+        self.pairs.truncate(RETAINED_PAIRS);
+        for (k, v) in &mut self.pairs {
+            clear_string(k);
+            clear_string(v);
+        }
+        self.live_pairs = 0;
+    }
+}
+
+fn clear_string(s: &mut String) {
+    s.clear();
+    s.shrink_to(RETAINED_BYTES);
+}
+
+impl PooledDelivery {
+    /// The message.
+    pub fn message(&self) -> MessageRef<'_> {
+        match &self.slot {
+            Some(slot) => slot.view(),
+            // The slot is only taken in `drop`.
+            None => unreachable!("a pooled delivery always holds its slot until dropped"),
+        }
+    }
+}
+
+impl Delivery for PooledDelivery {
+    fn message(&self) -> MessageRef<'_> {
+        PooledDelivery::message(self)
+    }
+
+    async fn ack(self) {}
+}
+
+impl Drop for PooledDelivery {
+    fn drop(&mut self) {
+        if let Some(mut slot) = self.slot.take() {
+            slot.clear();
+            // A full free list means the pool already holds enough slots: let this one go.
+            let _ = self.queue.free.push(slot);
+        }
+    }
+}
