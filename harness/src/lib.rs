@@ -1,1 +1,2 @@
-//! x
+//! Benchmarks and load generation for the ingest system: criterion and callgrind suites,
+//! allocation counts, and a load generator. Uses `system` as a library.

@@ -36,11 +36,18 @@ impl Codec {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(unsupported)?;
-        let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "application/json" => Ok(Codec::Json),
             "application/x-protobuf" | "application/protobuf" => Ok(Codec::Protobuf),
-            other if other.starts_with("application/") && other.ends_with("+json") => Ok(Codec::Json),
+            other if other.starts_with("application/") && other.ends_with("+json") => {
+                Ok(Codec::Json)
+            }
             _ => Err(unsupported()),
         }
     }
@@ -85,6 +92,8 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
-        Err(err) => Err(ApiError::bad_request(format!("could not read the body: {err}"))),
+        Err(err) => Err(ApiError::bad_request(format!(
+            "could not read the body: {err}"
+        ))),
     }
 }

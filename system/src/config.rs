@@ -10,7 +10,11 @@ use crate::queue::QueueType;
 
 /// The command line of the `system` binary.
 #[derive(Debug, Parser)]
-#[command(name = "system", version, about = "Ingest system: gateway, gRPC ingest and processor")]
+#[command(
+    name = "system",
+    version,
+    about = "Ingest system: gateway, gRPC ingest and processor"
+)]
 pub struct Cli {
     /// Which role to run; all of them when omitted.
     #[command(subcommand)]

@@ -48,7 +48,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(Body { error: &self.message })).into_response();
+        let mut response = (
+            self.status,
+            Json(Body {
+                error: &self.message,
+            }),
+        )
+            .into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -65,5 +71,8 @@ pub async fn not_found() -> ApiError {
 
 /// The answer to a known route called with the wrong method (axum adds `Allow`).
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
 }

@@ -52,7 +52,10 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
 
 async fn bind(addr: SocketAddr, role: &str) -> io::Result<TcpListener> {
     let listener = TcpListener::bind(addr).await.map_err(|err| {
-        io::Error::new(err.kind(), format!("{role}: cannot listen on {addr}: {err}"))
+        io::Error::new(
+            err.kind(),
+            format!("{role}: cannot listen on {addr}: {err}"),
+        )
     })?;
     tracing::info!("{role} listening on {}", listener.local_addr()?);
     Ok(listener)

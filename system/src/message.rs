@@ -49,7 +49,10 @@ impl<'a> Metadata<'a> {
     pub fn get(&self, key: &str) -> Option<&'a str> {
         match self {
             Metadata::Map(map) => map.get(key).map(String::as_str),
-            Metadata::Pairs(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
+            Metadata::Pairs(pairs) => pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str()),
         }
     }
 
@@ -61,7 +64,9 @@ impl<'a> Metadata<'a> {
         };
         let from_map = map.into_iter().flatten();
         let from_pairs = pairs.into_iter().flatten().map(|(k, v)| (k, v));
-        from_map.chain(from_pairs).map(|(k, v)| (k.as_str(), v.as_str()))
+        from_map
+            .chain(from_pairs)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 

@@ -209,7 +209,8 @@ pub async fn serve(
 ) -> io::Result<ProcessorStats> {
     let listener = BoundedListener::new(listener, config.max_connections);
     let processor = Processor::start(&config, listener.accepted_counter());
-    crate::shutdown::serve_http(listener, processor.router(), shutdown, config.drain_timeout).await?;
+    crate::shutdown::serve_http(listener, processor.router(), shutdown, config.drain_timeout)
+        .await?;
     let stats = processor.stop().await;
     tracing::info!(
         accepted = stats.queue.enqueued,

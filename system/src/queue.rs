@@ -58,7 +58,8 @@ pub trait Queue: Send + Sync + 'static {
     type Delivery: Delivery;
 
     /// Accepts a copy of `msg`, or says why not. Never waits for room.
-    fn publish(&self, msg: MessageRef<'_>) -> impl Future<Output = Result<(), PublishError>> + Send;
+    fn publish(&self, msg: MessageRef<'_>)
+    -> impl Future<Output = Result<(), PublishError>> + Send;
 
     /// The next message; waits while the queue is empty and open. `None` once the queue
     /// is closed and everything accepted has been handed out.

@@ -177,7 +177,9 @@ impl<Q: Queue> Worker<Q> {
                 }
             };
             let busy = finished.saturating_duration_since(started);
-            counters.busy_nanos.fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
+            counters
+                .busy_nanos
+                .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
             counters.processed.fetch_add(1, Ordering::Relaxed);
             delivery.ack().await;
             if self.results.send(result).await.is_err() {
@@ -199,7 +201,9 @@ impl Clock {
     fn new() -> Clock {
         Clock {
             base: Instant::now(),
-            base_unix: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+            base_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
         }
     }
 

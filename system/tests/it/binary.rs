@@ -13,6 +13,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_system");
 
 /// Starts `system processor` on a free port; returns the child, its address, and the rest
 /// of its log lines.
+// The child is handed to the caller, which waits for it; clippy cannot follow that.
+#[allow(clippy::zombie_processes)]
 fn start_processor(envs: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<String>) {
     let mut child = Command::new(BIN)
         .arg("processor")
@@ -33,7 +35,9 @@ fn start_processor(envs: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<Stri
         }
     });
     loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the processor logs its address");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the processor logs its address");
         if let Some((_, addr)) = line.split_once("processor listening on ") {
             return (child, addr.trim().to_owned(), rx);
         }
@@ -41,13 +45,17 @@ fn start_processor(envs: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<Stri
 }
 
 fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
 #[tokio::test]
 async fn sigterm_drains_accepted_messages_and_exits_zero() {
-    let (mut child, addr, logs) = start_processor(&[("QUEUE_TYPE", "pooled"), ("PROCESSOR_WORKERS", "2")]);
+    let (mut child, addr, logs) =
+        start_processor(&[("QUEUE_TYPE", "pooled"), ("PROCESSOR_WORKERS", "2")]);
     let client = reqwest::Client::new();
     for n in 0..50 {
         let response = client
@@ -67,7 +75,10 @@ async fn sigterm_drains_accepted_messages_and_exits_zero() {
         .iter()
         .find(|l| l.contains("processor stopped"))
         .unwrap_or_else(|| panic!("no summary in {rest:?}"));
-    assert!(summary.contains("accepted=50") && summary.contains("processed=50"), "{summary}");
+    assert!(
+        summary.contains("accepted=50") && summary.contains("processed=50"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -78,7 +89,11 @@ fn a_bad_setting_is_refused_at_start_up_by_name() {
         ("QUEUE_SIZE", "many", "QUEUE_SIZE"),
         ("BIND_ADDR", "not-an-ip", "BIND_ADDR"),
     ] {
-        let output = Command::new(BIN).arg("processor").env(name, value).output().unwrap();
+        let output = Command::new(BIN)
+            .arg("processor")
+            .env(name, value)
+            .output()
+            .unwrap();
         assert!(!output.status.success(), "{name}={value} was accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(mentions), "{name}={value}: {stderr}");

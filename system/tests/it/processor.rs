@@ -31,7 +31,11 @@ async fn start(config: ProcessorConfig) -> Running {
     let task = tokio::spawn(serve(listener, config, async {
         let _ = stopped.await;
     }));
-    Running { url: format!("http://{addr}"), stop, task }
+    Running {
+        url: format!("http://{addr}"),
+        stop,
+        task,
+    }
 }
 
 impl Running {
@@ -41,7 +45,14 @@ impl Running {
     }
 
     async fn stats(&self) -> Value {
-        Client::new().get(format!("{}/stats", self.url)).send().await.unwrap().json().await.unwrap()
+        Client::new()
+            .get(format!("{}/stats", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Waits (bounded) until the workers have processed `n` messages.
@@ -89,8 +100,14 @@ async fn post_json(url: &str, body: &str) -> reqwest::Response {
 async fn json_enqueue_is_accepted_and_processed_with_its_data_intact() {
     for queue_type in [QueueType::Memory, QueueType::Pooled] {
         let (process, seen) = recording();
-        let server = start(ProcessorConfig { queue_type, process, ..ProcessorConfig::default() }).await;
-        let body = json!({"source": "sensor-1", "payload": "aGVsbG8=", "metadata": {"region": "eu"}});
+        let server = start(ProcessorConfig {
+            queue_type,
+            process,
+            ..ProcessorConfig::default()
+        })
+        .await;
+        let body =
+            json!({"source": "sensor-1", "payload": "aGVsbG8=", "metadata": {"region": "eu"}});
         let response = post_json(&server.url, &body.to_string()).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         let answer: Value = response.json().await.unwrap();
@@ -113,7 +130,11 @@ async fn json_enqueue_is_accepted_and_processed_with_its_data_intact() {
 #[tokio::test]
 async fn protobuf_enqueue_is_accepted_and_processed() {
     let (process, seen) = recording();
-    let server = start(ProcessorConfig { process, ..ProcessorConfig::default() }).await;
+    let server = start(ProcessorConfig {
+        process,
+        ..ProcessorConfig::default()
+    })
+    .await;
     let msg = DataMessage {
         id: "given-id".into(),
         timestamp: 42,
@@ -138,19 +159,44 @@ async fn protobuf_enqueue_is_accepted_and_processed() {
 
 async fn assert_error(response: reqwest::Response, status: StatusCode, mentions: &str) {
     assert_eq!(response.status(), status);
-    let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
-    assert!(content_type.starts_with("application/json"), "{content_type}");
+    let content_type = response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
     let body: Value = response.json().await.unwrap();
-    let error = body["error"].as_str().unwrap_or_else(|| panic!("no error field in {body}"));
-    assert!(error.contains(mentions), "{error:?} should mention {mentions:?}");
+    let error = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error field in {body}"));
+    assert!(
+        error.contains(mentions),
+        "{error:?} should mention {mentions:?}"
+    );
 }
 
 #[tokio::test]
 async fn bad_requests_get_a_status_and_a_json_error() {
-    let server = start(ProcessorConfig { body_limit: 1024, ..ProcessorConfig::default() }).await;
+    let server = start(ProcessorConfig {
+        body_limit: 1024,
+        ..ProcessorConfig::default()
+    })
+    .await;
     let url = &server.url;
-    assert_error(post_json(url, "{not json").await, StatusCode::BAD_REQUEST, "invalid JSON").await;
-    assert_error(post_json(url, r#"{"payload": "aGk="}"#).await, StatusCode::BAD_REQUEST, "source").await;
+    assert_error(
+        post_json(url, "{not json").await,
+        StatusCode::BAD_REQUEST,
+        "invalid JSON",
+    )
+    .await;
+    assert_error(
+        post_json(url, r#"{"payload": "aGk="}"#).await,
+        StatusCode::BAD_REQUEST,
+        "source",
+    )
+    .await;
     assert_error(
         post_json(url, r#"{"source": "s", "payload": "%%%"}"#).await,
         StatusCode::BAD_REQUEST,
@@ -179,7 +225,12 @@ async fn bad_requests_get_a_status_and_a_json_error() {
         .unwrap();
     assert_error(garbage, StatusCode::BAD_REQUEST, "invalid protobuf").await;
     let too_large = format!(r#"{{"source": "s", "payload": "{}"}}"#, "A".repeat(2000));
-    assert_error(post_json(url, &too_large).await, StatusCode::PAYLOAD_TOO_LARGE, "limit").await;
+    assert_error(
+        post_json(url, &too_large).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "limit",
+    )
+    .await;
     let text = client
         .post(format!("{url}/enqueue"))
         .header(header::CONTENT_TYPE, "text/plain")
@@ -188,7 +239,12 @@ async fn bad_requests_get_a_status_and_a_json_error() {
         .await
         .unwrap();
     assert_error(text, StatusCode::UNSUPPORTED_MEDIA_TYPE, "content-type").await;
-    let no_type = client.post(format!("{url}/enqueue")).body("{}").send().await.unwrap();
+    let no_type = client
+        .post(format!("{url}/enqueue"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_error(no_type, StatusCode::UNSUPPORTED_MEDIA_TYPE, "content-type").await;
     let missing = client.get(format!("{url}/nowhere")).send().await.unwrap();
     assert_error(missing, StatusCode::NOT_FOUND, "route").await;
@@ -223,11 +279,17 @@ async fn a_full_queue_answers_503_and_loses_nothing_it_accepted() {
             other => panic!("unexpected {other}"),
         }
     }
-    assert!(refused > 0, "a queue of 2 with a slow worker must refuse part of a burst of 10");
+    assert!(
+        refused > 0,
+        "a queue of 2 with a slow worker must refuse part of a burst of 10"
+    );
     let stats = server.shutdown().await;
     assert_eq!(stats.queue.enqueued, accepted);
     assert_eq!(stats.queue.rejected, refused);
-    assert_eq!(stats.workers.processed, accepted, "every accepted message was processed");
+    assert_eq!(
+        stats.workers.processed, accepted,
+        "every accepted message was processed"
+    );
 }
 
 /// Shutting down with messages still queued processes all of them before `serve` returns.
@@ -251,9 +313,15 @@ async fn graceful_shutdown_processes_everything_queued() {
         assert_eq!(response.status(), StatusCode::ACCEPTED);
     }
     let queued = server.stats().await["queue"]["size"].as_u64().unwrap();
-    assert!(queued > 0, "the test needs messages still queued at shutdown");
+    assert!(
+        queued > 0,
+        "the test needs messages still queued at shutdown"
+    );
     let stats = server.shutdown().await;
-    assert_eq!((stats.queue.enqueued, stats.workers.processed, stats.results), (100, 100, 100));
+    assert_eq!(
+        (stats.queue.enqueued, stats.workers.processed, stats.results),
+        (100, 100, 100)
+    );
 }
 
 #[tokio::test]
@@ -262,14 +330,33 @@ async fn health_and_metrics_answer() {
     post_json(&server.url, r#"{"source": "m"}"#).await;
     server.processed(1).await;
     let client = Client::new();
-    let health: Value = client.get(format!("{}/health", server.url)).send().await.unwrap().json().await.unwrap();
+    let health: Value = client
+        .get(format!("{}/health", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health, json!({"status": "ok"}));
-    let response = client.get(format!("{}/metrics", server.url)).send().await.unwrap();
-    assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+    let response = client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = response.text().await.unwrap();
     let samples = crate::support::parse_prometheus(&text);
     assert_eq!(samples["processor_messages_processed_total"], 1.0);
-    assert_eq!(samples[r#"processor_messages_enqueued_total{queue="memory"}"#], 1.0);
+    assert_eq!(
+        samples[r#"processor_messages_enqueued_total{queue="memory"}"#],
+        1.0
+    );
     assert!(samples["processor_connections_accepted_total"] >= 1.0);
     server.shutdown().await;
 }

@@ -47,9 +47,16 @@ async fn a_full_queue_answers_full_and_keeps_what_it_holds() {
         for n in 0..3 {
             publish_now(&queue, &message(n, 8, 0)).unwrap();
         }
-        assert_eq!(publish_now(&queue, &message(3, 8, 0)), Err(PublishError::Full), "{kind}");
+        assert_eq!(
+            publish_now(&queue, &message(3, 8, 0)),
+            Err(PublishError::Full),
+            "{kind}"
+        );
         let stats = queue.stats();
-        assert_eq!((stats.enqueued, stats.rejected, stats.size, stats.capacity), (3, 1, 3, 3));
+        assert_eq!(
+            (stats.enqueued, stats.rejected, stats.size, stats.capacity),
+            (3, 1, 3, 3)
+        );
         assert_eq!(queue.consume().await.unwrap().message().id, "msg-0");
         publish_now(&queue, &message(4, 8, 0)).unwrap();
         let ids: Vec<String> = [(); 3]
@@ -70,12 +77,23 @@ async fn a_closed_queue_refuses_new_messages_but_delivers_the_accepted_ones() {
         publish_now(&queue, &message(1, 8, 0)).unwrap();
         publish_now(&queue, &message(2, 8, 0)).unwrap();
         queue.close();
-        assert_eq!(publish_now(&queue, &message(3, 8, 0)), Err(PublishError::Closed), "{kind}");
+        assert_eq!(
+            publish_now(&queue, &message(3, 8, 0)),
+            Err(PublishError::Closed),
+            "{kind}"
+        );
         assert_eq!(queue.consume().await.unwrap().message().id, "msg-1");
         assert_eq!(queue.consume().await.unwrap().message().id, "msg-2");
-        assert!(queue.consume().await.is_none(), "{kind}: closed and empty ends consumption");
+        assert!(
+            queue.consume().await.is_none(),
+            "{kind}: closed and empty ends consumption"
+        );
         let stats = queue.stats();
-        assert_eq!((stats.enqueued, stats.dequeued, stats.size), (2, 2, 0), "{kind}");
+        assert_eq!(
+            (stats.enqueued, stats.dequeued, stats.size),
+            (2, 2, 0),
+            "{kind}"
+        );
     }
 }
 
@@ -109,8 +127,11 @@ async fn four_producers_and_four_consumers_deliver_every_message_exactly_once() 
     const PER_PRODUCER: u64 = 100_000;
     for kind in BOTH {
         let queue = Arc::new(AnyQueue::new(kind, 1000));
-        let seen: Arc<Vec<AtomicU8>> =
-            Arc::new((0..PRODUCERS * PER_PRODUCER).map(|_| AtomicU8::new(0)).collect());
+        let seen: Arc<Vec<AtomicU8>> = Arc::new(
+            (0..PRODUCERS * PER_PRODUCER)
+                .map(|_| AtomicU8::new(0))
+                .collect(),
+        );
         let consumers: Vec<_> = (0..4)
             .map(|_| {
                 let (queue, seen) = (Arc::clone(&queue), Arc::clone(&seen));
@@ -118,7 +139,11 @@ async fn four_producers_and_four_consumers_deliver_every_message_exactly_once() 
                     while let Some(delivery) = queue.consume().await {
                         let msg = delivery.message();
                         let key = msg.timestamp as u64;
-                        assert_eq!(msg.payload, key.to_le_bytes(), "payload belongs to its message");
+                        assert_eq!(
+                            msg.payload,
+                            key.to_le_bytes(),
+                            "payload belongs to its message"
+                        );
                         let index = (key >> 32) * PER_PRODUCER + (key & 0xffff_ffff);
                         let before = seen[index as usize].fetch_add(1, Ordering::Relaxed);
                         assert_eq!(before, 0, "message {key:#x} delivered twice");
@@ -130,7 +155,10 @@ async fn four_producers_and_four_consumers_deliver_every_message_exactly_once() 
             .map(|p| {
                 let queue = Arc::clone(&queue);
                 tokio::spawn(async move {
-                    let mut msg = DataMessage { source: "stress".into(), ..DataMessage::default() };
+                    let mut msg = DataMessage {
+                        source: "stress".into(),
+                        ..DataMessage::default()
+                    };
                     for i in 0..PER_PRODUCER {
                         let key = p << 32 | i;
                         msg.timestamp = key as i64;
@@ -154,7 +182,10 @@ async fn four_producers_and_four_consumers_deliver_every_message_exactly_once() 
         for consumer in consumers {
             consumer.await.unwrap();
         }
-        let missing = seen.iter().filter(|n| n.load(Ordering::Relaxed) != 1).count();
+        let missing = seen
+            .iter()
+            .filter(|n| n.load(Ordering::Relaxed) != 1)
+            .count();
         assert_eq!(missing, 0, "{kind}: messages not delivered exactly once");
         let stats = queue.stats();
         assert_eq!(stats.enqueued, PRODUCERS * PER_PRODUCER, "{kind}");
@@ -172,7 +203,10 @@ async fn order_is_kept_per_producer() {
             .map(|p| {
                 let queue = Arc::clone(&queue);
                 tokio::spawn(async move {
-                    let mut msg = DataMessage { source: "order".into(), ..DataMessage::default() };
+                    let mut msg = DataMessage {
+                        source: "order".into(),
+                        ..DataMessage::default()
+                    };
                     for i in 0..PER_PRODUCER {
                         msg.timestamp = (p << 32 | i) as i64;
                         while queue.publish(MessageRef::from(&msg)).await.is_err() {
@@ -230,7 +264,10 @@ fn pooled_slots_carry_nothing_from_one_message_into_the_next() {
     assert!(got.metadata.get("key-1-0").is_none());
     drop(delivery);
 
-    let empty = DataMessage { source: "e".into(), ..DataMessage::default() };
+    let empty = DataMessage {
+        source: "e".into(),
+        ..DataMessage::default()
+    };
     queue.try_publish(MessageRef::from(&empty)).unwrap();
     let delivery = queue.try_consume().unwrap();
     let got = delivery.message();
@@ -271,5 +308,8 @@ fn the_memory_queue_allocates_per_message() {
             drop(queue.try_consume());
         }
     });
-    assert!(allocations >= 100, "baseline made {allocations} allocations for 100 messages");
+    assert!(
+        allocations >= 100,
+        "baseline made {allocations} allocations for 100 messages"
+    );
 }

@@ -33,11 +33,21 @@ async fn a_prefilled_queue_of_100k_is_processed_completely() {
             assert!(result.success);
             assert_eq!(result.result, b"PROCESSED_test payload for benchmarking");
             let index: usize = result.message_id["bench-".len()..].parse().unwrap();
-            assert!(!std::mem::replace(&mut seen[index], true), "{index} processed twice");
+            assert!(
+                !std::mem::replace(&mut seen[index], true),
+                "{index} processed twice"
+            );
         }
         let stats = pool.stop().await;
-        assert_eq!((stats.workers, stats.processed, stats.errors), (4, N, 0), "{kind}");
-        assert!(rx.recv().await.is_none(), "results end once the pool has stopped");
+        assert_eq!(
+            (stats.workers, stats.processed, stats.errors),
+            (4, N, 0),
+            "{kind}"
+        );
+        assert!(
+            rx.recv().await.is_none(),
+            "results end once the pool has stopped"
+        );
     }
 }
 
@@ -90,7 +100,10 @@ async fn stop_drains_the_queue_first() {
         seed_processing(msg)
     });
     let pool = WorkerPool::start(Arc::clone(&queue), 2, slow, tx);
-    let msg = DataMessage { source: "s".into(), ..DataMessage::default() };
+    let msg = DataMessage {
+        source: "s".into(),
+        ..DataMessage::default()
+    };
     for _ in 0..500 {
         queue.publish(MessageRef::from(&msg)).await.unwrap();
     }
