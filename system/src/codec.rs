@@ -2,12 +2,13 @@
 //! as the proto3 canonical JSON mapping or as protobuf. Failures come back as the
 //! [`ApiError`] the contract fixes (400, 413, 415), never as a panic.
 
+use axum::response::{IntoResponse, Response};
 use axum::{
     body::{Body, Bytes},
     http::{HeaderMap, StatusCode, header},
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::de::DeserializeOwned;
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::http_error::ApiError;
 
@@ -71,6 +72,27 @@ impl Codec {
             Codec::Protobuf => T::decode(body)
                 .map_err(|err| ApiError::bad_request(format!("invalid protobuf: {err}"))),
         }
+    }
+}
+
+impl Codec {
+    /// Encodes `value` in this codec.
+    pub fn encode<T: prost::Message + Serialize>(self, value: &T) -> Vec<u8> {
+        match self {
+            // Serializing generated types into memory cannot fail: no maps with non-string keys.
+            Codec::Json => serde_json::to_vec(value).unwrap_or_default(),
+            Codec::Protobuf => value.encode_to_vec(),
+        }
+    }
+
+    /// A response with `status` and `value` encoded in this codec.
+    pub fn respond<T: prost::Message + Serialize>(self, status: StatusCode, value: &T) -> Response {
+        (
+            status,
+            [(header::CONTENT_TYPE, self.content_type())],
+            self.encode(value),
+        )
+            .into_response()
     }
 }
 

@@ -13,6 +13,7 @@ pub mod processor;
 pub mod prometheus;
 pub mod proto;
 pub mod queue;
+pub mod server;
 pub mod shutdown;
 pub mod worker;
 

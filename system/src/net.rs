@@ -2,9 +2,11 @@
 //!
 //! [`BoundedListener`] stops accepting while `limit` connections are open (the kernel's
 //! backlog then pushes back on clients) and counts every connection it accepts, so
-//! connection reuse can be measured from the server's side.
+//! connection reuse can be measured from the server's side. A [`BoundedStream`] can close
+//! itself after a period without traffic.
 
 use std::{
+    future::Future,
     io,
     net::SocketAddr,
     pin::Pin,
@@ -15,6 +17,8 @@ use std::{
     task::{Context, Poll},
     time::Duration,
 };
+
+use tokio::time::{Instant, Sleep};
 
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
@@ -35,6 +39,13 @@ pub struct BoundedListener {
 pub struct BoundedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    idle: Option<Idle>,
+}
+
+#[derive(Debug)]
+struct Idle {
+    after: Duration,
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl BoundedListener {
@@ -53,11 +64,10 @@ impl BoundedListener {
     }
 }
 
-impl axum::serve::Listener for BoundedListener {
-    type Io = BoundedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (BoundedStream, SocketAddr) {
+impl BoundedListener {
+    /// The next connection; waits while the limit is reached. Errors that concern one
+    /// connection are skipped, others are logged and retried after a pause.
+    pub async fn accept(&mut self) -> (BoundedStream, SocketAddr) {
         loop {
             let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
                 // The semaphore is never closed; if it were, accepting could not go on.
@@ -73,6 +83,7 @@ impl axum::serve::Listener for BoundedListener {
                         BoundedStream {
                             stream,
                             _permit: permit,
+                            idle: None,
                         },
                         addr,
                     );
@@ -87,8 +98,34 @@ impl axum::serve::Listener for BoundedListener {
         }
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+}
+
+impl BoundedStream {
+    /// Makes reads fail with `TimedOut` once neither side has sent anything for `after`.
+    pub fn with_idle_timeout(mut self, after: Duration) -> BoundedStream {
+        self.idle = Some(Idle {
+            after,
+            deadline: Box::pin(tokio::time::sleep(after)),
+        });
+        self
+    }
+
+    fn touch(&mut self) {
+        if let Some(idle) = &mut self.idle {
+            let next = Instant::now() + idle.after;
+            idle.deadline.as_mut().reset(next);
+        }
+    }
+
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        match &mut self.idle {
+            Some(idle) => idle.deadline.as_mut().poll(cx).is_ready(),
+            None => false,
+        }
     }
 }
 
@@ -107,7 +144,20 @@ impl AsyncRead for BoundedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    self.touch();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if self.idle_expired(cx) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection idle for too long",
+            ))),
+            other => other,
+        }
     }
 }
 
@@ -117,7 +167,11 @@ impl AsyncWrite for BoundedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        written
     }
 
     fn poll_write_vectored(
@@ -125,7 +179,11 @@ impl AsyncWrite for BoundedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

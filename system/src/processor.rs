@@ -21,6 +21,7 @@ use axum::{
     body::Body,
     extract::State,
     http::{HeaderMap, StatusCode},
+    response::Response,
     routing::{get, post},
 };
 use serde::Serialize;
@@ -32,8 +33,9 @@ use crate::{
     ids::MessageId,
     message::MessageRef,
     net::BoundedListener,
-    proto::DataMessage,
+    proto::{BatchOutcome, DataMessage, DataMessageBatch, MessageOutcome, Outcome},
     queue::{AnyQueue, PublishError, Queue, QueueStats, QueueType},
+    server::{self, HttpLimits},
     worker::{PoolStats, ProcessFn, WorkerPool, WorkerStats, seed_processing},
 };
 
@@ -103,6 +105,10 @@ pub struct ProcessorStats {
     pub connections_accepted: u64,
     /// Results handed on by the workers.
     pub results: u64,
+    /// Requests to `/enqueue`.
+    pub enqueue_requests: u64,
+    /// Requests to `/enqueue/batch`.
+    pub batch_requests: u64,
 }
 
 /// A running processor: its queue, workers and the reader of their results.
@@ -121,6 +127,8 @@ struct AppState {
     body_limit: usize,
     connections: Arc<AtomicU64>,
     results: Arc<AtomicU64>,
+    enqueue_requests: AtomicU64,
+    batch_requests: AtomicU64,
 }
 
 impl Processor {
@@ -149,6 +157,8 @@ impl Processor {
             body_limit: config.body_limit,
             connections,
             results,
+            enqueue_requests: AtomicU64::new(0),
+            batch_requests: AtomicU64::new(0),
         });
         Processor {
             state,
@@ -161,6 +171,7 @@ impl Processor {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/enqueue", post(enqueue))
+            .route("/enqueue/batch", post(enqueue_batch))
             .route("/stats", get(stats))
             .route("/health", get(health))
             .route("/metrics", get(metrics::render))
@@ -195,6 +206,8 @@ impl AppState {
             workers: self.pool_stats.snapshot(),
             connections_accepted: self.connections.load(Ordering::Relaxed),
             results: self.results.load(Ordering::Relaxed),
+            enqueue_requests: self.enqueue_requests.load(Ordering::Relaxed),
+            batch_requests: self.batch_requests.load(Ordering::Relaxed),
         }
     }
 }
@@ -209,8 +222,11 @@ pub async fn serve(
 ) -> io::Result<ProcessorStats> {
     let listener = BoundedListener::new(listener, config.max_connections);
     let processor = Processor::start(&config, listener.accepted_counter());
-    crate::shutdown::serve_http(listener, processor.router(), shutdown, config.drain_timeout)
-        .await?;
+    let limits = HttpLimits {
+        drain_timeout: config.drain_timeout,
+        ..HttpLimits::default()
+    };
+    server::serve(listener, processor.router(), limits, shutdown).await;
     let stats = processor.stop().await;
     tracing::info!(
         accepted = stats.queue.enqueued,
@@ -232,6 +248,7 @@ async fn enqueue(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    state.enqueue_requests.fetch_add(1, Ordering::Relaxed);
     let codec = Codec::from_headers(&headers)?;
     let bytes = read_body(&headers, body, state.body_limit).await?;
     let mut msg: DataMessage = codec.decode(&bytes)?;
@@ -248,6 +265,48 @@ async fn enqueue(
             status: "accepted",
         }),
     ))
+}
+
+/// Queues every message of a batch that it can, and says for each what became of it. The
+/// answer is 200 whenever the batch itself could be read: refusals are per message.
+async fn enqueue_batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.batch_requests.fetch_add(1, Ordering::Relaxed);
+    let codec = Codec::from_headers(&headers)?;
+    let bytes = read_body(&headers, body, state.body_limit).await?;
+    let batch: DataMessageBatch = codec.decode(&bytes)?;
+    let mut answer = BatchOutcome {
+        outcomes: Vec::with_capacity(batch.messages.len()),
+        accepted: 0,
+    };
+    for mut msg in batch.messages {
+        let outcome = match complete(&mut msg, state.queue.kind()) {
+            Err(err) => (Outcome::Invalid, err.message),
+            Ok(()) => match state.queue.publish(MessageRef::from(&msg)).await {
+                Ok(()) => (Outcome::Accepted, String::new()),
+                Err(err) => (outcome_of(err), publish_error(err).message),
+            },
+        };
+        if outcome.0 == Outcome::Accepted {
+            answer.accepted += 1;
+        }
+        answer.outcomes.push(MessageOutcome {
+            message_id: msg.id,
+            outcome: outcome.0 as i32,
+            error: outcome.1,
+        });
+    }
+    Ok(codec.respond(StatusCode::OK, &answer))
+}
+
+fn outcome_of(err: PublishError) -> Outcome {
+    match err {
+        PublishError::Full => Outcome::QueueFull,
+        PublishError::Closed => Outcome::ShuttingDown,
+    }
 }
 
 /// Checks the required fields and fills in an id and a timestamp when they are missing.

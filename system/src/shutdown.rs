@@ -1,10 +1,4 @@
-//! Shutdown: one signal (SIGINT or SIGTERM) passed to every server as a future, and the
-//! bounded drain of an HTTP server once it fires.
-
-use std::{future::Future, io, time::Duration};
-
-use axum::{Router, serve::Listener};
-use tokio::sync::oneshot;
+//! Shutdown: one signal (SIGINT or SIGTERM), passed to every server as a future.
 
 /// Completes when the process receives SIGINT (Ctrl-C) or SIGTERM.
 pub async fn signal() {
@@ -31,39 +25,5 @@ pub async fn signal() {
     tokio::select! {
         () = interrupt => tracing::info!("SIGINT received; shutting down"),
         () = terminate => tracing::info!("SIGTERM received; shutting down"),
-    }
-}
-
-/// Serves `router` (HTTP/1.1 and HTTP/2 prior knowledge) on `listener` until `shutdown`
-/// completes; then stops accepting, lets open requests finish, and gives up on connections
-/// still open after `drain`.
-pub(crate) async fn serve_http<L>(
-    listener: L,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    drain: Duration,
-) -> io::Result<()>
-where
-    L: Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let (fired_tx, fired_rx) = oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = fired_tx.send(());
-    };
-    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
-    let deadline = async {
-        if fired_rx.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(drain).await;
-    };
-    tokio::select! {
-        result = server => result,
-        () = deadline => {
-            tracing::warn!(?drain, "connections still open after the drain timeout; closing them");
-            Ok(())
-        }
     }
 }

@@ -65,6 +65,15 @@ pub(super) async fn render(State(state): State<Arc<AppState>>) -> impl IntoRespo
         "Time the workers spent processing.",
         stats.workers.processing_nanos as f64 / 1e9,
     )
+    .family(
+        "processor_http_requests_total",
+        Kind::Counter,
+        "Ingest requests received, by route.",
+        &[
+            (&[("route", "/enqueue")], stats.enqueue_requests as f64),
+            (&[("route", "/enqueue/batch")], stats.batch_requests as f64),
+        ],
+    )
     .metric(
         "processor_connections_accepted_total",
         Kind::Counter,
