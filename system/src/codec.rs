@@ -13,7 +13,8 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::http_error::ApiError;
 
 /// How a body is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Codec {
     /// The proto3 canonical JSON mapping (`application/json`).
     Json,

@@ -2,11 +2,21 @@
 //! the same meaning. A bad value stops the program at start-up with a message that names
 //! the setting (clap's error names the flag and the variable's name).
 
-use std::{net::IpAddr, time::Duration};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use http::Uri;
 
-use crate::queue::QueueType;
+use crate::{
+    client::{ClientMode, ForwarderConfig, HopProtocol},
+    codec::Codec,
+    gateway::GatewayConfig,
+    grpc::GrpcConfig,
+    processor::ProcessorConfig,
+    queue::QueueType,
+    server::HttpLimits,
+    worker::seed_processing,
+};
 
 /// The command line of the `system` binary.
 #[derive(Debug, Parser)]
@@ -29,6 +39,10 @@ pub struct Cli {
 pub enum Role {
     /// The processor: `/enqueue`, the queue and the worker pool.
     Processor,
+    /// The HTTP gateway (HTTP/1.1 and h2c), forwarding to `PROCESSOR_URL`.
+    Gateway,
+    /// The gRPC ingest server, forwarding to `PROCESSOR_URL`.
+    Grpc,
 }
 
 /// Every setting, each with its environment variable.
@@ -37,6 +51,59 @@ pub struct Settings {
     /// Address the servers listen on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1", global = true)]
     pub bind_addr: IpAddr,
+
+    /// Port of the HTTP gateway (0 picks a free one).
+    #[arg(long, env = "API_PORT", default_value_t = 8080, global = true)]
+    pub api_port: u16,
+
+    /// Port of the gRPC server (0 picks a free one).
+    #[arg(long, env = "GRPC_PORT", default_value_t = 50051, global = true)]
+    pub grpc_port: u16,
+
+    /// Where the gateway and the gRPC server find the processor (with all roles in one
+    /// process, they use the processor of that process).
+    #[arg(long, env = "PROCESSOR_URL", default_value = "http://127.0.0.1:8082", global = true,
+          value_parser = parse_processor_url)]
+    pub processor_url: Uri,
+
+    /// Processor client: `pooled` (shared keep-alive connections, pooled buffers) or
+    /// `baseline` (a new connection and buffer per request).
+    #[arg(long, env = "CLIENT_MODE", value_enum, default_value_t = ClientMode::Pooled, global = true)]
+    pub client_mode: ClientMode,
+
+    /// Protocol to the processor: `http1` or `h2c` (HTTP/2 with prior knowledge).
+    #[arg(long, env = "HOP_PROTOCOL", value_enum, default_value_t = HopProtocol::Http1, global = true)]
+    pub hop_protocol: HopProtocol,
+
+    /// Encoding to the processor: `json` or `protobuf`.
+    #[arg(long, env = "HOP_CODEC", value_enum, default_value_t = Codec::Json, global = true)]
+    pub hop_codec: Codec,
+
+    /// Most messages per request to the processor when batching (1 = no batching).
+    #[arg(long, env = "HOP_BATCH", default_value_t = 64, global = true,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub hop_batch: u16,
+
+    /// Microseconds a batch waits for more messages once it has one.
+    #[arg(long, env = "HOP_LINGER_US", default_value_t = 500, global = true,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub hop_linger_us: u32,
+
+    /// Also batch concurrent HTTP and unary gRPC ingests (streams are always batched when
+    /// `HOP_BATCH` > 1).
+    #[arg(long, env = "HOP_BATCH_HTTP", default_value_t = false, global = true,
+          action = clap::ArgAction::Set)]
+    pub hop_batch_http: bool,
+
+    /// Milliseconds allowed for one request to the processor.
+    #[arg(long, env = "HOP_TIMEOUT_MS", default_value_t = 5000, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=600_000))]
+    pub hop_timeout_ms: u32,
+
+    /// Largest request body the gateway accepts, in bytes.
+    #[arg(long, env = "BODY_LIMIT", default_value_t = 1024 * 1024, global = true,
+          value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024 * 1024))]
+    pub body_limit: u32,
 
     /// Port of the processor (0 picks a free one).
     #[arg(long, env = "PROCESSOR_PORT", default_value_t = 8082, global = true)]
@@ -77,4 +144,69 @@ impl Settings {
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(u64::from(self.shutdown_timeout))
     }
+
+    fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            drain_timeout: self.drain_timeout(),
+            ..HttpLimits::default()
+        }
+    }
+
+    /// The processor role's configuration.
+    pub fn processor(&self) -> ProcessorConfig {
+        ProcessorConfig {
+            queue_type: self.queue_type,
+            queue_size: self.queue_size as usize,
+            workers: usize::from(self.processor_workers),
+            body_limit: self.processor_body_limit as usize,
+            max_connections: self.max_connections as usize,
+            drain_timeout: self.drain_timeout(),
+            process: Arc::new(seed_processing),
+            ..ProcessorConfig::default()
+        }
+    }
+
+    /// The processor client's configuration, for a processor at `processor_url`.
+    pub fn forwarder(&self, processor_url: Uri) -> ForwarderConfig {
+        ForwarderConfig {
+            mode: self.client_mode,
+            protocol: self.hop_protocol,
+            codec: self.hop_codec,
+            batch: usize::from(self.hop_batch),
+            linger: Duration::from_micros(u64::from(self.hop_linger_us)),
+            batch_unary: self.hop_batch_http,
+            timeout: Duration::from_millis(u64::from(self.hop_timeout_ms)),
+            ..ForwarderConfig::new(processor_url)
+        }
+    }
+
+    /// The gateway role's configuration.
+    pub fn gateway(&self, processor_url: Uri) -> GatewayConfig {
+        GatewayConfig {
+            body_limit: self.body_limit as usize,
+            max_connections: self.max_connections as usize,
+            limits: self.limits(),
+            ..GatewayConfig::new(self.forwarder(processor_url))
+        }
+    }
+
+    /// The gRPC role's configuration.
+    pub fn grpc(&self, processor_url: Uri) -> GrpcConfig {
+        GrpcConfig {
+            max_connections: self.max_connections as usize,
+            limits: self.limits(),
+            ..GrpcConfig::new(self.forwarder(processor_url))
+        }
+    }
+}
+
+fn parse_processor_url(value: &str) -> Result<Uri, String> {
+    let uri: Uri = value.parse().map_err(|err| format!("not a URL: {err}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err("expected http://host:port".to_owned());
+    }
+    if uri.path() != "/" && !uri.path().is_empty() {
+        return Err("expected no path, only http://host:port".to_owned());
+    }
+    Ok(uri)
 }

@@ -3,8 +3,11 @@
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod client;
 pub mod codec;
 pub mod config;
+pub mod gateway;
+pub mod grpc;
 pub mod http_error;
 pub mod ids;
 pub mod message;
@@ -17,41 +20,107 @@ pub mod server;
 pub mod shutdown;
 pub mod worker;
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc};
+use std::{future::Future, io, net::SocketAddr};
 
-use tokio::net::TcpListener;
-
-use crate::{
-    config::{Cli, Role},
-    processor::ProcessorConfig,
-    worker::seed_processing,
+use http::Uri;
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
 };
 
-/// Runs the roles `cli` asks for until `shutdown` completes, then drains them.
-pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+use crate::config::{Cli, Role, Settings};
+
+/// Why the system stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A listener could not be bound, or similar.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The gRPC server failed.
+    #[error("{0}")]
+    Grpc(#[from] grpc::GrpcError),
+    /// A role's task ended abnormally.
+    #[error("a server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Runs the roles `cli` asks for (all of them by default) until `shutdown` completes, then
+/// drains them: the front doors first, so that their in-flight messages still reach the
+/// processor, then the processor, which processes everything it accepted.
+pub async fn run(
+    cli: Cli,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let settings = &cli.settings;
-    match cli.role.unwrap_or(Role::Processor) {
-        Role::Processor => {
-            let addr = SocketAddr::new(settings.bind_addr, settings.processor_port);
-            let listener = bind(addr, "processor").await?;
-            let config = ProcessorConfig {
-                queue_type: settings.queue_type,
-                queue_size: settings.queue_size as usize,
-                workers: usize::from(settings.processor_workers),
-                body_limit: settings.processor_body_limit as usize,
-                max_connections: settings.max_connections as usize,
-                drain_timeout: settings.drain_timeout(),
-                process: Arc::new(seed_processing),
-                ..ProcessorConfig::default()
-            };
-            tracing::info!(?config, "processor starting");
-            processor::serve(listener, config, shutdown).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    match cli.role {
+        Some(Role::Processor) => {
+            let listener = bind(settings, settings.processor_port, "processor").await?;
+            processor::serve(listener, settings.processor(), stopped()).await?;
+        }
+        Some(Role::Gateway) => {
+            let listener = bind(settings, settings.api_port, "gateway").await?;
+            let config = settings.gateway(settings.processor_url.clone());
+            gateway::serve(listener, config, stopped()).await;
+        }
+        Some(Role::Grpc) => {
+            let listener = bind(settings, settings.grpc_port, "grpc").await?;
+            grpc::serve(
+                listener,
+                settings.grpc(settings.processor_url.clone()),
+                stopped(),
+            )
+            .await?;
+        }
+        None => {
+            let processor_listener = bind(settings, settings.processor_port, "processor").await?;
+            let gateway_listener = bind(settings, settings.api_port, "gateway").await?;
+            let grpc_listener = bind(settings, settings.grpc_port, "grpc").await?;
+            let url = local_url(processor_listener.local_addr()?);
+            let (fronts_done, fronts_stopped) = oneshot::channel::<()>();
+            let processor = tokio::spawn(processor::serve(
+                processor_listener,
+                settings.processor(),
+                async move {
+                    let _ = fronts_stopped.await;
+                },
+            ));
+            let gateway =
+                gateway::serve(gateway_listener, settings.gateway(url.clone()), stopped());
+            let grpc = grpc::serve(grpc_listener, settings.grpc(url), stopped());
+            let ((), grpc_result) = tokio::join!(gateway, grpc);
+            let _ = fronts_done.send(());
+            processor.await??;
+            grpc_result?;
         }
     }
     Ok(())
 }
 
-async fn bind(addr: SocketAddr, role: &str) -> io::Result<TcpListener> {
+/// The URL under which a front door in this process reaches the processor.
+fn local_url(addr: SocketAddr) -> Uri {
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    format!("http://{host}")
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("http://127.0.0.1:8082"))
+}
+
+async fn bind(settings: &Settings, port: u16, role: &str) -> io::Result<TcpListener> {
+    let addr = SocketAddr::new(settings.bind_addr, port);
     let listener = TcpListener::bind(addr).await.map_err(|err| {
         io::Error::new(
             err.kind(),

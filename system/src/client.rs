@@ -1,0 +1,446 @@
+//! The processor client ("forwarder") that both front doors use to hand messages to the
+//! processor, with every network optimization as an A/B switch:
+//!
+//! - [`ClientMode`]: `pooled` shares one client (keep-alive, up to 200 idle connections per
+//!   host, bodies drained so connections go back to the pool, request bodies encoded into
+//!   pooled buffers); `baseline` opens a new connection and a new buffer for every request;
+//! - [`HopProtocol`]: HTTP/1.1 or HTTP/2 with prior knowledge (h2c);
+//! - [`Codec`]: JSON or protobuf bodies;
+//! - batching: [`Forwarder::forward_batch`] sends many messages in one
+//!   `POST /enqueue/batch`, and with `batch_unary` concurrent single messages are coalesced
+//!   by a background batcher. Every caller still learns the fate of its own message.
+//!
+//! Requests and opened connections are counted, so reuse = 1 − opened / requests.
+
+mod batcher;
+pub mod buffers;
+pub mod connector;
+pub mod trace;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::{BufMut, Bytes};
+use http::{Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::{
+    client::legacy::Client,
+    rt::{TokioExecutor, TokioTimer},
+};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use self::{batcher::Job, buffers::BufferPool, connector::CountingConnector};
+use crate::{
+    codec::Codec,
+    proto::{BatchOutcome, DataMessage, DataMessageBatch, Outcome},
+};
+
+/// Largest processor answer the client reads.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How connections and buffers are managed (`CLIENT_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientMode {
+    /// One shared client: keep-alive, pooled connections and buffers.
+    Pooled,
+    /// A new connection and a new buffer per request.
+    Baseline,
+}
+
+/// The protocol of the hop to the processor (`HOP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HopProtocol {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 with prior knowledge, without TLS.
+    H2c,
+}
+
+/// How the forwarder is set up.
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    /// Base URL of the processor, e.g. `http://127.0.0.1:8082`.
+    pub processor_url: Uri,
+    /// Connection and buffer management.
+    pub mode: ClientMode,
+    /// Protocol of the hop.
+    pub protocol: HopProtocol,
+    /// Encoding of the hop's bodies.
+    pub codec: Codec,
+    /// Most messages per hop request; 1 sends every message on its own.
+    pub batch: usize,
+    /// How long a batch waits for more messages once it has one.
+    pub linger: Duration,
+    /// Coalesce concurrent single messages into batches too.
+    pub batch_unary: bool,
+    /// Time allowed for one hop request, connecting included.
+    pub timeout: Duration,
+    /// Idle connections kept per host in pooled mode.
+    pub max_idle_per_host: usize,
+}
+
+impl ForwarderConfig {
+    /// The defaults for a processor at `processor_url`.
+    pub fn new(processor_url: Uri) -> ForwarderConfig {
+        ForwarderConfig {
+            processor_url,
+            mode: ClientMode::Pooled,
+            protocol: HopProtocol::Http1,
+            codec: Codec::Json,
+            batch: 64,
+            linger: Duration::from_micros(500),
+            batch_unary: false,
+            timeout: Duration::from_secs(5),
+            max_idle_per_host: 200,
+        }
+    }
+}
+
+/// Why a message could not be handed to the processor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForwardError {
+    /// No connection could be made, or it broke before an answer.
+    #[error("processor unreachable: {0}")]
+    Unreachable(String),
+    /// The processor is full or shutting down; retry later.
+    #[error("processor overloaded: {0}")]
+    Overloaded(String),
+    /// The processor refused the message itself.
+    #[error("processor rejected the message: {0}")]
+    Rejected(String),
+    /// No answer in time.
+    #[error("processor did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Any other answer.
+    #[error("processor answered {status}: {message}")]
+    Failed {
+        /// HTTP status of the answer.
+        status: u16,
+        /// What it said.
+        message: String,
+    },
+}
+
+/// Counters of a forwarder.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwarderStats {
+    /// Hop requests sent.
+    pub requests: u64,
+    /// TCP connections opened.
+    pub connections_opened: u64,
+    /// Requests that failed (no answer, or an error answer).
+    pub failures: u64,
+    /// 1 − opened / requests; `None` before the first request.
+    pub connection_reuse: Option<f64>,
+}
+
+type HyperClient = Client<CountingConnector, Full<Bytes>>;
+
+/// The processor client. Cheap to clone; clones share connections and counters.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    hop: Arc<Hop>,
+    batcher: Option<mpsc::Sender<Job>>,
+}
+
+#[derive(Debug)]
+struct Hop {
+    config: ForwarderConfig,
+    enqueue_uri: Uri,
+    batch_uri: Uri,
+    stats_uri: Uri,
+    shared: HyperClient,
+    connector: CountingConnector,
+    buffers: BufferPool,
+    requests: AtomicU64,
+    opened: Arc<AtomicU64>,
+    failures: AtomicU64,
+}
+
+impl Forwarder {
+    /// A forwarder for `config`; starts the batcher when `batch_unary` is on. Must be called
+    /// inside a tokio runtime.
+    pub fn new(config: ForwarderConfig) -> Forwarder {
+        let opened = Arc::new(AtomicU64::new(0));
+        let connector = CountingConnector::new(Arc::clone(&opened), config.timeout, None);
+        let shared = build_client(&config, connector.clone(), true);
+        let base = config.processor_url.to_string();
+        let base = base.trim_end_matches('/');
+        let uri = |path: &str| -> Uri {
+            format!("{base}{path}")
+                .parse()
+                .unwrap_or_else(|_| Uri::from_static("http://127.0.0.1/"))
+        };
+        let hop = Arc::new(Hop {
+            enqueue_uri: uri("/enqueue"),
+            batch_uri: uri("/enqueue/batch"),
+            stats_uri: uri("/stats"),
+            shared,
+            connector,
+            buffers: BufferPool::new(1024),
+            requests: AtomicU64::new(0),
+            opened,
+            failures: AtomicU64::new(0),
+            config,
+        });
+        let batcher = (hop.config.batch_unary && hop.config.batch > 1)
+            .then(|| batcher::start(Arc::clone(&hop)));
+        Forwarder { hop, batcher }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ForwarderConfig {
+        &self.hop.config
+    }
+
+    /// Hands one message to the processor; `Ok` once the processor accepted it.
+    pub async fn forward(&self, msg: DataMessage) -> Result<(), ForwardError> {
+        match &self.batcher {
+            Some(batcher) => batcher::submit(batcher, msg).await,
+            None => self.hop.send_one(msg).await,
+        }
+    }
+
+    /// Hands several messages to the processor: one batch request per `batch` messages (one
+    /// request per message when batching is off). One result per message, in order.
+    pub async fn forward_batch(&self, msgs: Vec<DataMessage>) -> Vec<Result<(), ForwardError>> {
+        if self.hop.config.batch <= 1 {
+            let mut results = Vec::with_capacity(msgs.len());
+            for msg in msgs {
+                results.push(self.hop.send_one(msg).await);
+            }
+            return results;
+        }
+        let mut results = Vec::with_capacity(msgs.len());
+        let mut msgs = msgs.into_iter().peekable();
+        while msgs.peek().is_some() {
+            let chunk: Vec<DataMessage> = msgs.by_ref().take(self.hop.config.batch).collect();
+            results.extend(self.hop.send_batch(chunk).await);
+        }
+        results
+    }
+
+    /// The processor's `/stats` answer.
+    pub async fn processor_stats(&self) -> Result<serde_json::Value, ForwardError> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(self.hop.stats_uri.clone())
+            .body(Full::new(Bytes::new()))
+            .map_err(|err| ForwardError::Unreachable(err.to_string()))?;
+        let (status, body) = self.hop.exchange(request).await?;
+        if status != StatusCode::OK {
+            return Err(status_error(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|err| ForwardError::Failed {
+            status: status.as_u16(),
+            message: format!("unreadable stats: {err}"),
+        })
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> ForwarderStats {
+        let requests = self.hop.requests.load(Ordering::Relaxed);
+        let opened = self.hop.opened.load(Ordering::Relaxed);
+        ForwarderStats {
+            requests,
+            connections_opened: opened,
+            failures: self.hop.failures.load(Ordering::Relaxed),
+            connection_reuse: (requests > 0)
+                .then(|| (1.0 - opened as f64 / requests as f64).max(0.0)),
+        }
+    }
+}
+
+impl Hop {
+    async fn send_one(&self, msg: DataMessage) -> Result<(), ForwardError> {
+        let (status, body) = self.post(&self.enqueue_uri, &msg).await?;
+        if status == StatusCode::ACCEPTED {
+            Ok(())
+        } else {
+            Err(status_error(status, &body))
+        }
+    }
+
+    async fn send_batch(&self, msgs: Vec<DataMessage>) -> Vec<Result<(), ForwardError>> {
+        let count = msgs.len();
+        let batch = DataMessageBatch { messages: msgs };
+        let answer = match self.post(&self.batch_uri, &batch).await {
+            Ok((StatusCode::OK, body)) => {
+                self.config
+                    .codec
+                    .decode::<BatchOutcome>(&body)
+                    .map_err(|err| ForwardError::Failed {
+                        status: 200,
+                        message: err.message,
+                    })
+            }
+            Ok((status, body)) => Err(status_error(status, &body)),
+            Err(err) => Err(err),
+        };
+        match answer {
+            Ok(answer) if answer.outcomes.len() == count => {
+                answer.outcomes.into_iter().map(outcome_result).collect()
+            }
+            Ok(answer) => {
+                let err = ForwardError::Failed {
+                    status: 200,
+                    message: format!("{} outcomes for {count} messages", answer.outcomes.len()),
+                };
+                vec![Err(err); count]
+            }
+            Err(err) => vec![Err(err); count],
+        }
+    }
+
+    /// Encodes `body` with the configured codec and POSTs it to `uri`.
+    async fn post<T>(&self, uri: &Uri, body: &T) -> Result<(StatusCode, Bytes), ForwardError>
+    where
+        T: prost::Message + Serialize,
+    {
+        let codec = self.config.codec;
+        let pooled = self.config.mode == ClientMode::Pooled;
+        let mut buffer = if pooled {
+            self.buffers.take()
+        } else {
+            bytes::BytesMut::new()
+        };
+        match codec {
+            Codec::Json => {
+                // Writing generated types into memory cannot fail.
+                let _ = serde_json::to_writer((&mut buffer).writer(), body);
+            }
+            Codec::Protobuf => {
+                buffer.reserve(body.encoded_len());
+                let _ = body.encode(&mut buffer);
+            }
+        }
+        let payload = buffer.freeze();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri.clone())
+            .header(header::CONTENT_TYPE, codec.content_type())
+            .body(Full::new(payload.clone()))
+            .map_err(|err| ForwardError::Unreachable(err.to_string()))?;
+        let answer = self.exchange(request).await;
+        if pooled {
+            self.buffers.give_back(payload);
+        }
+        answer
+    }
+
+    /// Sends `request`, reads the whole answer (so the connection can be reused), within
+    /// the timeout.
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Bytes), ForwardError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let fresh;
+        let client = match self.config.mode {
+            ClientMode::Pooled => &self.shared,
+            ClientMode::Baseline => {
+                fresh = build_client(&self.config, self.connector.clone(), false);
+                &fresh
+            }
+        };
+        let exchange = async {
+            let response = client
+                .request(request)
+                .await
+                .map_err(|err| ForwardError::Unreachable(error_chain(&err)))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|err| ForwardError::Unreachable(format!("reading the answer: {err}")))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        let result = tokio::time::timeout(self.config.timeout, exchange)
+            .await
+            .unwrap_or(Err(ForwardError::Timeout(self.config.timeout)));
+        if result.as_ref().is_ok_and(|(status, _)| status.is_success()) {
+            return result;
+        }
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+}
+
+pub(crate) fn build_client(
+    config: &ForwarderConfig,
+    connector: CountingConnector,
+    shared: bool,
+) -> HyperClient {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new());
+    if shared {
+        builder
+            .pool_max_idle_per_host(config.max_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(90));
+    } else {
+        builder.pool_max_idle_per_host(0);
+    }
+    if config.protocol == HopProtocol::H2c {
+        builder.http2_only(true);
+    }
+    builder.build(connector)
+}
+
+fn outcome_result(outcome: crate::proto::MessageOutcome) -> Result<(), ForwardError> {
+    match Outcome::try_from(outcome.outcome) {
+        Ok(Outcome::Accepted) => Ok(()),
+        Ok(Outcome::Invalid) => Err(ForwardError::Rejected(outcome.error)),
+        Ok(Outcome::QueueFull | Outcome::ShuttingDown) => {
+            Err(ForwardError::Overloaded(outcome.error))
+        }
+        _ => Err(ForwardError::Failed {
+            status: 200,
+            message: format!("unknown outcome {}", outcome.outcome),
+        }),
+    }
+}
+
+/// Maps an error answer of the processor to what the front doors report.
+fn status_error(status: StatusCode, body: &[u8]) -> ForwardError {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("unknown status")
+                .to_owned()
+        });
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => ForwardError::Overloaded(message),
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => ForwardError::Rejected(message),
+        _ => ForwardError::Failed {
+            status: status.as_u16(),
+            message,
+        },
+    }
+}
+
+/// The error and its causes on one line ("connection refused" hides in the source chain).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,246 @@
+//! The HTTP gateway: `POST /api/v1/ingest` over HTTP/1.1 or h2c, forwarded to the processor
+//! by the [`Forwarder`]; `/api/v1/status`, `/api/v1/trace`, `/health`, `/metrics`.
+//!
+//! A 202 means the processor accepted the message; every failure is mapped once, here, to
+//! the status the contract fixes (400, 413, 415, 502, 503 + `Retry-After`).
+
+mod metrics;
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::{
+    client::{ForwardError, Forwarder, ForwarderConfig, trace::Tracer},
+    codec::{Codec, read_body},
+    http_error::{self, ApiError},
+    ids::{IdSource, MessageId},
+    net::BoundedListener,
+    proto::{DataMessage, IngestRequest},
+    server::{self, HttpLimits},
+};
+
+/// How the gateway is set up.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The processor client.
+    pub forwarder: ForwarderConfig,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Protocol limits and the shutdown drain.
+    pub limits: HttpLimits,
+}
+
+impl GatewayConfig {
+    /// The defaults, forwarding to the processor at `forwarder`.
+    pub fn new(forwarder: ForwarderConfig) -> GatewayConfig {
+        GatewayConfig {
+            forwarder,
+            body_limit: 1024 * 1024,
+            max_connections: 10_000,
+            limits: HttpLimits::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Gateway {
+    forwarder: Forwarder,
+    tracer: Tracer,
+    started: Instant,
+    body_limit: usize,
+    connections: Arc<AtomicU64>,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then drains open requests.
+pub async fn serve(
+    listener: TcpListener,
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let listener = BoundedListener::new(listener, config.max_connections);
+    let gateway = Arc::new(Gateway {
+        tracer: Tracer::new(&config.forwarder),
+        forwarder: Forwarder::new(config.forwarder),
+        started: Instant::now(),
+        body_limit: config.body_limit,
+        connections: listener.accepted_counter(),
+        accepted: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    });
+    server::serve(listener, router(gateway), config.limits, shutdown).await;
+}
+
+fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/api/v1/ingest", post(ingest))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/trace", get(trace))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics::render))
+        .fallback(http_error::not_found)
+        .method_not_allowed_fallback(http_error::method_not_allowed)
+        .with_state(gateway)
+}
+
+/// The JSON body of `POST /api/v1/ingest`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestBody {
+    source: String,
+    data: String,
+    #[serde(default)]
+    metadata: HashMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted {
+    message_id: String,
+    status: &'static str,
+}
+
+async fn ingest(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let result = accept(&gateway, &headers, body).await;
+    let counter = match &result {
+        Ok(_) => &gateway.accepted,
+        Err(err)
+            if err.status.is_client_error() || err.status == StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            &gateway.refused
+        }
+        Err(_) => &gateway.failed,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    result
+}
+
+async fn accept(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let codec = Codec::from_headers(headers)?;
+    let bytes = read_body(headers, body, gateway.body_limit).await?;
+    let request = match codec {
+        Codec::Json => {
+            let body: IngestBody = serde_json::from_slice(&bytes)
+                .map_err(|err| ApiError::bad_request(format!("invalid JSON: {err}")))?;
+            IngestRequest {
+                source: body.source,
+                data: body.data.into_bytes(),
+                metadata: body.metadata,
+            }
+        }
+        Codec::Protobuf => codec.decode(&bytes)?,
+    };
+    let msg = new_message(request).map_err(ApiError::bad_request)?;
+    let message_id = msg.id.clone();
+    gateway
+        .forwarder
+        .forward(msg)
+        .await
+        .map_err(forward_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message_id,
+            status: "accepted",
+        }),
+    ))
+}
+
+/// Turns an ingest request into a message with a fresh id and the arrival time, or says
+/// which field is wrong.
+pub fn new_message(request: IngestRequest) -> Result<DataMessage, &'static str> {
+    if request.source.trim().is_empty() {
+        return Err("field `source` is required and must not be empty");
+    }
+    Ok(DataMessage {
+        id: MessageId::generate(IdSource::Fast).to_string(),
+        timestamp: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+        source: request.source,
+        payload: request.data,
+        metadata: request.metadata,
+    })
+}
+
+fn forward_error(err: ForwardError) -> ApiError {
+    match err {
+        ForwardError::Overloaded(_) => ApiError::unavailable(err.to_string()),
+        ForwardError::Rejected(_) => ApiError::bad_request(err.to_string()),
+        ForwardError::Unreachable(_) | ForwardError::Timeout(_) | ForwardError::Failed { .. } => {
+            ApiError::new(StatusCode::BAD_GATEWAY, err.to_string())
+        }
+    }
+}
+
+async fn status(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
+    let config = gateway.forwarder.config();
+    let processor = match gateway.forwarder.processor_stats().await {
+        Ok(mut stats) => {
+            stats["status"] = json!("ok");
+            stats
+        }
+        Err(err) => json!({"status": "unreachable", "error": err.to_string()}),
+    };
+    Json(json!({
+        "gateway": {
+            "status": "ok",
+            "uptimeSeconds": gateway.started.elapsed().as_secs(),
+            "connectionsAccepted": gateway.connections.load(Ordering::Relaxed),
+            "ingest": {
+                "accepted": gateway.accepted.load(Ordering::Relaxed),
+                "refused": gateway.refused.load(Ordering::Relaxed),
+                "failed": gateway.failed.load(Ordering::Relaxed),
+            },
+            "hop": {
+                "processorUrl": config.processor_url.to_string(),
+                "clientMode": config.mode,
+                "protocol": config.protocol,
+                "codec": config.codec,
+                "batch": config.batch,
+                "batchHttp": config.batch_unary,
+            },
+            "forwarder": gateway.forwarder.stats(),
+        },
+        "processor": processor,
+    }))
+}
+
+async fn trace(State(gateway): State<Arc<Gateway>>) -> Json<crate::client::trace::Trace> {
+    Json(gateway.tracer.trace().await)
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
