@@ -35,11 +35,11 @@ impl BufferPool {
 
     /// Returns the buffer behind `bytes` if nobody else holds it.
     pub fn give_back(&self, bytes: Bytes) {
-        if let Ok(mut buffer) = bytes.try_into_mut() {
-            if buffer.capacity() <= RETAINED_CAPACITY {
-                buffer.clear();
-                let _ = self.free.push(buffer);
-            }
+        if let Ok(mut buffer) = bytes.try_into_mut()
+            && buffer.capacity() <= RETAINED_CAPACITY
+        {
+            buffer.clear();
+            let _ = self.free.push(buffer);
         }
     }
 }
