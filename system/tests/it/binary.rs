@@ -2,6 +2,7 @@
 //! signal, the exit code.
 
 use std::{
+    collections::HashMap,
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
     sync::mpsc,
@@ -11,14 +12,20 @@ use std::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_system");
 
-/// Starts `system processor` on a free port; returns the child, its address, and the rest
-/// of its log lines.
+/// Starts `system` with `args` on free ports; returns the child, the address each role
+/// logged, and the rest of its log lines.
 // The child is handed to the caller, which waits for it; clippy cannot follow that.
 #[allow(clippy::zombie_processes)]
-fn start_processor(envs: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<String>) {
+fn start(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    roles: &[&str],
+) -> (Child, HashMap<String, String>, mpsc::Receiver<String>) {
     let mut child = Command::new(BIN)
-        .arg("processor")
+        .args(args)
         .env("PROCESSOR_PORT", "0")
+        .env("API_PORT", "0")
+        .env("GRPC_PORT", "0")
         .env("RUST_LOG", "info")
         .envs(envs.iter().copied())
         .stderr(Stdio::piped())
@@ -34,14 +41,40 @@ fn start_processor(envs: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<Stri
             }
         }
     });
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the processor logs its address");
-        if let Some((_, addr)) = line.split_once("processor listening on ") {
-            return (child, addr.trim().to_owned(), rx);
+    let mut addresses = HashMap::new();
+    while addresses.len() < roles.len() {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            break;
+        };
+        for role in roles {
+            if let Some((_, addr)) = line.split_once(&format!("{role} listening on ")) {
+                addresses.insert(role.to_string(), addr.trim().to_owned());
+            }
         }
     }
+    if addresses.len() < roles.len() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("not every role logged its address: {addresses:?}");
+    }
+    (child, addresses, rx)
+}
+
+fn start_processor(envs: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<String>) {
+    let (child, mut addresses, logs) = start(&["processor"], envs, &["processor"]);
+    (
+        child,
+        addresses.remove("processor").unwrap_or_default(),
+        logs,
+    )
+}
+
+fn summary(logs: &mpsc::Receiver<String>) -> String {
+    let rest: Vec<String> = logs.iter().collect();
+    rest.iter()
+        .find(|l| l.contains("processor stopped"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no summary in {rest:?}"))
 }
 
 fn terminate(child: &Child) {
@@ -70,11 +103,7 @@ async fn sigterm_drains_accepted_messages_and_exits_zero() {
     terminate(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
-    let rest: Vec<String> = logs.iter().collect();
-    let summary = rest
-        .iter()
-        .find(|l| l.contains("processor stopped"))
-        .unwrap_or_else(|| panic!("no summary in {rest:?}"));
+    let summary = summary(&logs);
     assert!(
         summary.contains("accepted=50") && summary.contains("processed=50"),
         "{summary}"
@@ -88,6 +117,11 @@ fn a_bad_setting_is_refused_at_start_up_by_name() {
         ("PROCESSOR_WORKERS", "0", "PROCESSOR_WORKERS"),
         ("QUEUE_SIZE", "many", "QUEUE_SIZE"),
         ("BIND_ADDR", "not-an-ip", "BIND_ADDR"),
+        ("PROCESSOR_URL", "ftp://x", "PROCESSOR_URL"),
+        ("CLIENT_MODE", "fast", "CLIENT_MODE"),
+        ("HOP_PROTOCOL", "http3", "HOP_PROTOCOL"),
+        ("HOP_CODEC", "xml", "HOP_CODEC"),
+        ("HOP_BATCH", "0", "HOP_BATCH"),
     ] {
         let output = Command::new(BIN)
             .arg("processor")
@@ -98,4 +132,56 @@ fn a_bad_setting_is_refused_at_start_up_by_name() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(mentions), "{name}={value}: {stderr}");
     }
+}
+
+/// `system` with no role runs all three; a SIGTERM drains them and exits 0.
+#[tokio::test]
+async fn all_roles_run_in_one_process_and_stop_together() {
+    let (mut child, addresses, logs) = start(&[], &[], &["processor", "gateway", "grpc"]);
+    let response = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .post(format!("http://{}/api/v1/ingest", addresses["gateway"]))
+        .header("content-type", "application/json")
+        .body(r#"{"source": "all", "data": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let mut grpc = system::proto::ingest_service_client::IngestServiceClient::connect(format!(
+        "http://{}",
+        addresses["grpc"]
+    ))
+    .await
+    .unwrap();
+    let request = system::proto::IngestRequest {
+        source: "all".into(),
+        data: b"y".to_vec(),
+        metadata: Default::default(),
+    };
+    grpc.ingest(request).await.unwrap();
+    terminate(&child);
+    // Wait off the runtime, so the clients above can still answer the servers' goodbyes.
+    let (status, logs) = tokio::task::spawn_blocking(move || (child.wait().unwrap(), logs))
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let rest: Vec<String> = logs.iter().collect();
+    let summary = rest
+        .iter()
+        .find(|l| l.contains("processor stopped"))
+        .expect("a summary");
+    assert!(
+        summary.contains("accepted=2") && summary.contains("processed=2"),
+        "{summary}"
+    );
+    let abandoned: Vec<_> = rest
+        .iter()
+        .filter(|l| l.contains("drain timeout"))
+        .collect();
+    assert!(
+        abandoned.is_empty(),
+        "shutdown had to abandon connections: {abandoned:?}"
+    );
 }

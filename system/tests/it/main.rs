@@ -2,7 +2,11 @@
 
 mod alloc_count;
 mod binary;
+mod gateway;
+mod grpc;
+mod hop;
 mod processor;
 mod queue;
+mod stack;
 mod support;
 mod worker;
