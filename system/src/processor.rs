@@ -222,9 +222,14 @@ pub async fn serve(
 ) -> io::Result<ProcessorStats> {
     let listener = BoundedListener::new(listener, config.max_connections);
     let processor = Processor::start(&config, listener.accepted_counter());
+    let defaults = HttpLimits::default();
     let limits = HttpLimits {
+        // The header timer also closes idle keep-alive connections (see `HttpLimits`). The
+        // processor's clients are the front doors' pools, which drop idle connections after
+        // 90 s; closing them earlier here would race with requests they are sending.
+        header_read_timeout: defaults.idle_timeout,
         drain_timeout: config.drain_timeout,
-        ..HttpLimits::default()
+        ..defaults
     };
     server::serve(listener, processor.router(), limits, shutdown).await;
     let stats = processor.stop().await;

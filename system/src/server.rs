@@ -24,7 +24,9 @@ pub struct HttpLimits {
     pub max_concurrent_streams: u32,
     /// Largest HTTP/2 frame the server accepts.
     pub max_frame_size: u32,
-    /// Time a client gets to send the request head.
+    /// Time a client gets to send a request head. For HTTP/1.1, hyper also runs this timer
+    /// while a keep-alive connection waits for its next request, so it is the keep-alive
+    /// idle limit of HTTP/1.1 connections as well.
     pub header_read_timeout: Duration,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,

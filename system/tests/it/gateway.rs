@@ -264,3 +264,91 @@ async fn health_status_and_metrics_answer() {
     assert!(samples.contains_key("gateway_hop_connection_reuse_ratio"));
     stack.shutdown().await;
 }
+
+mod timeouts {
+    use std::time::{Duration, Instant};
+
+    use system::{gateway::GatewayConfig, server::HttpLimits};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+    };
+
+    use crate::stack::{Setup, Stack};
+
+    async fn stack(header_read_timeout: Duration, idle_timeout: Duration) -> Stack {
+        Stack::start(Setup {
+            gateway: Box::new(move |forwarder| GatewayConfig {
+                limits: HttpLimits {
+                    header_read_timeout,
+                    idle_timeout,
+                    ..HttpLimits::default()
+                },
+                ..GatewayConfig::new(forwarder)
+            }),
+            ..Setup::default()
+        })
+        .await
+    }
+
+    /// Reads until the server closes the connection (bounded); returns what it sent.
+    async fn read_until_closed(connection: &mut TcpStream) -> Option<String> {
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                read = connection.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => return Some(String::from_utf8_lossy(&received).into_owned()),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                },
+                () = &mut deadline => return None,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+        let stack = stack(Duration::from_millis(200), Duration::from_secs(120)).await;
+        let addr = stack.gateway_url.trim_start_matches("http://").to_owned();
+        let mut connection = TcpStream::connect(&addr).await.unwrap();
+        connection
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        assert!(
+            read_until_closed(&mut connection).await.is_some(),
+            "connection still open"
+        );
+        stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_and_a_busy_one_is_not() {
+        let idle = Duration::from_millis(300);
+        let stack = stack(Duration::from_secs(2), idle).await;
+        let addr = stack.gateway_url.trim_start_matches("http://").to_owned();
+        let mut connection = TcpStream::connect(&addr).await.unwrap();
+        let started = Instant::now();
+        for _ in 0..5 {
+            connection
+                .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 1024];
+            let n = connection.read(&mut buf).await.unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+            tokio::time::sleep(idle / 3).await;
+        }
+        assert!(
+            started.elapsed() > idle,
+            "the connection outlived one idle period while busy"
+        );
+        assert!(
+            read_until_closed(&mut connection).await.is_some(),
+            "idle connection still open"
+        );
+        stack.shutdown().await;
+    }
+}
