@@ -1,2 +1,5 @@
 //! Benchmarks and load generation for the ingest system: criterion and callgrind suites,
-//! allocation counts, and a load generator. Uses `system` as a library.
+//! allocation counts, and a load generator. Uses `system` as a library; every measuring
+//! command writes a result file (see [`results`]).
+
+pub mod results;
