@@ -2,4 +2,6 @@
 //! allocation counts, and a load generator. Uses `system` as a library; every measuring
 //! command writes a result file (see [`results`]).
 
+pub mod alloc;
 pub mod results;
+pub mod workloads;

@@ -54,6 +54,14 @@ impl Codec {
         }
     }
 
+    /// The name used in configuration and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Json => "json",
+            Codec::Protobuf => "protobuf",
+        }
+    }
+
     /// The `content-type` value of this codec.
     pub fn content_type(self) -> &'static str {
         match self {

@@ -1,0 +1,149 @@
+//! The operations every suite measures, written once: the criterion suites time them, the
+//! allocation suite counts their allocations and the callgrind suites count their
+//! instructions. Each function performs whole operations of one side of an A/B pair.
+
+mod stack;
+
+pub use stack::{Placement, Stack};
+
+use std::{collections::HashMap, sync::Arc, thread};
+
+use prost::Message as _;
+use system::{
+    message::MessageRef,
+    proto::{DataMessage, ProcessingResult},
+    queue::{AnyQueue, PublishError, Queue, QueueType},
+    worker::{WorkerPool, seed_processing},
+};
+use tokio::sync::mpsc;
+
+/// Payload size of the sample message, in bytes.
+pub const PAYLOAD_BYTES: usize = 256;
+
+/// The message every suite uses: fixed content, four metadata pairs.
+pub fn sample_message() -> DataMessage {
+    DataMessage {
+        id: "0b9d8a52-6a4f-4c1e-9d3b-4f5e6a7b8c9d".to_owned(),
+        timestamp: 1_750_000_000,
+        source: "bench-sensor".to_owned(),
+        payload: (0..PAYLOAD_BYTES).map(|i| (i % 251) as u8).collect(),
+        metadata: HashMap::from([
+            ("region".to_owned(), "eu-central".to_owned()),
+            ("unit".to_owned(), "celsius".to_owned()),
+            ("device".to_owned(), "probe-17".to_owned()),
+            ("firmware".to_owned(), "2.4.1".to_owned()),
+        ]),
+    }
+}
+
+/// Publishes without waiting (both in-memory queues publish synchronously).
+pub fn try_publish(queue: &AnyQueue, msg: &DataMessage) -> Result<(), PublishError> {
+    match queue {
+        AnyQueue::Memory(q) => q.try_publish(MessageRef::from(msg)),
+        AnyQueue::Pooled(q) => q.try_publish(MessageRef::from(msg)),
+    }
+}
+
+/// Takes one message without waiting and lets it go (returning a pooled slot).
+pub fn try_consume(queue: &AnyQueue) -> bool {
+    match queue {
+        AnyQueue::Memory(q) => q
+            .try_consume()
+            .map(|d| std::hint::black_box(d.message().payload.len())),
+        AnyQueue::Pooled(q) => q
+            .try_consume()
+            .map(|d| std::hint::black_box(d.message().payload.len())),
+    }
+    .is_some()
+}
+
+/// A queue of `kind`, warmed up so the pooled one holds the slots it needs.
+pub fn warm_queue(kind: QueueType, capacity: usize, msg: &DataMessage) -> AnyQueue {
+    let queue = AnyQueue::new(kind, capacity);
+    for _ in 0..capacity.min(1024) {
+        let _ = try_publish(&queue, msg);
+    }
+    while try_consume(&queue) {}
+    queue
+}
+
+/// `n` publish+consume pairs on one thread.
+pub fn publish_consume(queue: &AnyQueue, msg: &DataMessage, n: usize) {
+    for _ in 0..n {
+        let _ = try_publish(queue, msg);
+        try_consume(queue);
+    }
+}
+
+/// `n` messages from `producers` threads to `consumers` threads through `queue`; returns
+/// when every message has been consumed. Producers retry while the queue is full.
+pub fn contended(
+    queue: &Arc<AnyQueue>,
+    msg: &DataMessage,
+    producers: usize,
+    consumers: usize,
+    n: usize,
+) {
+    let per_producer = n / producers;
+    let total = per_producer * producers;
+    let consumed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    thread::scope(|scope| {
+        for _ in 0..producers {
+            scope.spawn(|| {
+                for _ in 0..per_producer {
+                    while try_publish(queue, msg).is_err() {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        for _ in 0..consumers {
+            let consumed = Arc::clone(&consumed);
+            scope.spawn(move || {
+                use std::sync::atomic::Ordering;
+                while consumed.load(Ordering::Relaxed) < total {
+                    if try_consume(queue) {
+                        consumed.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// The original system's BenchmarkWorkerPool: pre-fill `n` messages, start 4 workers, wait
+/// until all `n` results are out, stop the pool.
+pub async fn worker_pool(kind: QueueType, n: usize, msg: &DataMessage) {
+    let queue = Arc::new(AnyQueue::new(kind, n));
+    for _ in 0..n {
+        let _ = queue.publish(MessageRef::from(msg)).await;
+    }
+    let (tx, mut rx) = mpsc::channel::<ProcessingResult>(1024);
+    let pool = WorkerPool::start(Arc::clone(&queue), 4, Arc::new(seed_processing), tx);
+    for _ in 0..n {
+        if rx.recv().await.is_none() {
+            break;
+        }
+    }
+    pool.stop().await;
+}
+
+/// Encodes `msg` as the hop does, into `buf` (cleared first).
+pub fn encode(codec: system::codec::Codec, msg: &DataMessage, buf: &mut Vec<u8>) {
+    buf.clear();
+    match codec {
+        system::codec::Codec::Json => {
+            let _ = serde_json::to_writer(&mut *buf, msg);
+        }
+        system::codec::Codec::Protobuf => {
+            let _ = msg.encode(buf);
+        }
+    }
+}
+
+/// Decodes a message encoded by [`encode`].
+pub fn decode(codec: system::codec::Codec, bytes: &[u8]) -> Option<DataMessage> {
+    codec.decode::<DataMessage>(bytes).ok()
+}
