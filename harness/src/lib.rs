@@ -3,5 +3,8 @@
 //! command writes a result file (see [`results`]).
 
 pub mod alloc;
+pub mod callgrind;
+pub mod criterion_results;
+pub mod pairs;
 pub mod results;
 pub mod workloads;

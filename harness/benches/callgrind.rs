@@ -1,0 +1,94 @@
+//! Instruction counts (callgrind, through gungraun) of the A/B pairs: exact and repeatable,
+//! so they are what the regression gate compares. Each benchmark performs a fixed number of
+//! operations after an uncounted setup that warms everything up; the per-operation figure
+//! is the count divided by [`harness::callgrind::OPS`].
+
+use std::hint::black_box;
+
+use gungraun::{library_benchmark, library_benchmark_group, main};
+use harness::{
+    callgrind::{OPS, Protocol, ROUND_TRIPS, RoundTrip},
+    workloads::{decode, encode, publish_consume, sample_message, warm_queue, worker_pool},
+};
+use system::{
+    codec::Codec,
+    proto::DataMessage,
+    queue::{AnyQueue, QueueType},
+};
+
+fn queue_setup(kind: QueueType) -> (AnyQueue, DataMessage) {
+    let msg = sample_message();
+    (warm_queue(kind, 1024, &msg), msg)
+}
+
+#[library_benchmark]
+#[bench::memory(args = (QueueType::Memory), setup = queue_setup)]
+#[bench::pooled(args = (QueueType::Pooled), setup = queue_setup)]
+fn queue_publish_consume(fixture: (AnyQueue, DataMessage)) -> (AnyQueue, DataMessage) {
+    publish_consume(black_box(&fixture.0), black_box(&fixture.1), OPS);
+    fixture
+}
+
+fn encode_setup(codec: Codec) -> (Codec, DataMessage, Vec<u8>) {
+    let msg = sample_message();
+    let mut buf = Vec::new();
+    encode(codec, &msg, &mut buf);
+    (codec, msg, buf)
+}
+
+#[library_benchmark]
+#[bench::json(args = (Codec::Json), setup = encode_setup)]
+#[bench::protobuf(args = (Codec::Protobuf), setup = encode_setup)]
+fn codec_encode(mut fixture: (Codec, DataMessage, Vec<u8>)) -> (Codec, DataMessage, Vec<u8>) {
+    for _ in 0..OPS {
+        encode(fixture.0, black_box(&fixture.1), &mut fixture.2);
+    }
+    fixture
+}
+
+#[library_benchmark]
+#[bench::json(args = (Codec::Json), setup = encode_setup)]
+#[bench::protobuf(args = (Codec::Protobuf), setup = encode_setup)]
+fn codec_decode(fixture: (Codec, DataMessage, Vec<u8>)) -> (Codec, DataMessage, Vec<u8>) {
+    for _ in 0..OPS {
+        black_box(decode(fixture.0, black_box(&fixture.2)));
+    }
+    fixture
+}
+
+fn pool_setup(kind: QueueType) -> (tokio::runtime::Runtime, QueueType, DataMessage) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let msg = sample_message();
+    runtime.block_on(worker_pool(kind, 100, &msg));
+    (runtime, kind, msg)
+}
+
+#[library_benchmark]
+#[bench::memory(args = (QueueType::Memory), setup = pool_setup)]
+#[bench::pooled(args = (QueueType::Pooled), setup = pool_setup)]
+fn worker_pool_run(
+    fixture: (tokio::runtime::Runtime, QueueType, DataMessage),
+) -> (tokio::runtime::Runtime, QueueType, DataMessage) {
+    fixture.0.block_on(worker_pool(fixture.1, OPS, &fixture.2));
+    fixture
+}
+
+#[library_benchmark]
+#[bench::http1(args = (Protocol::Http1), setup = RoundTrip::start)]
+#[bench::h2c(args = (Protocol::H2c), setup = RoundTrip::start)]
+#[bench::grpc_unary(args = (Protocol::GrpcUnary), setup = RoundTrip::start)]
+#[bench::grpc_stream(args = (Protocol::GrpcStream), setup = RoundTrip::start)]
+fn round_trip(mut fixture: RoundTrip) -> RoundTrip {
+    fixture.run(ROUND_TRIPS);
+    fixture
+}
+
+library_benchmark_group!(name = queue; benchmarks = queue_publish_consume);
+library_benchmark_group!(name = codec; benchmarks = codec_encode, codec_decode);
+library_benchmark_group!(name = pool; benchmarks = worker_pool_run);
+library_benchmark_group!(name = protocol; benchmarks = round_trip);
+
+main!(library_benchmark_groups = queue, codec, pool, protocol);

@@ -1,0 +1,224 @@
+//! Allocations per operation of every A/B pair, counted exactly by a counting global
+//! allocator while everything runs on this one thread (a current-thread runtime for the
+//! network cases, so client, servers and workers are all counted). Writes
+//! `reports/results/allocations.json`.
+//!
+//! Usage: `cargo run -p harness --release --bin allocs [-- --out DIR]`
+
+use std::{path::PathBuf, process::ExitCode};
+
+use harness::{
+    alloc::{self, Counting},
+    callgrind::{Protocol, RoundTrip},
+    pairs::side,
+    results::{Case, Metric, ResultFile, default_dir},
+    workloads::{
+        Placement, Stack, decode, encode, publish_consume, sample_message, warm_queue, worker_pool,
+    },
+};
+use system::{
+    client::{ClientMode, ForwarderConfig, HopProtocol},
+    codec::Codec,
+    processor::ProcessorConfig,
+    queue::QueueType,
+};
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Operations per measurement, after a warm-up of the same size.
+const OPS: usize = 2000;
+/// Requests per measurement of the network cases.
+const REQUESTS: usize = 256;
+
+fn main() -> ExitCode {
+    let mut out = default_dir();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--out", Some(dir)) => out = PathBuf::from(dir),
+            _ => {
+                eprintln!("usage: allocs [--out DIR]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut file = ResultFile::new("allocations", "cargo run -p harness --release --bin allocs");
+    file.notes.insert(
+        "method".into(),
+        "counting global allocator, one thread, after a warm-up".into(),
+    );
+    file.cases.extend(queue_cases());
+    file.cases.extend(codec_cases());
+    file.cases.extend(pool_cases());
+    file.cases.extend(client_cases());
+    file.cases.extend(protocol_cases());
+    match file.write(&out) {
+        Ok(path) => {
+            for case in &file.cases {
+                let per_op = &case.metrics["allocs_per_op"];
+                let bytes = &case.metrics["bytes_per_op"];
+                println!(
+                    "{:<28} {:<12} {:>10.2} allocs/op {:>12.1} bytes/op",
+                    case.group, case.variant, per_op.median, bytes.median
+                );
+            }
+            println!("wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("allocs: cannot write results: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn case(group: &str, variant: &str, ops: usize, counts: alloc::Counts) -> Case {
+    Case::new(group, variant, side(variant))
+        .param("operations", ops)
+        .metric(
+            "allocs_per_op",
+            Metric::exact("allocations", counts.allocations as f64 / ops as f64),
+        )
+        .metric(
+            "bytes_per_op",
+            Metric::exact("bytes", counts.bytes as f64 / ops as f64),
+        )
+}
+
+fn queue_cases() -> Vec<Case> {
+    let msg = sample_message();
+    [QueueType::Memory, QueueType::Pooled]
+        .into_iter()
+        .map(|kind| {
+            let queue = warm_queue(kind, 1024, &msg);
+            publish_consume(&queue, &msg, OPS);
+            let (counts, ()) = alloc::during(|| publish_consume(&queue, &msg, OPS));
+            case("queue/publish_consume", kind.as_str(), OPS, counts)
+        })
+        .collect()
+}
+
+fn codec_cases() -> Vec<Case> {
+    let msg = sample_message();
+    let mut cases = Vec::new();
+    for codec in [Codec::Json, Codec::Protobuf] {
+        let mut buf = Vec::new();
+        encode(codec, &msg, &mut buf);
+        let (counts, ()) = alloc::during(|| {
+            for _ in 0..OPS {
+                encode(codec, &msg, &mut buf);
+            }
+        });
+        cases.push(case("codec/encode", codec.as_str(), OPS, counts));
+        let (counts, ()) = alloc::during(|| {
+            for _ in 0..OPS {
+                std::hint::black_box(decode(codec, &buf));
+            }
+        });
+        cases.push(case("codec/decode", codec.as_str(), OPS, counts));
+    }
+    cases
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn pool_cases() -> Vec<Case> {
+    let msg = sample_message();
+    let runtime = current_thread();
+    [QueueType::Memory, QueueType::Pooled]
+        .into_iter()
+        .map(|kind| {
+            runtime.block_on(worker_pool(kind, OPS, &msg));
+            let (counts, ()) = alloc::during(|| runtime.block_on(worker_pool(kind, OPS, &msg)));
+            case("worker_pool", kind.as_str(), OPS, counts)
+        })
+        .collect()
+}
+
+fn client_cases() -> Vec<Case> {
+    type Adjust = fn(ForwarderConfig) -> ForwarderConfig;
+    let axes: [(&str, &str, Adjust); 8] = [
+        ("client/mode", "baseline", |c| ForwarderConfig {
+            mode: ClientMode::Baseline,
+            ..c
+        }),
+        ("client/mode", "pooled", |c| c),
+        ("client/protocol", "http1", |c| c),
+        ("client/protocol", "h2c", |c| ForwarderConfig {
+            protocol: HopProtocol::H2c,
+            ..c
+        }),
+        ("client/codec", "json", |c| c),
+        ("client/codec", "protobuf", |c| ForwarderConfig {
+            codec: Codec::Protobuf,
+            ..c
+        }),
+        ("client/batching", "unbatched", |c| c),
+        ("client/batching", "batched", |c| ForwarderConfig {
+            batch: 64,
+            ..c
+        }),
+    ];
+    let msg = sample_message();
+    axes.into_iter()
+        .map(|(group, variant, adjust)| {
+            let runtime = current_thread();
+            let stack = Stack::start(
+                Placement::Shared(&runtime),
+                ProcessorConfig {
+                    queue_type: QueueType::Pooled,
+                    queue_size: 1 << 16,
+                    ..ProcessorConfig::default()
+                },
+                None,
+            )
+            .expect("an in-process processor");
+            let forwarder = runtime.block_on(async {
+                stack.forwarder(|url| {
+                    adjust(ForwarderConfig {
+                        batch: 1,
+                        ..ForwarderConfig::new(url)
+                    })
+                })
+            });
+            let send = || {
+                runtime.block_on(async {
+                    for _ in 0..REQUESTS / 64 {
+                        let results = forwarder.forward_batch(vec![msg.clone(); 64]).await;
+                        assert!(
+                            results.iter().all(Result::is_ok),
+                            "the processor refused a message"
+                        );
+                    }
+                })
+            };
+            send();
+            let (counts, ()) = alloc::during(send);
+            drop(forwarder);
+            drop(stack);
+            case(group, variant, REQUESTS, counts)
+        })
+        .collect()
+}
+
+fn protocol_cases() -> Vec<Case> {
+    [
+        (Protocol::Http1, "http1"),
+        (Protocol::H2c, "h2c"),
+        (Protocol::GrpcUnary, "grpc_unary"),
+        (Protocol::GrpcStream, "grpc_stream"),
+    ]
+    .into_iter()
+    .map(|(protocol, variant)| {
+        let mut fixture = RoundTrip::start(protocol);
+        let (counts, ()) = alloc::during(|| fixture.run(REQUESTS));
+        case("protocol/round_trip", variant, REQUESTS, counts)
+    })
+    .collect()
+}
