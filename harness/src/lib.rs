@@ -5,6 +5,7 @@
 pub mod alloc;
 pub mod callgrind;
 pub mod criterion_results;
+pub mod gate;
 pub mod pairs;
 pub mod results;
 pub mod workloads;

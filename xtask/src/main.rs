@@ -1,19 +1,28 @@
 //! `cargo xtask <command>`: project automation. This file only parses and dispatches;
 //! each command lives in its own module.
 
+mod bench;
 mod ci;
+mod cmd;
+mod gate;
+mod tools;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci    the checks CI runs: formatting, clippy (warnings are errors), every test";
+  ci                the checks CI runs: formatting, clippy (warnings are errors), every test
+  bench [--quick]   run every benchmark suite; write reports/results/*.json
+  gate [--save]     compare instruction and allocation counts with reports/baseline/";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("bench") => bench::run(rest),
+        Some("gate") => gate::run(rest),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

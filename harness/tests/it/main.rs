@@ -1,0 +1,3 @@
+//! Integration tests of the harness, in one binary.
+
+mod gate;

@@ -1,0 +1,220 @@
+//! `cargo xtask bench [--quick]`: runs every suite and writes its result file to
+//! `reports/results/`: allocation counts, instruction counts (callgrind), and wall-clock
+//! times (criterion), the latter in alternating rounds because this machine's speed drifts:
+//! each round runs both sides of every pair, so ratios are taken round by round and a
+//! drift between rounds cancels out. Prints a short table at the end.
+
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::Context;
+use harness::{
+    callgrind,
+    criterion_results::read_medians,
+    pairs::side,
+    results::{Case, Metric, ResultFile, default_dir},
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{
+    cmd::{cargo_logged, workspace_root},
+    tools,
+};
+
+/// Criterion suites, and the benchmarks `--quick` keeps of each (a criterion filter).
+const CRITERION: [(&str, &str); 4] = [
+    (
+        "queue",
+        "queue.(publish_consume|threads_p1_c1|threads_p4_c2)",
+    ),
+    ("worker_pool", "worker_pool"),
+    ("codec", "codec"),
+    ("client", "client"),
+];
+/// Rounds of the criterion suites: each side of a pair is measured this many times.
+const ROUNDS: usize = 3;
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = default_dir();
+    let log = workspace_root().join("target/xtask-bench.log");
+    std::fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
+    std::fs::write(&log, "")?;
+    let steps = 3 + ROUNDS * CRITERION.len();
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.println(format!("logs: {}", log.display()));
+
+    bar.set_message("building the suites");
+    cargo_logged(&["bench", "-p", "harness", "--no-run"], &log)?;
+    bar.inc(1);
+
+    bar.set_message("allocations");
+    cargo_logged(
+        &["run", "-p", "harness", "--release", "--bin", "allocs"],
+        &log,
+    )?;
+    bar.inc(1);
+
+    bar.set_message("instruction counts (callgrind)");
+    tools::ensure_callgrind()?;
+    let callgrind_out = workspace_root().join("target/gungraun/harness/callgrind");
+    let _ = std::fs::remove_dir_all(&callgrind_out);
+    cargo_logged(
+        &[
+            "bench",
+            "-p",
+            "harness",
+            "--bench",
+            "callgrind",
+            "--",
+            "--save-summary=json",
+        ],
+        &log,
+    )?;
+    let mut file = ResultFile::new(
+        "callgrind",
+        "cargo bench -p harness --bench callgrind -- --save-summary=json",
+    );
+    file.notes.insert(
+        "tool".into(),
+        format!(
+            "gungraun {} (valgrind callgrind)",
+            tools::gungraun_version()?
+        ),
+    );
+    file.cases = callgrind::read_summaries(&callgrind_out).context("reading gungraun summaries")?;
+    file.write(&out)?;
+    bar.inc(1);
+
+    let (warm_up, measure) = if quick { ("0.3", "0.7") } else { ("1", "3") };
+    let criterion_dir = workspace_root().join("target/criterion");
+    let mut rounds: Vec<BTreeMap<(String, String), f64>> = Vec::new();
+    for round in 1..=ROUNDS {
+        let _ = std::fs::remove_dir_all(&criterion_dir);
+        for (bench, quick_filter) in CRITERION {
+            bar.set_message(format!("criterion round {round}/{ROUNDS}: {bench}"));
+            let mut args = vec!["bench", "-p", "harness", "--bench", bench, "--", "--noplot"];
+            args.extend(["--warm-up-time", warm_up, "--measurement-time", measure]);
+            if quick {
+                args.push(quick_filter);
+            }
+            cargo_logged(&args, &log)?;
+            bar.inc(1);
+        }
+        rounds.push(read_medians(&criterion_dir)?);
+    }
+    let command = if quick {
+        "cargo xtask bench --quick"
+    } else {
+        "cargo xtask bench"
+    };
+    let mut file = ResultFile::new("criterion", command);
+    file.notes.insert(
+        "method".into(),
+        format!(
+            "{ROUNDS} rounds, each running both sides of every pair; samples are per-round medians"
+        ),
+    );
+    file.notes.insert(
+        "criterion".into(),
+        format!("warm-up {warm_up} s, measurement {measure} s"),
+    );
+    file.cases = criterion_cases(&rounds);
+    file.write(&out)?;
+    bar.finish_with_message("done");
+
+    print_table(&out)?;
+    Ok(())
+}
+
+/// One case per benchmark, with the per-round medians as samples.
+fn criterion_cases(rounds: &[BTreeMap<(String, String), f64>]) -> Vec<Case> {
+    let mut samples: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    for round in rounds {
+        for (key, median) in round {
+            samples.entry(key.clone()).or_default().push(*median);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|((group, variant), ns)| {
+            let (group, params) = split_params(&group);
+            let mut case = Case::new(&group, &variant, side(&variant));
+            for (k, v) in params {
+                case = case.param(k, v);
+            }
+            case.metric("time_per_op", Metric::from_samples("ns", ns))
+        })
+        .collect()
+}
+
+/// `queue/threads_p4_c2` → (`queue/threads`, producers 4, consumers 2).
+fn split_params(group: &str) -> (String, Vec<(&'static str, String)>) {
+    if let Some(rest) = group.strip_prefix("queue/threads_p")
+        && let Some((p, c)) = rest.split_once("_c")
+    {
+        return (
+            "queue/threads".to_owned(),
+            vec![("producers", p.to_owned()), ("consumers", c.to_owned())],
+        );
+    }
+    (group.to_owned(), Vec::new())
+}
+
+/// A short table of every pair in the result files of `dir`: baseline, optimized, ratio.
+fn print_table(dir: &Path) -> anyhow::Result<()> {
+    println!(
+        "\n{:<26} {:<18} {:>14} {:>14} {:>8}",
+        "pair", "metric", "baseline", "optimized", "ratio"
+    );
+    for suite in ["allocations", "callgrind", "criterion"] {
+        let path = dir.join(format!("{suite}.json"));
+        let Ok(file) = ResultFile::read(&path) else {
+            continue;
+        };
+        let mut by_group: BTreeMap<(String, String), Vec<&Case>> = BTreeMap::new();
+        for case in &file.cases {
+            let key = (case.group.clone(), format!("{:?}", case.params));
+            by_group.entry(key).or_default().push(case);
+        }
+        for ((group, _), cases) in by_group {
+            let baseline = cases
+                .iter()
+                .find(|c| c.side == Some(harness::results::Side::Baseline));
+            for optimized in cases
+                .iter()
+                .filter(|c| c.side == Some(harness::results::Side::Optimized))
+            {
+                let Some(baseline) = baseline else { continue };
+                for (name, metric) in &optimized.metrics {
+                    let Some(base) = baseline.metrics.get(name) else {
+                        continue;
+                    };
+                    if name.ends_with("_total") {
+                        continue;
+                    }
+                    let ratio = if base.median == 0.0 {
+                        f64::NAN
+                    } else {
+                        metric.median / base.median
+                    };
+                    let label = if optimized.params.is_empty() {
+                        format!("{group} {}", optimized.variant)
+                    } else {
+                        let params: Vec<String> = optimized.params.values().cloned().collect();
+                        format!("{group} {} [{}]", optimized.variant, params.join(","))
+                    };
+                    println!(
+                        "{label:<26} {name:<18} {:>14.1} {:>14.1} {ratio:>8.2}",
+                        base.median, metric.median
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Running cargo and other programs from xtask, at the workspace root.
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context, bail};
+
+/// The workspace root (the parent of the xtask crate).
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `cargo` as the one running xtask (`$CARGO`), at the workspace root.
+pub(crate) fn cargo_command(args: &[&str]) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args(args).current_dir(workspace_root());
+    command
+}
+
+/// Runs cargo with `args`, its output shown; fails when cargo does.
+pub(crate) fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = cargo_command(args)
+        .status()
+        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Runs cargo with `args`, its output appended to `log`; fails (naming the log) when cargo does.
+pub(crate) fn cargo_logged(args: &[&str], log: &Path) -> anyhow::Result<()> {
+    let file = File::options().create(true).append(true).open(log)?;
+    let status = cargo_command(args)
+        .stdout(Stdio::from(file.try_clone()?))
+        .stderr(Stdio::from(file))
+        .status()
+        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!(
+            "cargo {} failed ({status}); see {}",
+            args.join(" "),
+            log.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `cargo xtask gate [--save]`: runs the deterministic suites (callgrind instruction counts
+//! and allocation counts) and compares them with the committed baseline in
+//! `reports/baseline/` (rules in `harness::gate`). Exits non-zero with a table of what
+//! regressed. `--save` makes the current counts the new baseline.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use harness::{
+    callgrind,
+    gate::{compare, table},
+    results::ResultFile,
+};
+
+use crate::{
+    cmd::{cargo, workspace_root},
+    tools,
+};
+
+/// How much worse than the baseline a count may get.
+const TOLERANCE: f64 = 0.05;
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    let save = args.iter().any(|a| a == "--save");
+    let root = workspace_root();
+    let current_dir = root.join("target/gate");
+    let current = measure(&current_dir)?;
+    let baseline_dir = root.join("reports/baseline");
+    if save {
+        for file in &current {
+            file.write(&baseline_dir)?;
+        }
+        println!("gate: baseline saved to {}", baseline_dir.display());
+        return Ok(());
+    }
+    let mut findings = Vec::new();
+    for file in &current {
+        let committed = ResultFile::read(&baseline_dir.join(format!("{}.json", file.suite)))
+            .with_context(|| {
+                format!(
+                    "no committed baseline for {} (run `cargo xtask gate --save`)",
+                    file.suite
+                )
+            })?;
+        findings.extend(compare(&committed, file, TOLERANCE));
+    }
+    let cases: usize = current.iter().map(|f| f.cases.len()).sum();
+    if findings.is_empty() {
+        println!(
+            "gate: {cases} cases within {:.0}% of the baseline; optimizations that beat their baseline still do",
+            TOLERANCE * 100.0
+        );
+        return Ok(());
+    }
+    eprintln!("{}", table(&findings));
+    bail!(
+        "gate: {} finding(s) against the committed baseline",
+        findings.len()
+    )
+}
+
+/// Runs both deterministic suites; the results are also written to `dir`.
+fn measure(dir: &Path) -> anyhow::Result<Vec<ResultFile>> {
+    tools::ensure_callgrind()?;
+    let out = workspace_root().join("target/gungraun/harness/callgrind");
+    let _ = std::fs::remove_dir_all(&out);
+    cargo(&[
+        "bench",
+        "-p",
+        "harness",
+        "--bench",
+        "callgrind",
+        "--",
+        "--save-summary=json",
+    ])?;
+    let mut instructions = ResultFile::new("callgrind", "cargo xtask gate");
+    instructions.cases = callgrind::read_summaries(&out).context("reading gungraun summaries")?;
+    instructions.write(dir)?;
+    let dir_arg = dir.to_string_lossy().into_owned();
+    cargo(&[
+        "run",
+        "-p",
+        "harness",
+        "--release",
+        "--bin",
+        "allocs",
+        "--",
+        "--out",
+        &dir_arg,
+    ])?;
+    let allocations = ResultFile::read(&dir.join("allocations.json"))?;
+    Ok(vec![instructions, allocations])
+}
