@@ -189,11 +189,11 @@ impl NatsQueue {
     /// Connects to NATS, creates the stream and the consumer unless they exist, and starts
     /// fetching. Fails when the server cannot be reached within the request timeout.
     pub async fn connect(config: NatsConfig) -> Result<NatsQueue, NatsError> {
-        let (connections, connected) = watch::channel(0u64);
+        let (disconnections, disconnected) = watch::channel(0u64);
         let client = ConnectOptions::new()
             .event_callback(move |event| {
-                let connections = connections.clone();
-                async move { on_event(&event, &connections) }
+                let disconnections = disconnections.clone();
+                async move { on_event(&event, &disconnections) }
             })
             .connection_timeout(config.request_timeout)
             // The default backoff grows to 4 s; a shorter cap resumes service sooner
@@ -226,7 +226,7 @@ impl NatsQueue {
             consumer,
             counters: Arc::clone(&counters),
             stopped,
-            connected,
+            disconnected,
             fetched: fetched_tx,
         })
         .await?;
@@ -337,12 +337,12 @@ impl Inner {
     }
 }
 
-/// Counts the client's connections, so that the fetcher sets up the stream and the
-/// consumer again after each reconnect (the server may have come back without them). The
+/// Counts the client's disconnections, so that the fetcher sets up the stream and the
+/// consumer again once the server is back (it may have come back without them). The
 /// client logs the events itself.
-fn on_event(event: &Event, connections: &watch::Sender<u64>) {
-    if let Event::Connected = event {
-        connections.send_modify(|n| *n += 1);
+fn on_event(event: &Event, disconnections: &watch::Sender<u64>) {
+    if let Event::Disconnected = event {
+        disconnections.send_modify(|n| *n += 1);
     }
 }
 

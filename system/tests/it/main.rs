@@ -5,6 +5,8 @@ mod binary;
 mod gateway;
 mod grpc;
 mod hop;
+mod nats;
+mod nats_server;
 mod processor;
 mod queue;
 mod stack;

@@ -20,6 +20,13 @@ use crate::proto::DataMessage;
 
 /// Pause before a failed broker call is tried again.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// How long one pull request waits on the server before the client renews it.
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+/// While a pull request waits the server sends heartbeats this often; two missed ones
+/// mean the request is lost (seen with a server whose other clients stalled), and pulling
+/// starts over instead of waiting for the request to expire. A fetcher blocked that long
+/// on busy workers also starts over; the messages it held come back after the ack wait.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
 /// How often the stream's counters are read for `/stats`.
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -29,8 +36,8 @@ pub(super) struct Tasks {
     pub(super) consumer: PullConsumer,
     pub(super) counters: Arc<Counters>,
     pub(super) stopped: watch::Receiver<bool>,
-    /// Counts the client's connections; a change means it reconnected.
-    pub(super) connected: watch::Receiver<u64>,
+    /// Counts the client's disconnections.
+    pub(super) disconnected: watch::Receiver<u64>,
     pub(super) fetched: mpsc::Sender<NatsDelivery>,
 }
 
@@ -42,7 +49,7 @@ pub(super) async fn spawn(tasks: Tasks) -> Result<(), NatsError> {
         consumer,
         counters,
         stopped,
-        connected,
+        disconnected,
         fetched,
     } = tasks;
     let advisories = subscribe_dead_letters(&jetstream, &config).await?;
@@ -59,7 +66,7 @@ pub(super) async fn spawn(tasks: Tasks) -> Result<(), NatsError> {
         Some(consumer.clone()),
         Arc::clone(&counters),
         stopped.clone(),
-        connected,
+        disconnected,
         fetched,
     ));
     tokio::spawn(move_dead_letters(
@@ -98,11 +105,9 @@ async fn fetch(
     mut consumer: Option<PullConsumer>,
     counters: Arc<Counters>,
     mut stopped: watch::Receiver<bool>,
-    mut connected: watch::Receiver<u64>,
+    mut disconnected: watch::Receiver<u64>,
     fetched: mpsc::Sender<NatsDelivery>,
 ) {
-    // The first connection happened before the consumer was set up.
-    connected.borrow_and_update();
     loop {
         let current = match consumer.take() {
             Some(current) => current,
@@ -120,6 +125,8 @@ async fn fetch(
         let messages = current
             .stream()
             .max_messages_per_batch(config.fetch_batch.max(1))
+            .expires(PULL_EXPIRES)
+            .heartbeat(PULL_HEARTBEAT)
             .messages()
             .await;
         let mut messages = match messages {
@@ -135,7 +142,8 @@ async fn fetch(
         loop {
             let next = tokio::select! {
                 () = stop_requested(&mut stopped) => return,
-                changed = connected.changed() => match changed {
+                // Set up again once the server is back (`setup` retries until it is).
+                changed = disconnected.changed() => match changed {
                     Ok(()) => break,
                     Err(_) => return,
                 },
