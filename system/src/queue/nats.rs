@@ -12,10 +12,14 @@
 //!   a processor holds at most [`NatsConfig::fetch_batch`] fetched messages plus one per
 //!   worker, and every broker call has a timeout.
 //!
-//! The background tasks (fetching, dead letters, stats) live in `nats/tasks.rs`; they end
-//! when the queue is closed or dropped.
+//! The settings and the creation of the broker-side objects live in `nats/setup.rs`, the
+//! background tasks (fetching, dead letters, stats) in `nats/tasks.rs`; the tasks end when
+//! the queue is closed or dropped.
 
+mod setup;
 mod tasks;
+
+pub use setup::{NatsConfig, NatsError};
 
 use std::{
     sync::{
@@ -30,10 +34,8 @@ use async_nats::{
     connection::State,
     jetstream::{
         self, Context, ErrorCode,
-        consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
         context::PublishErrorKind,
         message::{Acker, PublishMessage},
-        stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
     },
 };
 use bytes::Bytes;
@@ -42,87 +44,6 @@ use tokio::sync::{Mutex, mpsc, watch};
 
 use super::{Delivery, PublishError, QueueStats};
 use crate::{message::MessageRef, proto::DataMessage};
-
-/// How to reach NATS and how the shared stream and consumer are set up. The first
-/// processor to start creates the stream and the consumer; later ones use them as they
-/// find them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NatsConfig {
-    /// Where the NATS server listens, e.g. `nats://127.0.0.1:4222`.
-    pub url: String,
-    /// Name of the work-queue stream (letters, digits, `-`, `_`).
-    pub stream: String,
-    /// Name of the durable pull consumer all processors share.
-    pub consumer: String,
-    /// Most messages the stream holds; a publish beyond that is refused as full.
-    /// `processor::serve` sets it from the processor's queue size.
-    pub capacity: usize,
-    /// Most publishes waiting for JetStream's confirmation at once.
-    pub max_pending_publishes: usize,
-    /// How long a publish (and any other call to the broker) may wait for an answer.
-    pub request_timeout: Duration,
-    /// How long a delivered message may stay unacknowledged before it is delivered again.
-    pub ack_wait: Duration,
-    /// Deliveries of one message before it is dead-lettered instead.
-    pub max_deliver: u32,
-    /// Messages one processor asks for at a time. `processor::serve` sets it from the
-    /// number of workers, so a processor that dies holds few messages.
-    pub fetch_batch: usize,
-}
-
-impl Default for NatsConfig {
-    fn default() -> Self {
-        NatsConfig {
-            url: "nats://127.0.0.1:4222".to_owned(),
-            stream: "INGEST".to_owned(),
-            consumer: "processors".to_owned(),
-            capacity: 1000,
-            max_pending_publishes: 1024,
-            request_timeout: Duration::from_secs(2),
-            ack_wait: Duration::from_secs(30),
-            max_deliver: 5,
-            fetch_batch: 8,
-        }
-    }
-}
-
-impl NatsConfig {
-    /// The subject messages are published on.
-    pub fn subject(&self) -> String {
-        format!("{}.messages", self.stream)
-    }
-
-    /// The stream dead letters are moved to.
-    pub fn dead_letter_stream(&self) -> String {
-        format!("{}_DEAD", self.stream)
-    }
-
-    /// The subject dead letters are published on.
-    pub fn dead_letter_subject(&self) -> String {
-        format!("{}.dead", self.stream)
-    }
-}
-
-/// Why the queue could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum NatsError {
-    /// The server could not be reached.
-    #[error("cannot connect to NATS at {url}: {source}")]
-    Connect {
-        /// The URL tried.
-        url: String,
-        /// What failed.
-        source: async_nats::ConnectError,
-    },
-    /// The stream or the consumer could not be created or read.
-    #[error("cannot set up JetStream {what}: {message}")]
-    Setup {
-        /// Which object.
-        what: String,
-        /// What failed.
-        message: String,
-    },
-}
 
 /// Counters of the NATS side, shown in `/stats` and `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -213,7 +134,7 @@ impl NatsQueue {
             // Refuse at once rather than wait: the same contract as a full memory queue.
             .backpressure_on_inflight(false)
             .build(client.clone());
-        let consumer = setup(&jetstream, &config).await?;
+        let consumer = setup::setup(&jetstream, &config).await?;
         let counters = Arc::new(Counters::default());
         counters
             .capacity
@@ -402,53 +323,6 @@ impl Delivery for NatsDelivery {
             Err(err) => tracing::warn!(%err, id = %message.id, "cannot acknowledge"),
         }
     }
-}
-
-/// Creates the work-queue stream, the dead-letter stream and the shared consumer unless
-/// they exist.
-async fn setup(jetstream: &Context, config: &NatsConfig) -> Result<PullConsumer, NatsError> {
-    let setup_error = |what: &str, err: &dyn std::fmt::Display| NatsError::Setup {
-        what: what.to_owned(),
-        message: err.to_string(),
-    };
-    let work = jetstream
-        .get_or_create_stream(stream::Config {
-            name: config.stream.clone(),
-            subjects: vec![config.subject()],
-            retention: RetentionPolicy::WorkQueue,
-            max_messages: i64::try_from(config.capacity).unwrap_or(i64::MAX),
-            discard: DiscardPolicy::New,
-            storage: StorageType::File,
-            ..stream::Config::default()
-        })
-        .await
-        .map_err(|err| setup_error(&format!("stream {}", config.stream), &err))?;
-    jetstream
-        .get_or_create_stream(stream::Config {
-            name: config.dead_letter_stream(),
-            subjects: vec![config.dead_letter_subject()],
-            retention: RetentionPolicy::Limits,
-            // Dead letters are kept for a person to look at; the oldest make room.
-            max_messages: i64::try_from(config.capacity).unwrap_or(i64::MAX),
-            discard: DiscardPolicy::Old,
-            storage: StorageType::File,
-            ..stream::Config::default()
-        })
-        .await
-        .map_err(|err| setup_error(&format!("stream {}", config.dead_letter_stream()), &err))?;
-    work.get_or_create_consumer(
-        &config.consumer,
-        pull::Config {
-            durable_name: Some(config.consumer.clone()),
-            deliver_policy: DeliverPolicy::All,
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: config.ack_wait,
-            max_deliver: i64::from(config.max_deliver),
-            ..pull::Config::default()
-        },
-    )
-    .await
-    .map_err(|err| setup_error(&format!("consumer {}", config.consumer), &err))
 }
 
 impl super::Queue for NatsQueue {

@@ -6,6 +6,7 @@ mod gateway;
 mod grpc;
 mod hop;
 mod nats;
+mod nats_crash;
 mod nats_server;
 mod processor;
 mod queue;

@@ -1,14 +1,11 @@
 //! The NATS JetStream queue against a real `nats-server -js`: processors sharing one
-//! stream, a processor killed mid-run, the server going away and coming back, dead
-//! letters and backpressure. Each test starts its own server and is skipped (saying so)
+//! stream, the server going away and coming back, dead letters and backpressure (a
+//! processor that dies is in `nats_crash.rs`). Each test starts its own server and is skipped (saying so)
 //! when no server can be had.
 
 use std::{
     collections::HashSet,
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
-    thread,
     time::{Duration, Instant},
 };
 
@@ -24,20 +21,20 @@ use system::{
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-use crate::nats_server::{NatsServer, free_port};
+use crate::nats_server::NatsServer;
 
-type Seen = Arc<Mutex<Vec<String>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<String>>>;
 
-struct Running {
-    url: String,
-    seen: Seen,
+pub(crate) struct Running {
+    pub(crate) url: String,
+    pub(crate) seen: Seen,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<ProcessorStats>>,
 }
 
 /// A processor on the NATS queue at `nats_url` that records the id of every message it
 /// processes; `tune` adjusts its configuration first.
-async fn start(nats_url: &str, tune: impl FnOnce(&mut ProcessorConfig)) -> Running {
+pub(crate) async fn start(nats_url: &str, tune: impl FnOnce(&mut ProcessorConfig)) -> Running {
     let seen: Seen = Arc::default();
     let sink = Arc::clone(&seen);
     let mut config = ProcessorConfig {
@@ -69,12 +66,12 @@ async fn start(nats_url: &str, tune: impl FnOnce(&mut ProcessorConfig)) -> Runni
 }
 
 impl Running {
-    async fn shutdown(self) -> ProcessorStats {
+    pub(crate) async fn shutdown(self) -> ProcessorStats {
         self.stop.send(()).unwrap();
         self.task.await.unwrap().unwrap()
     }
 
-    async fn stats(&self) -> Value {
+    pub(crate) async fn stats(&self) -> Value {
         reqwest::get(format!("{}/stats", self.url))
             .await
             .unwrap()
@@ -83,12 +80,12 @@ impl Running {
             .unwrap()
     }
 
-    fn seen(&self) -> Vec<String> {
+    pub(crate) fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
     }
 }
 
-fn messages(prefix: &str, range: std::ops::Range<u64>) -> Vec<DataMessage> {
+pub(crate) fn messages(prefix: &str, range: std::ops::Range<u64>) -> Vec<DataMessage> {
     range
         .map(|n| DataMessage {
             id: format!("{prefix}-{n}"),
@@ -100,7 +97,7 @@ fn messages(prefix: &str, range: std::ops::Range<u64>) -> Vec<DataMessage> {
 }
 
 /// Posts `batch` as protobuf and returns the ids the processor accepted.
-async fn post_batch(client: &Client, url: &str, batch: Vec<DataMessage>) -> Vec<String> {
+pub(crate) async fn post_batch(client: &Client, url: &str, batch: Vec<DataMessage>) -> Vec<String> {
     let answer = post_batch_outcome(client, url, batch).await;
     answer
         .outcomes
@@ -133,7 +130,7 @@ async fn post_one(client: &Client, url: &str, id: &str) -> reqwest::Response {
 }
 
 /// Waits (at most `limit`) until `done` holds.
-async fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -196,155 +193,6 @@ async fn two_processors_split_10000_messages_and_process_each_once() {
     assert_eq!(nats_a.published + nats_b.published, N);
     assert_eq!(nats_a.acknowledged + nats_b.acknowledged, N);
     assert_eq!(nats_a.redelivered + nats_b.redelivered, 0);
-}
-
-const BIN: &str = env!("CARGO_BIN_EXE_system");
-
-/// `system processor` as its own process, with its log lines collected.
-struct Victim {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-// The child is killed and waited for by the test; clippy cannot follow that.
-#[allow(clippy::zombie_processes)]
-fn start_victim(nats_url: &str, ack_wait_ms: &str) -> Victim {
-    let mut child = Command::new(BIN)
-        .arg("processor")
-        .env("QUEUE_TYPE", "nats")
-        .env("NATS_URL", nats_url)
-        .env("NATS_ACK_WAIT_MS", ack_wait_ms)
-        .env("QUEUE_SIZE", "20000")
-        .env("PROCESSOR_PORT", "0")
-        // The ids of acknowledged messages are logged at trace level.
-        .env("RUST_LOG", "info,system::queue::nats=trace")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let log: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let sink = Arc::clone(&log);
-    thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some((_, addr)) = line.split_once("processor listening on ") {
-                let _ = addr_tx.send(addr.trim().to_owned());
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let Ok(addr) = addr_rx.recv_timeout(Duration::from_secs(10)) else {
-        let _ = child.kill();
-        panic!("the processor did not log its address");
-    };
-    Victim {
-        child,
-        url: format!("http://{addr}"),
-        log,
-    }
-}
-
-impl Victim {
-    /// Ids of the messages it acknowledged (the log line is written before the ack).
-    fn acknowledged(&self) -> HashSet<String> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|line| line.contains("nats ack"))
-            .filter_map(|line| line.split_once("message_id=").map(|(_, id)| id.trim()))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal}");
-    }
-}
-
-/// kill -9 of one processor mid-run: every message answered 202 is still processed (the
-/// ones it held are delivered again to the other processor), none is lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_processor_killed_mid_run_loses_no_accepted_message() {
-    let Some(server) = NatsServer::start("a_processor_killed_mid_run") else {
-        return;
-    };
-    // The victim starts alone, so that what the consumer has delivered and not seen
-    // acknowledged can only be in its hands.
-    let mut victim = start_victim(&server.url(), "1000");
-    let client = Client::new();
-    let mut accepted = HashSet::new();
-    for start in (0..1000).step_by(100) {
-        accepted
-            .extend(post_batch(&client, &victim.url, messages("kill", start..start + 100)).await);
-    }
-    let jetstream = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
-    let consumer = || async {
-        let stream = jetstream.get_stream("INGEST").await.unwrap();
-        stream.consumer_info("processors").await.unwrap()
-    };
-    // Freeze it (as a hung machine) while it has a pull request open, then publish: it
-    // receives messages it cannot finish.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while consumer().await.num_waiting == 0 {
-        assert!(Instant::now() < deadline, "the processor does not pull");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    victim.signal("-STOP");
-    for msg in messages("kill", 1000..1020) {
-        let ack = jetstream
-            .publish("INGEST.messages", msg.encode_to_vec().into())
-            .await
-            .unwrap();
-        ack.await.unwrap();
-        accepted.insert(msg.id);
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let held = loop {
-        let held = consumer().await.num_ack_pending;
-        if held > 0 {
-            break held as u64;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the frozen processor got nothing"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let survivor = start(&server.url(), |c| c.nats.ack_wait = Duration::from_secs(1)).await;
-    for start in (1020..3020).step_by(100) {
-        accepted
-            .extend(post_batch(&client, &survivor.url, messages("kill", start..start + 100)).await);
-        if start == 2020 {
-            victim.signal("-KILL");
-        }
-    }
-    assert_eq!(accepted.len(), 3020, "every message is accepted");
-    let status = victim.child.wait().unwrap();
-    assert!(!status.success(), "the victim was killed");
-    let by_victim = victim.acknowledged();
-    eventually(
-        Duration::from_secs(15),
-        "every accepted message is processed",
-        || {
-            let seen = survivor.seen.lock().unwrap();
-            let processed: HashSet<&String> = seen.iter().chain(&by_victim).collect();
-            accepted.iter().all(|id| processed.contains(id))
-        },
-    )
-    .await;
-    let stats = survivor.shutdown().await;
-    let redelivered = stats.nats.unwrap().redelivered;
-    assert!(
-        redelivered >= held,
-        "the {held} messages the killed processor held were delivered again ({redelivered})"
-    );
 }
 
 /// With the server gone `/enqueue` answers 503 and nothing is stored; when the server is
@@ -536,21 +384,4 @@ async fn a_full_stream_and_too_many_pending_publishes_answer_503() {
         "at most 2 publishes wait for JetStream at once: {answer:?}"
     );
     narrow.shutdown().await;
-}
-
-/// A processor that cannot reach NATS at start-up says so and exits non-zero.
-#[test]
-fn an_unreachable_nats_server_stops_the_processor_at_start_up() {
-    let url = format!("nats://127.0.0.1:{}", free_port());
-    let output = Command::new(BIN)
-        .arg("processor")
-        .env("QUEUE_TYPE", "nats")
-        .env("NATS_URL", &url)
-        .env("NATS_TIMEOUT_MS", "500")
-        .env("PROCESSOR_PORT", "0")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot connect to NATS"), "{stderr}");
 }

@@ -111,7 +111,7 @@ async fn fetch(
     loop {
         let current = match consumer.take() {
             Some(current) => current,
-            None => match super::setup(&jetstream, &config).await {
+            None => match super::setup::setup(&jetstream, &config).await {
                 Ok(current) => current,
                 Err(err) => {
                     tracing::warn!(%err, "NATS consumer not ready; retrying");
