@@ -1,6 +1,7 @@
-//! A processor that dies: killed with signal 9 mid-run it loses no accepted message (the
-//! messages it held are delivered again to the processor that is left), and one that
-//! cannot reach NATS at start-up says so and exits non-zero. The victim runs as its own
+//! A processor that stops: killed with signal 9 mid-run it loses no accepted message (the
+//! messages it held are delivered again to the processor that is left), stopped with
+//! SIGTERM it exits 0 and loses nothing either, and one that cannot reach NATS at start-up
+//! says so and exits non-zero. The victim runs as its own
 //! `system processor` process, the survivor in this one.
 
 use std::{
@@ -184,4 +185,50 @@ fn an_unreachable_nats_server_stops_the_processor_at_start_up() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot connect to NATS"), "{stderr}");
+}
+
+/// SIGTERM with NATS: the processor stops fetching, finishes and acknowledges what it holds,
+/// and exits 0; whatever it had fetched and not finished goes to the other processor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_nats_exits_zero_and_leaves_the_rest_to_the_others() {
+    let Some(server) = NatsServer::start("sigterm_with_nats") else {
+        return;
+    };
+    let survivor = start(&server.url(), |c| c.nats.ack_wait = Duration::from_secs(1)).await;
+    let mut stopping = start_victim(&server.url(), "1000");
+    let client = Client::new();
+    let mut accepted = HashSet::new();
+    for start in (0..1000).step_by(100) {
+        accepted
+            .extend(post_batch(&client, &stopping.url, messages("term", start..start + 100)).await);
+    }
+    stopping.signal("-TERM");
+    // Waited for off the runtime, which the in-process survivor needs meanwhile.
+    let (status, stopping) =
+        tokio::task::spawn_blocking(move || (stopping.child.wait().unwrap(), stopping))
+            .await
+            .unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        stopping
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains("processor stopped")),
+        "a summary is logged"
+    );
+    assert_eq!(accepted.len(), 1000, "every message is accepted");
+    let by_stopped = stopping.acknowledged();
+    eventually(
+        Duration::from_secs(15),
+        "every accepted message is processed",
+        || {
+            let seen = survivor.seen.lock().unwrap();
+            let processed: HashSet<&String> = seen.iter().chain(&by_stopped).collect();
+            accepted.iter().all(|id| processed.contains(id))
+        },
+    )
+    .await;
+    survivor.shutdown().await;
 }
