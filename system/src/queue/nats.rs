@@ -7,10 +7,13 @@
 //!   confirmation at once, and one more answers [`PublishError::Full`] without waiting;
 //! - a message leaves the stream only when a worker acknowledged it after processing, or
 //!   after [`NatsConfig::max_deliver`] deliveries without an acknowledgement, when it is
-//!   moved to the dead-letter stream and counted (at-least-once, never silently lost);
-//! - nothing here is unbounded: the stream holds at most [`NatsConfig::capacity`] messages,
-//!   a processor holds at most [`NatsConfig::fetch_batch`] fetched messages plus one per
-//!   worker, and every broker call has a timeout.
+//!   moved to the dead-letter stream and counted (at-least-once, never silently lost); the
+//!   one exception is a payload that does not decode as a message, which is dropped with a
+//!   warning since no delivery could ever process it;
+//! - nothing here is unbounded: the stream holds at most [`NatsConfig::capacity`] messages;
+//!   a processor holds what its open pull requests asked for (about
+//!   [`NatsConfig::fetch_batch`]), a channel of `fetch_batch` to the workers and one message
+//!   per worker; every broker call has a timeout.
 //!
 //! The settings and the creation of the broker-side objects live in `nats/setup.rs`, the
 //! background tasks (fetching, dead letters, stats) in `nats/tasks.rs`; the tasks end when
