@@ -402,7 +402,7 @@ fn outcome_result(outcome: crate::proto::MessageOutcome) -> Result<(), ForwardEr
     match Outcome::try_from(outcome.outcome) {
         Ok(Outcome::Accepted) => Ok(()),
         Ok(Outcome::Invalid) => Err(ForwardError::Rejected(outcome.error)),
-        Ok(Outcome::QueueFull | Outcome::ShuttingDown) => {
+        Ok(Outcome::QueueFull | Outcome::ShuttingDown | Outcome::Unavailable) => {
             Err(ForwardError::Overloaded(outcome.error))
         }
         _ => Err(ForwardError::Failed {

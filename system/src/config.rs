@@ -13,7 +13,7 @@ use crate::{
     gateway::GatewayConfig,
     grpc::GrpcConfig,
     processor::ProcessorConfig,
-    queue::QueueType,
+    queue::{NatsConfig, QueueType},
     server::HttpLimits,
     worker::seed_processing,
 };
@@ -119,9 +119,46 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub queue_size: u32,
 
-    /// Queue implementation: `memory` (baseline) or `pooled`.
+    /// Queue implementation: `memory` (baseline), `pooled`, or `nats` (a JetStream stream
+    /// shared by several processors).
     #[arg(long, env = "QUEUE_TYPE", value_enum, default_value_t = QueueType::Memory, global = true)]
     pub queue_type: QueueType,
+
+    /// Where the NATS server listens (with `QUEUE_TYPE=nats`).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true,
+          value_parser = parse_nats_url)]
+    pub nats_url: String,
+
+    /// Name of the JetStream stream the processors share.
+    #[arg(long, env = "NATS_STREAM", default_value = "INGEST", global = true,
+          value_parser = parse_nats_name)]
+    pub nats_stream: String,
+
+    /// Name of the durable consumer the processors share.
+    #[arg(long, env = "NATS_CONSUMER", default_value = "processors", global = true,
+          value_parser = parse_nats_name)]
+    pub nats_consumer: String,
+
+    /// Most publishes waiting for JetStream's confirmation at once; beyond it, 503.
+    #[arg(long, env = "NATS_MAX_PENDING", default_value_t = 1024, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub nats_max_pending: u32,
+
+    /// Milliseconds a publish (or another NATS call) may wait for an answer.
+    #[arg(long, env = "NATS_TIMEOUT_MS", default_value_t = 2000, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub nats_timeout_ms: u32,
+
+    /// Milliseconds a delivered message may stay unacknowledged before it is delivered
+    /// again (to any processor).
+    #[arg(long, env = "NATS_ACK_WAIT_MS", default_value_t = 30_000, global = true,
+          value_parser = clap::value_parser!(u32).range(100..=3_600_000))]
+    pub nats_ack_wait_ms: u32,
+
+    /// Deliveries of one message before it goes to the dead-letter stream instead.
+    #[arg(long, env = "NATS_MAX_DELIVER", default_value_t = 5, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub nats_max_deliver: u32,
 
     /// Largest request body the processor accepts, in bytes.
     #[arg(long, env = "PROCESSOR_BODY_LIMIT", default_value_t = 16 * 1024 * 1024, global = true,
@@ -162,7 +199,22 @@ impl Settings {
             max_connections: self.max_connections as usize,
             drain_timeout: self.drain_timeout(),
             process: Arc::new(seed_processing),
+            nats: self.nats(),
             ..ProcessorConfig::default()
+        }
+    }
+
+    /// Where and how the NATS queue lives.
+    pub fn nats(&self) -> NatsConfig {
+        NatsConfig {
+            url: self.nats_url.clone(),
+            stream: self.nats_stream.clone(),
+            consumer: self.nats_consumer.clone(),
+            max_pending_publishes: self.nats_max_pending as usize,
+            request_timeout: Duration::from_millis(u64::from(self.nats_timeout_ms)),
+            ack_wait: Duration::from_millis(u64::from(self.nats_ack_wait_ms)),
+            max_deliver: self.nats_max_deliver,
+            ..NatsConfig::default()
         }
     }
 
@@ -209,4 +261,25 @@ fn parse_processor_url(value: &str) -> Result<Uri, String> {
         return Err("expected no path, only http://host:port".to_owned());
     }
     Ok(uri)
+}
+
+fn parse_nats_url(value: &str) -> Result<String, String> {
+    let uri: Uri = value.parse().map_err(|err| format!("not a URL: {err}"))?;
+    if !matches!(uri.scheme_str(), Some("nats" | "tls")) || uri.authority().is_none() {
+        return Err("expected nats://host:port".to_owned());
+    }
+    Ok(value.to_owned())
+}
+
+/// JetStream names become parts of subjects, so they may not hold `.`, `*`, `>` or spaces.
+fn parse_nats_name(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err("expected 1 to 64 letters, digits, `-` or `_`".to_owned());
+    }
+    Ok(value.to_owned())
 }

@@ -2,7 +2,9 @@
 //! runs the worker pool that processes them; reports on `/stats`, `/health`, `/metrics`.
 //!
 //! A message answered 202 is in the queue, and the queue is drained by the workers before
-//! [`serve`] returns: shutting down loses nothing that was accepted.
+//! [`serve`] returns: shutting down loses nothing that was accepted. With the NATS queue
+//! the queue is the shared stream: a 202 means JetStream stored the message, and shutting
+//! down processes what this processor fetched and leaves the rest to the other processors.
 
 mod metrics;
 
@@ -34,7 +36,9 @@ use crate::{
     message::MessageRef,
     net::BoundedListener,
     proto::{BatchOutcome, DataMessage, DataMessageBatch, MessageOutcome, Outcome},
-    queue::{AnyQueue, PublishError, Queue, QueueStats, QueueType},
+    queue::{
+        AnyQueue, NatsConfig, NatsQueue, NatsStats, PublishError, Queue, QueueStats, QueueType,
+    },
     server::{self, HttpLimits},
     worker::{PoolStats, ProcessFn, WorkerPool, WorkerStats, seed_processing},
 };
@@ -58,6 +62,9 @@ pub struct ProcessorConfig {
     pub drain_timeout: Duration,
     /// What a worker does to a message.
     pub process: ProcessFn,
+    /// Where the NATS queue lives, when `queue_type` is `Nats`. [`serve`] takes the
+    /// stream's capacity from `queue_size` and the fetch batch from `workers`.
+    pub nats: NatsConfig,
 }
 
 impl Default for ProcessorConfig {
@@ -71,6 +78,7 @@ impl Default for ProcessorConfig {
             results_capacity: 1024,
             drain_timeout: Duration::from_secs(10),
             process: Arc::new(seed_processing),
+            nats: NatsConfig::default(),
         }
     }
 }
@@ -83,6 +91,7 @@ impl std::fmt::Debug for ProcessorConfig {
             .field("workers", &self.workers)
             .field("body_limit", &self.body_limit)
             .field("max_connections", &self.max_connections)
+            .field("nats", &self.nats)
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +118,9 @@ pub struct ProcessorStats {
     pub enqueue_requests: u64,
     /// Requests to `/enqueue/batch`.
     pub batch_requests: u64,
+    /// Counters of the NATS side, with the NATS queue only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsStats>,
 }
 
 /// A running processor: its queue, workers and the reader of their results.
@@ -132,9 +144,24 @@ struct AppState {
 }
 
 impl Processor {
-    /// Starts the queue and the workers on the current tokio runtime.
+    /// Starts an in-memory queue and the workers on the current tokio runtime.
+    ///
+    /// A NATS queue needs a connection first: [`serve`] makes it, or call
+    /// [`NatsQueue::connect`] and [`Processor::start_with_queue`]. Given
+    /// `QueueType::Nats`, this starts a processor that refuses every message (see
+    /// [`AnyQueue::new`]).
     pub fn start(config: &ProcessorConfig, connections: Arc<AtomicU64>) -> Processor {
-        let queue = Arc::new(AnyQueue::new(config.queue_type, config.queue_size));
+        let queue = AnyQueue::new(config.queue_type, config.queue_size);
+        Processor::start_with_queue(queue, config, connections)
+    }
+
+    /// Starts the workers on `queue` (whose kind wins over `config.queue_type`).
+    pub fn start_with_queue(
+        queue: AnyQueue,
+        config: &ProcessorConfig,
+        connections: Arc<AtomicU64>,
+    ) -> Processor {
+        let queue = Arc::new(queue);
         let (results_tx, mut results_rx) = mpsc::channel(config.results_capacity.max(1));
         let pool = WorkerPool::start(
             Arc::clone(&queue),
@@ -208,20 +235,35 @@ impl AppState {
             results: self.results.load(Ordering::Relaxed),
             enqueue_requests: self.enqueue_requests.load(Ordering::Relaxed),
             batch_requests: self.batch_requests.load(Ordering::Relaxed),
+            nats: self.queue.nats_stats(),
         }
     }
 }
 
 /// Serves the processor on `listener` until `shutdown` completes, then stops accepting,
 /// lets open requests finish (within the drain timeout), processes everything accepted and
-/// returns the final counters.
+/// returns the final counters. With `QueueType::Nats` it first connects to NATS, and fails
+/// when it cannot.
 pub async fn serve(
     listener: TcpListener,
     config: ProcessorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<ProcessorStats> {
+    let queue = match config.queue_type {
+        QueueType::Nats => {
+            let nats = NatsConfig {
+                capacity: config.queue_size,
+                fetch_batch: config.workers.saturating_mul(2),
+                ..config.nats.clone()
+            };
+            let queue = NatsQueue::connect(nats).await.map_err(io::Error::other)?;
+            tracing::info!(url = %config.nats.url, stream = %config.nats.stream, "connected to NATS");
+            AnyQueue::Nats(queue)
+        }
+        kind => AnyQueue::new(kind, config.queue_size),
+    };
     let listener = BoundedListener::new(listener, config.max_connections);
-    let processor = Processor::start(&config, listener.accepted_counter());
+    let processor = Processor::start_with_queue(queue, &config, listener.accepted_counter());
     let defaults = HttpLimits::default();
     let limits = HttpLimits {
         // The header timer also closes idle keep-alive connections (see `HttpLimits`). The
@@ -282,35 +324,63 @@ async fn enqueue_batch(
     state.batch_requests.fetch_add(1, Ordering::Relaxed);
     let codec = Codec::from_headers(&headers)?;
     let bytes = read_body(&headers, body, state.body_limit).await?;
-    let batch: DataMessageBatch = codec.decode(&bytes)?;
+    let mut messages = codec.decode::<DataMessageBatch>(&bytes)?.messages;
+    let checked: Vec<Result<(), ApiError>> = messages
+        .iter_mut()
+        .map(|msg| complete(msg, state.queue.kind()))
+        .collect();
+    let queue = &*state.queue;
+    let pairs = messages.iter().zip(&checked);
+    let outcomes = if let AnyQueue::Nats(_) = queue {
+        // Each publish waits for a broker round trip: have them all in flight at once.
+        // The batch is bounded by the body limit, the publishes by the queue's own bound.
+        futures_util::future::join_all(pairs.map(|(msg, checked)| publish_one(queue, msg, checked)))
+            .await
+    } else {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for (msg, checked) in pairs {
+            outcomes.push(publish_one(queue, msg, checked).await);
+        }
+        outcomes
+    };
     let mut answer = BatchOutcome {
-        outcomes: Vec::with_capacity(batch.messages.len()),
+        outcomes: Vec::with_capacity(messages.len()),
         accepted: 0,
     };
-    for mut msg in batch.messages {
-        let outcome = match complete(&mut msg, state.queue.kind()) {
-            Err(err) => (Outcome::Invalid, err.message),
-            Ok(()) => match state.queue.publish(MessageRef::from(&msg)).await {
-                Ok(()) => (Outcome::Accepted, String::new()),
-                Err(err) => (outcome_of(err), publish_error(err).message),
-            },
-        };
-        if outcome.0 == Outcome::Accepted {
+    for (msg, (outcome, error)) in messages.into_iter().zip(outcomes) {
+        if outcome == Outcome::Accepted {
             answer.accepted += 1;
         }
         answer.outcomes.push(MessageOutcome {
             message_id: msg.id,
-            outcome: outcome.0 as i32,
-            error: outcome.1,
+            outcome: outcome as i32,
+            error,
         });
     }
     Ok(codec.respond(StatusCode::OK, &answer))
+}
+
+/// Publishes one message of a batch that passed its checks, and says what became of it.
+async fn publish_one(
+    queue: &AnyQueue,
+    msg: &DataMessage,
+    checked: &Result<(), ApiError>,
+) -> (Outcome, String) {
+    match checked {
+        Err(err) => (Outcome::Invalid, err.message.clone()),
+        Ok(()) => match queue.publish(MessageRef::from(msg)).await {
+            Ok(()) => (Outcome::Accepted, String::new()),
+            Err(err) => (outcome_of(err), publish_error(err).message),
+        },
+    }
 }
 
 fn outcome_of(err: PublishError) -> Outcome {
     match err {
         PublishError::Full => Outcome::QueueFull,
         PublishError::Closed => Outcome::ShuttingDown,
+        PublishError::Unavailable => Outcome::Unavailable,
+        PublishError::TooLarge => Outcome::Invalid,
     }
 }
 
@@ -334,6 +404,13 @@ fn publish_error(err: PublishError) -> ApiError {
     match err {
         PublishError::Full => ApiError::unavailable("queue is full; retry later"),
         PublishError::Closed => ApiError::unavailable("processor is shutting down; retry later"),
+        PublishError::Unavailable => {
+            ApiError::unavailable("queue broker (NATS) is unavailable; retry later")
+        }
+        PublishError::TooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "message exceeds the largest message the queue broker accepts",
+        ),
     }
 }
 

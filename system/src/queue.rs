@@ -13,14 +13,21 @@
 //! [`PublishError::Full`], a closed one [`PublishError::Closed`]); messages from one
 //! producer come out in the order they went in; after [`Queue::close`] consumers receive
 //! everything already accepted and then `None`.
+//!
+//! [`NatsQueue`] puts the queue in a NATS JetStream stream shared by several processors.
+//! Its publish waits for the broker's confirmation (bounded in number and in time), and
+//! after `close` consumers receive only what this processor already fetched: the rest
+//! stays in the stream for the other processors.
 
 mod gate;
 mod memory;
+mod nats;
 mod pooled;
 
 use std::{fmt, future::Future, str::FromStr};
 
 pub use memory::{MemoryDelivery, MemoryQueue};
+pub use nats::{NatsConfig, NatsDelivery, NatsError, NatsQueue, NatsStats};
 pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES};
 
 use crate::message::MessageRef;
@@ -34,6 +41,13 @@ pub enum PublishError {
     /// The queue no longer accepts messages (shutting down).
     #[error("queue is closed")]
     Closed,
+    /// The broker behind the queue cannot be reached or did not confirm in time; retry
+    /// later. The message may or may not have been stored.
+    #[error("queue broker is unavailable")]
+    Unavailable,
+    /// The message is larger than the broker accepts; retrying will not help.
+    #[error("message is too large for the queue")]
+    TooLarge,
 }
 
 /// Counters of a queue at one moment.
@@ -57,7 +71,8 @@ pub trait Queue: Send + Sync + 'static {
     /// What a consumer holds while it works on a message.
     type Delivery: Delivery;
 
-    /// Accepts a copy of `msg`, or says why not. Never waits for room.
+    /// Accepts a copy of `msg`, or says why not. Never waits for room (a broker-backed
+    /// queue waits, within a time limit, for the broker's confirmation).
     fn publish(&self, msg: MessageRef<'_>)
     -> impl Future<Output = Result<(), PublishError>> + Send;
 
@@ -90,6 +105,8 @@ pub enum QueueType {
     Memory,
     /// Reused message slots from an object pool, atomic stats.
     Pooled,
+    /// A NATS JetStream stream shared by several processors (needs a server).
+    Nats,
 }
 
 impl QueueType {
@@ -98,13 +115,16 @@ impl QueueType {
         match self {
             QueueType::Memory => "memory",
             QueueType::Pooled => "pooled",
+            QueueType::Nats => "nats",
         }
     }
 
     /// Where this side of the A/B pair takes its message ids from.
     pub fn id_source(self) -> crate::ids::IdSource {
         match self {
-            QueueType::Memory => crate::ids::IdSource::Os,
+            // Ids of the shared stream must not collide across processors on many
+            // machines, and a broker round trip dwarfs the cost of kernel randomness.
+            QueueType::Memory | QueueType::Nats => crate::ids::IdSource::Os,
             QueueType::Pooled => crate::ids::IdSource::Fast,
         }
     }
@@ -132,14 +152,33 @@ pub enum AnyQueue {
     Memory(MemoryQueue),
     /// The pooled queue.
     Pooled(PooledQueue),
+    /// The NATS JetStream queue.
+    Nats(NatsQueue),
 }
 
 impl AnyQueue {
-    /// A new queue of `kind` holding at most `capacity` messages.
+    /// A new in-memory queue of `kind` holding at most `capacity` messages.
+    ///
+    /// `QueueType::Nats` needs a connection, which only the async [`NatsQueue::connect`]
+    /// can make (wrap its result in [`AnyQueue::Nats`]). Given `Nats`, this returns a
+    /// [`NatsQueue::detached`] queue, which refuses every message as unavailable, and logs
+    /// an error: a processor built this way stays up but accepts nothing.
     pub fn new(kind: QueueType, capacity: usize) -> AnyQueue {
         match kind {
             QueueType::Memory => AnyQueue::Memory(MemoryQueue::new(capacity)),
             QueueType::Pooled => AnyQueue::Pooled(PooledQueue::new(capacity)),
+            QueueType::Nats => {
+                tracing::error!("a NATS queue needs NatsQueue::connect; this one accepts nothing");
+                AnyQueue::Nats(NatsQueue::detached())
+            }
+        }
+    }
+
+    /// The NATS-side counters, for the NATS queue.
+    pub fn nats_stats(&self) -> Option<NatsStats> {
+        match self {
+            AnyQueue::Nats(q) => Some(q.nats_stats()),
+            AnyQueue::Memory(_) | AnyQueue::Pooled(_) => None,
         }
     }
 
@@ -148,6 +187,7 @@ impl AnyQueue {
         match self {
             AnyQueue::Memory(_) => QueueType::Memory,
             AnyQueue::Pooled(_) => QueueType::Pooled,
+            AnyQueue::Nats(_) => QueueType::Nats,
         }
     }
 }
@@ -159,6 +199,8 @@ pub enum AnyDelivery {
     Memory(MemoryDelivery),
     /// From the pooled queue.
     Pooled(PooledDelivery),
+    /// From the NATS queue.
+    Nats(NatsDelivery),
 }
 
 impl Queue for AnyQueue {
@@ -168,6 +210,7 @@ impl Queue for AnyQueue {
         match self {
             AnyQueue::Memory(q) => q.try_publish(msg),
             AnyQueue::Pooled(q) => q.try_publish(msg),
+            AnyQueue::Nats(q) => q.publish(msg).await,
         }
     }
 
@@ -175,6 +218,7 @@ impl Queue for AnyQueue {
         match self {
             AnyQueue::Memory(q) => q.consume().await.map(AnyDelivery::Memory),
             AnyQueue::Pooled(q) => q.consume().await.map(AnyDelivery::Pooled),
+            AnyQueue::Nats(q) => q.consume().await.map(AnyDelivery::Nats),
         }
     }
 
@@ -182,6 +226,7 @@ impl Queue for AnyQueue {
         match self {
             AnyQueue::Memory(q) => q.close(),
             AnyQueue::Pooled(q) => q.close(),
+            AnyQueue::Nats(q) => q.close(),
         }
     }
 
@@ -189,6 +234,7 @@ impl Queue for AnyQueue {
         match self {
             AnyQueue::Memory(q) => q.stats(),
             AnyQueue::Pooled(q) => q.stats(),
+            AnyQueue::Nats(q) => q.stats(),
         }
     }
 }
@@ -198,6 +244,7 @@ impl Delivery for AnyDelivery {
         match self {
             AnyDelivery::Memory(d) => d.message(),
             AnyDelivery::Pooled(d) => d.message(),
+            AnyDelivery::Nats(d) => d.message(),
         }
     }
 
@@ -205,6 +252,7 @@ impl Delivery for AnyDelivery {
         match self {
             AnyDelivery::Memory(d) => d.ack().await,
             AnyDelivery::Pooled(d) => d.ack().await,
+            AnyDelivery::Nats(d) => d.ack().await,
         }
     }
 }

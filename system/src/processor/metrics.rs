@@ -86,5 +86,37 @@ pub(super) async fn render(State(state): State<Arc<AppState>>) -> impl IntoRespo
         "Seconds since the processor started.",
         stats.uptime_seconds as f64,
     );
+    if let Some(nats) = stats.nats {
+        out.metric(
+            "processor_nats_published_total",
+            Kind::Counter,
+            "Publishes JetStream confirmed.",
+            nats.published as f64,
+        )
+        .metric(
+            "processor_nats_acknowledged_total",
+            Kind::Counter,
+            "Messages acknowledged to JetStream after processing.",
+            nats.acknowledged as f64,
+        )
+        .metric(
+            "processor_nats_redelivered_total",
+            Kind::Counter,
+            "Deliveries received that were not a message's first.",
+            nats.redelivered as f64,
+        )
+        .metric(
+            "processor_nats_dead_lettered_total",
+            Kind::Counter,
+            "Messages moved to the dead-letter stream after their last delivery.",
+            nats.dead_lettered as f64,
+        )
+        .metric(
+            "processor_nats_stream_pending",
+            Kind::Gauge,
+            "Messages in the stream not yet acknowledged.",
+            nats.pending as f64,
+        );
+    }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], out.finish())
 }

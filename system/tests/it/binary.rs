@@ -122,6 +122,13 @@ fn a_bad_setting_is_refused_at_start_up_by_name() {
         ("HOP_PROTOCOL", "http3", "HOP_PROTOCOL"),
         ("HOP_CODEC", "xml", "HOP_CODEC"),
         ("HOP_BATCH", "0", "HOP_BATCH"),
+        ("NATS_URL", "http://127.0.0.1:4222", "NATS_URL"),
+        ("NATS_STREAM", "a.b", "NATS_STREAM"),
+        ("NATS_CONSUMER", "", "NATS_CONSUMER"),
+        ("NATS_MAX_PENDING", "0", "NATS_MAX_PENDING"),
+        ("NATS_TIMEOUT_MS", "0", "NATS_TIMEOUT_MS"),
+        ("NATS_ACK_WAIT_MS", "5", "NATS_ACK_WAIT_MS"),
+        ("NATS_MAX_DELIVER", "0", "NATS_MAX_DELIVER"),
     ] {
         let output = Command::new(BIN)
             .arg("processor")

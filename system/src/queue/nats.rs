@@ -1,0 +1,349 @@
+//! The NATS JetStream queue: processors on several machines share one work-queue stream and
+//! one durable pull consumer, so each message goes to one worker of one processor.
+//!
+//! Invariants:
+//! - `publish` returns `Ok` only after JetStream confirmed it stored the message (the 202
+//!   rests on that); at most [`NatsConfig::max_pending_publishes`] publishes wait for that
+//!   confirmation at once, and one more answers [`PublishError::Full`] without waiting;
+//! - a message leaves the stream only when a worker acknowledged it after processing, or
+//!   after [`NatsConfig::max_deliver`] deliveries without an acknowledgement, when it is
+//!   moved to the dead-letter stream and counted (at-least-once, never silently lost); the
+//!   one exception is a payload that does not decode as a message, which is dropped with a
+//!   warning since no delivery could ever process it;
+//! - nothing here is unbounded: the stream holds at most [`NatsConfig::capacity`] messages;
+//!   a processor holds what its open pull requests asked for (about
+//!   [`NatsConfig::fetch_batch`]), a channel of `fetch_batch` to the workers and one message
+//!   per worker; every broker call has a timeout.
+//!
+//! The settings and the creation of the broker-side objects live in `nats/setup.rs`, the
+//! background tasks (fetching, dead letters, stats) in `nats/tasks.rs`; the tasks end when
+//! the queue is closed or dropped.
+
+mod setup;
+mod tasks;
+
+pub use setup::{NatsConfig, NatsError};
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_nats::{
+    Client, ConnectOptions, Event, Subject,
+    connection::State,
+    jetstream::{
+        self, Context, ErrorCode,
+        context::PublishErrorKind,
+        message::{Acker, PublishMessage},
+    },
+};
+use bytes::Bytes;
+use prost::Message as _;
+use tokio::sync::{Mutex, mpsc, watch};
+
+use super::{Delivery, PublishError, QueueStats};
+use crate::{message::MessageRef, proto::DataMessage};
+
+/// Counters of the NATS side, shown in `/stats` and `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NatsStats {
+    /// Publishes JetStream confirmed.
+    pub published: u64,
+    /// Messages this processor acknowledged after processing.
+    pub acknowledged: u64,
+    /// Deliveries this processor received that were not the message's first.
+    pub redelivered: u64,
+    /// Messages this processor moved to the dead-letter stream.
+    pub dead_lettered: u64,
+    /// Messages in the stream not yet acknowledged (as last read from the server).
+    pub pending: u64,
+}
+
+/// The JetStream-backed queue. Cloning gives another handle to the same queue.
+#[derive(Debug, Clone)]
+pub struct NatsQueue {
+    inner: Option<Arc<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    jetstream: Context,
+    client: Client,
+    subject: Subject,
+    counters: Arc<Counters>,
+    closed: AtomicBool,
+    /// Tells the background tasks to stop; dropping it (with the queue) stops them too.
+    stop: watch::Sender<bool>,
+    /// Fetched messages waiting for a worker. A tokio mutex because a worker holds it
+    /// across the wait for the next message.
+    fetched: Mutex<mpsc::Receiver<NatsDelivery>>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    published: AtomicU64,
+    refused: AtomicU64,
+    delivered: AtomicU64,
+    redelivered: AtomicU64,
+    acknowledged: AtomicU64,
+    dead_lettered: AtomicU64,
+    pending: AtomicU64,
+    waiting: AtomicU64,
+    capacity: AtomicU64,
+}
+
+/// A message fetched from JetStream; [`Delivery::ack`] acknowledges it. Dropped without an
+/// acknowledgement it is delivered again (to any processor) once the ack wait is over.
+// Boxed so that `AnyDelivery` stays as small as the in-memory deliveries; the NATS path
+// allocates per message anyway.
+pub struct NatsDelivery(Box<Held>);
+
+struct Held {
+    message: DataMessage,
+    acker: Acker,
+    counters: Arc<Counters>,
+}
+
+impl NatsQueue {
+    /// Connects to NATS, creates the stream and the consumer unless they exist, and starts
+    /// fetching. Fails when the server cannot be reached within the request timeout.
+    pub async fn connect(config: NatsConfig) -> Result<NatsQueue, NatsError> {
+        let (disconnections, disconnected) = watch::channel(0u64);
+        let client = ConnectOptions::new()
+            .event_callback(move |event| {
+                let disconnections = disconnections.clone();
+                async move { on_event(&event, &disconnections) }
+            })
+            .connection_timeout(config.request_timeout)
+            // The default backoff grows to 4 s; a shorter cap resumes service sooner
+            // after the server comes back, for the price of a few more connection attempts.
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(100u64.saturating_mul(attempts as u64).min(1000))
+            })
+            .connect(config.url.as_str())
+            .await
+            .map_err(|source| NatsError::Connect {
+                url: config.url.clone(),
+                source,
+            })?;
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(config.request_timeout)
+            .max_ack_inflight(config.max_pending_publishes.max(1))
+            // Refuse at once rather than wait: the same contract as a full memory queue.
+            .backpressure_on_inflight(false)
+            .build(client.clone());
+        let consumer = setup::setup(&jetstream, &config).await?;
+        let counters = Arc::new(Counters::default());
+        counters
+            .capacity
+            .store(config.capacity as u64, Ordering::Relaxed);
+        let (stop, stopped) = watch::channel(false);
+        let (fetched_tx, fetched_rx) = mpsc::channel(config.fetch_batch.max(1));
+        tasks::spawn(tasks::Tasks {
+            jetstream: jetstream.clone(),
+            config: config.clone(),
+            consumer,
+            counters: Arc::clone(&counters),
+            stopped,
+            disconnected,
+            fetched: fetched_tx,
+        })
+        .await?;
+        Ok(NatsQueue {
+            inner: Some(Arc::new(Inner {
+                jetstream,
+                client,
+                subject: Subject::from(config.subject()),
+                counters,
+                closed: AtomicBool::new(false),
+                stop,
+                fetched: Mutex::new(fetched_rx),
+            })),
+        })
+    }
+
+    /// A queue with no connection: every publish answers [`PublishError::Unavailable`] and
+    /// consumers get `None` at once. It is what the synchronous `AnyQueue::new` can offer
+    /// for `QueueType::Nats`, which needs [`NatsQueue::connect`].
+    pub fn detached() -> NatsQueue {
+        NatsQueue { inner: None }
+    }
+
+    /// The NATS-side counters.
+    pub fn nats_stats(&self) -> NatsStats {
+        let Some(inner) = &self.inner else {
+            return NatsStats::default();
+        };
+        let c = &inner.counters;
+        NatsStats {
+            published: c.published.load(Ordering::Relaxed),
+            acknowledged: c.acknowledged.load(Ordering::Relaxed),
+            redelivered: c.redelivered.load(Ordering::Relaxed),
+            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+            pending: c.pending.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Publishes `msg` and waits until JetStream confirms it stored it.
+    pub async fn publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        let inner = self.inner.as_ref().ok_or(PublishError::Unavailable)?;
+        let result = inner.publish(msg).await;
+        let counter = match result {
+            Ok(()) => &inner.counters.published,
+            Err(_) => &inner.counters.refused,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    /// The next fetched message; `None` once the queue is closed and the messages already
+    /// fetched are handed out.
+    pub async fn consume(&self) -> Option<NatsDelivery> {
+        let inner = self.inner.as_ref()?;
+        let delivery = inner.fetched.lock().await.recv().await?;
+        inner.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        Some(delivery)
+    }
+
+    /// Stops publishing and fetching; messages already fetched are still handed out.
+    /// Messages the broker holds stay there for the other processors.
+    pub fn close(&self) {
+        if let Some(inner) = &self.inner {
+            inner.closed.store(true, Ordering::SeqCst);
+            let _ = inner.stop.send(true);
+        }
+    }
+
+    /// Counters in the shape every queue reports: `enqueued` are confirmed publishes,
+    /// `dequeued` deliveries handed to workers, `rejected` refused publishes, `size` the
+    /// messages the consumer has not delivered yet, `capacity` the stream's limit.
+    pub fn stats(&self) -> QueueStats {
+        let Some(inner) = &self.inner else {
+            return QueueStats::default();
+        };
+        let c = &inner.counters;
+        QueueStats {
+            enqueued: c.published.load(Ordering::Relaxed),
+            dequeued: c.delivered.load(Ordering::Relaxed),
+            rejected: c.refused.load(Ordering::Relaxed),
+            size: c.waiting.load(Ordering::Relaxed),
+            capacity: c.capacity.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Inner {
+    async fn publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(PublishError::Closed);
+        }
+        // While disconnected the client would buffer the publish and send it after the
+        // reconnect, storing a message whose sender was told 503: refuse it here instead.
+        if self.client.connection_state() != State::Connected {
+            return Err(PublishError::Unavailable);
+        }
+        let payload = Bytes::from(msg.to_owned_message().encode_to_vec());
+        // The id doubles as JetStream's deduplication key, so a client that retries after
+        // a timed-out answer does not get its message stored twice.
+        let publish = PublishMessage::build().payload(payload).message_id(msg.id);
+        let ack = self
+            .jetstream
+            .send_publish(self.subject.clone(), publish)
+            .await
+            .map_err(|err| publish_error(&err))?;
+        ack.await.map_err(|err| publish_error(&err))?;
+        Ok(())
+    }
+}
+
+/// Counts the client's disconnections, so that the fetcher sets up the stream and the
+/// consumer again once the server is back (it may have come back without them). The
+/// client logs the events itself.
+fn on_event(event: &Event, disconnections: &watch::Sender<u64>) {
+    if let Event::Disconnected = event {
+        disconnections.send_modify(|n| *n += 1);
+    }
+}
+
+fn publish_error(err: &jetstream::context::PublishError) -> PublishError {
+    match err.kind() {
+        PublishErrorKind::MaxAckPending => PublishError::Full,
+        PublishErrorKind::MaxPayloadExceeded => PublishError::TooLarge,
+        PublishErrorKind::Other if is_store_full(err) => PublishError::Full,
+        kind => {
+            tracing::debug!(?kind, %err, "JetStream refused a publish");
+            PublishError::Unavailable
+        }
+    }
+}
+
+/// A stream at its message limit (with the discard-new policy) answers "store failed".
+fn is_store_full(err: &jetstream::context::PublishError) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<jetstream::Error>())
+        .is_some_and(|err| err.error_code() == ErrorCode::STREAM_STORE_FAILED)
+}
+
+impl std::fmt::Debug for NatsDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsDelivery")
+            .field("message", &self.0.message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsDelivery {
+    /// The message.
+    pub fn message(&self) -> MessageRef<'_> {
+        MessageRef::from(&self.0.message)
+    }
+}
+
+impl Delivery for NatsDelivery {
+    fn message(&self) -> MessageRef<'_> {
+        NatsDelivery::message(self)
+    }
+
+    async fn ack(self) {
+        let Held {
+            message,
+            acker,
+            counters,
+        } = *self.0;
+        // At trace level the ids of acknowledged messages are logged before the ack goes
+        // out, so a test can account for every message a killed processor handled.
+        tracing::trace!(message_id = %message.id, "nats ack");
+        match acker.ack().await {
+            Ok(()) => {
+                counters.acknowledged.fetch_add(1, Ordering::Relaxed);
+            }
+            // The message will be delivered again after the ack wait: at-least-once.
+            Err(err) => tracing::warn!(%err, id = %message.id, "cannot acknowledge"),
+        }
+    }
+}
+
+impl super::Queue for NatsQueue {
+    type Delivery = NatsDelivery;
+
+    async fn publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        NatsQueue::publish(self, msg).await
+    }
+
+    async fn consume(&self) -> Option<NatsDelivery> {
+        NatsQueue::consume(self).await
+    }
+
+    fn close(&self) {
+        NatsQueue::close(self);
+    }
+
+    fn stats(&self) -> QueueStats {
+        NatsQueue::stats(self)
+    }
+}

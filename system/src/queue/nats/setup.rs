@@ -1,0 +1,144 @@
+//! How the broker side is laid out: the settings of the NATS queue, and the creation of
+//! the work-queue stream, the dead-letter stream and the shared durable consumer.
+//!
+//! Setting up is idempotent (get or create), so every processor runs it at start-up and
+//! again after a reconnect; the first one to run it fixes the objects' settings.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    Context,
+    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
+};
+
+/// How to reach NATS and how the shared stream and consumer are set up. The first
+/// processor to start creates the stream and the consumer; later ones use them as they
+/// find them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsConfig {
+    /// Where the NATS server listens, e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// Name of the work-queue stream (letters, digits, `-`, `_`).
+    pub stream: String,
+    /// Name of the durable pull consumer all processors share.
+    pub consumer: String,
+    /// Most messages the stream holds; a publish beyond that is refused as full.
+    /// `processor::serve` sets it from the processor's queue size.
+    pub capacity: usize,
+    /// Most publishes waiting for JetStream's confirmation at once.
+    pub max_pending_publishes: usize,
+    /// How long a publish (and any other call to the broker) may wait for an answer.
+    pub request_timeout: Duration,
+    /// How long a delivered message may stay unacknowledged before it is delivered again.
+    pub ack_wait: Duration,
+    /// Deliveries of one message before it is dead-lettered instead.
+    pub max_deliver: u32,
+    /// Messages one processor asks for at a time. `processor::serve` sets it from the
+    /// number of workers, so a processor that dies holds few messages.
+    pub fetch_batch: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            stream: "INGEST".to_owned(),
+            consumer: "processors".to_owned(),
+            capacity: 1000,
+            max_pending_publishes: 1024,
+            request_timeout: Duration::from_secs(2),
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+            fetch_batch: 8,
+        }
+    }
+}
+
+impl NatsConfig {
+    /// The subject messages are published on.
+    pub fn subject(&self) -> String {
+        format!("{}.messages", self.stream)
+    }
+
+    /// The stream dead letters are moved to.
+    pub fn dead_letter_stream(&self) -> String {
+        format!("{}_DEAD", self.stream)
+    }
+
+    /// The subject dead letters are published on.
+    pub fn dead_letter_subject(&self) -> String {
+        format!("{}.dead", self.stream)
+    }
+}
+
+/// Why the queue could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    /// The server could not be reached.
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// What failed.
+        source: async_nats::ConnectError,
+    },
+    /// The stream or the consumer could not be created or read.
+    #[error("cannot set up JetStream {what}: {message}")]
+    Setup {
+        /// Which object.
+        what: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Creates the work-queue stream, the dead-letter stream and the shared consumer unless
+/// they exist.
+pub(super) async fn setup(
+    jetstream: &Context,
+    config: &NatsConfig,
+) -> Result<PullConsumer, NatsError> {
+    let setup_error = |what: &str, err: &dyn std::fmt::Display| NatsError::Setup {
+        what: what.to_owned(),
+        message: err.to_string(),
+    };
+    let work = jetstream
+        .get_or_create_stream(stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![config.subject()],
+            retention: RetentionPolicy::WorkQueue,
+            max_messages: i64::try_from(config.capacity).unwrap_or(i64::MAX),
+            discard: DiscardPolicy::New,
+            storage: StorageType::File,
+            ..stream::Config::default()
+        })
+        .await
+        .map_err(|err| setup_error(&format!("stream {}", config.stream), &err))?;
+    jetstream
+        .get_or_create_stream(stream::Config {
+            name: config.dead_letter_stream(),
+            subjects: vec![config.dead_letter_subject()],
+            retention: RetentionPolicy::Limits,
+            // Dead letters are kept for a person to look at; the oldest make room.
+            max_messages: i64::try_from(config.capacity).unwrap_or(i64::MAX),
+            discard: DiscardPolicy::Old,
+            storage: StorageType::File,
+            ..stream::Config::default()
+        })
+        .await
+        .map_err(|err| setup_error(&format!("stream {}", config.dead_letter_stream()), &err))?;
+    work.get_or_create_consumer(
+        &config.consumer,
+        pull::Config {
+            durable_name: Some(config.consumer.clone()),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: config.ack_wait,
+            max_deliver: i64::from(config.max_deliver),
+            ..pull::Config::default()
+        },
+    )
+    .await
+    .map_err(|err| setup_error(&format!("consumer {}", config.consumer), &err))
+}
