@@ -3,12 +3,15 @@
 //! operations after an uncounted setup that warms everything up; the per-operation figure
 //! is the count divided by [`harness::callgrind::OPS`].
 
-use std::hint::black_box;
+use std::{hint::black_box, sync::Arc};
 
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use harness::{
     callgrind::{OPS, Protocol, ROUND_TRIPS, RoundTrip},
-    workloads::{decode, encode, publish_consume, sample_message, warm_queue, worker_pool},
+    workloads::{
+        decode, drain_with_pool, encode, prefilled, publish_consume, sample_message, warm_queue,
+        worker_pool,
+    },
 };
 use system::{
     codec::Codec,
@@ -56,24 +59,24 @@ fn codec_decode(fixture: (Codec, DataMessage, Vec<u8>)) -> (Codec, DataMessage, 
     fixture
 }
 
-fn pool_setup(kind: QueueType) -> (tokio::runtime::Runtime, QueueType, DataMessage) {
+fn pool_setup(kind: QueueType) -> (tokio::runtime::Runtime, Arc<AnyQueue>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     let msg = sample_message();
     runtime.block_on(worker_pool(kind, 100, &msg));
-    (runtime, kind, msg)
+    let queue = runtime.block_on(prefilled(kind, OPS, &msg));
+    (runtime, queue)
 }
 
 #[library_benchmark]
 #[bench::memory(args = (QueueType::Memory), setup = pool_setup)]
 #[bench::pooled(args = (QueueType::Pooled), setup = pool_setup)]
-fn worker_pool_run(
-    fixture: (tokio::runtime::Runtime, QueueType, DataMessage),
-) -> (tokio::runtime::Runtime, QueueType, DataMessage) {
-    fixture.0.block_on(worker_pool(fixture.1, OPS, &fixture.2));
-    fixture
+fn worker_pool_run(fixture: (tokio::runtime::Runtime, Arc<AnyQueue>)) -> tokio::runtime::Runtime {
+    let (runtime, queue) = fixture;
+    runtime.block_on(drain_with_pool(queue, OPS));
+    runtime
 }
 
 #[library_benchmark]

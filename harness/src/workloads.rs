@@ -116,21 +116,32 @@ pub fn contended(
     });
 }
 
-/// The original system's BenchmarkWorkerPool: pre-fill `n` messages, start 4 workers, wait
-/// until all `n` results are out, stop the pool.
-pub async fn worker_pool(kind: QueueType, n: usize, msg: &DataMessage) {
+/// A queue of `kind` holding `n` copies of `msg`: the pre-filled queue of the original
+/// system's BenchmarkWorkerPool.
+pub async fn prefilled(kind: QueueType, n: usize, msg: &DataMessage) -> Arc<AnyQueue> {
     let queue = Arc::new(AnyQueue::new(kind, n));
     for _ in 0..n {
         let _ = queue.publish(MessageRef::from(msg)).await;
     }
+    queue
+}
+
+/// The timed part of BenchmarkWorkerPool: start 4 workers on a pre-filled queue of `n`,
+/// wait until all `n` results are out, stop the pool.
+pub async fn drain_with_pool(queue: Arc<AnyQueue>, n: usize) {
     let (tx, mut rx) = mpsc::channel::<ProcessingResult>(1024);
-    let pool = WorkerPool::start(Arc::clone(&queue), 4, Arc::new(seed_processing), tx);
+    let pool = WorkerPool::start(queue, 4, Arc::new(seed_processing), tx);
     for _ in 0..n {
         if rx.recv().await.is_none() {
             break;
         }
     }
     pool.stop().await;
+}
+
+/// BenchmarkWorkerPool as a whole: pre-fill, then [`drain_with_pool`].
+pub async fn worker_pool(kind: QueueType, n: usize, msg: &DataMessage) {
+    drain_with_pool(prefilled(kind, n, msg).await, n).await;
 }
 
 /// Encodes `msg` as the hop does, into `buf` (cleared first).

@@ -5,6 +5,7 @@ mod bench;
 mod ci;
 mod cmd;
 mod gate;
+mod report;
 mod tools;
 
 use std::process::ExitCode;
@@ -14,7 +15,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci                the checks CI runs: formatting, clippy (warnings are errors), every test
   bench [--quick]   run every benchmark suite; write reports/results/*.json
-  gate [--save]     compare instruction and allocation counts with reports/baseline/";
+  gate [--save]     compare instruction and allocation counts with reports/baseline/
+  report [--check]  render reports/PHASE3_COMPLETE.md from reports/results/";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(rest),
         Some("gate") => gate::run(rest),
+        Some("report") => report::run(rest),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -13,7 +13,8 @@ use harness::{
     pairs::side,
     results::{Case, Metric, ResultFile, default_dir},
     workloads::{
-        Placement, Stack, decode, encode, publish_consume, sample_message, warm_queue, worker_pool,
+        Placement, Stack, decode, drain_with_pool, encode, prefilled, publish_consume,
+        sample_message, warm_queue, worker_pool,
     },
 };
 use system::{
@@ -135,7 +136,8 @@ fn pool_cases() -> Vec<Case> {
         .into_iter()
         .map(|kind| {
             runtime.block_on(worker_pool(kind, OPS, &msg));
-            let (counts, ()) = alloc::during(|| runtime.block_on(worker_pool(kind, OPS, &msg)));
+            let queue = runtime.block_on(prefilled(kind, OPS, &msg));
+            let (counts, ()) = alloc::during(|| runtime.block_on(drain_with_pool(queue, OPS)));
             case("worker_pool", kind.as_str(), OPS, counts)
         })
         .collect()
@@ -199,10 +201,17 @@ fn client_cases() -> Vec<Case> {
                 })
             };
             send();
+            let before = forwarder.stats();
             let (counts, ()) = alloc::during(send);
+            let after = forwarder.stats();
             drop(forwarder);
             drop(stack);
+            // Reuse during the measured requests only: 1 - connections opened / requests.
+            let requests = after.requests - before.requests;
+            let opened = after.connections_opened - before.connections_opened;
+            let reuse = 1.0 - opened as f64 / requests.max(1) as f64;
             case(group, variant, REQUESTS, counts)
+                .metric("connection_reuse", Metric::exact("ratio", reuse))
         })
         .collect()
 }

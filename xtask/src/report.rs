@@ -1,0 +1,189 @@
+//! `cargo xtask report [--check]`: renders `templates/PHASE3_COMPLETE.md.tera` into
+//! `reports/PHASE3_COMPLETE.md`, and the charts into `reports/charts/`, from the result files
+//! in `reports/results/` and the profiles in `reports/profiles/` alone. The same files always
+//! render to the same bytes, so `--check` can tell whether the committed report is what the
+//! committed results say.
+
+mod charts;
+mod evidence;
+mod svg;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, bail};
+use harness::results::ResultFile;
+use serde_json::json;
+
+use self::evidence::Evidence;
+use crate::cmd::workspace_root;
+
+/// Where a report is read from and written to.
+pub(crate) struct Paths {
+    pub(crate) results: PathBuf,
+    pub(crate) profiles: PathBuf,
+    pub(crate) template: PathBuf,
+    pub(crate) readme: PathBuf,
+    pub(crate) out: PathBuf,
+}
+
+impl Paths {
+    fn project() -> Paths {
+        let root = workspace_root();
+        Paths {
+            results: root.join("reports/results"),
+            profiles: root.join("reports/profiles"),
+            template: root.join("templates/PHASE3_COMPLETE.md.tera"),
+            readme: root.join("README.md"),
+            out: root.join("reports"),
+        }
+    }
+}
+
+/// The rendered report: file name (relative to the output directory) → contents.
+pub(crate) type Rendered = BTreeMap<String, String>;
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    let paths = Paths::project();
+    let rendered = render(&paths)?;
+    if args.iter().any(|a| a == "--check") {
+        let stale = stale_files(&paths.out, &rendered);
+        if stale.is_empty() {
+            println!("report: up to date with reports/results");
+            return Ok(());
+        }
+        bail!(
+            "report: out of date with the committed results (run `cargo xtask report`): {}",
+            stale.join(", ")
+        );
+    }
+    write(&paths.out, &rendered)?;
+    println!(
+        "report: wrote {}",
+        paths.out.join("PHASE3_COMPLETE.md").display()
+    );
+    Ok(())
+}
+
+/// Renders the report and its charts from the files under `paths`.
+pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
+    let evidence = load(paths)?;
+    let mut rendered = Rendered::new();
+    let charts = charts::all(&evidence);
+    for (name, _, svg) in &charts {
+        rendered.insert(format!("charts/{name}.svg"), svg.clone());
+    }
+    let template = fs::read_to_string(&paths.template)
+        .with_context(|| format!("reading {}", paths.template.display()))?;
+    let files: Vec<_> = evidence
+        .files
+        .values()
+        .map(|f| {
+            json!({
+                "suite": f.suite,
+                "command": f.command,
+                "revision": f.git_revision,
+                "machine": format!("{} ({} cores, {})", f.machine.cpu_model, f.machine.cores, f.machine.os),
+                "notes": f.notes,
+                "cases": f.cases.len(),
+            })
+        })
+        .collect();
+    let checklist: Vec<_> = evidence
+        .checklist()
+        .into_iter()
+        .map(|(section, items)| json!({"section": section, "items": items}))
+        .collect();
+    let context = json!({
+        "files": files,
+        "pairs": evidence.pairs(),
+        "checklist": checklist,
+        "targets": evidence.targets(),
+        "charts": charts.iter().map(|(name, title, _)| json!({"name": name, "title": title})).collect::<Vec<_>>(),
+        "hot_paths": hot_paths(&paths.profiles)?,
+        "profiles": evidence.profiles,
+    });
+    let context = tera::Context::from_serialize(context)?;
+    let markdown =
+        tera::Tera::one_off(&template, &context, false).context("rendering the template")?;
+    rendered.insert("PHASE3_COMPLETE.md".to_owned(), markdown);
+    Ok(rendered)
+}
+
+fn load(paths: &Paths) -> anyhow::Result<Evidence> {
+    let mut files = BTreeMap::new();
+    if paths.results.is_dir() {
+        let mut entries: Vec<PathBuf> = fs::read_dir(&paths.results)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let file = ResultFile::read(&path)?;
+            files.insert(file.suite.clone(), file);
+        }
+    }
+    let mut profiles = Vec::new();
+    if paths.profiles.is_dir() {
+        for entry in fs::read_dir(&paths.profiles)? {
+            profiles.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+    }
+    profiles.sort();
+    let readme = fs::read_to_string(&paths.readme).unwrap_or_default();
+    Ok(Evidence {
+        files,
+        profiles,
+        readme_has_grpc: readme.contains("## gRPC") && readme.contains("grpcurl"),
+    })
+}
+
+/// The top frames of every profile (`<component>.top.json`, written by `cargo xtask profile`).
+fn hot_paths(dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    let mut tops: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".top.json"))
+        .collect();
+    tops.sort();
+    for path in tops {
+        let text = fs::read_to_string(&path)?;
+        let mut top: serde_json::Value = serde_json::from_str(&text)?;
+        if let Some(list) = top.get_mut("by_self").and_then(|v| v.as_array_mut()) {
+            list.truncate(5);
+        }
+        out.push(top);
+    }
+    Ok(out)
+}
+
+fn write(out: &Path, rendered: &Rendered) -> anyhow::Result<()> {
+    for (name, contents) in rendered {
+        let path = out.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&path, contents)?;
+    }
+    Ok(())
+}
+
+/// Files whose committed contents differ from what the results render to.
+fn stale_files(out: &Path, rendered: &Rendered) -> Vec<String> {
+    rendered
+        .iter()
+        .filter(|(name, contents)| {
+            fs::read_to_string(out.join(name)).ok().as_deref() != Some(contents.as_str())
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

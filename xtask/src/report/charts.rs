@@ -1,0 +1,158 @@
+//! The report's charts, each drawn only from result files (a chart without data is left out).
+
+use std::collections::BTreeMap;
+
+use harness::results::Case;
+
+use super::{evidence::Evidence, svg::BarChart};
+
+/// (file name, title, SVG) of every chart the evidence supports.
+pub(crate) fn all(evidence: &Evidence) -> Vec<(String, String, String)> {
+    let mut charts = Vec::new();
+    let mut add = |name: &str, chart: Option<BarChart<'_>>| {
+        if let Some(chart) = chart {
+            charts.push((name.to_owned(), chart.title.to_owned(), chart.render()));
+        }
+    };
+    add("queue_threads", queue_threads(evidence));
+    add(
+        "protocol_instructions",
+        per_protocol(
+            evidence,
+            "callgrind",
+            "instructions_per_op",
+            "Instructions per message, by ingress protocol",
+            "instructions",
+        ),
+    );
+    add(
+        "protocol_allocations",
+        per_protocol(
+            evidence,
+            "allocations",
+            "allocs_per_op",
+            "Allocations per message, by ingress protocol",
+            "allocations",
+        ),
+    );
+    add("client_pairs", client_pairs(evidence));
+    charts
+}
+
+fn cases<'a>(evidence: &'a Evidence, suite: &str, group: &str) -> Vec<&'a Case> {
+    evidence
+        .files
+        .get(suite)
+        .map(|f| f.cases.iter().filter(|c| c.group == group).collect())
+        .unwrap_or_default()
+}
+
+/// The queue pair across producer and consumer counts.
+fn queue_threads(evidence: &Evidence) -> Option<BarChart<'static>> {
+    let cases = cases(evidence, "criterion", "queue/threads");
+    if cases.is_empty() {
+        return None;
+    }
+    let mut by_shape: BTreeMap<(u32, u32), BTreeMap<String, f64>> = BTreeMap::new();
+    for case in cases {
+        let param = |k: &str| case.params.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let time = case.metrics.get("time_per_op")?.median;
+        by_shape
+            .entry((param("producers"), param("consumers")))
+            .or_default()
+            .insert(case.variant.clone(), time);
+    }
+    let categories = by_shape
+        .keys()
+        .map(|(p, c)| format!("{p} prod × {c} cons"))
+        .collect();
+    let series = ["memory", "pooled"]
+        .into_iter()
+        .map(|v| {
+            (
+                v.to_owned(),
+                by_shape.values().map(|m| m.get(v).copied()).collect(),
+            )
+        })
+        .collect();
+    Some(BarChart {
+        title: "Queue: time per message across threads (median of rounds)",
+        unit: "ns per message",
+        categories,
+        series,
+    })
+}
+
+fn per_protocol(
+    evidence: &Evidence,
+    suite: &str,
+    metric: &str,
+    title: &'static str,
+    unit: &'static str,
+) -> Option<BarChart<'static>> {
+    let cases = cases(evidence, suite, "protocol/round_trip");
+    if cases.is_empty() {
+        return None;
+    }
+    let order = ["http1", "h2c", "grpc_unary", "grpc_stream"];
+    let values: Vec<Option<f64>> = order
+        .iter()
+        .map(|v| {
+            cases
+                .iter()
+                .find(|c| c.variant == *v)
+                .and_then(|c| c.metrics.get(metric))
+                .map(|m| m.median)
+        })
+        .collect();
+    Some(BarChart {
+        title,
+        unit,
+        categories: order.iter().map(|s| (*s).to_owned()).collect(),
+        series: vec![("per message".to_owned(), values)],
+    })
+}
+
+/// Every client pair, time per message.
+fn client_pairs(evidence: &Evidence) -> Option<BarChart<'static>> {
+    let axes = [
+        ("client/mode", "mode"),
+        ("client/protocol", "protocol"),
+        ("client/codec", "codec"),
+        ("client/batching", "batching"),
+    ];
+    let mut categories = Vec::new();
+    let (mut baseline, mut optimized) = (Vec::new(), Vec::new());
+    for (group, label) in axes {
+        let cases = cases(evidence, "criterion", group);
+        let side = |s| {
+            cases.iter().find(|c| c.side == Some(s)).map(|c| {
+                (
+                    c.variant.clone(),
+                    c.metrics.get("time_per_op").map(|m| m.median / 1000.0),
+                )
+            })
+        };
+        let (Some((b_name, b)), Some((o_name, o))) = (
+            side(harness::results::Side::Baseline),
+            side(harness::results::Side::Optimized),
+        ) else {
+            continue;
+        };
+        categories.push(format!("{label}: {b_name} / {o_name}"));
+        baseline.push(b);
+        optimized.push(o);
+    }
+    if categories.is_empty() {
+        return None;
+    }
+    Some(BarChart {
+        title: "Processor client: time per message, baseline and optimized side of each pair",
+        unit: "µs per message",
+        categories,
+        series: vec![
+            ("baseline".to_owned(), baseline),
+            ("optimized".to_owned(), optimized),
+        ],
+    })
+}

@@ -1,0 +1,156 @@
+//! Grouped bar charts as plain SVG, written by hand so that the same numbers always give
+//! the same bytes (the report's `--check` compares them) and no font files are needed.
+
+use std::fmt::Write as _;
+
+/// A grouped bar chart: one group of bars per category, one bar per series.
+pub(crate) struct BarChart<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) unit: &'a str,
+    pub(crate) categories: Vec<String>,
+    /// (series name, one value per category; `None` where not measured).
+    pub(crate) series: Vec<(String, Vec<Option<f64>>)>,
+}
+
+const WIDTH: f64 = 760.0;
+const HEIGHT: f64 = 360.0;
+const LEFT: f64 = 80.0;
+const RIGHT: f64 = 20.0;
+const TOP: f64 = 50.0;
+const BOTTOM: f64 = 70.0;
+const COLOURS: [&str; 6] = [
+    "#8c8c8c", "#2b7bba", "#e07b39", "#4daf4a", "#984ea3", "#e41a1c",
+];
+
+impl BarChart<'_> {
+    pub(crate) fn render(&self) -> String {
+        let max = self
+            .series
+            .iter()
+            .flat_map(|(_, values)| values.iter().flatten())
+            .fold(0.0_f64, |a, &b| a.max(b));
+        let scale_max = nice_ceiling(max);
+        let plot_w = WIDTH - LEFT - RIGHT;
+        let plot_h = HEIGHT - TOP - BOTTOM;
+        let mut svg = String::new();
+        let _ = writeln!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#,
+            WIDTH / 2.0,
+            escape(self.title)
+        );
+        for tick in 0..=4 {
+            let value = scale_max * f64::from(tick) / 4.0;
+            let y = TOP + plot_h - plot_h * f64::from(tick) / 4.0;
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#dddddd"/>"##,
+                WIDTH - RIGHT
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                LEFT - 6.0,
+                y + 4.0,
+                short(value)
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r#"<text x="16" y="{:.1}" transform="rotate(-90 16 {:.1})" text-anchor="middle">{}</text>"#,
+            TOP + plot_h / 2.0,
+            TOP + plot_h / 2.0,
+            escape(self.unit)
+        );
+        let groups = self.categories.len().max(1) as f64;
+        let group_w = plot_w / groups;
+        let bars = self.series.len().max(1) as f64;
+        let bar_w = group_w * 0.8 / bars;
+        for (c, category) in self.categories.iter().enumerate() {
+            let x0 = LEFT + group_w * c as f64 + group_w * 0.1;
+            for (s, (_, values)) in self.series.iter().enumerate() {
+                let Some(value) = values.get(c).copied().flatten() else {
+                    continue;
+                };
+                let h = if scale_max > 0.0 {
+                    plot_h * value / scale_max
+                } else {
+                    0.0
+                };
+                let x = x0 + bar_w * s as f64;
+                let y = TOP + plot_h - h;
+                let _ = writeln!(
+                    svg,
+                    r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {}</title></rect>"#,
+                    bar_w * 0.95,
+                    COLOURS[s % COLOURS.len()],
+                    escape(category),
+                    short(value)
+                );
+            }
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                x0 + group_w * 0.4,
+                TOP + plot_h + 18.0,
+                escape(category)
+            );
+        }
+        for (s, (name, _)) in self.series.iter().enumerate() {
+            let x = LEFT + 140.0 * s as f64;
+            let y = HEIGHT - 18.0;
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x:.1}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{y:.1}">{}</text>"#,
+                y - 10.0,
+                COLOURS[s % COLOURS.len()],
+                x + 16.0,
+                escape(name)
+            );
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+/// The smallest 1, 2 or 5 times a power of ten at or above `value`.
+fn nice_ceiling(value: f64) -> f64 {
+    if value <= 0.0 {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(value.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|&v| v >= value)
+        .unwrap_or(10.0 * magnitude)
+}
+
+/// A compact label: 1.2k, 3.4M, or the number itself.
+pub(crate) fn short(value: f64) -> String {
+    let abs = value.abs();
+    if abs >= 1e9 {
+        format!("{:.1}G", value / 1e9)
+    } else if abs >= 1e6 {
+        format!("{:.1}M", value / 1e6)
+    } else if abs >= 1e4 {
+        format!("{:.0}k", value / 1e3)
+    } else if abs >= 100.0 {
+        format!("{value:.0}")
+    } else if abs >= 1.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
