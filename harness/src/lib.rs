@@ -8,4 +8,5 @@ pub mod criterion_results;
 pub mod gate;
 pub mod pairs;
 pub mod results;
+pub mod smoke;
 pub mod workloads;

@@ -6,6 +6,7 @@ mod ci;
 mod cmd;
 mod gate;
 mod report;
+mod smoke;
 mod tools;
 
 use std::process::ExitCode;
@@ -16,7 +17,8 @@ commands:
   ci                the checks CI runs: formatting, clippy (warnings are errors), every test
   bench [--quick]   run every benchmark suite; write reports/results/*.json
   gate [--save]     compare instruction and allocation counts with reports/baseline/
-  report [--check]  render reports/PHASE3_COMPLETE.md from reports/results/";
+  report [--check]  render reports/PHASE3_COMPLETE.md from reports/results/
+  smoke             start the system; check h2c, gRPC reflection and the trace endpoint";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(rest),
         Some("gate") => gate::run(rest),
         Some("report") => report::run(rest),
+        Some("smoke") => smoke::run(),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
