@@ -7,6 +7,7 @@ pub mod callgrind;
 pub mod criterion_results;
 pub mod gate;
 pub mod pairs;
+pub mod profile;
 pub mod results;
 pub mod smoke;
 pub mod workloads;

@@ -5,6 +5,7 @@ mod bench;
 mod ci;
 mod cmd;
 mod gate;
+mod profile;
 mod report;
 mod smoke;
 mod tools;
@@ -17,6 +18,8 @@ commands:
   ci                the checks CI runs: formatting, clippy (warnings are errors), every test
   bench [--quick]   run every benchmark suite; write reports/results/*.json
   gate [--save]     compare instruction and allocation counts with reports/baseline/
+  profile [--seconds N] [COMPONENT...]
+                    CPU profiles and flame graphs into reports/profiles/
   report [--check]  render reports/PHASE3_COMPLETE.md from reports/results/
   smoke             start the system; check h2c, gRPC reflection and the trace endpoint";
 
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(rest),
         Some("gate") => gate::run(rest),
+        Some("profile") => profile::run(rest),
         Some("report") => report::run(rest),
         Some("smoke") => smoke::run(),
         Some("help" | "-h" | "--help") | None => {

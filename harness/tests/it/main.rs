@@ -1,3 +1,4 @@
 //! Integration tests of the harness, in one binary.
 
 mod gate;
+mod profile;

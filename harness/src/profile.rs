@@ -1,0 +1,230 @@
+//! CPU profiles of the components under a representative load, taken in-process with
+//! pprof-rs at about 99 Hz (libc, libgcc, pthread and vdso frames blocklisted, so the
+//! profile shows our code and its libraries rather than the sampling machinery). For each
+//! component it writes `<component>.pb` (pprof protobuf: `go tool pprof`, pprof's web UI,
+//! speedscope), `<component>.svg` (flame graph), `<component>.top.json` (the top frames by
+//! self and by cumulative samples) and, for components on a tokio runtime,
+//! `<component>.runtime.json` (busy against parked time per worker: a stand-in for Go's
+//! block profile).
+
+use std::{
+    collections::HashMap,
+    fs,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use pprof::protos::Message as _;
+use serde_json::json;
+use system::{
+    client::{ClientMode, ForwarderConfig},
+    processor::ProcessorConfig,
+    queue::QueueType,
+};
+
+use crate::{
+    callgrind::{Protocol, RoundTrip},
+    workloads::{
+        Placement, Stack, drain_with_pool, prefilled, publish_consume, sample_message, warm_queue,
+    },
+};
+
+/// Every component `cargo xtask profile` profiles.
+pub const COMPONENTS: [&str; 9] = [
+    "queue_memory",
+    "queue_pooled",
+    "worker_pool",
+    "client_baseline",
+    "client_pooled",
+    "gateway_http1",
+    "gateway_h2c",
+    "grpc_unary",
+    "grpc_stream",
+];
+
+/// How many frames the top lists keep.
+const TOP: usize = 15;
+
+/// Profiles `component` for about `duration`, writing its files into `dir`.
+pub fn run(component: &str, duration: Duration, dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir)?;
+    let guard = pprof::ProfilerGuardBuilder::default()
+        .frequency(99)
+        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+        .build()?;
+    let runtime_view = load(component, duration)?;
+    let report = guard.report().build()?;
+    drop(guard);
+
+    let mut svg = Vec::new();
+    report.flamegraph(&mut svg)?;
+    fs::write(dir.join(format!("{component}.svg")), svg)?;
+    let profile = report.pprof()?;
+    fs::write(dir.join(format!("{component}.pb")), profile.encode_to_vec())?;
+
+    let mut self_counts: HashMap<String, isize> = HashMap::new();
+    let mut cumulative: HashMap<String, isize> = HashMap::new();
+    let mut total = 0isize;
+    for (frames, count) in &report.data {
+        total += count;
+        let names: Vec<String> = frames.frames.iter().flatten().map(|s| s.name()).collect();
+        if let Some(leaf) = names.first() {
+            *self_counts.entry(leaf.clone()).or_default() += count;
+        }
+        let mut seen: Vec<&String> = Vec::new();
+        for name in &names {
+            if !seen.contains(&name) {
+                seen.push(name);
+                *cumulative.entry(name.clone()).or_default() += count;
+            }
+        }
+    }
+    let top = |counts: &HashMap<String, isize>| {
+        let mut list: Vec<(&String, &isize)> = counts.iter().collect();
+        list.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        list.into_iter()
+            .take(TOP)
+            .map(|(frame, n)| {
+                json!({
+                    "frame": frame,
+                    "self_percent": percent(self_counts.get(frame).copied().unwrap_or(0), total),
+                    "cumulative_percent": percent(cumulative.get(frame).copied().unwrap_or(0), total),
+                })
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o.insert("samples".into(), json!(n));
+                    serde_json::Value::Object(o)
+                })
+                .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+    };
+    let summary = json!({
+        "component": component,
+        "samples": total,
+        "frequency_hz": 99,
+        "by_self": top(&self_counts),
+        "by_cumulative": top(&cumulative),
+    });
+    fs::write(
+        dir.join(format!("{component}.top.json")),
+        serde_json::to_string_pretty(&summary)? + "\n",
+    )?;
+    if let Some(view) = runtime_view {
+        fs::write(
+            dir.join(format!("{component}.runtime.json")),
+            serde_json::to_string_pretty(&view)? + "\n",
+        )?;
+    }
+    Ok(())
+}
+
+fn percent(part: isize, total: isize) -> f64 {
+    if total == 0 {
+        return 0.0;
+    }
+    (part as f64 * 1000.0 / total as f64).round() / 10.0
+}
+
+/// Runs the component's load until `duration` has passed; returns the runtime view when the
+/// component runs on a tokio runtime.
+fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json::Value>> {
+    let msg = sample_message();
+    let started = Instant::now();
+    let until = || started.elapsed() < duration;
+    match component {
+        "queue_memory" | "queue_pooled" => {
+            let kind = if component == "queue_memory" {
+                QueueType::Memory
+            } else {
+                QueueType::Pooled
+            };
+            let queue = warm_queue(kind, 1024, &msg);
+            while until() {
+                publish_consume(&queue, &msg, 10_000);
+            }
+            Ok(None)
+        }
+        "worker_pool" => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            while until() {
+                let queue = runtime.block_on(prefilled(QueueType::Pooled, 10_000, &msg));
+                runtime.block_on(drain_with_pool(queue, 10_000));
+            }
+            Ok(Some(runtime_view(&runtime, started.elapsed())))
+        }
+        "client_baseline" | "client_pooled" => {
+            let mode = if component == "client_baseline" {
+                ClientMode::Baseline
+            } else {
+                ClientMode::Pooled
+            };
+            let stack = Stack::start(
+                Placement::OwnRuntime(1),
+                ProcessorConfig {
+                    queue_type: QueueType::Pooled,
+                    queue_size: 1 << 20,
+                    ..ProcessorConfig::default()
+                },
+                None,
+            )?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let forwarder = runtime.block_on(async {
+                stack.forwarder(|url| ForwarderConfig {
+                    mode,
+                    batch: 1,
+                    ..ForwarderConfig::new(url)
+                })
+            });
+            while until() {
+                runtime.block_on(forwarder.forward_batch(vec![msg.clone(); 64]));
+            }
+            Ok(Some(runtime_view(&runtime, started.elapsed())))
+        }
+        "gateway_http1" | "gateway_h2c" | "grpc_unary" | "grpc_stream" => {
+            let protocol = match component {
+                "gateway_http1" => Protocol::Http1,
+                "gateway_h2c" => Protocol::H2c,
+                "grpc_unary" => Protocol::GrpcUnary,
+                _ => Protocol::GrpcStream,
+            };
+            let mut fixture = RoundTrip::start(protocol);
+            while until() {
+                fixture.run(100);
+            }
+            Ok(None)
+        }
+        other => anyhow::bail!(
+            "unknown component `{other}`; known: {}",
+            COMPONENTS.join(", ")
+        ),
+    }
+}
+
+/// Busy against parked time of each worker of `runtime` over `elapsed`.
+fn runtime_view(runtime: &tokio::runtime::Runtime, elapsed: Duration) -> serde_json::Value {
+    let metrics = runtime.metrics();
+    let workers: Vec<_> = (0..metrics.num_workers())
+        .map(|w| {
+            let busy = metrics.worker_total_busy_duration(w);
+            json!({
+                "worker": w,
+                "busy_seconds": busy.as_secs_f64(),
+                "busy_percent": (busy.as_secs_f64() * 1000.0 / elapsed.as_secs_f64()).round() / 10.0,
+                "parks": metrics.worker_park_count(w),
+            })
+        })
+        .collect();
+    json!({
+        "elapsed_seconds": elapsed.as_secs_f64(),
+        "workers": workers,
+        "global_queue_depth_at_end": metrics.global_queue_depth(),
+        "alive_tasks_at_end": metrics.num_alive_tasks(),
+    })
+}
