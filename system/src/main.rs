@@ -6,6 +6,12 @@ use clap::Parser;
 use system::config::Cli;
 use tracing_subscriber::EnvFilter;
 
+// The allocator pair: glibc's malloc by default (the baseline), mimalloc with
+// `--features mimalloc`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
