@@ -131,10 +131,16 @@ pub async fn prefilled(kind: QueueType, n: usize, msg: &DataMessage) -> Arc<AnyQ
 pub async fn drain_with_pool(queue: Arc<AnyQueue>, n: usize) {
     let (tx, mut rx) = mpsc::channel::<ProcessingResult>(1024);
     let pool = WorkerPool::start(queue, 4, Arc::new(seed_processing), tx);
-    for _ in 0..n {
-        if rx.recv().await.is_none() {
+    // Drain results in bulk: one wake-up of this task takes every result waiting.
+    let mut results = Vec::with_capacity(256);
+    let mut received = 0;
+    while received < n {
+        let got = rx.recv_many(&mut results, 256).await;
+        if got == 0 {
             break;
         }
+        received += got;
+        results.clear();
     }
     pool.stop().await;
 }

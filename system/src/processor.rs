@@ -43,6 +43,9 @@ use crate::{
     worker::{PoolStats, ProcessFn, WorkerPool, WorkerStats, seed_processing},
 };
 
+/// Most results the reader takes from the channel per wake-up.
+const RESULTS_BATCH: usize = 256;
+
 /// How a processor is set up.
 #[derive(Clone)]
 pub struct ProcessorConfig {
@@ -173,8 +176,14 @@ impl Processor {
         let counted = Arc::clone(&results);
         // Results are the end of the line in this system; count them so the channel drains.
         let results_reader = tokio::spawn(async move {
-            while results_rx.recv().await.is_some() {
-                counted.fetch_add(1, Ordering::Relaxed);
+            let mut batch = Vec::with_capacity(RESULTS_BATCH);
+            loop {
+                let got = results_rx.recv_many(&mut batch, RESULTS_BATCH).await;
+                if got == 0 {
+                    break;
+                }
+                counted.fetch_add(got as u64, Ordering::Relaxed);
+                batch.clear();
             }
         });
         let state = Arc::new(AppState {
