@@ -1,0 +1,122 @@
+//! Requests built once, before a run: the HTTP/1.1 bytes, the HTTP/2 head and body, the
+//! 5-byte-prefixed gRPC frames. Sending a request then copies or clones nothing that grows
+//! with the run, so the generator spends its CPU on the wire and not on encoding.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
+use prost::Message;
+use system::proto::IngestRequest;
+
+use super::scenario::{Protocol, Scenario};
+
+/// Everything needed to send one request (or one streaming call) of a scenario.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// HTTP/1.1: the whole request, head and body.
+    pub http1: Bytes,
+    /// HTTP/2: the URI, and the headers every request carries.
+    pub uri: Uri,
+    /// HTTP/2 request headers.
+    pub headers: HeaderMap,
+    /// HTTP/2 request body: JSON, or the gRPC frame(s).
+    pub body: Bytes,
+    /// Messages one request carries (more than one only for `grpc-stream`).
+    pub messages: u64,
+}
+
+/// Why a scenario's request could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the request: {0}")]
+pub struct PrepareError(String);
+
+impl Prepared {
+    /// Builds the request material of `scenario`.
+    pub fn new(scenario: &Scenario) -> Result<Prepared, PrepareError> {
+        let payload = &scenario.payload;
+        let data: String = (0..payload.data_bytes)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let uri: Uri = format!("http://{}{}", scenario.target, scenario.path())
+            .parse()
+            .map_err(|err| PrepareError(format!("{err}")))?;
+        let mut headers = HeaderMap::new();
+        let (body, messages) = match scenario.protocol {
+            Protocol::Http1 | Protocol::H2c => {
+                let json = serde_json::json!({
+                    "source": payload.source,
+                    "data": data,
+                    "metadata": payload.metadata,
+                });
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                (Bytes::from(json.to_string()), 1)
+            }
+            Protocol::GrpcUnary | Protocol::GrpcStream => {
+                let message = IngestRequest {
+                    source: payload.source.clone(),
+                    data: data.into_bytes(),
+                    metadata: payload.metadata.clone().into_iter().collect(),
+                };
+                let count = match scenario.protocol {
+                    Protocol::GrpcStream => payload.messages_per_stream,
+                    _ => 1,
+                };
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/grpc"),
+                );
+                headers.insert(header::TE, HeaderValue::from_static("trailers"));
+                (grpc_frames(&message, count), u64::from(count))
+            }
+        };
+        let http1 = http1_request(scenario, &body);
+        Ok(Prepared {
+            http1,
+            uri,
+            headers,
+            body,
+            messages,
+        })
+    }
+
+    /// A fresh HTTP/2 request head (h2 takes the head by value).
+    pub fn request(&self) -> Request<()> {
+        let mut request = Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+/// `count` copies of `message`, each as a gRPC length-prefixed frame (flag 0, then the
+/// big-endian length, then the protobuf bytes).
+pub fn grpc_frames(message: &IngestRequest, count: u32) -> Bytes {
+    let encoded = message.encode_to_vec();
+    let mut frames = BytesMut::with_capacity((5 + encoded.len()) * count as usize);
+    for _ in 0..count {
+        frames.put_u8(0);
+        frames.put_u32(encoded.len() as u32);
+        frames.put_slice(&encoded);
+    }
+    frames.freeze()
+}
+
+fn http1_request(scenario: &Scenario, body: &Bytes) -> Bytes {
+    let content_type = match scenario.protocol {
+        Protocol::Http1 | Protocol::H2c => "application/json",
+        Protocol::GrpcUnary | Protocol::GrpcStream => "application/grpc",
+    };
+    let head = format!(
+        "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        scenario.path(),
+        scenario.target,
+        body.len()
+    );
+    let mut request = BytesMut::with_capacity(head.len() + body.len());
+    request.put_slice(head.as_bytes());
+    request.put_slice(body);
+    request.freeze()
+}

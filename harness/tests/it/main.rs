@@ -1,0 +1,10 @@
+//! Integration tests of the harness: the load generator, the bare servers and the peers
+//! run, over real sockets on 127.0.0.1. Runs are short and nothing asserts a speed: the
+//! tests check behaviour (what is counted, where, and how the two loops differ).
+
+mod coordinated_omission;
+mod errors;
+mod parsing;
+mod peers_run;
+mod report_schema;
+mod servers;
