@@ -48,6 +48,9 @@ pub struct PeersOptions {
     pub h2_streams: u32,
     /// Messages per `grpc-stream` call.
     pub messages_per_stream: u32,
+    /// `grpc-stream` calls in flight per connection (few: each carries many messages, and
+    /// the system's queue holds 1000 by default).
+    pub stream_calls: u32,
     /// This program (for `serve-bare` and `load`).
     pub harness_bin: PathBuf,
     /// The `system` binary; without it the gateway comparison is skipped.
@@ -69,6 +72,7 @@ impl PeersOptions {
             h2_connections: 4,
             h2_streams: 32,
             messages_per_stream: 100,
+            stream_calls: 2,
             harness_bin,
             system_bin: None,
             use_tools: true,
@@ -114,6 +118,10 @@ struct Pair {
     protocol: Protocol,
     a: Side,
     b: Side,
+    /// Whether the ratio case is A/B (ours against a peer tool) rather than B/A (the
+    /// gateway against the bare server): the ratio always says what the second-named
+    /// side of the statement reaches of the first.
+    a_over_b: bool,
 }
 
 /// What one run measured, normalized across generators.
@@ -166,7 +174,7 @@ pub fn run(options: &PeersOptions, log: &mut dyn FnMut(&str)) -> Result<ResultFi
     result.notes.insert(
         "method".to_owned(),
         format!(
-            "each pair runs alternately A B A B ..., {} round(s); {} s measured per run; our generator and h2load warm up {} s first, wrk measures from its start; ratios are B/A per round",
+            "each pair runs alternately A B A B ..., {} round(s); {} s measured per run; our generator and h2load warm up {} s first, wrk measures from its start; ratio cases (ours/tool, gateway/bare) divide the two sides' throughput round by round",
             options.rounds, options.duration_secs, options.warmup_secs
         ),
     );
@@ -275,6 +283,7 @@ fn run_pairs(
                 protocol,
                 a,
                 b,
+                a_over_b: true,
             },
             have,
         ));
@@ -338,6 +347,7 @@ fn run_pairs(
                 protocol,
                 a: ours("bare", bare_target, bare.pid()),
                 b: ours("gateway", system.addr(role), system.pid()),
+                a_over_b: false,
             };
             pairs.push((pair, true));
         }
@@ -387,15 +397,19 @@ fn run_pairs(
             let ratios: Vec<f64> = a_samples
                 .iter()
                 .zip(&b_samples)
-                .filter_map(|(a, b)| Some(b.throughput? / a.throughput?))
+                .filter_map(|(a, b)| {
+                    let (a, b) = (a.throughput?, b.throughput?);
+                    Some(if pair.a_over_b { a / b } else { b / a })
+                })
                 .filter(|r| r.is_finite())
                 .collect();
             if !ratios.is_empty() {
-                let mut ratio = Case::new(
-                    &pair.group,
-                    &format!("{}/{}", pair.b.variant, pair.a.variant),
-                    None,
-                );
+                let (numerator, denominator) = if pair.a_over_b {
+                    (pair.a.variant, pair.b.variant)
+                } else {
+                    (pair.b.variant, pair.a.variant)
+                };
+                let mut ratio = Case::new(&pair.group, &format!("{numerator}/{denominator}"), None);
                 ratio.params = params.clone();
                 result
                     .cases
@@ -408,6 +422,15 @@ fn run_pairs(
     Ok(())
 }
 
+/// Connections and requests in flight on each for `protocol`.
+fn shape(options: &PeersOptions, protocol: Protocol) -> (u32, u32) {
+    match protocol {
+        Protocol::Http1 => (options.http1_connections, 1),
+        Protocol::H2c | Protocol::GrpcUnary => (options.h2_connections, options.h2_streams),
+        Protocol::GrpcStream => (options.h2_connections, options.stream_calls),
+    }
+}
+
 fn params(options: &PeersOptions, pair: &Pair) -> BTreeMap<String, String> {
     let mut params = BTreeMap::new();
     params.insert("protocol".to_owned(), pair.protocol.as_str().to_owned());
@@ -416,10 +439,7 @@ fn params(options: &PeersOptions, pair: &Pair) -> BTreeMap<String, String> {
         options.duration_secs.to_string(),
     );
     params.insert("rounds".to_owned(), options.rounds.to_string());
-    let (connections, in_flight) = match pair.protocol {
-        Protocol::Http1 => (options.http1_connections, 1),
-        _ => (options.h2_connections, options.h2_streams),
-    };
+    let (connections, in_flight) = shape(options, pair.protocol);
     params.insert("connections".to_owned(), connections.to_string());
     params.insert("in_flight".to_owned(), in_flight.to_string());
     if pair.protocol == Protocol::GrpcStream {
@@ -510,13 +530,7 @@ fn measure(
     scenario.duration_secs = options.duration_secs as f64;
     scenario.warmup_secs = options.warmup_secs;
     scenario.payload.messages_per_stream = options.messages_per_stream;
-    match protocol {
-        Protocol::Http1 => scenario.connections = options.http1_connections,
-        _ => {
-            scenario.connections = options.h2_connections;
-            scenario.in_flight = options.h2_streams;
-        }
-    }
+    (scenario.connections, scenario.in_flight) = shape(options, protocol);
     let prepared =
         Prepared::new(&scenario).map_err(|err| PeersError::Generator(err.to_string()))?;
     let duration = Duration::from_secs(options.duration_secs);

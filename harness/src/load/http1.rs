@@ -138,6 +138,9 @@ async fn drive(
             }
         };
         let deadline = oldest_sent + ctx.timeout;
+        // Room for a whole answer; on an empty buffer this takes back the space of the
+        // answers already consumed instead of allocating.
+        buf.reserve(4096);
         tokio::select! {
             read = stream.read_buf(&mut buf) => match read {
                 Ok(0) | Err(_) => {

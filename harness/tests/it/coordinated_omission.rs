@@ -44,6 +44,7 @@ fn open_loop_tail_shows_stalls_that_closed_loop_under_represents() {
     let open = load::run(&open, &RunOptions::default()).expect("open run");
     let open_latency = open.latency_us.expect("open-loop latency");
 
+    eprintln!("closed loop: {closed_latency:?}\nopen loop:   {open_latency:?}");
     assert_eq!(closed.requests.errors, 0, "{closed:?}");
     assert_eq!(open.requests.errors, 0, "{open:?}");
     // Both saw the stalls...
