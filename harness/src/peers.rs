@@ -27,6 +27,9 @@ use crate::{
 use process::{Server, pinned};
 use tools::ToolRun;
 
+/// Time a generator gets beyond its warm-up and duration before it is killed.
+const GENERATOR_GRACE: Duration = Duration::from_secs(30);
+
 /// How a peers run is made.
 #[derive(Debug, Clone)]
 pub struct PeersOptions {
@@ -578,22 +581,46 @@ fn measure(
         }
     };
     let mut command = pinned(generator_cores, &argv[0]);
+    let stdout_path = dir.join("stdout.txt");
+    let stderr_path = dir.join("stderr.txt");
     command
         .args(&argv[1..])
         .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped());
+        .stdout(fs::File::create(&stdout_path)?)
+        .stderr(fs::File::create(&stderr_path)?);
+    // Every generator stops by itself after the warm-up and the duration; one that has not
+    // after this bound is killed, so a hung tool cannot hang the run.
+    let limit = duration + warmup + GENERATOR_GRACE;
     let server_before = usage::cpu_seconds(side.server_pid).ok();
     let children_before = usage::children_cpu_seconds();
     let started = Instant::now();
-    let output = command
-        .output()
+    let mut child = command
+        .spawn()
         .map_err(|err| PeersError::Generator(format!("cannot run {}: {err}", argv[0])))?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(PeersError::Generator(format!(
+                "{} did not finish within {limit:?}",
+                argv[0]
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     let wall = started.elapsed().as_secs_f64();
     let generator_cpu = usage::children_cpu_seconds() - children_before;
     let server_cpu = server_before
         .zip(usage::cpu_seconds(side.server_pid).ok())
         .map(|(before, after)| after - before);
+    let output = std::process::Output {
+        status,
+        stdout: fs::read(&stdout_path)?,
+        stderr: fs::read(&stderr_path)?,
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(PeersError::Generator(format!(

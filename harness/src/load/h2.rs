@@ -44,6 +44,8 @@ pub(super) async fn run_connection(ctx: &Context, recorder: &RefCell<Recorder>, 
             Ok(Ok(pair)) => pair,
             Ok(Err(_)) | Err(_) => {
                 recorder.borrow_mut().connect_failed(Instant::now());
+                let retry = Instant::now() + ctx.reconnect_delay;
+                tokio::time::sleep_until(retry.min(pacer.stop()).into()).await;
                 continue;
             }
         };
@@ -54,6 +56,10 @@ pub(super) async fn run_connection(ctx: &Context, recorder: &RefCell<Recorder>, 
         if drive(send, ctx, recorder, &mut pacer).await.is_ok() {
             return;
         }
+        // A failed HTTP/2 connection is rare; pausing before the next one keeps a server
+        // that drops every connection from being hammered with reconnects.
+        let retry = Instant::now() + ctx.reconnect_delay;
+        tokio::time::sleep_until(retry.min(pacer.stop()).into()).await;
     }
 }
 

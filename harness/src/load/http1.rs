@@ -43,7 +43,13 @@ pub(super) async fn run_connection(ctx: &Context, recorder: &RefCell<Recorder>, 
         };
         match drive(stream, ctx, recorder, &mut pacer).await {
             Ok(()) => return,
-            Err(()) => continue,
+            // A server that closes connections without answering is not hammered with
+            // reconnects: wait a little before the next one.
+            Err(Broken { answered: 0 }) => {
+                let retry = Instant::now() + ctx.reconnect_delay;
+                sleep_until(retry.min(pacer.stop()).into()).await;
+            }
+            Err(Broken { .. }) => {}
         }
     }
 }
@@ -72,6 +78,11 @@ pub(super) async fn connect(
     }
 }
 
+/// A connection that failed, and how many answers it gave before.
+struct Broken {
+    answered: u64,
+}
+
 /// One connection's life. `Ok` when the pacer is done and nothing is in flight; `Err` when
 /// the connection broke (its requests in flight are recorded as failed).
 async fn drive(
@@ -79,8 +90,9 @@ async fn drive(
     ctx: &Context,
     recorder: &RefCell<Recorder>,
     pacer: &mut Pacer,
-) -> Result<(), ()> {
+) -> Result<(), Broken> {
     let depth = ctx.in_flight as usize;
+    let mut answered = 0u64;
     // Due time and send time of each request in flight, oldest first.
     let mut in_flight: VecDeque<(Instant, Instant)> = VecDeque::with_capacity(depth);
     let mut out = BytesMut::with_capacity(ctx.prepared.http1.len() * depth);
@@ -96,7 +108,7 @@ async fn drive(
     loop {
         let now = Instant::now();
         if in_flight.is_empty() && now.duration_since(last_answer) > IDLE_REOPEN {
-            return Err(());
+            return Err(Broken { answered: 1 });
         }
         let mut wake = None;
         while in_flight.len() < depth {
@@ -120,11 +132,11 @@ async fn drive(
                 Ok(Ok(())) => out.clear(),
                 Ok(Err(_)) => {
                     fail(&mut in_flight, ErrorKind::Io);
-                    return Err(());
+                    return Err(Broken { answered });
                 }
                 Err(_) => {
                     fail(&mut in_flight, ErrorKind::Timeout);
-                    return Err(());
+                    return Err(Broken { answered });
                 }
             }
         }
@@ -145,13 +157,13 @@ async fn drive(
             read = stream.read_buf(&mut buf) => match read {
                 Ok(0) | Err(_) => {
                     fail(&mut in_flight, ErrorKind::Io);
-                    return Err(());
+                    return Err(Broken { answered });
                 }
                 Ok(_) => {}
             },
             () = sleep_until(deadline.into()) => {
                 fail(&mut in_flight, ErrorKind::Timeout);
-                return Err(());
+                return Err(Broken { answered });
             }
             () = wait_until(wake.unwrap_or(deadline), ctx.precise_timing), if wake.is_some() => continue,
         }
@@ -161,6 +173,7 @@ async fn drive(
             match parse_response(&buf) {
                 Ok(Some(response)) => {
                     buf.advance(response.len);
+                    answered += 1;
                     if let Some((due, _)) = in_flight.pop_front() {
                         recorder.borrow_mut().record(
                             due,
@@ -171,17 +184,17 @@ async fn drive(
                     }
                     if response.close {
                         fail(&mut in_flight, ErrorKind::Io);
-                        return Err(());
+                        return Err(Broken { answered });
                     }
                 }
                 Ok(None) if buf.len() > MAX_RESPONSE_BYTES => {
                     fail(&mut in_flight, ErrorKind::Protocol);
-                    return Err(());
+                    return Err(Broken { answered });
                 }
                 Ok(None) => break,
                 Err(Malformed) => {
                     fail(&mut in_flight, ErrorKind::Protocol);
-                    return Err(());
+                    return Err(Broken { answered });
                 }
             }
         }

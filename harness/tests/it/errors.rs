@@ -115,3 +115,23 @@ fn refused_connections_and_timeouts_are_errors() {
         );
     }
 }
+
+#[test]
+fn connections_closed_by_the_server_are_io_errors_and_reopened_with_a_pause() {
+    let server = TestServer::closing();
+    for protocol in [Protocol::Http1, Protocol::H2c] {
+        let report = run(protocol, &server.target(), |s| s.in_flight = 1);
+        assert_eq!(report.requests.ok, 0);
+        assert!(
+            report.errors.contains_key("io") || report.errors.contains_key("connect"),
+            "{protocol:?}: {:?}",
+            report.errors
+        );
+        // Two connection slots, 0.3 s, a 20 ms pause after each failed connection.
+        assert!(
+            report.connections_opened > 2 && report.connections_opened <= 40,
+            "{protocol:?}: {} connections",
+            report.connections_opened
+        );
+    }
+}

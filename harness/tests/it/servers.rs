@@ -146,6 +146,23 @@ impl TestServer {
         })
     }
 
+    /// A server that closes every connection as soon as it has read from it.
+    pub fn closing() -> TestServer {
+        TestServer::start(|listener, mut stop| async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    accepted = listener.accept() => if let Ok((mut stream, _)) = accepted {
+                        tokio::spawn(async move {
+                            let mut buf = [0u8; 1024];
+                            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+                        });
+                    },
+                }
+            }
+        })
+    }
+
     /// A gRPC server answering by the message's `source`: `reject` is UNAVAILABLE, `bad`
     /// INVALID_ARGUMENT, anything else OK.
     pub fn grpc_by_source() -> TestServer {
