@@ -10,8 +10,8 @@
 //! servers it drives. Every run is bounded: the scenario's duration plus warm-up, plus at
 //! most one request timeout to let requests in flight finish.
 
-mod h2;
 pub mod http1;
+pub mod http2;
 pub mod pace;
 pub mod record;
 pub mod report;
@@ -199,7 +199,7 @@ fn run_thread(
                 match protocol {
                     Protocol::Http1 => http1::run_connection(context, recorder, pacer).await,
                     Protocol::H2c | Protocol::GrpcUnary | Protocol::GrpcStream => {
-                        h2::run_connection(context, recorder, pacer).await
+                        http2::run_connection(context, recorder, pacer).await
                     }
                 }
             }

@@ -3,22 +3,22 @@
 //! with the run, so the generator spends its CPU on the wire and not on encoding.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
 use prost::Message;
 use system::proto::IngestRequest;
 
-use super::scenario::{Protocol, Scenario};
+use super::{
+    http2::frames::RequestFrames,
+    scenario::{Protocol, Scenario},
+};
 
 /// Everything needed to send one request (or one streaming call) of a scenario.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// HTTP/1.1: the whole request, head and body.
     pub http1: Bytes,
-    /// HTTP/2: the URI, and the headers every request carries.
-    pub uri: Uri,
-    /// HTTP/2 request headers.
-    pub headers: HeaderMap,
-    /// HTTP/2 request body: JSON, or the gRPC frame(s).
+    /// HTTP/2: the request as frames.
+    pub http2: RequestFrames,
+    /// The request body: JSON, or the gRPC frame(s).
     pub body: Bytes,
     /// Messages one request carries (more than one only for `grpc-stream`).
     pub messages: u64,
@@ -36,22 +36,25 @@ impl Prepared {
         let data: String = (0..payload.data_bytes)
             .map(|i| char::from(b'a' + (i % 26) as u8))
             .collect();
-        let uri: Uri = format!("http://{}{}", scenario.target, scenario.path())
-            .parse()
-            .map_err(|err| PrepareError(format!("{err}")))?;
-        let mut headers = HeaderMap::new();
-        let (body, messages) = match scenario.protocol {
+        if scenario.target.is_empty() || scenario.path().contains(char::is_whitespace) {
+            return Err(PrepareError(format!(
+                "bad target {:?} or path {:?}",
+                scenario.target,
+                scenario.path()
+            )));
+        }
+        let (body, messages, headers): (Bytes, u64, &[(&str, &str)]) = match scenario.protocol {
             Protocol::Http1 | Protocol::H2c => {
                 let json = serde_json::json!({
                     "source": payload.source,
                     "data": data,
                     "metadata": payload.metadata,
                 });
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                (Bytes::from(json.to_string()), 1)
+                (
+                    Bytes::from(json.to_string()),
+                    1,
+                    &[("content-type", "application/json")],
+                )
             }
             Protocol::GrpcUnary | Protocol::GrpcStream => {
                 let message = IngestRequest {
@@ -63,31 +66,21 @@ impl Prepared {
                     Protocol::GrpcStream => payload.messages_per_stream,
                     _ => 1,
                 };
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/grpc"),
-                );
-                headers.insert(header::TE, HeaderValue::from_static("trailers"));
-                (grpc_frames(&message, count), u64::from(count))
+                (
+                    grpc_frames(&message, count),
+                    u64::from(count),
+                    &[("content-type", "application/grpc"), ("te", "trailers")],
+                )
             }
         };
         let http1 = http1_request(scenario, &body);
+        let http2 = RequestFrames::new(&scenario.target, scenario.path(), headers, body.clone());
         Ok(Prepared {
             http1,
-            uri,
-            headers,
+            http2,
             body,
             messages,
         })
-    }
-
-    /// A fresh HTTP/2 request head (h2 takes the head by value).
-    pub fn request(&self) -> Request<()> {
-        let mut request = Request::new(());
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.uri.clone();
-        *request.headers_mut() = self.headers.clone();
-        request
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod coordinated_omission;
 mod errors;
+mod http2_client;
 mod parsing;
 mod peers_run;
 mod report_schema;

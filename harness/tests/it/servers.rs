@@ -163,6 +163,23 @@ impl TestServer {
         })
     }
 
+    /// The gRPC server of [`TestServer::grpc_by_source`] with tiny flow-control windows and at
+    /// most two concurrent streams per connection, to make a client obey both.
+    pub fn grpc_constrained() -> TestServer {
+        TestServer::start(|listener, stop| async move {
+            tonic::transport::Server::builder()
+                .initial_stream_window_size(Some(1024))
+                .initial_connection_window_size(Some(4096))
+                .max_concurrent_streams(Some(2))
+                .add_service(IngestServiceServer::new(BySource))
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+                    let _ = stop.await;
+                })
+                .await
+                .expect("grpc server");
+        })
+    }
+
     /// A gRPC server answering by the message's `source`: `reject` is UNAVAILABLE, `bad`
     /// INVALID_ARGUMENT, anything else OK.
     pub fn grpc_by_source() -> TestServer {
