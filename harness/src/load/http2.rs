@@ -12,6 +12,7 @@
 //! runner; nothing waits longer than the request timeout.
 
 pub mod frames;
+pub mod hpack;
 
 use std::{
     cell::RefCell,
@@ -102,7 +103,7 @@ struct Connection<'a> {
     /// default windows might overrun smaller ones. On loopback the wait is one round trip
     /// per connection.
     settings_received: bool,
-    decoder: loona_hpack::Decoder<'static>,
+    decoder: hpack::Decoder,
     /// A header block continued in CONTINUATION frames: stream, END_STREAM, bytes so far.
     continued: Option<(u32, bool, Vec<u8>)>,
     out: BytesMut,
@@ -127,7 +128,7 @@ impl<'a> Connection<'a> {
             received: 0,
             draining: false,
             settings_received: false,
-            decoder: loona_hpack::Decoder::new(),
+            decoder: hpack::Decoder::default(),
             continued: None,
             out,
             answered: 0,
@@ -388,11 +389,11 @@ impl<'a> Connection<'a> {
         // Every block is decoded, also for streams given up on, to keep the dynamic table
         // in step with the server's.
         self.decoder
-            .decode_with_cb(block, |name, value| {
-                if &*name == b":status" {
-                    status = parse_number::<u16>(&value);
-                } else if &*name == b"grpc-status" {
-                    grpc_status = parse_number::<i32>(&value);
+            .decode(block, |name, value| {
+                if name == b":status" {
+                    status = parse_number::<u16>(value);
+                } else if name == b"grpc-status" {
+                    grpc_status = parse_number::<i32>(value);
                 }
             })
             .map_err(|_| ErrorKind::Protocol)?;

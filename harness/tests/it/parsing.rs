@@ -151,3 +151,62 @@ fn scenarios_refuse_unbounded_or_remote_runs() {
     assert!(is_loopback("127.0.0.2:9") && is_loopback("[::1]:9") && is_loopback("localhost:9"));
     assert!(!is_loopback("example.com:80") && !is_loopback("127.0.0.1"));
 }
+
+fn hex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).expect("ascii"), 16).expect("hex"))
+        .collect()
+}
+
+fn decode_all(
+    decoder: &mut harness::load::http2::hpack::Decoder,
+    block: &[u8],
+) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    decoder
+        .decode(block, |name, value| {
+            headers.push((
+                String::from_utf8_lossy(name).into_owned(),
+                String::from_utf8_lossy(value).into_owned(),
+            ));
+        })
+        .expect("valid block");
+    headers
+}
+
+#[test]
+fn hpack_decodes_the_rfc_examples() {
+    use harness::load::http2::hpack::Decoder;
+    let first = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/"),
+        (":authority", "www.example.com"),
+    ];
+    let owned = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    // RFC 7541 C.3: requests without Huffman coding; the second refers to the dynamic table.
+    let mut plain = Decoder::default();
+    let block = hex("8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d");
+    assert_eq!(decode_all(&mut plain, &block), owned(&first));
+    let second = hex("8286 84be 5808 6e6f 2d63 6163 6865");
+    let mut expected = owned(&first);
+    expected.push(("cache-control".into(), "no-cache".into()));
+    assert_eq!(decode_all(&mut plain, &second), expected);
+    // RFC 7541 C.4: the same request with Huffman coding.
+    let mut huffman = Decoder::default();
+    let block = hex("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff");
+    assert_eq!(decode_all(&mut huffman, &block), owned(&first));
+    // Invalid: an index past both tables, a truncated string.
+    assert!(Decoder::default().decode(&[0xff, 0x00], |_, _| {}).is_err());
+    assert!(
+        Decoder::default()
+            .decode(&[0x00, 0x05, b'a'], |_, _| {})
+            .is_err()
+    );
+}
