@@ -27,7 +27,7 @@ use tokio::{
     time::{sleep_until, timeout},
 };
 
-use self::frames::{FrameHeader, RequestFrames, flag, kind, setting};
+use self::frames::{Encoding, FrameHeader, RequestFrames, flag, kind, setting};
 use super::{
     Context,
     http1::connect,
@@ -103,6 +103,9 @@ struct Connection<'a> {
     /// default windows might overrun smaller ones. On loopback the wait is one round trip
     /// per connection.
     settings_received: bool,
+    /// The server's HPACK table size, and how this connection encodes request headers.
+    peer_table_size: usize,
+    encoding: Encoding,
     decoder: hpack::Decoder,
     /// A header block continued in CONTINUATION frames: stream, END_STREAM, bytes so far.
     continued: Option<(u32, bool, Vec<u8>)>,
@@ -128,6 +131,12 @@ impl<'a> Connection<'a> {
             received: 0,
             draining: false,
             settings_received: false,
+            peer_table_size: hpack::TABLE_LIMIT,
+            encoding: if ctx.prepared.http2.table_size <= hpack::TABLE_LIMIT {
+                Encoding::First
+            } else {
+                Encoding::Plain
+            },
             decoder: hpack::Decoder::default(),
             continued: None,
             out,
@@ -239,7 +248,10 @@ impl<'a> Connection<'a> {
         let inline = self.frames.inline_body()
             && body_len <= self.send_window
             && body_len <= self.peer_initial_window;
-        self.frames.put(&mut self.out, id, inline);
+        self.frames.put(&mut self.out, id, self.encoding, inline);
+        if self.encoding == Encoding::First {
+            self.encoding = Encoding::Indexed;
+        }
         let mut stream = Stream {
             due,
             sent: now,
@@ -431,6 +443,18 @@ impl<'a> Connection<'a> {
                     self.peer_max_frame = (value as usize).clamp(frames::MAX_FRAME, 1 << 24);
                 }
                 setting::MAX_CONCURRENT_STREAMS => self.peer_max_streams = value as usize,
+                setting::HEADER_TABLE_SIZE => {
+                    let size = value as usize;
+                    if size < self.frames.table_size {
+                        self.encoding = Encoding::Plain;
+                    }
+                    // A table resized under indexed requests would need a size update in
+                    // the next block; simpler to replace the connection.
+                    if self.settings_received && size != self.peer_table_size {
+                        self.draining = true;
+                    }
+                    self.peer_table_size = size;
+                }
                 _ => {}
             }
         }

@@ -210,3 +210,52 @@ fn hpack_decodes_the_rfc_examples() {
             .is_err()
     );
 }
+
+#[test]
+fn request_header_blocks_decode_to_the_same_headers_in_every_encoding() {
+    use harness::load::http2::{
+        frames::{Encoding, RequestFrames},
+        hpack::Decoder,
+    };
+    let frames = RequestFrames::new(
+        "127.0.0.1:50051",
+        "/diplom.v1.IngestService/Ingest",
+        &[("content-type", "application/grpc"), ("te", "trailers")],
+        bytes::Bytes::from_static(b"\0\0\0\0\0"),
+    );
+    let expected: Vec<(String, String)> = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/diplom.v1.IngestService/Ingest"),
+        (":authority", "127.0.0.1:50051"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    let mut plain = Decoder::default();
+    assert_eq!(
+        decode_all(&mut plain, frames.header_block(Encoding::Plain)),
+        expected
+    );
+    // The server's view: the first request fills its table, the later ones refer to it.
+    let mut server = Decoder::default();
+    assert_eq!(
+        decode_all(&mut server, frames.header_block(Encoding::First)),
+        expected
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            decode_all(&mut server, frames.header_block(Encoding::Indexed)),
+            expected
+        );
+    }
+    assert!(frames.header_block(Encoding::Indexed).len() < 10);
+    // Without the first request, the indexed block refers to entries that do not exist.
+    assert!(
+        Decoder::default()
+            .decode(frames.header_block(Encoding::Indexed), |_, _| {})
+            .is_err()
+    );
+}

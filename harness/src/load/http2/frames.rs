@@ -1,7 +1,8 @@
 //! HTTP/2 framing for the load generator's client (RFC 9113): the connection preface, the
 //! frames a client sends, a pre-encoded request whose only varying bytes are its stream
-//! ids, and the frame header parser. Request headers are HPACK literals that never touch the
-//! dynamic table, so the encoded block is the same for every request of a run.
+//! ids, and the frame header parser. The first request on a connection puts its headers
+//! into the server's HPACK dynamic table and every later one refers to them, so each
+//! encoding of the block is built once per run.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -42,6 +43,7 @@ pub mod flag {
 
 /// Settings identifiers.
 pub mod setting {
+    pub const HEADER_TABLE_SIZE: u16 = 0x1;
     pub const ENABLE_PUSH: u16 = 0x2;
     pub const MAX_CONCURRENT_STREAMS: u16 = 0x3;
     pub const INITIAL_WINDOW_SIZE: u16 = 0x4;
@@ -113,80 +115,133 @@ pub fn put_reset(out: &mut BytesMut, stream: u32, code: u32) {
     out.put_u32(code);
 }
 
+/// How a request's header block is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Literals that never enter the server's dynamic table: for a server whose table is
+    /// too small for them.
+    Plain,
+    /// Literals with incremental indexing: the first request on a connection, which puts
+    /// the request's headers into the server's dynamic table.
+    First,
+    /// References to those dynamic-table entries: every later request. Real clients
+    /// (nghttp2, the h2 crate) index the same way, and it spares the server decoding and
+    /// allocating the same strings for every request.
+    Indexed,
+}
+
 /// One request as frames: HEADERS, then (when the body fits one frame and the default
 /// windows) a single DATA frame ending the stream. Only the stream ids change per request.
 #[derive(Debug, Clone)]
 pub struct RequestFrames {
-    /// HEADERS frame, and DATA frame when `inline_body`.
-    pub bytes: Bytes,
-    /// Offset of the DATA frame's header in `bytes`, when the body is inline.
-    data_at: Option<usize>,
+    /// The frames for each [`Encoding`], in its order.
+    encoded: [Frames; 3],
     /// The body, for sending in pieces when it is not inline.
     pub body: Bytes,
+    /// Dynamic-table size the indexed headers take on the server (RFC 7541 4.1).
+    pub table_size: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Frames {
+    /// HEADERS frame, and DATA frame when the body is inline.
+    bytes: Bytes,
+    /// Offset of the DATA frame's header in `bytes`, when the body is inline.
+    data_at: Option<usize>,
 }
 
 impl RequestFrames {
     /// Pre-encodes a POST of `body` to `path` on `authority` with `headers` (lower-case
-    /// names) as HPACK literals without indexing.
+    /// names) in each [`Encoding`].
     pub fn new(authority: &str, path: &str, headers: &[(&str, &str)], body: Bytes) -> Self {
-        let mut block = BytesMut::new();
-        block.put_u8(0x80 | 3); // :method POST (static index 3)
-        block.put_u8(0x80 | 6); // :scheme http (static index 6)
-        put_literal_indexed_name(&mut block, 4, path); // :path
-        put_literal_indexed_name(&mut block, 1, authority); // :authority
-        for (name, value) in headers {
-            match static_name_index(name) {
-                Some(index) => put_literal_indexed_name(&mut block, index, value),
-                None => {
-                    block.put_u8(0);
-                    put_string(&mut block, name);
-                    put_string(&mut block, value);
+        let mut fields: Vec<(&str, &str)> = vec![(":path", path), (":authority", authority)];
+        fields.extend_from_slice(headers);
+        let table_size = fields.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+        let mut blocks: [BytesMut; 3] = Default::default();
+        for block in &mut blocks {
+            block.put_u8(0x80 | 3); // :method POST (static index 3)
+            block.put_u8(0x80 | 6); // :scheme http (static index 6)
+        }
+        for (i, (name, value)) in fields.iter().enumerate() {
+            for (encoding, block) in [Encoding::Plain, Encoding::First]
+                .into_iter()
+                .zip(&mut blocks)
+            {
+                // Literal without indexing (4-bit prefix, 0x00) or with incremental
+                // indexing (6-bit prefix, 0x40), the name by static index when it has one.
+                let (prefix, first) = match encoding {
+                    Encoding::First => (6, 0x40),
+                    _ => (4, 0x00),
+                };
+                match static_name_index(name) {
+                    Some(index) => put_int(block, prefix, first, index),
+                    None => {
+                        put_int(block, prefix, first, 0);
+                        put_string(block, name);
+                    }
                 }
+                put_string(block, value);
             }
+            // The last entry inserted is dynamic index 62, the first the highest.
+            put_int(&mut blocks[2], 7, 0x80, 62 + fields.len() - 1 - i);
         }
         let inline_body =
             !body.is_empty() && body.len() <= MAX_FRAME && body.len() as i64 <= DEFAULT_WINDOW;
-        let mut bytes = BytesMut::with_capacity(2 * HEADER_LEN + block.len() + body.len());
-        let headers_flags = if body.is_empty() {
-            flag::END_HEADERS | flag::END_STREAM
-        } else {
-            flag::END_HEADERS
-        };
-        put_header(&mut bytes, block.len(), kind::HEADERS, headers_flags, 1);
-        bytes.put_slice(&block);
-        let data_at = inline_body.then(|| {
-            let at = bytes.len();
-            put_header(&mut bytes, body.len(), kind::DATA, flag::END_STREAM, 1);
-            bytes.put_slice(&body);
-            at
+        let encoded = blocks.map(|block| {
+            let mut bytes = BytesMut::with_capacity(2 * HEADER_LEN + block.len() + body.len());
+            let headers_flags = if body.is_empty() {
+                flag::END_HEADERS | flag::END_STREAM
+            } else {
+                flag::END_HEADERS
+            };
+            put_header(&mut bytes, block.len(), kind::HEADERS, headers_flags, 1);
+            bytes.put_slice(&block);
+            let data_at = inline_body.then(|| {
+                let at = bytes.len();
+                put_header(&mut bytes, body.len(), kind::DATA, flag::END_STREAM, 1);
+                bytes.put_slice(&body);
+                at
+            });
+            Frames {
+                bytes: bytes.freeze(),
+                data_at,
+            }
         });
         RequestFrames {
-            bytes: bytes.freeze(),
-            data_at,
+            encoded,
             body,
+            table_size,
         }
+    }
+
+    /// The HPACK header block of `encoding`.
+    pub fn header_block(&self, encoding: Encoding) -> &[u8] {
+        let frames = &self.encoded[encoding as usize];
+        let end = frames.data_at.unwrap_or(frames.bytes.len());
+        &frames.bytes[HEADER_LEN..end]
     }
 
     /// Whether the body travels in the pre-encoded DATA frame (no flow control needed
     /// beyond the protocol's initial windows).
     pub fn inline_body(&self) -> bool {
-        self.data_at.is_some() || self.body.is_empty()
+        self.encoded[0].data_at.is_some() || self.body.is_empty()
     }
 
-    /// Appends the request on `stream`: the HEADERS frame, plus the DATA frame when the body
-    /// is inline and `with_body` (the caller checked the flow-control windows).
-    pub fn put(&self, out: &mut BytesMut, stream: u32, with_body: bool) {
+    /// Appends the request on `stream` in `encoding`: the HEADERS frame, plus the DATA frame
+    /// when the body is inline and `with_body` (the caller checked the flow-control windows).
+    pub fn put(&self, out: &mut BytesMut, stream: u32, encoding: Encoding, with_body: bool) {
+        let frames = &self.encoded[encoding as usize];
         let start = out.len();
         let id = stream.to_be_bytes();
-        let headers_end = self.data_at.unwrap_or(self.bytes.len());
+        let headers_end = frames.data_at.unwrap_or(frames.bytes.len());
         let end = if with_body {
-            self.bytes.len()
+            frames.bytes.len()
         } else {
             headers_end
         };
-        out.put_slice(&self.bytes[..end]);
+        out.put_slice(&frames.bytes[..end]);
         out[start + 5..start + 9].copy_from_slice(&id);
-        if let Some(at) = self.data_at.filter(|_| with_body) {
+        if let Some(at) = frames.data_at.filter(|_| with_body) {
             out[start + at + 5..start + at + 9].copy_from_slice(&id);
         }
     }
@@ -195,18 +250,14 @@ impl RequestFrames {
 /// The HPACK static-table index of a header name a request uses, if it has one.
 fn static_name_index(name: &str) -> Option<usize> {
     match name {
+        ":authority" => Some(1),
+        ":path" => Some(4),
         "accept" => Some(19),
         "content-length" => Some(28),
         "content-type" => Some(31),
         "user-agent" => Some(58),
         _ => None,
     }
-}
-
-/// A literal header field without indexing whose name is static-table entry `index`.
-fn put_literal_indexed_name(out: &mut BytesMut, index: usize, value: &str) {
-    put_int(out, 4, 0x00, index);
-    put_string(out, value);
 }
 
 /// A string literal, not Huffman-coded.
