@@ -43,18 +43,22 @@ impl Prepared {
                 scenario.path()
             )));
         }
-        let (body, messages, headers): (Bytes, u64, &[(&str, &str)]) = match scenario.protocol {
+        let json_length;
+        let (body, messages, headers): (Bytes, u64, Vec<(&str, &str)>) = match scenario.protocol {
             Protocol::Http1 | Protocol::H2c => {
                 let json = serde_json::json!({
                     "source": payload.source,
                     "data": data,
                     "metadata": payload.metadata,
                 });
-                (
-                    Bytes::from(json.to_string()),
-                    1,
-                    &[("content-type", "application/json")],
-                )
+                let body = Bytes::from(json.to_string());
+                json_length = body.len().to_string();
+                // Like HTTP clients (curl, hyper) for a body of known size.
+                let headers = vec![
+                    ("content-type", "application/json"),
+                    ("content-length", json_length.as_str()),
+                ];
+                (body, 1, headers)
             }
             Protocol::GrpcUnary | Protocol::GrpcStream => {
                 let message = IngestRequest {
@@ -69,12 +73,12 @@ impl Prepared {
                 (
                     grpc_frames(&message, count),
                     u64::from(count),
-                    &[("content-type", "application/grpc"), ("te", "trailers")],
+                    vec![("content-type", "application/grpc"), ("te", "trailers")],
                 )
             }
         };
         let http1 = http1_request(scenario, &body);
-        let http2 = RequestFrames::new(&scenario.target, scenario.path(), headers, body.clone());
+        let http2 = RequestFrames::new(&scenario.target, scenario.path(), &headers, body.clone());
         Ok(Prepared {
             http1,
             http2,
