@@ -124,8 +124,8 @@ pub struct Recorder {
     measure_until: Instant,
     /// Latency of successful requests, in nanoseconds.
     pub latency_ns: Histogram<u64>,
-    /// How late each request was sent after it was due, in nanoseconds (open loop: the
-    /// generator's own share of the latency, from timer granularity and a busy connection).
+    /// How late each request was sent after it was due, in nanoseconds (open loop): the
+    /// timer's granularity, plus any wait for a free slot while the server was slow.
     pub send_lag_ns: Histogram<u64>,
     /// Successful requests (calls).
     pub ok: u64,

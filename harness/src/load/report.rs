@@ -38,8 +38,10 @@ pub struct Report {
     pub throughput: Throughput,
     /// Latency of the successful requests, in microseconds; absent when none succeeded.
     pub latency_us: Option<Latency>,
-    /// Open loop: how late requests were sent after they were due, in microseconds. It is
-    /// part of `latency_us` (the generator's own share); absent in the closed loop.
+    /// Open loop: how late requests were sent after they were due, in microseconds; part of
+    /// `latency_us`. Timer granularity makes it 1-2 ms unless `precise_timing`; beyond
+    /// that it is time spent waiting for a free slot while the server was slow. Absent in
+    /// the closed loop.
     pub send_lag_us: Option<Latency>,
     /// Connections opened, warm-up included.
     pub connections_opened: u64,
@@ -283,7 +285,7 @@ impl Report {
         if let Some(l) = &self.send_lag_us {
             let _ = writeln!(
                 out,
-                "  send lag   p50 {:.1}  p99 {:.1}  max {:.1} us (the generator's share of the latency)",
+                "  send lag   p50 {:.1}  p99 {:.1}  max {:.1} us (due -> sent; part of the latency)",
                 l.p50, l.p99, l.max
             );
         }
