@@ -183,7 +183,7 @@ pub fn run(options: &PeersOptions, log: &mut dyn FnMut(&str)) -> Result<ResultFi
     );
     result.notes.insert(
         "cpu".to_owned(),
-        "generator_cpu and server_cpu are CPU seconds per wall second of the generator process's whole run (getrusage of the waited child; /proc/<pid>/stat of the server); *_cpu_per_request divides that by the generator's throughput".to_owned(),
+        "generator_cpu and server_cpu are CPU seconds per wall second of the generator process's whole run (getrusage of the waited child; /proc/<pid>/stat of the server); *_cpu_per_request divides that by the generator's throughput. A saturated server shows server_cpu near 1; clearly less means it did not have its core to itself (other load on the machine) or was not the bottleneck".to_owned(),
     );
     result.notes.insert(
         "h2load_grpc".to_owned(),

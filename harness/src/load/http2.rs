@@ -190,7 +190,8 @@ impl<'a> Connection<'a> {
                 Some(sent) => sent,
                 // Waiting for the server's SETTINGS.
                 None if !self.settings_received => connected,
-                None if self.draining => return Err(Broken),
+                // Draining, or a server that allows no streams: replace the connection.
+                None if self.draining || self.peer_max_streams == 0 => return Err(Broken),
                 None => match wake {
                     Some(at) => {
                         wait_until(at, self.ctx.precise_timing).await;

@@ -135,3 +135,34 @@ fn connections_closed_by_the_server_are_io_errors_and_reopened_with_a_pause() {
         );
     }
 }
+
+#[test]
+fn a_server_that_goes_away_mid_run_ends_in_errors_and_the_run_still_ends_on_time() {
+    for protocol in [Protocol::Http1, Protocol::H2c] {
+        let server = TestServer::bare_http();
+        let target = server.target();
+        let started = std::time::Instant::now();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(server);
+        });
+        let report = run(protocol, &target, |s| {
+            s.duration_secs = 1.0;
+            s.timeout_ms = 500;
+        });
+        stopper.join().expect("stopper");
+        assert!(report.requests.ok > 0, "{protocol:?}: {report:?}");
+        assert!(
+            report.errors.contains_key("connect"),
+            "{protocol:?}: after the server stopped, reconnects fail: {:?}",
+            report.errors
+        );
+        // Bounded: the duration, plus at most one request timeout, plus slack for a slow
+        // debug build; not a speed assertion.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
