@@ -9,6 +9,7 @@
 //! every sample, and ratios are computed round by round. Nothing here asserts a speed.
 
 pub mod bare;
+mod measure;
 pub mod process;
 pub mod tools;
 
@@ -17,18 +18,16 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::{Duration, Instant},
 };
 
+use self::{
+    measure::{Generator, Sample, Side, measure, shape, summary},
+    process::{Server, pinned},
+};
 use crate::{
-    load::{Protocol, Report, Scenario, request::Prepared, usage},
+    load::Protocol,
     results::{Case, Metric, ResultFile},
 };
-use process::{Server, pinned};
-use tools::ToolRun;
-
-/// Time a generator gets beyond its warm-up and duration before it is killed.
-const GENERATOR_GRACE: Duration = Duration::from_secs(30);
 
 /// How a peers run is made.
 #[derive(Debug, Clone)]
@@ -97,23 +96,6 @@ pub enum PeersError {
     Io(#[from] std::io::Error),
 }
 
-/// Which generator drives a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Generator {
-    Ours,
-    Wrk,
-    H2load,
-}
-
-/// One side of a pair: a generator against a server address.
-#[derive(Debug, Clone)]
-struct Side {
-    variant: &'static str,
-    generator: Generator,
-    target: String,
-    server_pid: u32,
-}
-
 /// A pair compared round by round.
 #[derive(Debug, Clone)]
 struct Pair {
@@ -125,20 +107,6 @@ struct Pair {
     /// gateway against the bare server): the ratio always says what the second-named
     /// side of the statement reaches of the first.
     a_over_b: bool,
-}
-
-/// What one run measured, normalized across generators.
-#[derive(Debug, Clone, Default)]
-struct Sample {
-    throughput: Option<f64>,
-    messages_per_sec: Option<f64>,
-    latency_mean_us: Option<f64>,
-    latency_p50_us: Option<f64>,
-    latency_p99_us: Option<f64>,
-    errors: Option<f64>,
-    rejected: Option<f64>,
-    generator_cpu_share: f64,
-    server_cpu_share: Option<f64>,
 }
 
 /// Makes the peers run; `log` hears progress. Returns the result file (not yet written).
@@ -425,15 +393,6 @@ fn run_pairs(
     Ok(())
 }
 
-/// Connections and requests in flight on each for `protocol`.
-fn shape(options: &PeersOptions, protocol: Protocol) -> (u32, u32) {
-    match protocol {
-        Protocol::Http1 => (options.http1_connections, 1),
-        Protocol::H2c | Protocol::GrpcUnary => (options.h2_connections, options.h2_streams),
-        Protocol::GrpcStream => (options.h2_connections, options.stream_calls),
-    }
-}
-
 fn params(options: &PeersOptions, pair: &Pair) -> BTreeMap<String, String> {
     let mut params = BTreeMap::new();
     params.insert("protocol".to_owned(), pair.protocol.as_str().to_owned());
@@ -499,181 +458,4 @@ fn case(
         Some(s.server_cpu_share? / s.throughput? * 1e6)
     });
     case
-}
-
-fn summary(sample: &Sample) -> String {
-    let fmt = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.0}"));
-    format!(
-        "{} req/s, mean {} us, p99 {} us, errors {}, rejected {}, generator cpu {:.2}, server cpu {}",
-        fmt(sample.throughput),
-        fmt(sample.latency_mean_us),
-        fmt(sample.latency_p99_us),
-        fmt(sample.errors),
-        fmt(sample.rejected),
-        sample.generator_cpu_share,
-        sample
-            .server_cpu_share
-            .map_or_else(|| "?".to_owned(), |v| format!("{v:.2}")),
-    )
-}
-
-/// Runs one side once, as a child process, and measures what it and the server used.
-fn measure(
-    options: &PeersOptions,
-    side: &Side,
-    protocol: Protocol,
-    dir: &Path,
-    generator_cores: Option<&str>,
-) -> Result<Sample, PeersError> {
-    let mut scenario = Scenario::closed(
-        &format!("peers-{}", protocol.as_str()),
-        protocol,
-        &side.target,
-    );
-    scenario.duration_secs = options.duration_secs as f64;
-    scenario.warmup_secs = options.warmup_secs;
-    scenario.payload.messages_per_stream = options.messages_per_stream;
-    (scenario.connections, scenario.in_flight) = shape(options, protocol);
-    let prepared =
-        Prepared::new(&scenario).map_err(|err| PeersError::Generator(err.to_string()))?;
-    let duration = Duration::from_secs(options.duration_secs);
-    let warmup = Duration::from_secs_f64(options.warmup_secs);
-    let url = format!("http://{}{}", side.target, scenario.path());
-    let report_path = dir.join("report.json");
-    let argv: Vec<String> = match side.generator {
-        Generator::Ours => {
-            let scenario_path = dir.join("scenario.toml");
-            let text =
-                toml::to_string(&scenario).map_err(|err| PeersError::Generator(err.to_string()))?;
-            fs::write(&scenario_path, text)?;
-            vec![
-                options.harness_bin.display().to_string(),
-                "load".to_owned(),
-                "--scenario".to_owned(),
-                scenario_path.display().to_string(),
-                "--quiet".to_owned(),
-                "--json".to_owned(),
-                report_path.display().to_string(),
-            ]
-        }
-        Generator::Wrk => {
-            let body = String::from_utf8_lossy(&prepared.body).into_owned();
-            tools::wrk_command(&url, scenario.connections, duration, &body, dir)?
-        }
-        Generator::H2load => {
-            let body_path = dir.join("body.bin");
-            fs::write(&body_path, &prepared.body)?;
-            let headers: &[&str] = match protocol {
-                Protocol::GrpcUnary | Protocol::GrpcStream => {
-                    &["content-type: application/grpc", "te: trailers"]
-                }
-                _ => &["content-type: application/json"],
-            };
-            tools::h2load_command(
-                &url,
-                scenario.connections,
-                scenario.in_flight,
-                duration,
-                warmup,
-                &body_path,
-                headers,
-            )
-        }
-    };
-    let mut command = pinned(generator_cores, &argv[0]);
-    let stdout_path = dir.join("stdout.txt");
-    let stderr_path = dir.join("stderr.txt");
-    command
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&stdout_path)?)
-        .stderr(fs::File::create(&stderr_path)?);
-    // Every generator stops by itself after the warm-up and the duration; one that has not
-    // after this bound is killed, so a hung tool cannot hang the run.
-    let limit = duration + warmup + GENERATOR_GRACE;
-    let server_before = usage::cpu_seconds(side.server_pid).ok();
-    let children_before = usage::children_cpu_seconds();
-    let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|err| PeersError::Generator(format!("cannot run {}: {err}", argv[0])))?;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(PeersError::Generator(format!(
-                "{} did not finish within {limit:?}",
-                argv[0]
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let wall = started.elapsed().as_secs_f64();
-    let generator_cpu = usage::children_cpu_seconds() - children_before;
-    let server_cpu = server_before
-        .zip(usage::cpu_seconds(side.server_pid).ok())
-        .map(|(before, after)| after - before);
-    let output = std::process::Output {
-        status,
-        stdout: fs::read(&stdout_path)?,
-        stderr: fs::read(&stderr_path)?,
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(PeersError::Generator(format!(
-            "{} failed ({}): {}{}",
-            argv[0],
-            output.status,
-            stdout,
-            String::from_utf8_lossy(&output.stderr)
-        )));
-    }
-    let mut sample = match side.generator {
-        Generator::Ours => {
-            let text = fs::read_to_string(&report_path)?;
-            let report: Report = serde_json::from_str(&text)
-                .map_err(|err| PeersError::Generator(format!("unreadable load report: {err}")))?;
-            from_report(&report)
-        }
-        Generator::Wrk => from_tool(tools::parse_wrk(&stdout)),
-        Generator::H2load => from_tool(tools::parse_h2load(&stdout)),
-    };
-    if sample.throughput.is_none() {
-        return Err(PeersError::Generator(format!(
-            "{} printed no rate:\n{stdout}",
-            argv[0]
-        )));
-    }
-    sample.generator_cpu_share = generator_cpu / wall;
-    sample.server_cpu_share = server_cpu.map(|cpu| cpu / wall);
-    Ok(sample)
-}
-
-fn from_report(report: &Report) -> Sample {
-    let latency = report.latency_us.as_ref();
-    Sample {
-        throughput: Some(report.throughput.ok_per_sec),
-        messages_per_sec: (report.requests.messages != report.requests.ok)
-            .then_some(report.throughput.messages_per_sec),
-        latency_mean_us: latency.map(|l| l.mean),
-        latency_p50_us: latency.map(|l| l.p50),
-        latency_p99_us: latency.map(|l| l.p99),
-        errors: Some(report.requests.errors as f64),
-        rejected: Some(report.requests.rejected as f64),
-        ..Sample::default()
-    }
-}
-
-fn from_tool(run: ToolRun) -> Sample {
-    Sample {
-        throughput: run.requests_per_sec,
-        latency_mean_us: run.latency_mean_us,
-        latency_p50_us: run.latency_p50_us,
-        latency_p99_us: run.latency_p99_us,
-        errors: run.errors.map(|e| e as f64),
-        ..Sample::default()
-    }
 }
