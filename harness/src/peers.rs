@@ -231,6 +231,15 @@ fn run_pairs(
             Generator::H2load,
             have_h2load,
         ),
+        // h2load sends the pre-encoded frames of a whole stream as one request body: a
+        // client-streaming call.
+        (
+            "peers/grpc_stream",
+            Protocol::GrpcStream,
+            &bare_grpc,
+            Generator::H2load,
+            have_h2load,
+        ),
     ] {
         if !have {
             log(&format!(

@@ -24,7 +24,12 @@ fn quick_peers_run_writes_a_result_file() {
         .iter()
         .map(|c| (c.group.as_str(), c.variant.as_str()))
         .collect();
-    for group in ["peers/http1", "peers/h2c", "peers/grpc_unary"] {
+    for group in [
+        "peers/http1",
+        "peers/h2c",
+        "peers/grpc_unary",
+        "peers/grpc_stream",
+    ] {
         assert!(groups.contains(&(group, "ours")), "{groups:?}");
     }
     for case in &result.cases {
