@@ -80,6 +80,13 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, LoadErro
         .ok()
         .and_then(|mut addrs| addrs.next())
         .ok_or_else(|| LoadError::Resolve(scenario.target.clone()))?;
+    // The scenario checked the name; this checks what it resolved to.
+    if !addr.ip().is_loopback() {
+        return Err(LoadError::Resolve(format!(
+            "{} resolves to {addr}, which is not a loopback address",
+            scenario.target
+        )));
+    }
     let context = Context {
         addr,
         prepared: Prepared::new(scenario)?,

@@ -213,9 +213,9 @@ impl<'a> Connection<'a> {
                 }
                 () = wait_until(wake.unwrap_or(deadline), self.ctx.precise_timing), if wake.is_some() => continue,
             }
-            // Drain what else has arrived before answering with new requests, so that a
-            // server writing its answers in several pieces gets one batch of requests back
-            // rather than several small ones (which cost it a read and a poll each).
+            // Take in what else has arrived before writing new requests, so that answers
+            // arriving in several pieces are answered with one batch of requests rather than
+            // several small writes.
             for _ in 0..DRAIN_READS {
                 self.parse(&mut buf, recorder)
                     .map_err(|kind| self.fail_all(recorder, kind))?;
