@@ -145,9 +145,18 @@ pub fn run(options: &PeersOptions, log: &mut dyn FnMut(&str)) -> Result<ResultFi
     result.notes.insert(
         "method".to_owned(),
         format!(
-            "each pair runs alternately A B A B ..., {} round(s); {} s measured per run; our generator and h2load warm up {} s first, wrk measures from its start; ratio cases (ours/tool, gateway/bare) divide the two sides' throughput round by round",
+            "each pair runs alternately A B A B ..., {} round(s); {} s measured per run; our generator and h2load warm up {} s first, wrk measures from its start; every generator runs one thread (ours: threads = 1, wrk and h2load: -t1); ratio cases (ours/tool, gateway/bare) divide the two sides' throughput round by round",
             options.rounds, options.duration_secs, options.warmup_secs
         ),
+    );
+    result.notes.insert(
+        "harness_build".to_owned(),
+        if cfg!(debug_assertions) {
+            "debug (numbers of a debug build say little; use --release)"
+        } else {
+            "release"
+        }
+        .to_owned(),
     );
     result.notes.insert(
         "cpu".to_owned(),
