@@ -1,4 +1,14 @@
-//! Integration tests of the harness, in one binary.
+//! Integration tests of the harness, in one binary: the gate's rules, profiles, and the
+//! load generator, the bare servers and the peers run over real sockets on 127.0.0.1. Runs
+//! are short and nothing asserts a speed: the tests check behaviour (what is counted, where,
+//! and how the two loops differ).
 
+mod coordinated_omission;
+mod errors;
 mod gate;
+mod http2_client;
+mod parsing;
+mod peers_run;
 mod profile;
+mod report_schema;
+mod servers;

@@ -1,0 +1,331 @@
+//! The harness CLI: `load` runs a scenario against a server on this machine, `serve-bare`
+//! runs the bare reference servers, `peers` compares our generator with wrk and h2load and
+//! the gateway with the bare servers. Measuring commands can write a result file.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use harness::{
+    load::{self, Mode, Protocol, RunOptions, Scenario},
+    peers::{self, PeersOptions},
+    results::{self, ResultFile},
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "harness",
+    about = "Load generator and peer comparisons of the ingest system"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Runs a load scenario and prints its report.
+    Load(LoadArgs),
+    /// Runs the bare reference servers (HTTP/1.1 + h2c, and gRPC) until SIGINT or SIGTERM.
+    ServeBare {
+        /// Address of the bare HTTP server.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        http: SocketAddr,
+        /// Address of the bare gRPC server.
+        #[arg(long, default_value = "127.0.0.1:50061")]
+        grpc: SocketAddr,
+    },
+    /// Compares our generator with wrk/h2load on the bare servers, and the gateway with
+    /// the bare servers; writes reports/results/<suite>.json.
+    Peers(PeersArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// A scenario file, or the name of one in harness/scenarios (e.g. `smoke`).
+    #[arg(long, short)]
+    scenario: String,
+    /// Server address (host:port on this machine).
+    #[arg(long)]
+    target: Option<String>,
+    /// Protocol: http1, h2c, grpc-unary, grpc-stream.
+    #[arg(long, value_parser = parse_protocol)]
+    protocol: Option<Protocol>,
+    /// Request path.
+    #[arg(long)]
+    path: Option<String>,
+    /// Open loop at this many requests per second (sets the mode to open).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Closed loop (drops the scenario's rate).
+    #[arg(long, conflicts_with = "rate")]
+    closed: bool,
+    /// Connections.
+    #[arg(long)]
+    connections: Option<u32>,
+    /// Requests in flight per connection.
+    #[arg(long)]
+    in_flight: Option<u32>,
+    /// Generator threads.
+    #[arg(long)]
+    threads: Option<u32>,
+    /// Seconds measured.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Seconds of warm-up.
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Open loop: poll the clock before each due time instead of trusting tokio's
+    /// millisecond timer (costs generator CPU).
+    #[arg(long)]
+    precise_timing: bool,
+    /// The server's pid, to report its CPU time and peak memory.
+    #[arg(long)]
+    target_pid: Option<u32>,
+    /// Also write the JSON report to this file (`-` for stdout).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write reports/results/<SUITE>.json with this run as one case.
+    #[arg(long)]
+    result: Option<String>,
+    /// Do not print the table.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct PeersArgs {
+    /// A run of seconds instead of minutes (one round, short runs).
+    #[arg(long)]
+    quick: bool,
+    /// Rounds of each pair.
+    #[arg(long)]
+    rounds: Option<u32>,
+    /// Seconds measured per run (whole seconds).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Name of the result file; `peers` (or `peers-quick`) by default.
+    #[arg(long)]
+    suite: Option<String>,
+    /// The `system` binary; by default `cargo build --release -p system` is run and its
+    /// binary used.
+    #[arg(long)]
+    system_bin: Option<PathBuf>,
+    /// Skip the gateway comparison.
+    #[arg(long)]
+    no_system: bool,
+    /// Do not use wrk and h2load.
+    #[arg(long)]
+    no_tools: bool,
+    /// Do not try to install wrk and h2load.
+    #[arg(long)]
+    no_install: bool,
+    /// Directory of result files.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Load(args) => load_command(args),
+        Cmd::ServeBare { http, grpc } => serve_bare(http, grpc),
+        Cmd::Peers(args) => peers_command(args),
+    }
+}
+
+fn parse_protocol(text: &str) -> Result<Protocol, String> {
+    match text {
+        "http1" => Ok(Protocol::Http1),
+        "h2c" => Ok(Protocol::H2c),
+        "grpc-unary" => Ok(Protocol::GrpcUnary),
+        "grpc-stream" => Ok(Protocol::GrpcStream),
+        other => Err(format!(
+            "unknown protocol {other} (http1, h2c, grpc-unary, grpc-stream)"
+        )),
+    }
+}
+
+fn scenario_path(name: &str) -> PathBuf {
+    let path = Path::new(name);
+    if path.exists() || name.contains('/') || name.ends_with(".toml") {
+        path.to_path_buf()
+    } else {
+        results::workspace_root()
+            .join("harness")
+            .join("scenarios")
+            .join(format!("{name}.toml"))
+    }
+}
+
+fn load_command(args: LoadArgs) -> anyhow::Result<()> {
+    let mut scenario = Scenario::load(&scenario_path(&args.scenario))?;
+    if let Some(target) = args.target {
+        scenario.target = target;
+    }
+    if let Some(protocol) = args.protocol {
+        scenario.protocol = protocol;
+    }
+    if args.path.is_some() {
+        scenario.path = args.path;
+    }
+    if let Some(rate) = args.rate {
+        scenario.mode = Mode::Open;
+        scenario.rate = Some(rate);
+    }
+    if args.closed {
+        scenario.mode = Mode::Closed;
+        scenario.rate = None;
+    }
+    if let Some(n) = args.connections {
+        scenario.connections = n;
+    }
+    if let Some(n) = args.in_flight {
+        scenario.in_flight = n;
+    }
+    if let Some(n) = args.threads {
+        scenario.threads = n;
+    }
+    if let Some(s) = args.duration {
+        scenario.duration_secs = s;
+    }
+    if let Some(s) = args.warmup {
+        scenario.warmup_secs = s;
+    }
+    if args.precise_timing {
+        scenario.precise_timing = true;
+    }
+    let report = load::run(
+        &scenario,
+        &RunOptions {
+            target_pid: args.target_pid,
+        },
+    )?;
+    if !args.quiet {
+        print!("{}", report.table());
+    }
+    if let Some(path) = args.json {
+        let text = serde_json::to_string_pretty(&report)? + "\n";
+        if path.as_os_str() == "-" {
+            print!("{text}");
+        } else {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    if let Some(suite) = args.result {
+        let mut file = ResultFile::new(&suite, &command_line());
+        file.notes
+            .insert("scenario".to_owned(), args.scenario.clone());
+        file.cases.push(report.case(
+            &format!("load/{}", scenario.name),
+            scenario.protocol.as_str(),
+        ));
+        let path = file.write(&results::default_dir())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn serve_bare(http: SocketAddr, grpc: SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let http_listener = tokio::net::TcpListener::bind(http)
+            .await
+            .with_context(|| format!("bare-http: cannot listen on {http}"))?;
+        let grpc_listener = tokio::net::TcpListener::bind(grpc)
+            .await
+            .with_context(|| format!("bare-grpc: cannot listen on {grpc}"))?;
+        println!("bare-http listening on {}", http_listener.local_addr()?);
+        println!("bare-grpc listening on {}", grpc_listener.local_addr()?);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let http_server = peers::bare::serve_http(http_listener, stopped());
+        let grpc_server = peers::bare::serve_grpc(grpc_listener, stopped());
+        let signal = async move {
+            system::shutdown::signal().await;
+            let _ = stop_tx.send(true);
+        };
+        let ((), grpc_result, ()) = tokio::join!(http_server, grpc_server, signal);
+        grpc_result.context("bare-grpc")?;
+        Ok(())
+    })
+}
+
+fn peers_command(args: PeersArgs) -> anyhow::Result<()> {
+    let harness_bin = std::env::current_exe().context("locating this program")?;
+    let mut options = PeersOptions::new(harness_bin.clone(), args.quick);
+    options.command = command_line();
+    if let Some(rounds) = args.rounds {
+        options.rounds = rounds.clamp(1, 20);
+    }
+    if let Some(duration) = args.duration {
+        options.duration_secs = duration.clamp(1, 60);
+    }
+    if let Some(suite) = args.suite {
+        options.suite = suite;
+    }
+    options.use_tools = !args.no_tools;
+    if options.use_tools && !args.no_install {
+        let script = results::workspace_root()
+            .join("scripts")
+            .join("ensure-tools");
+        let status = Command::new(&script)
+            .args(["wrk", "h2load=nghttp2-client"])
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!(
+                "peers: wrk or h2load could not be installed; they are skipped where missing"
+            );
+        }
+    }
+    if !args.no_system {
+        options.system_bin = Some(match args.system_bin {
+            Some(bin) => bin,
+            None => build_system(&harness_bin)?,
+        });
+    }
+    let result = peers::run(&options, &mut |line| eprintln!("peers: {line}"))?;
+    let dir = args.out.unwrap_or_else(results::default_dir);
+    let path = result.write(&dir)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Builds the release `system` binary and returns its path (beside this program when this
+/// program is a release build in the same target directory).
+fn build_system(harness_bin: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "system"])
+        .current_dir(results::workspace_root())
+        .status()
+        .context("running cargo build --release -p system")?;
+    if !status.success() {
+        bail!("cargo build --release -p system failed");
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| results::workspace_root().join("target"));
+    let candidates = [
+        harness_bin.with_file_name("system"),
+        target_dir.join("release").join("system"),
+    ];
+    candidates
+        .into_iter()
+        .find(|path| path.ends_with("release/system") && path.exists())
+        .context("the release system binary was not found after building it")
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("cargo run -p harness --release -- {}", args.join(" "))
+}
