@@ -12,4 +12,5 @@ pub mod peers;
 pub mod profile;
 pub mod results;
 pub mod smoke;
+pub mod system_load;
 pub mod workloads;

@@ -42,6 +42,34 @@ enum Cmd {
     /// Compares our generator with wrk/h2load on the bare servers, and the gateway with
     /// the bare servers; writes reports/results/<suite>.json.
     Peers(PeersArgs),
+    /// Runs the system binary under load, one A/B pair at a time, in alternating rounds;
+    /// writes reports/results/load.json.
+    SystemLoad(SystemLoadArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SystemLoadArgs {
+    /// The `system` binary (system allocator).
+    #[arg(long)]
+    system: PathBuf,
+    /// The `system` binary built with `--features mimalloc`.
+    #[arg(long)]
+    mimalloc: Option<PathBuf>,
+    /// `nats-server`, to measure the nats queue too.
+    #[arg(long)]
+    nats_server: Option<PathBuf>,
+    /// Rounds; each runs every variant once.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Core to pin the server to with taskset.
+    #[arg(long)]
+    server_core: Option<String>,
+    /// Directory of the result file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -135,7 +163,25 @@ fn main() -> anyhow::Result<()> {
         Cmd::Load(args) => load_command(args),
         Cmd::ServeBare { http, grpc } => serve_bare(http, grpc),
         Cmd::Peers(args) => peers_command(args),
+        Cmd::SystemLoad(args) => system_load_command(args),
     }
+}
+
+fn system_load_command(args: SystemLoadArgs) -> anyhow::Result<()> {
+    let options = harness::system_load::Options {
+        system: args.system,
+        system_mimalloc: args.mimalloc,
+        nats_server: args.nats_server,
+        rounds: args.rounds.max(1),
+        seconds: args.seconds,
+        server_core: args.server_core,
+    };
+    let file = harness::system_load::run(&options, &command_line(), &mut |line| {
+        eprintln!("system-load: {line}")
+    })?;
+    let path = file.write(&args.out.unwrap_or_else(results::default_dir))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
 }
 
 fn parse_protocol(text: &str) -> Result<Protocol, String> {

@@ -39,7 +39,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let log = workspace_root().join("target/xtask-bench.log");
     std::fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
     std::fs::write(&log, "")?;
-    let steps = 3 + ROUNDS * CRITERION.len();
+    let steps = 5 + ROUNDS * CRITERION.len();
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -125,10 +125,69 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     );
     file.cases = criterion_cases(&rounds);
     file.write(&out)?;
+
+    bar.set_message("the system under load (A/B pairs in alternating rounds)");
+    system_load(quick, &log)?;
+    bar.inc(1);
+
+    bar.set_message("peers: our generator against wrk and h2load, gateway against bare servers");
+    let mut peers = vec!["run", "-p", "harness", "--release", "--", "peers"];
+    if quick {
+        peers.push("--quick");
+    }
+    cargo_logged(&peers, &log)?;
+    bar.inc(1);
     bar.finish_with_message("done");
 
     print_table(&out)?;
     Ok(())
+}
+
+/// Builds both allocator builds of `system`, then runs `harness system-load` with the server
+/// pinned to core 0 and the generator to core 1 (when `taskset` exists).
+fn system_load(quick: bool, log: &Path) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let ab = root.join("target/ab");
+    std::fs::create_dir_all(&ab)?;
+    for (features, name) in [
+        (None, "system-glibc"),
+        (Some("mimalloc"), "system-mimalloc"),
+    ] {
+        let mut args = vec!["build", "--release", "-p", "system"];
+        if let Some(features) = features {
+            args.extend(["--features", features]);
+        }
+        cargo_logged(&args, log)?;
+        std::fs::copy(root.join("target/release/system"), ab.join(name))?;
+    }
+    cargo_logged(
+        &["build", "--release", "-p", "harness", "--bin", "harness"],
+        log,
+    )?;
+    let nats = tools::ensure(&["nats-server"])
+        .ok()
+        .and_then(|()| tools::which("nats-server"));
+    let pin = tools::which("taskset").is_some();
+    let harness = root.join("target/release/harness");
+    let mut command = if pin {
+        let mut c = std::process::Command::new("taskset");
+        c.args(["-c", "1"]).arg(&harness);
+        c
+    } else {
+        std::process::Command::new(&harness)
+    };
+    command
+        .args(["system-load", "--system"])
+        .arg(ab.join("system-glibc"));
+    command.arg("--mimalloc").arg(ab.join("system-mimalloc"));
+    command.args(["--rounds", "3", "--seconds", if quick { "1" } else { "3" }]);
+    if let Some(nats) = nats {
+        command.arg("--nats-server").arg(nats);
+    }
+    if pin {
+        command.args(["--server-core", "0"]);
+    }
+    crate::cmd::run_logged(command, log)
 }
 
 /// One case per benchmark, with the per-round medians as samples.

@@ -38,18 +38,20 @@ pub(crate) fn cargo(args: &[&str]) -> anyhow::Result<()> {
 
 /// Runs cargo with `args`, its output appended to `log`; fails (naming the log) when cargo does.
 pub(crate) fn cargo_logged(args: &[&str], log: &Path) -> anyhow::Result<()> {
+    run_logged(cargo_command(args), log)
+}
+
+/// Runs `command`, its output appended to `log`; fails (naming the log) when it does.
+pub(crate) fn run_logged(mut command: Command, log: &Path) -> anyhow::Result<()> {
     let file = File::options().create(true).append(true).open(log)?;
-    let status = cargo_command(args)
+    let shown = format!("{command:?}");
+    let status = command
         .stdout(Stdio::from(file.try_clone()?))
         .stderr(Stdio::from(file))
         .status()
-        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+        .with_context(|| format!("cannot run {shown}"))?;
     if !status.success() {
-        bail!(
-            "cargo {} failed ({status}); see {}",
-            args.join(" "),
-            log.display()
-        );
+        bail!("{shown} failed ({status}); see {}", log.display());
     }
     Ok(())
 }

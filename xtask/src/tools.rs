@@ -22,6 +22,15 @@ pub(crate) fn ensure(specs: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The path of `command` on `PATH`, if it is there.
+pub(crate) fn which(command: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(command))
+            .find(|path| path.is_file())
+    })
+}
+
 /// The gungraun version the workspace pins (`gungraun = "=X.Y.Z"`).
 pub(crate) fn gungraun_version() -> anyhow::Result<String> {
     let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml"))?;
