@@ -190,7 +190,10 @@ pub fn run(
                     target_pid: Some(server.pid()),
                 },
             )?;
-            if let Some(ratio) = hop_reuse(server.addr("gateway")) {
+            // Only the gateway's own hop is reported on its status page.
+            if matches!(variant.protocol, Protocol::Http1 | Protocol::H2c)
+                && let Some(ratio) = hop_reuse(server.addr("gateway"))
+            {
                 reuse[i].push(ratio);
             }
             server.stop();

@@ -36,7 +36,68 @@ pub(crate) fn all(evidence: &Evidence) -> Vec<(String, String, String)> {
         ),
     );
     add("client_pairs", client_pairs(evidence));
+    add(
+        "load_throughput",
+        load_chart(
+            evidence,
+            "load/ingress",
+            &["throughput"],
+            "Throughput through the system, by ingress protocol",
+            "messages per second",
+        ),
+    );
+    add(
+        "load_latency",
+        load_chart(
+            evidence,
+            "load/ingress",
+            &["p50", "p99"],
+            "Latency through the system, by ingress protocol",
+            "ms",
+        ),
+    );
+    add(
+        "load_queue",
+        load_chart(
+            evidence,
+            "load/queue",
+            &["throughput"],
+            "Throughput through the gateway, by queue",
+            "messages per second",
+        ),
+    );
     charts
+}
+
+/// One bar per variant of a `load/*` group and per metric (median of the rounds).
+fn load_chart(
+    evidence: &Evidence,
+    group: &str,
+    metrics: &[&str],
+    title: &'static str,
+    unit: &'static str,
+) -> Option<BarChart<'static>> {
+    let cases = cases(evidence, "load", group);
+    if cases.is_empty() {
+        return None;
+    }
+    Some(BarChart {
+        title,
+        unit,
+        categories: cases.iter().map(|c| c.variant.clone()).collect(),
+        series: metrics
+            .iter()
+            .map(|m| {
+                (
+                    (*m).to_owned(),
+                    cases
+                        .iter()
+                        .map(|c| c.metrics.get(*m).map(|x| x.median))
+                        .collect(),
+                )
+            })
+            .collect(),
+    })
 }
 
 fn cases<'a>(evidence: &'a Evidence, suite: &str, group: &str) -> Vec<&'a Case> {

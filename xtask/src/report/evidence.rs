@@ -325,7 +325,18 @@ impl Evidence {
         let pool_ns = self.value("criterion", "worker_pool", "pooled", "time_per_op");
         let pool_ns_memory = self.value("criterion", "worker_pool", "memory", "time_per_op");
         let pool_best = pool_ns.into_iter().chain(pool_ns_memory).reduce(f64::min);
-        let reuse = self.value("allocations", "client/mode", "pooled", "connection_reuse");
+        let reuse_under_load = self.value("load", "load/client", "pooled", "connection_reuse");
+        let reuse = reuse_under_load.or(self.value(
+            "allocations",
+            "client/mode",
+            "pooled",
+            "connection_reuse",
+        ));
+        let reuse_source = if reuse_under_load.is_some() {
+            "results/load.json: load/client pooled, under load"
+        } else {
+            "results/allocations.json: client/mode pooled, sequential"
+        };
         let faster: Vec<String> = self
             .pairs()
             .into_iter()
@@ -370,7 +381,21 @@ impl Evidence {
                 ),
                 met: reuse.map(|r| r > 0.8),
                 evidence: if reuse.is_some() {
-                    "results/allocations.json: client/mode pooled".to_owned()
+                    reuse_source.to_owned()
+                } else {
+                    String::new()
+                },
+            },
+            Target {
+                what: "Connection reuse under load (pooled client)",
+                target: "≥ 0.99",
+                measured: reuse_under_load.map_or_else(
+                    || "not measured".to_owned(),
+                    |r| format!("{:.2}%", r * 100.0),
+                ),
+                met: reuse_under_load.map(|r| r >= 0.99),
+                evidence: if reuse_under_load.is_some() {
+                    "results/load.json: load/client pooled".to_owned()
                 } else {
                     String::new()
                 },
