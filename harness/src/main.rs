@@ -325,7 +325,7 @@ fn build_system(harness_bin: &Path) -> anyhow::Result<PathBuf> {
         .context("the release system binary was not found after building it")
 }
 
+/// The command line as this program was invoked.
 fn command_line() -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    format!("cargo run -p harness --release -- {}", args.join(" "))
+    std::env::args().collect::<Vec<_>>().join(" ")
 }
