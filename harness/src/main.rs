@@ -83,6 +83,10 @@ struct LoadArgs {
     /// millisecond timer (costs generator CPU).
     #[arg(long)]
     precise_timing: bool,
+    /// Wait for answers by spinning instead of sleeping (costs a generator core; spares
+    /// the server the cost of waking the generator).
+    #[arg(long)]
+    busy_poll: bool,
     /// The server's pid, to report its CPU time and peak memory.
     #[arg(long)]
     target_pid: Option<u32>,
@@ -124,6 +128,9 @@ struct PeersArgs {
     /// Do not try to install wrk and h2load.
     #[arg(long)]
     no_install: bool,
+    /// Our generator busy-polls for answers (spares the servers the cost of waking it).
+    #[arg(long)]
+    busy_poll: bool,
     /// Directory of result files.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -198,6 +205,9 @@ fn load_command(args: LoadArgs) -> anyhow::Result<()> {
     }
     if args.precise_timing {
         scenario.precise_timing = true;
+    }
+    if args.busy_poll {
+        scenario.busy_poll = true;
     }
     let report = load::run(
         &scenario,
@@ -274,6 +284,7 @@ fn peers_command(args: PeersArgs) -> anyhow::Result<()> {
         options.suite = suite;
     }
     options.use_tools = !args.no_tools;
+    options.busy_poll = args.busy_poll;
     if options.use_tools && !args.no_install {
         let script = results::workspace_root()
             .join("scripts")

@@ -59,6 +59,8 @@ pub struct PeersOptions {
     pub system_bin: Option<PathBuf>,
     /// Whether to compare with `wrk` and `h2load` when they are installed.
     pub use_tools: bool,
+    /// Whether our generator busy-polls for answers (see `Scenario::busy_poll`).
+    pub busy_poll: bool,
 }
 
 impl PeersOptions {
@@ -78,6 +80,7 @@ impl PeersOptions {
             harness_bin,
             system_bin: None,
             use_tools: true,
+            busy_poll: false,
         }
     }
 }
@@ -369,6 +372,7 @@ fn run_pairs(
         }
         let params = params(options, pair);
         result.cases.push(case(
+            options,
             &pair.group,
             pair.a.variant,
             &params,
@@ -377,6 +381,7 @@ fn run_pairs(
         ));
         if *run_b {
             result.cases.push(case(
+                options,
                 &pair.group,
                 pair.b.variant,
                 &params,
@@ -432,6 +437,7 @@ fn params(options: &PeersOptions, pair: &Pair) -> BTreeMap<String, String> {
 }
 
 fn case(
+    options: &PeersOptions,
     group: &str,
     variant: &str,
     params: &BTreeMap<String, String>,
@@ -443,6 +449,7 @@ fn case(
     case.params.insert(
         "generator".to_owned(),
         match generator {
+            Generator::Ours if options.busy_poll => "harness load --busy-poll",
             Generator::Ours => "harness load",
             Generator::Wrk => "wrk",
             Generator::H2load => "h2load",

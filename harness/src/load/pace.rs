@@ -1,7 +1,8 @@
 //! When each request is due. Closed loop: as soon as a slot is free. Open loop: on a fixed
 //! schedule (`first + k * interval`), whatever the server did with the previous requests;
 //! a request sent late keeps its scheduled time as the start of its latency, which is what
-//! corrects coordinated omission. Nothing is due at or after `stop`.
+//! corrects coordinated omission. Nothing is due at or after `stop`. Also how the runners
+//! wait: on the timer, or (precise timing, busy polling) by spinning on the runtime.
 
 use std::time::{Duration, Instant};
 
@@ -108,5 +109,29 @@ pub async fn wait_until(at: Instant, precise: bool) {
     }
     while Instant::now() < at {
         tokio::task::yield_now().await;
+    }
+}
+
+/// Reads what has arrived on `socket` into `buf`. With `busy`, the task never lets the
+/// thread sleep in the kernel waiting for the answer: it yields to the runtime (which polls
+/// for I/O without blocking) until data is there. A sleeping generator makes the server pay
+/// for waking it with every answer it writes (visible in the server's CPU per request;
+/// the peers run can measure it); a busy one costs a whole generator core instead.
+pub async fn read_some(
+    socket: &mut tokio::net::TcpStream,
+    buf: &mut bytes::BytesMut,
+    busy: bool,
+) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    if !busy {
+        return socket.read_buf(buf).await;
+    }
+    loop {
+        match socket.try_read_buf(buf) {
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::task::yield_now().await;
+            }
+            other => return other,
+        }
     }
 }

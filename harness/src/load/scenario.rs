@@ -62,6 +62,11 @@ pub struct Scenario {
     /// timer. Costs generator CPU; use it when the generator has a core of its own.
     #[serde(default)]
     pub precise_timing: bool,
+    /// Wait for answers by spinning on the runtime instead of sleeping in the kernel, so
+    /// the server never has to wake the generator (which costs the server CPU per answer).
+    /// Costs a whole generator core; only for a generator on a core of its own.
+    #[serde(default)]
+    pub busy_poll: bool,
     /// What each request carries.
     #[serde(default)]
     pub payload: Payload,
@@ -213,6 +218,7 @@ impl Scenario {
             warmup_secs: 0.0,
             timeout_ms: default_timeout_ms(),
             precise_timing: false,
+            busy_poll: false,
             payload: Payload::default(),
         }
     }

@@ -54,6 +54,14 @@ fn reports_of_every_protocol_validate_against_the_schema() {
         assert!(report.target.is_some_and(|t| t.cpu_seconds.is_some()));
         reports.push(report);
     }
+    // Busy polling changes how the generator waits, not what it counts.
+    for protocol in [Protocol::Http1, Protocol::H2c] {
+        let mut busy = short(protocol, &http.target());
+        busy.busy_poll = true;
+        let busy = load::run(&busy, &RunOptions::default()).expect("busy run");
+        assert!(busy.requests.ok > 0 && busy.errors.is_empty(), "{busy:?}");
+        reports.push(busy);
+    }
     let mut open = short(Protocol::Http1, &http.target());
     open.mode = Mode::Open;
     open.rate = Some(200.0);
