@@ -83,10 +83,9 @@ struct LoadArgs {
     /// millisecond timer (costs generator CPU).
     #[arg(long)]
     precise_timing: bool,
-    /// Wait for answers by spinning instead of sleeping (costs a generator core; spares
-    /// the server the cost of waking the generator).
+    /// Microseconds to poll for an answer before sleeping (0: sleep at once).
     #[arg(long)]
-    busy_poll: bool,
+    spin_us: Option<u64>,
     /// The server's pid, to report its CPU time and peak memory.
     #[arg(long)]
     target_pid: Option<u32>,
@@ -128,9 +127,10 @@ struct PeersArgs {
     /// Do not try to install wrk and h2load.
     #[arg(long)]
     no_install: bool,
-    /// Our generator busy-polls for answers (spares the servers the cost of waking it).
+    /// Microseconds our generator polls for an answer before sleeping (its default when
+    /// absent).
     #[arg(long)]
-    busy_poll: bool,
+    spin_us: Option<u64>,
     /// Directory of result files.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -206,8 +206,8 @@ fn load_command(args: LoadArgs) -> anyhow::Result<()> {
     if args.precise_timing {
         scenario.precise_timing = true;
     }
-    if args.busy_poll {
-        scenario.busy_poll = true;
+    if let Some(spin) = args.spin_us {
+        scenario.spin_us = spin;
     }
     let report = load::run(
         &scenario,
@@ -284,7 +284,7 @@ fn peers_command(args: PeersArgs) -> anyhow::Result<()> {
         options.suite = suite;
     }
     options.use_tools = !args.no_tools;
-    options.busy_poll = args.busy_poll;
+    options.spin_us = args.spin_us;
     if options.use_tools && !args.no_install {
         let script = results::workspace_root()
             .join("scripts")

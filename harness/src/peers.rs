@@ -59,8 +59,8 @@ pub struct PeersOptions {
     pub system_bin: Option<PathBuf>,
     /// Whether to compare with `wrk` and `h2load` when they are installed.
     pub use_tools: bool,
-    /// Whether our generator busy-polls for answers (see `Scenario::busy_poll`).
-    pub busy_poll: bool,
+    /// Our generator's `spin_us` when not its default.
+    pub spin_us: Option<u64>,
 }
 
 impl PeersOptions {
@@ -80,7 +80,7 @@ impl PeersOptions {
             harness_bin,
             system_bin: None,
             use_tools: true,
-            busy_poll: false,
+            spin_us: None,
         }
     }
 }
@@ -448,13 +448,12 @@ fn case(
     case.params = params.clone();
     case.params.insert(
         "generator".to_owned(),
-        match generator {
-            Generator::Ours if options.busy_poll => "harness load --busy-poll",
-            Generator::Ours => "harness load",
-            Generator::Wrk => "wrk",
-            Generator::H2load => "h2load",
-        }
-        .to_owned(),
+        match (generator, options.spin_us) {
+            (Generator::Ours, Some(spin)) => format!("harness load --spin-us {spin}"),
+            (Generator::Ours, None) => "harness load".to_owned(),
+            (Generator::Wrk, _) => "wrk".to_owned(),
+            (Generator::H2load, _) => "h2load".to_owned(),
+        },
     );
     let mut add = |name: &str, unit: &str, pick: &dyn Fn(&Sample) -> Option<f64>| {
         let values: Vec<f64> = samples

@@ -154,7 +154,7 @@ async fn drive(
         // answers already consumed instead of allocating.
         buf.reserve(4096);
         tokio::select! {
-            read = read_some(&mut stream, &mut buf, ctx.busy_poll) => match read {
+            read = read_some(&mut stream, &mut buf, ctx.spin) => match read {
                 Ok(0) | Err(_) => {
                     fail(&mut in_flight, ErrorKind::Io);
                     return Err(Broken { answered });

@@ -204,7 +204,7 @@ impl<'a> Connection<'a> {
             let deadline = oldest_sent + self.ctx.timeout;
             buf.reserve(16 * 1024);
             tokio::select! {
-                read = read_some(&mut socket, &mut buf, self.ctx.busy_poll) => match read {
+                read = read_some(&mut socket, &mut buf, self.ctx.spin) => match read {
                     Ok(0) | Err(_) => return Err(self.fail_all(recorder, ErrorKind::Io)),
                     Ok(_) => {}
                 },
