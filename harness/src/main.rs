@@ -95,9 +95,13 @@ struct LoadArgs {
     /// Write reports/results/<SUITE>.json with this run as one case.
     #[arg(long)]
     result: Option<String>,
-    /// Do not print the table.
+    /// Do not print the table (implied by `--json -`).
     #[arg(long)]
     quiet: bool,
+    /// Exit with an error when a request failed or none succeeded (rejections are not
+    /// failures), for scripts and smoke checks.
+    #[arg(long)]
+    fail_on_error: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -215,7 +219,8 @@ fn load_command(args: LoadArgs) -> anyhow::Result<()> {
             target_pid: args.target_pid,
         },
     )?;
-    if !args.quiet {
+    let json_to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if !args.quiet && !json_to_stdout {
         print!("{}", report.table());
     }
     if let Some(path) = args.json {
@@ -236,6 +241,18 @@ fn load_command(args: LoadArgs) -> anyhow::Result<()> {
         ));
         let path = file.write(&results::default_dir())?;
         eprintln!("wrote {}", path.display());
+    }
+    if args.fail_on_error {
+        if report.requests.errors > 0 {
+            bail!(
+                "{} request(s) failed: {:?}",
+                report.requests.errors,
+                report.errors
+            );
+        }
+        if report.requests.ok == 0 {
+            bail!("no request succeeded");
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! run, over real sockets on 127.0.0.1. Runs are short and nothing asserts a speed: the
 //! tests check behaviour (what is counted, where, and how the two loops differ).
 
+mod cli;
 mod coordinated_omission;
 mod errors;
 mod http2_client;
