@@ -69,6 +69,7 @@ pub(crate) struct Context {
     grpc: bool,
     open_loop: bool,
     precise_timing: bool,
+    spin: Duration,
 }
 
 /// Runs `scenario` and reports what it measured.
@@ -95,6 +96,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, LoadErro
         reconnect_delay: Duration::from_millis(20),
         open_loop: scenario.mode == Mode::Open,
         precise_timing: scenario.precise_timing,
+        spin: Duration::from_micros(scenario.spin_us),
         grpc: matches!(
             scenario.protocol,
             Protocol::GrpcUnary | Protocol::GrpcStream

@@ -111,6 +111,9 @@ struct LoadArgs {
     /// millisecond timer (costs generator CPU).
     #[arg(long)]
     precise_timing: bool,
+    /// Microseconds to poll for an answer before sleeping (0: sleep at once).
+    #[arg(long)]
+    spin_us: Option<u64>,
     /// The server's pid, to report its CPU time and peak memory.
     #[arg(long)]
     target_pid: Option<u32>,
@@ -120,9 +123,13 @@ struct LoadArgs {
     /// Write reports/results/<SUITE>.json with this run as one case.
     #[arg(long)]
     result: Option<String>,
-    /// Do not print the table.
+    /// Do not print the table (implied by `--json -`).
     #[arg(long)]
     quiet: bool,
+    /// Exit with an error when a request failed or none succeeded (rejections are not
+    /// failures), for scripts and smoke checks.
+    #[arg(long)]
+    fail_on_error: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -152,6 +159,10 @@ struct PeersArgs {
     /// Do not try to install wrk and h2load.
     #[arg(long)]
     no_install: bool,
+    /// Microseconds our generator polls for an answer before sleeping (its default when
+    /// absent).
+    #[arg(long)]
+    spin_us: Option<u64>,
     /// Directory of result files.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -245,13 +256,17 @@ fn load_command(args: LoadArgs) -> anyhow::Result<()> {
     if args.precise_timing {
         scenario.precise_timing = true;
     }
+    if let Some(spin) = args.spin_us {
+        scenario.spin_us = spin;
+    }
     let report = load::run(
         &scenario,
         &RunOptions {
             target_pid: args.target_pid,
         },
     )?;
-    if !args.quiet {
+    let json_to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if !args.quiet && !json_to_stdout {
         print!("{}", report.table());
     }
     if let Some(path) = args.json {
@@ -272,6 +287,18 @@ fn load_command(args: LoadArgs) -> anyhow::Result<()> {
         ));
         let path = file.write(&results::default_dir())?;
         eprintln!("wrote {}", path.display());
+    }
+    if args.fail_on_error {
+        if report.requests.errors > 0 {
+            bail!(
+                "{} request(s) failed: {:?}",
+                report.requests.errors,
+                report.errors
+            );
+        }
+        if report.requests.ok == 0 {
+            bail!("no request succeeded");
+        }
     }
     Ok(())
 }
@@ -320,6 +347,7 @@ fn peers_command(args: PeersArgs) -> anyhow::Result<()> {
         options.suite = suite;
     }
     options.use_tools = !args.no_tools;
+    options.spin_us = args.spin_us;
     if options.use_tools && !args.no_install {
         let script = results::workspace_root()
             .join("scripts")
@@ -371,7 +399,7 @@ fn build_system(harness_bin: &Path) -> anyhow::Result<PathBuf> {
         .context("the release system binary was not found after building it")
 }
 
+/// The command line as this program was invoked.
 fn command_line() -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    format!("cargo run -p harness --release -- {}", args.join(" "))
+    std::env::args().collect::<Vec<_>>().join(" ")
 }

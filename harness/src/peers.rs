@@ -59,6 +59,8 @@ pub struct PeersOptions {
     pub system_bin: Option<PathBuf>,
     /// Whether to compare with `wrk` and `h2load` when they are installed.
     pub use_tools: bool,
+    /// Our generator's `spin_us` when not its default.
+    pub spin_us: Option<u64>,
 }
 
 impl PeersOptions {
@@ -78,6 +80,7 @@ impl PeersOptions {
             harness_bin,
             system_bin: None,
             use_tools: true,
+            spin_us: None,
         }
     }
 }
@@ -369,6 +372,7 @@ fn run_pairs(
         }
         let params = params(options, pair);
         result.cases.push(case(
+            options,
             &pair.group,
             pair.a.variant,
             &params,
@@ -377,6 +381,7 @@ fn run_pairs(
         ));
         if *run_b {
             result.cases.push(case(
+                options,
                 &pair.group,
                 pair.b.variant,
                 &params,
@@ -432,6 +437,7 @@ fn params(options: &PeersOptions, pair: &Pair) -> BTreeMap<String, String> {
 }
 
 fn case(
+    options: &PeersOptions,
     group: &str,
     variant: &str,
     params: &BTreeMap<String, String>,
@@ -442,12 +448,12 @@ fn case(
     case.params = params.clone();
     case.params.insert(
         "generator".to_owned(),
-        match generator {
-            Generator::Ours => "harness load",
-            Generator::Wrk => "wrk",
-            Generator::H2load => "h2load",
-        }
-        .to_owned(),
+        match (generator, options.spin_us) {
+            (Generator::Ours, Some(spin)) => format!("harness load --spin-us {spin}"),
+            (Generator::Ours, None) => "harness load".to_owned(),
+            (Generator::Wrk, _) => "wrk".to_owned(),
+            (Generator::H2load, _) => "h2load".to_owned(),
+        },
     );
     let mut add = |name: &str, unit: &str, pick: &dyn Fn(&Sample) -> Option<f64>| {
         let values: Vec<f64> = samples

@@ -12,14 +12,14 @@ use std::{
 
 use bytes::{Buf, BytesMut};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::TcpStream,
     time::{sleep_until, timeout},
 };
 
 use super::{
     Context,
-    pace::{Due, Pacer, wait_until},
+    pace::{Due, Pacer, read_some, wait_until},
     record::{ErrorKind, Outcome, Recorder, http_outcome},
 };
 
@@ -154,7 +154,7 @@ async fn drive(
         // answers already consumed instead of allocating.
         buf.reserve(4096);
         tokio::select! {
-            read = stream.read_buf(&mut buf) => match read {
+            read = read_some(&mut stream, &mut buf, ctx.spin) => match read {
                 Ok(0) | Err(_) => {
                     fail(&mut in_flight, ErrorKind::Io);
                     return Err(Broken { answered });

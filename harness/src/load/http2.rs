@@ -23,7 +23,7 @@ use std::{
 
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::TcpStream,
     time::{sleep_until, timeout},
 };
@@ -32,7 +32,7 @@ use self::frames::{Encoding, RequestFrames, flag, kind};
 use super::{
     Context,
     http1::connect,
-    pace::{Due, Pacer, wait_until},
+    pace::{Due, Pacer, read_some, wait_until},
     record::{ErrorKind, Outcome, Recorder, grpc_outcome, http_outcome},
 };
 
@@ -204,7 +204,7 @@ impl<'a> Connection<'a> {
             let deadline = oldest_sent + self.ctx.timeout;
             buf.reserve(16 * 1024);
             tokio::select! {
-                read = socket.read_buf(&mut buf) => match read {
+                read = read_some(&mut socket, &mut buf, self.ctx.spin) => match read {
                     Ok(0) | Err(_) => return Err(self.fail_all(recorder, ErrorKind::Io)),
                     Ok(_) => {}
                 },

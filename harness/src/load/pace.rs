@@ -1,7 +1,8 @@
 //! When each request is due. Closed loop: as soon as a slot is free. Open loop: on a fixed
 //! schedule (`first + k * interval`), whatever the server did with the previous requests;
 //! a request sent late keeps its scheduled time as the start of its latency, which is what
-//! corrects coordinated omission. Nothing is due at or after `stop`.
+//! corrects coordinated omission. Nothing is due at or after `stop`. Also how the runners
+//! wait: on the timer or in the kernel, or by spinning on the runtime for a while.
 
 use std::time::{Duration, Instant};
 
@@ -109,4 +110,33 @@ pub async fn wait_until(at: Instant, precise: bool) {
     while Instant::now() < at {
         tokio::task::yield_now().await;
     }
+}
+
+/// Reads what has arrived on `socket` into `buf`, first polling for up to `spin` (yielding
+/// to the runtime, which checks for I/O without blocking) and only then sleeping in the
+/// kernel. A generator asleep when an answer arrives must be woken, and the server's thread
+/// pays for that wake-up with every answer it writes; answers to a batch of requests on
+/// loopback mostly arrive within a short spin, so the server rarely has to. A long spin
+/// (busy polling) spares the server every wake-up but costs a generator core.
+pub async fn read_some(
+    socket: &mut tokio::net::TcpStream,
+    buf: &mut bytes::BytesMut,
+    spin: Duration,
+) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    if !spin.is_zero() {
+        let started = Instant::now();
+        loop {
+            match socket.try_read_buf(buf) {
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    if started.elapsed() >= spin {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                other => return other,
+            }
+        }
+    }
+    socket.read_buf(buf).await
 }

@@ -62,6 +62,12 @@ pub struct Scenario {
     /// timer. Costs generator CPU; use it when the generator has a core of its own.
     #[serde(default)]
     pub precise_timing: bool,
+    /// Microseconds a connection waiting for an answer polls (spinning on its runtime)
+    /// before it sleeps in the kernel. A sleeping generator must be woken for each answer,
+    /// at the server's expense; a short spin catches most answers awake. 0 sleeps at once;
+    /// a spin as long as the run is busy polling, which costs a whole generator core.
+    #[serde(default = "default_spin_us")]
+    pub spin_us: u64,
     /// What each request carries.
     #[serde(default)]
     pub payload: Payload,
@@ -213,6 +219,7 @@ impl Scenario {
             warmup_secs: 0.0,
             timeout_ms: default_timeout_ms(),
             precise_timing: false,
+            spin_us: default_spin_us(),
             payload: Payload::default(),
         }
     }
@@ -262,6 +269,9 @@ impl Scenario {
         }
         if self.threads == 0 || self.threads > self.connections {
             return fail("threads must be in 1..=connections".to_owned());
+        }
+        if self.spin_us > 1_000_000 {
+            return fail("spin_us must be at most 1000000".to_owned());
         }
         if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
             return fail("timeout_ms must be in 1..=60000".to_owned());
@@ -324,6 +334,12 @@ fn default_data_bytes() -> usize {
 
 fn default_messages_per_stream() -> u32 {
     100
+}
+
+fn default_spin_us() -> u64 {
+    // Long enough for the answers to a batch of requests on loopback, short enough that a
+    // generator waiting on a slow server soon sleeps.
+    20
 }
 
 fn default_timeout_ms() -> u64 {

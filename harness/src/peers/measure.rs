@@ -91,6 +91,9 @@ pub(super) fn measure(
     scenario.duration_secs = options.duration_secs as f64;
     scenario.warmup_secs = options.warmup_secs;
     scenario.payload.messages_per_stream = options.messages_per_stream;
+    if let Some(spin) = options.spin_us {
+        scenario.spin_us = spin;
+    }
     (scenario.connections, scenario.in_flight) = shape(options, protocol);
     let prepared =
         Prepared::new(&scenario).map_err(|err| PeersError::Generator(err.to_string()))?;

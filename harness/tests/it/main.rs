@@ -3,6 +3,7 @@
 //! are short and nothing asserts a speed: the tests check behaviour (what is counted, where,
 //! and how the two loops differ).
 
+mod cli;
 mod coordinated_omission;
 mod errors;
 mod gate;

@@ -54,6 +54,15 @@ fn reports_of_every_protocol_validate_against_the_schema() {
         assert!(report.target.is_some_and(|t| t.cpu_seconds.is_some()));
         reports.push(report);
     }
+    // How long the generator polls before sleeping changes how it waits, not what it
+    // counts: never, and for the whole run.
+    for (protocol, spin_us) in [(Protocol::Http1, 0), (Protocol::H2c, 1_000_000)] {
+        let mut busy = short(protocol, &http.target());
+        busy.spin_us = spin_us;
+        let busy = load::run(&busy, &RunOptions::default()).expect("busy run");
+        assert!(busy.requests.ok > 0 && busy.errors.is_empty(), "{busy:?}");
+        reports.push(busy);
+    }
     let mut open = short(Protocol::Http1, &http.target());
     open.mode = Mode::Open;
     open.rate = Some(200.0);
