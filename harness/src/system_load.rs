@@ -14,7 +14,7 @@ use std::{
 };
 
 use crate::{
-    load::{self, Mode, Protocol, Scenario, scenario::Payload},
+    load::{self, Protocol, Scenario, scenario::Payload},
     pairs::side,
     peers::process::{Server, pinned},
     results::{Case, Metric, ResultFile},
@@ -110,24 +110,16 @@ fn scenario(protocol: Protocol, target: &str, seconds: f64) -> Scenario {
         Protocol::GrpcStream => (2, 2),
     };
     Scenario {
-        name: "system-load".to_owned(),
-        description: String::new(),
-        protocol,
-        target: target.to_owned(),
-        path: None,
-        mode: Mode::Closed,
-        rate: None,
         connections,
         in_flight,
-        threads: 1,
         duration_secs: seconds,
         warmup_secs: seconds / 3.0,
         timeout_ms: 5000,
-        precise_timing: false,
         payload: Payload {
             messages_per_stream: 64,
             ..Payload::default()
         },
+        ..Scenario::closed("system-load", protocol, target)
     }
 }
 
