@@ -237,7 +237,16 @@ fn git_revision() -> String {
     let Some(head) = run(&["rev-parse", "HEAD"]) else {
         return "unknown".to_owned();
     };
-    let dirty =
-        run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    // Result files and reports are what a run writes; only changes elsewhere mean the
+    // measured code differs from the commit.
+    let dirty = run(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":!reports",
+    ])
+    .is_some_and(|s| !s.is_empty());
     if dirty { format!("{head}-dirty") } else { head }
 }

@@ -102,6 +102,7 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
         "pairs": evidence.pairs(),
         "checklist": checklist,
         "targets": evidence.targets(),
+        "peers": evidence.peers(),
         "charts": charts.iter().map(|(name, title, _)| json!({"name": name, "title": title})).collect::<Vec<_>>(),
         "hot_paths": hot_paths(&paths.profiles)?,
         "profiles": evidence.profiles,

@@ -162,6 +162,60 @@ impl Evidence {
         rows
     }
 
+    /// Every ratio case of the peers run (`ours/wrk`, `gateway/bare`, ...).
+    pub(crate) fn peers(&self) -> Vec<serde_json::Value> {
+        let Some(file) = self.files.get("peers") else {
+            return Vec::new();
+        };
+        file.cases
+            .iter()
+            .filter_map(|c| {
+                let ratio = c.metrics.get("throughput_ratio")?;
+                Some(serde_json::json!({
+                    "group": c.group,
+                    "ratio_of": c.variant,
+                    "ratio": format!("{:.2}", ratio.median),
+                    "range": format!("{:.2}..{:.2}", ratio.min, ratio.max),
+                }))
+            })
+            .collect()
+    }
+
+    /// The generator must never be the bottleneck: its rate on the bare server at least the
+    /// peer tool's.
+    fn generator_target(
+        &self,
+        what: &'static str,
+        group: &str,
+        variant: &str,
+        tool: &str,
+    ) -> Target {
+        let ratio = self.peer_ratio(group, variant);
+        Target {
+            what,
+            target: "rate ≥ the tool's",
+            measured: ratio.map_or_else(
+                || "not measured".to_owned(),
+                |r| format!("{r:.2}× {tool}'s rate"),
+            ),
+            met: ratio.map(|r| r >= 1.0),
+            evidence: if ratio.is_some() {
+                format!("results/peers.json: {group}")
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    fn peer_ratio(&self, group: &str, variant: &str) -> Option<f64> {
+        Some(
+            self.case("peers", group, variant)?
+                .metrics
+                .get("throughput_ratio")?
+                .median,
+        )
+    }
+
     /// The original Definition of Done.
     pub(crate) fn checklist(&self) -> Vec<(&'static str, Vec<CheckItem>)> {
         let item = |text, proof: Option<String>, missing: &str| CheckItem {
@@ -436,6 +490,24 @@ impl Evidence {
                 0.2,
                 &ratio_fmt,
                 "results/criterion.json: queue/threads p1 c1",
+            ),
+            self.generator_target(
+                "Our generator against wrk (HTTP/1.1, bare server)",
+                "peers/http1",
+                "ours/wrk",
+                "wrk",
+            ),
+            self.generator_target(
+                "Our generator against h2load (h2c, bare server)",
+                "peers/h2c",
+                "ours/h2load",
+                "h2load",
+            ),
+            self.generator_target(
+                "Our generator against h2load (gRPC unary, bare server)",
+                "peers/grpc_unary",
+                "ours/h2load",
+                "h2load",
             ),
             at_most(
                 "Worker pool per message",
