@@ -6,9 +6,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use anyhow::Context;
 use harness::{
-    callgrind,
     criterion_results::read_medians,
     pairs::side,
     results::{Case, Metric, ResultFile, default_dir},
@@ -60,34 +58,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     bar.inc(1);
 
     bar.set_message("instruction counts (callgrind)");
-    tools::ensure_callgrind()?;
-    let callgrind_out = workspace_root().join("target/gungraun/harness/callgrind");
-    let _ = std::fs::remove_dir_all(&callgrind_out);
-    cargo_logged(
-        &[
-            "bench",
-            "-p",
-            "harness",
-            "--bench",
-            "callgrind",
-            "--",
-            "--save-summary=json",
-        ],
-        &log,
-    )?;
-    let mut file = ResultFile::new(
-        "callgrind",
+    crate::callgrind::measure(
         "cargo bench -p harness --bench callgrind -- --save-summary=json",
-    );
-    file.notes.insert(
-        "tool".into(),
-        format!(
-            "gungraun {} (valgrind callgrind)",
-            tools::gungraun_version()?
-        ),
-    );
-    file.cases = callgrind::read_summaries(&callgrind_out).context("reading gungraun summaries")?;
-    file.write(&out)?;
+        Some(&log),
+    )?
+    .write(&out)?;
     bar.inc(1);
 
     let (warm_up, measure) = if quick { ("0.3", "0.7") } else { ("1", "3") };

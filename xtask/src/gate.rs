@@ -7,15 +7,11 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use harness::{
-    callgrind,
     gate::{compare, table},
     results::ResultFile,
 };
 
-use crate::{
-    cmd::{cargo, workspace_root},
-    tools,
-};
+use crate::cmd::{cargo, workspace_root};
 
 /// How much worse than the baseline a count may get.
 const TOLERANCE: f64 = 0.05;
@@ -61,20 +57,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
 /// Runs both deterministic suites; the results are also written to `dir`.
 fn measure(dir: &Path) -> anyhow::Result<Vec<ResultFile>> {
-    tools::ensure_callgrind()?;
-    let out = workspace_root().join("target/gungraun/harness/callgrind");
-    let _ = std::fs::remove_dir_all(&out);
-    cargo(&[
-        "bench",
-        "-p",
-        "harness",
-        "--bench",
-        "callgrind",
-        "--",
-        "--save-summary=json",
-    ])?;
-    let mut instructions = ResultFile::new("callgrind", "cargo xtask gate");
-    instructions.cases = callgrind::read_summaries(&out).context("reading gungraun summaries")?;
+    let instructions = crate::callgrind::measure("cargo xtask gate", None)?;
     instructions.write(dir)?;
     let dir_arg = dir.to_string_lossy().into_owned();
     cargo(&[

@@ -2,6 +2,7 @@
 //! each command lives in its own module.
 
 mod bench;
+mod callgrind;
 mod ci;
 mod cmd;
 mod gate;

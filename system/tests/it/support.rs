@@ -61,3 +61,43 @@ pub fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     }
     samples
 }
+
+/// Asserts an error answer of the contract: `status`, a JSON body, an `error` that
+/// mentions `mentions`.
+pub async fn assert_error(
+    response: reqwest::Response,
+    status: reqwest::StatusCode,
+    mentions: &str,
+) {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    let error = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error field in {body}"));
+    assert!(
+        error.contains(mentions),
+        "{error:?} should mention {mentions:?}"
+    );
+}
+
+/// Whether one answer of a burst was accepted (202); a refusal must be a 503 with
+/// `Retry-After` and a JSON error saying the queue is full.
+pub async fn accepted_or_refused(response: reqwest::Response) -> bool {
+    match response.status() {
+        reqwest::StatusCode::ACCEPTED => true,
+        reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+            assert_eq!(response.headers()[reqwest::header::RETRY_AFTER], "1");
+            assert_error(response, reqwest::StatusCode::SERVICE_UNAVAILABLE, "full").await;
+            false
+        }
+        other => panic!("unexpected {other}"),
+    }
+}

@@ -230,17 +230,7 @@ impl Evidence {
             .into_iter()
             .filter(|s| self.files.contains_key(*s))
             .collect();
-        let components = [
-            "queue_memory",
-            "queue_pooled",
-            "worker_pool",
-            "client_baseline",
-            "client_pooled",
-            "gateway_http1",
-            "gateway_h2c",
-            "grpc_unary",
-            "grpc_stream",
-        ];
+        let components = harness::profile::COMPONENTS;
         let profiled: Vec<&str> = components
             .iter()
             .copied()
