@@ -14,5 +14,21 @@ pub(crate) fn run() -> anyhow::Result<()> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace", "--locked"])?;
+    // Each criterion benchmark once, as a test: the suites still build and run. (The
+    // callgrind suite and the allocation counts run for real in `cargo xtask gate`.)
+    cargo(&[
+        "test",
+        "-p",
+        "harness",
+        "--locked",
+        "--bench",
+        "queue",
+        "--bench",
+        "worker_pool",
+        "--bench",
+        "codec",
+        "--bench",
+        "client",
+    ])?;
     Ok(())
 }
