@@ -400,6 +400,10 @@ fn build_system(harness_bin: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The command line as this program was invoked.
+/// The command line as invoked, with paths inside the workspace shown relative to it.
 fn command_line() -> String {
-    std::env::args().collect::<Vec<_>>().join(" ")
+    std::env::args()
+        .map(|arg| results::shown_path(std::path::Path::new(&arg)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

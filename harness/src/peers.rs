@@ -299,7 +299,10 @@ fn run_pairs(
             ));
             result.notes.insert(
                 "gateway".to_owned(),
-                format!("{} with all roles in one process, default settings, ports picked by the system", bin.display()),
+                format!(
+                    "{} with all roles in one process, default settings, ports picked by the system",
+                    crate::results::shown_path(bin)
+                ),
             );
             Some(system)
         }

@@ -59,7 +59,11 @@ pub fn run(component: &str, duration: Duration, dir: &Path) -> anyhow::Result<()
     let mut svg = Vec::new();
     report.flamegraph(&mut svg)?;
     fs::write(dir.join(format!("{component}.svg")), svg)?;
-    let profile = report.pprof()?;
+    let mut profile = report.pprof()?;
+    // Source paths in the symbols name directories of this machine; keep them relative.
+    for text in &mut profile.string_table {
+        *text = portable_path(text);
+    }
     fs::write(dir.join(format!("{component}.pb")), profile.encode_to_vec())?;
 
     let mut self_counts: HashMap<String, isize> = HashMap::new();
@@ -118,6 +122,25 @@ pub fn run(component: &str, duration: Duration, dir: &Path) -> anyhow::Result<()
         )?;
     }
     Ok(())
+}
+
+/// A source path relative to the workspace, or to the crate registry (`crates/<name>/...`),
+/// or the toolchain's (`rustc/...`); anything else unchanged.
+fn portable_path(text: &str) -> String {
+    let root = crate::results::workspace_root();
+    let root = root.to_string_lossy();
+    if let Some(rest) = text.strip_prefix(root.as_ref()) {
+        return rest.trim_start_matches('/').to_owned();
+    }
+    if let Some((_, rest)) = text.split_once("/registry/src/")
+        && let Some((_, krate)) = rest.split_once('/')
+    {
+        return format!("crates/{krate}");
+    }
+    if let Some(rest) = text.strip_prefix("/rustc/") {
+        return format!("rustc/{rest}");
+    }
+    text.to_owned()
 }
 
 fn percent(part: isize, total: isize) -> f64 {

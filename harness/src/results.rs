@@ -192,6 +192,15 @@ impl ResultFile {
     }
 }
 
+/// `path` relative to the workspace root when it lies inside it, so that result files
+/// name no directory of a particular machine.
+pub fn shown_path(path: &Path) -> String {
+    path.strip_prefix(workspace_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 /// The default directory of result files: `reports/results` at the workspace root.
 pub fn default_dir() -> PathBuf {
     workspace_root().join("reports").join("results")
