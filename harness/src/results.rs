@@ -226,7 +226,13 @@ impl Machine {
         let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         Machine {
             cpu_model,
-            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            // Every CPU of the machine, not only those this process may use (a pinned
+            // generator sees one).
+            cores: cpuinfo
+                .lines()
+                .filter(|l| l.starts_with("processor"))
+                .count()
+                .max(1),
             os: format!("{} {}", std::env::consts::OS, kernel.trim()),
         }
     }
