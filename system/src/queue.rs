@@ -24,7 +24,7 @@ mod memory;
 mod nats;
 mod pooled;
 
-use std::{fmt, future::Future, str::FromStr};
+use std::{fmt, future::Future};
 
 pub use memory::{MemoryDelivery, MemoryQueue};
 pub use nats::{NatsConfig, NatsDelivery, NatsError, NatsQueue, NatsStats};
@@ -133,14 +133,6 @@ impl QueueType {
 impl fmt::Display for QueueType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for QueueType {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        <QueueType as clap::ValueEnum>::from_str(s, true)
     }
 }
 

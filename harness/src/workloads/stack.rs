@@ -2,7 +2,7 @@
 //! and the gRPC server, on loopback ports of one tokio runtime, reached through real sockets
 //! by a [`Forwarder`] or by protocol clients.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use http::Uri;
 use system::{
@@ -41,19 +41,20 @@ impl Stack {
         processor: ProcessorConfig,
         fronts: Option<&dyn Fn(Uri) -> ForwarderConfig>,
     ) -> std::io::Result<Stack> {
-        let own = match placement {
-            Placement::OwnRuntime(threads) => Some(
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(threads.max(1))
-                    .enable_all()
-                    .build()?,
+        let (own, shared) = match placement {
+            Placement::OwnRuntime(threads) => (
+                Some(
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(threads.max(1))
+                        .enable_all()
+                        .build()?,
+                ),
+                None,
             ),
-            Placement::Shared(_) => None,
+            Placement::Shared(shared) => (None, Some(shared)),
         };
-        let runtime = match (&own, placement) {
-            (Some(own), _) => own,
-            (None, Placement::Shared(shared)) => shared,
-            (None, Placement::OwnRuntime(_)) => unreachable!("an own runtime was just built"),
+        let Some(runtime) = own.as_ref().or(shared) else {
+            return Err(std::io::Error::other("no runtime to start the stack on"));
         };
         let (stop, stopped) = watch::channel(false);
         let wait = move |rx: &watch::Receiver<bool>| {
@@ -65,7 +66,7 @@ impl Stack {
         let (processor_addr, gateway, grpc) = runtime.block_on(async {
             let processor_listener = TcpListener::bind("127.0.0.1:0").await?;
             let processor_addr = processor_listener.local_addr()?;
-            spawn(processor::serve(
+            tokio::spawn(processor::serve(
                 processor_listener,
                 processor,
                 wait(&stopped),
@@ -80,9 +81,9 @@ impl Stack {
                 gateway = Some(gateway_listener.local_addr()?);
                 grpc = Some(grpc_listener.local_addr()?);
                 let config = GatewayConfig::new(forwarder(url.clone()));
-                spawn(gateway::serve(gateway_listener, config, wait(&stopped)));
+                tokio::spawn(gateway::serve(gateway_listener, config, wait(&stopped)));
                 let config = GrpcConfig::new(forwarder(url));
-                spawn(grpc::serve(grpc_listener, config, wait(&stopped)));
+                tokio::spawn(grpc::serve(grpc_listener, config, wait(&stopped)));
             }
             Ok::<_, std::io::Error>((processor_addr, gateway, grpc))
         })?;
@@ -106,14 +107,6 @@ impl Stack {
     pub fn forwarder(&self, config: impl Fn(Uri) -> ForwarderConfig) -> Forwarder {
         Forwarder::new(config(self.processor_url()))
     }
-}
-
-fn spawn<F>(future: F)
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    tokio::spawn(future);
 }
 
 impl Drop for Stack {
