@@ -17,6 +17,7 @@ use system::{
     codec::Codec,
     proto::DataMessage,
     queue::{AnyQueue, QueueType},
+    worker::WorkerMode,
 };
 
 fn queue_setup(kind: QueueType) -> (AnyQueue, DataMessage) {
@@ -59,24 +60,40 @@ fn codec_decode(fixture: (Codec, DataMessage, Vec<u8>)) -> (Codec, DataMessage, 
     fixture
 }
 
-fn pool_setup(kind: QueueType) -> (tokio::runtime::Runtime, Arc<AnyQueue>) {
+type PoolFixture = (tokio::runtime::Runtime, Arc<AnyQueue>, WorkerMode);
+
+fn pool_setup(kind: QueueType, mode: WorkerMode) -> PoolFixture {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     let msg = sample_message();
-    runtime.block_on(worker_pool(kind, 100, &msg));
+    runtime.block_on(worker_pool(kind, 100, mode, &msg));
     let queue = runtime.block_on(prefilled(kind, OPS, &msg));
-    (runtime, queue)
+    (runtime, queue, mode)
 }
 
 #[library_benchmark]
-#[bench::memory(args = (QueueType::Memory), setup = pool_setup)]
-#[bench::pooled(args = (QueueType::Pooled), setup = pool_setup)]
-fn worker_pool_run(fixture: (tokio::runtime::Runtime, Arc<AnyQueue>)) -> tokio::runtime::Runtime {
-    let (runtime, queue) = fixture;
-    runtime.block_on(drain_with_pool(queue, OPS));
-    runtime
+#[bench::memory(args = (QueueType::Memory, WorkerMode::Batched), setup = pool_setup)]
+#[bench::pooled(args = (QueueType::Pooled, WorkerMode::Batched), setup = pool_setup)]
+fn worker_pool_run(fixture: PoolFixture) -> PoolFixture {
+    drain(fixture)
+}
+
+#[library_benchmark]
+#[bench::baseline(args = (QueueType::Pooled, WorkerMode::Baseline), setup = pool_setup)]
+#[bench::batched(args = (QueueType::Pooled, WorkerMode::Batched), setup = pool_setup)]
+fn worker_mode_run(fixture: PoolFixture) -> PoolFixture {
+    drain(fixture)
+}
+
+/// Returns the fixture so that the runtime and the emptied queue are freed after the
+/// measurement.
+fn drain(fixture: PoolFixture) -> PoolFixture {
+    fixture
+        .0
+        .block_on(drain_with_pool(&fixture.1, OPS, fixture.2));
+    fixture
 }
 
 #[library_benchmark]
@@ -91,7 +108,7 @@ fn round_trip(mut fixture: RoundTrip) -> RoundTrip {
 
 library_benchmark_group!(name = queue; benchmarks = queue_publish_consume);
 library_benchmark_group!(name = codec; benchmarks = codec_encode, codec_decode);
-library_benchmark_group!(name = pool; benchmarks = worker_pool_run);
+library_benchmark_group!(name = pool; benchmarks = worker_pool_run, worker_mode_run);
 library_benchmark_group!(name = protocol; benchmarks = round_trip);
 
 main!(library_benchmark_groups = queue, codec, pool, protocol);

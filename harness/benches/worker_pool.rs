@@ -1,12 +1,12 @@
 //! The original system's BenchmarkWorkerPool: pre-fill N messages (untimed, as the
 //! original reset its timer after it), start 4 workers, time until all N results are out;
-//! reported per message, for both queues.
+//! reported per message, for both queues, and for both worker modes.
 
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use harness::workloads::{drain_with_pool, prefilled, sample_message};
-use system::queue::QueueType;
+use system::{queue::QueueType, worker::WorkerMode};
 
 fn pool(c: &mut Criterion) {
     let msg = sample_message();
@@ -15,20 +15,36 @@ fn pool(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let mut group = c.benchmark_group("worker_pool");
-    group.throughput(Throughput::Elements(1));
-    for kind in [QueueType::Memory, QueueType::Pooled] {
-        group.bench_function(BenchmarkId::from_parameter(kind), |b| {
-            b.iter_custom(|iters| {
-                let n = (iters as usize).max(1000);
-                let queue = runtime.block_on(prefilled(kind, n, &msg));
-                let started = Instant::now();
-                runtime.block_on(drain_with_pool(queue, n));
-                started.elapsed().mul_f64(iters as f64 / n as f64)
+    let mut run = |group: &str, variants: [(&str, QueueType, WorkerMode); 2]| {
+        let mut group = c.benchmark_group(group);
+        group.throughput(Throughput::Elements(1));
+        for (variant, kind, mode) in variants {
+            group.bench_function(BenchmarkId::from_parameter(variant), |b| {
+                b.iter_custom(|iters| {
+                    let n = (iters as usize).max(1000);
+                    let queue = runtime.block_on(prefilled(kind, n, &msg));
+                    let started = Instant::now();
+                    runtime.block_on(drain_with_pool(&queue, n, mode));
+                    started.elapsed().mul_f64(iters as f64 / n as f64)
+                });
             });
-        });
-    }
-    group.finish();
+        }
+        group.finish();
+    };
+    run(
+        "worker_pool",
+        [
+            ("memory", QueueType::Memory, WorkerMode::Batched),
+            ("pooled", QueueType::Pooled, WorkerMode::Batched),
+        ],
+    );
+    run(
+        "worker_pool/mode",
+        [
+            ("baseline", QueueType::Pooled, WorkerMode::Baseline),
+            ("batched", QueueType::Pooled, WorkerMode::Batched),
+        ],
+    );
 }
 
 criterion_group!(benches, pool);

@@ -229,6 +229,7 @@ fn group_of(function: &str) -> Option<(&'static str, usize)> {
         "codec_encode" => ("codec/encode", OPS),
         "codec_decode" => ("codec/decode", OPS),
         "worker_pool_run" => ("worker_pool", OPS),
+        "worker_mode_run" => ("worker_pool/mode", OPS),
         "round_trip" => ("protocol/round_trip", ROUND_TRIPS),
         _ => return None,
     })

@@ -20,6 +20,7 @@ use system::{
     client::{ClientMode, ForwarderConfig},
     processor::ProcessorConfig,
     queue::QueueType,
+    worker::WorkerMode,
 };
 
 use crate::{
@@ -176,7 +177,7 @@ fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json
                 .build()?;
             while until() {
                 let queue = runtime.block_on(prefilled(QueueType::Pooled, 10_000, &msg));
-                runtime.block_on(drain_with_pool(queue, 10_000));
+                runtime.block_on(drain_with_pool(&queue, 10_000, WorkerMode::Batched));
             }
             Ok(Some(runtime_view(&runtime, started.elapsed())))
         }

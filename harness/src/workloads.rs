@@ -11,9 +11,9 @@ use std::{collections::HashMap, sync::Arc, thread};
 use prost::Message as _;
 use system::{
     message::MessageRef,
-    proto::{DataMessage, ProcessingResult},
+    proto::DataMessage,
     queue::{AnyQueue, PublishError, Queue, QueueType},
-    worker::{WorkerPool, seed_processing},
+    worker::{ResultBatch, WorkerMode, WorkerPool, seed_processing},
 };
 use tokio::sync::mpsc;
 
@@ -126,28 +126,30 @@ pub async fn prefilled(kind: QueueType, n: usize, msg: &DataMessage) -> Arc<AnyQ
     queue
 }
 
-/// The timed part of BenchmarkWorkerPool: start 4 workers on a pre-filled queue of `n`,
-/// wait until all `n` results are out, stop the pool.
-pub async fn drain_with_pool(queue: Arc<AnyQueue>, n: usize) {
-    let (tx, mut rx) = mpsc::channel::<ProcessingResult>(1024);
-    let pool = WorkerPool::start(queue, 4, Arc::new(seed_processing), tx);
-    // Drain results in bulk: one wake-up of this task takes every result waiting.
-    let mut results = Vec::with_capacity(256);
+/// The timed part of BenchmarkWorkerPool: start 4 workers in `mode` on a pre-filled queue of `n`, wait until all `n` results are out, stop the pool.
+/// The emptied queue stays with the caller: freeing it is teardown, not processing (the
+/// original's queue outlived its timer too).
+pub async fn drain_with_pool(queue: &Arc<AnyQueue>, n: usize, mode: WorkerMode) {
+    let (tx, mut rx) = mpsc::channel::<ResultBatch>(1024 / mode.batch());
+    let pool = WorkerPool::start(Arc::clone(queue), 4, mode, Arc::new(seed_processing), tx);
+    // Drain results in bulk: one wake-up of this task takes every batch waiting.
+    let mut batches = Vec::with_capacity(64);
     let mut received = 0;
     while received < n {
-        let got = rx.recv_many(&mut results, 256).await;
-        if got == 0 {
+        if rx.recv_many(&mut batches, 64).await == 0 {
             break;
         }
-        received += got;
-        results.clear();
+        received += batches
+            .drain(..)
+            .map(|results| results.len())
+            .sum::<usize>();
     }
     pool.stop().await;
 }
 
 /// BenchmarkWorkerPool as a whole: pre-fill, then [`drain_with_pool`].
-pub async fn worker_pool(kind: QueueType, n: usize, msg: &DataMessage) {
-    drain_with_pool(prefilled(kind, n, msg).await, n).await;
+pub async fn worker_pool(kind: QueueType, n: usize, mode: WorkerMode, msg: &DataMessage) {
+    drain_with_pool(&prefilled(kind, n, msg).await, n, mode).await;
 }
 
 /// Encodes `msg` as the hop does, into `buf` (cleared first).

@@ -15,7 +15,7 @@ use crate::{
     processor::ProcessorConfig,
     queue::{NatsConfig, QueueType},
     server::HttpLimits,
-    worker::seed_processing,
+    worker::{WorkerMode, seed_processing},
 };
 
 /// The command line of the `system` binary.
@@ -114,6 +114,11 @@ pub struct Settings {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub processor_workers: u16,
 
+    /// How workers take messages: `batched` (up to 32 ready messages at a time, results in
+    /// recycled batches) or `baseline` (one at a time, a fresh result for each).
+    #[arg(long, env = "WORKER_MODE", value_enum, default_value_t = WorkerMode::Batched, global = true)]
+    pub worker_mode: WorkerMode,
+
     /// Most messages waiting in the processor's queue.
     #[arg(long, env = "QUEUE_SIZE", default_value_t = 1000, global = true,
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
@@ -195,6 +200,7 @@ impl Settings {
             queue_type: self.queue_type,
             queue_size: self.queue_size as usize,
             workers: usize::from(self.processor_workers),
+            worker_mode: self.worker_mode,
             body_limit: self.processor_body_limit as usize,
             max_connections: self.max_connections as usize,
             drain_timeout: self.drain_timeout(),

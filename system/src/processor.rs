@@ -40,11 +40,11 @@ use crate::{
         AnyQueue, NatsConfig, NatsQueue, NatsStats, PublishError, Queue, QueueStats, QueueType,
     },
     server::{self, HttpLimits},
-    worker::{PoolStats, ProcessFn, WorkerPool, WorkerStats, seed_processing},
+    worker::{PoolStats, ProcessFn, WorkerMode, WorkerPool, WorkerStats, seed_processing},
 };
 
-/// Most results the reader takes from the channel per wake-up.
-const RESULTS_BATCH: usize = 256;
+/// Most result batches the reader takes from the channel per wake-up.
+const RESULTS_BATCH: usize = 64;
 
 /// How a processor is set up.
 #[derive(Clone)]
@@ -55,11 +55,14 @@ pub struct ProcessorConfig {
     pub queue_size: usize,
     /// Number of workers.
     pub workers: usize,
+    /// How workers take messages and hand results on.
+    pub worker_mode: WorkerMode,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
     /// Most connections open at once.
     pub max_connections: usize,
-    /// Capacity of the channel between the workers and whoever reads results.
+    /// Most results waiting between the workers and whoever reads them (the channel holds
+    /// whole batches: this divided by the batch size of `worker_mode`, at least one).
     pub results_capacity: usize,
     /// How long open connections may take to finish after shutdown is requested.
     pub drain_timeout: Duration,
@@ -76,6 +79,7 @@ impl Default for ProcessorConfig {
             queue_type: QueueType::Memory,
             queue_size: 1000,
             workers: 4,
+            worker_mode: WorkerMode::default(),
             body_limit: 16 * 1024 * 1024,
             max_connections: 10_000,
             results_capacity: 1024,
@@ -92,6 +96,7 @@ impl std::fmt::Debug for ProcessorConfig {
             .field("queue_type", &self.queue_type)
             .field("queue_size", &self.queue_size)
             .field("workers", &self.workers)
+            .field("worker_mode", &self.worker_mode)
             .field("body_limit", &self.body_limit)
             .field("max_connections", &self.max_connections)
             .field("nats", &self.nats)
@@ -109,6 +114,8 @@ pub struct ProcessorStats {
     pub uptime_seconds: u64,
     /// The queue implementation.
     pub queue_type: &'static str,
+    /// How the workers take messages (`baseline` or `batched`).
+    pub worker_mode: &'static str,
     /// Queue counters.
     pub queue: QueueStats,
     /// Worker counters.
@@ -138,6 +145,7 @@ pub struct Processor {
 struct AppState {
     queue: Arc<AnyQueue>,
     pool_stats: Arc<PoolStats>,
+    worker_mode: WorkerMode,
     started: Instant,
     body_limit: usize,
     connections: Arc<AtomicU64>,
@@ -165,10 +173,12 @@ impl Processor {
         connections: Arc<AtomicU64>,
     ) -> Processor {
         let queue = Arc::new(queue);
-        let (results_tx, mut results_rx) = mpsc::channel(config.results_capacity.max(1));
+        let batches = config.results_capacity / config.worker_mode.batch();
+        let (results_tx, mut results_rx) = mpsc::channel(batches.max(1));
         let pool = WorkerPool::start(
             Arc::clone(&queue),
             config.workers,
+            config.worker_mode,
             Arc::clone(&config.process),
             results_tx,
         );
@@ -178,17 +188,17 @@ impl Processor {
         let results_reader = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(RESULTS_BATCH);
             loop {
-                let got = results_rx.recv_many(&mut batch, RESULTS_BATCH).await;
-                if got == 0 {
+                if results_rx.recv_many(&mut batch, RESULTS_BATCH).await == 0 {
                     break;
                 }
+                let got: usize = batch.drain(..).map(|results| results.len()).sum();
                 counted.fetch_add(got as u64, Ordering::Relaxed);
-                batch.clear();
             }
         });
         let state = Arc::new(AppState {
             queue,
             pool_stats: pool.stats(),
+            worker_mode: config.worker_mode,
             started: Instant::now(),
             body_limit: config.body_limit,
             connections,
@@ -238,6 +248,7 @@ impl AppState {
             service: "processor",
             uptime_seconds: self.started.elapsed().as_secs(),
             queue_type: self.queue.kind().as_str(),
+            worker_mode: self.worker_mode.as_str(),
             queue: self.queue.stats(),
             workers: self.pool_stats.snapshot(),
             connections_accepted: self.connections.load(Ordering::Relaxed),

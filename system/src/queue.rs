@@ -80,6 +80,9 @@ pub trait Queue: Send + Sync + 'static {
     /// is closed and everything accepted has been handed out.
     fn consume(&self) -> impl Future<Output = Option<Self::Delivery>> + Send;
 
+    /// A message that is ready now, without waiting; `None` when none is.
+    fn try_consume(&self) -> Option<Self::Delivery>;
+
     /// Stops accepting messages; those already accepted are still delivered.
     fn close(&self);
 
@@ -211,6 +214,14 @@ impl Queue for AnyQueue {
             AnyQueue::Memory(q) => q.consume().await.map(AnyDelivery::Memory),
             AnyQueue::Pooled(q) => q.consume().await.map(AnyDelivery::Pooled),
             AnyQueue::Nats(q) => q.consume().await.map(AnyDelivery::Nats),
+        }
+    }
+
+    fn try_consume(&self) -> Option<AnyDelivery> {
+        match self {
+            AnyQueue::Memory(q) => q.try_consume().map(AnyDelivery::Memory),
+            AnyQueue::Pooled(q) => q.try_consume().map(AnyDelivery::Pooled),
+            AnyQueue::Nats(q) => q.try_consume().map(AnyDelivery::Nats),
         }
     }
 

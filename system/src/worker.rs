@@ -1,11 +1,19 @@
-//! The worker pool: N tasks that take messages from a [`Queue`], process them, and hand each
-//! [`ProcessingResult`] to a bounded results channel.
+//! The worker pool: N tasks that take messages from a [`Queue`], process them, and hand the
+//! results to a bounded channel in [`ResultBatch`]es.
+//!
+//! Two modes, so the harness can measure one against the other ([`WorkerMode`]): the
+//! original pool takes one message at a time and makes a fresh result for it; the batched
+//! pool takes up to [`BATCH`] messages that are ready at once, reads the clock twice per
+//! batch instead of per message, and fills recycled result batches (no allocation per
+//! message once warm, see [`results`]).
 //!
 //! Stats are per-worker atomics on their own cache lines, summed when read, so workers never
 //! share a lock or a contended counter. [`WorkerPool::stop`] closes the queue and waits
 //! until the workers have processed everything already accepted. Whoever owns the results
 //! receiver must keep draining it until it yields `None`: the channel is bounded, and a full
 //! one makes workers wait (that is its backpressure).
+
+pub mod results;
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -19,22 +27,63 @@ use std::{
 use crossbeam_utils::CachePadded;
 use tokio::{sync::mpsc, task::JoinHandle};
 
+use self::results::BatchPool;
+pub use self::results::ResultBatch;
 use crate::{
     message::MessageRef,
     proto::ProcessingResult,
     queue::{Delivery, Queue},
 };
 
-/// What a worker does to one message: the processed bytes, or why it failed.
-pub type ProcessFn = Arc<dyn Fn(MessageRef<'_>) -> Result<Vec<u8>, String> + Send + Sync>;
+/// Most messages a batched worker takes in one go.
+pub const BATCH: usize = 32;
+
+/// How workers take messages and hand results on (`WORKER_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum WorkerMode {
+    /// The original pool: one message at a time, a fresh result for each.
+    Baseline,
+    /// Up to [`BATCH`] ready messages at a time, results in recycled batches.
+    #[default]
+    Batched,
+}
+
+impl WorkerMode {
+    /// The name used in configuration and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerMode::Baseline => "baseline",
+            WorkerMode::Batched => "batched",
+        }
+    }
+
+    /// Most results in one batch.
+    pub fn batch(self) -> usize {
+        match self {
+            WorkerMode::Baseline => 1,
+            WorkerMode::Batched => BATCH,
+        }
+    }
+}
+
+impl std::fmt::Display for WorkerMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a worker does to one message: writes the processed bytes into `out` (empty, and
+/// with the capacity an earlier message left when results are recycled), or says why it
+/// failed.
+pub type ProcessFn = Arc<dyn Fn(MessageRef<'_>, &mut Vec<u8>) -> Result<(), String> + Send + Sync>;
 
 /// The processing of the original system: the payload prefixed with `PROCESSED_`.
-pub fn seed_processing(msg: MessageRef<'_>) -> Result<Vec<u8>, String> {
+pub fn seed_processing(msg: MessageRef<'_>, out: &mut Vec<u8>) -> Result<(), String> {
     const PREFIX: &[u8] = b"PROCESSED_";
-    let mut out = Vec::with_capacity(PREFIX.len() + msg.payload.len());
+    out.reserve(PREFIX.len() + msg.payload.len());
     out.extend_from_slice(PREFIX);
     out.extend_from_slice(msg.payload);
-    Ok(out)
+    Ok(())
 }
 
 /// A running pool of workers.
@@ -73,14 +122,20 @@ pub struct WorkerStats {
 }
 
 impl<Q: Queue> WorkerPool<Q> {
-    /// Starts `workers` tasks (at least one) on the current tokio runtime.
+    /// Starts `workers` tasks (at least one) in `mode` on the current tokio runtime.
     pub fn start(
         queue: Arc<Q>,
         workers: usize,
+        mode: WorkerMode,
         process: ProcessFn,
-        results: mpsc::Sender<ProcessingResult>,
+        results: mpsc::Sender<ResultBatch>,
     ) -> WorkerPool<Q> {
         let workers = workers.max(1);
+        // Enough batches for a full channel and one in every worker's hands, twice over.
+        let batches = match mode {
+            WorkerMode::Baseline => None,
+            WorkerMode::Batched => Some(BatchPool::new(2 * (results.max_capacity() + workers))),
+        };
         let stats = Arc::new(PoolStats {
             per_worker: (0..workers).map(|_| CachePadded::default()).collect(),
         });
@@ -91,6 +146,7 @@ impl<Q: Queue> WorkerPool<Q> {
                     queue: Arc::clone(&queue),
                     stats: Arc::clone(&stats),
                     index,
+                    batches: batches.clone(),
                     process: Arc::clone(&process),
                     results: results.clone(),
                     clock,
@@ -143,48 +199,80 @@ struct Worker<Q> {
     queue: Arc<Q>,
     stats: Arc<PoolStats>,
     index: usize,
+    /// Where batched workers take their result batches from; `None` in the baseline mode.
+    batches: Option<Arc<BatchPool>>,
     process: ProcessFn,
-    results: mpsc::Sender<ProcessingResult>,
+    results: mpsc::Sender<ResultBatch>,
     clock: Clock,
 }
 
 impl<Q: Queue> Worker<Q> {
     async fn run(self) {
         let counters = &self.stats.per_worker[self.index];
-        while let Some(delivery) = self.queue.consume().await {
+        let mut deliveries = Vec::with_capacity(BATCH);
+        while let Some(first) = self.queue.consume().await {
+            deliveries.push(first);
             let started = Instant::now();
-            let msg = delivery.message();
-            let outcome = catch_unwind(AssertUnwindSafe(|| (self.process)(msg)))
-                .unwrap_or_else(|_| Err("processing panicked".to_owned()));
-            let finished = Instant::now();
-            let result = match outcome {
-                Ok(result) => ProcessingResult {
-                    message_id: msg.id.to_owned(),
-                    processed_at: self.clock.unix_seconds(finished),
-                    success: true,
-                    error: String::new(),
-                    result,
-                },
-                Err(error) => {
-                    counters.errors.fetch_add(1, Ordering::Relaxed);
-                    ProcessingResult {
-                        message_id: msg.id.to_owned(),
-                        processed_at: self.clock.unix_seconds(finished),
-                        success: false,
-                        error,
-                        result: Vec::new(),
+            let mut errors = 0;
+            let mut batch = match &self.batches {
+                Some(pool) => {
+                    // Take what is ready now, up to a batch, without waiting for more.
+                    while deliveries.len() < BATCH {
+                        match self.queue.try_consume() {
+                            Some(delivery) => deliveries.push(delivery),
+                            None => break,
+                        }
                     }
+                    let mut batch = pool.take(BATCH);
+                    for delivery in &deliveries {
+                        errors += u64::from(!self.fill(delivery.message(), batch.push()));
+                    }
+                    batch
+                }
+                None => {
+                    let mut result = ProcessingResult::default();
+                    errors += u64::from(!self.fill(deliveries[0].message(), &mut result));
+                    ResultBatch::one(result)
                 }
             };
+            let finished = Instant::now();
+            let processed_at = self.clock.unix_seconds(finished);
+            for result in batch.iter_mut() {
+                result.processed_at = processed_at;
+            }
             let busy = finished.saturating_duration_since(started);
             counters
                 .busy_nanos
                 .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
-            counters.processed.fetch_add(1, Ordering::Relaxed);
-            delivery.ack().await;
-            if self.results.send(result).await.is_err() {
-                // Nobody reads results any more; keep processing so the queue still drains.
-                continue;
+            if errors > 0 {
+                counters.errors.fetch_add(errors, Ordering::Relaxed);
+            }
+            counters
+                .processed
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for delivery in deliveries.drain(..) {
+                delivery.ack().await;
+            }
+            // When nobody reads results any more, keep processing so the queue still drains.
+            let _ = self.results.send(batch).await;
+        }
+    }
+
+    /// Processes `msg` into `result` (cleared); `false` when processing failed.
+    fn fill(&self, msg: MessageRef<'_>, result: &mut ProcessingResult) -> bool {
+        result.message_id.push_str(msg.id);
+        let outcome = catch_unwind(AssertUnwindSafe(|| (self.process)(msg, &mut result.result)))
+            .unwrap_or_else(|_| Err("processing panicked".to_owned()));
+        match outcome {
+            Ok(()) => {
+                result.success = true;
+                true
+            }
+            Err(error) => {
+                result.success = false;
+                result.error = error;
+                result.result.clear();
+                false
             }
         }
     }

@@ -22,6 +22,7 @@ use system::{
     codec::Codec,
     processor::ProcessorConfig,
     queue::QueueType,
+    worker::WorkerMode,
 };
 
 #[global_allocator]
@@ -132,13 +133,40 @@ fn current_thread() -> tokio::runtime::Runtime {
 fn pool_cases() -> Vec<Case> {
     let msg = sample_message();
     let runtime = current_thread();
-    [QueueType::Memory, QueueType::Pooled]
+    let variants = [
+        (
+            "worker_pool",
+            "memory",
+            QueueType::Memory,
+            WorkerMode::Batched,
+        ),
+        (
+            "worker_pool",
+            "pooled",
+            QueueType::Pooled,
+            WorkerMode::Batched,
+        ),
+        (
+            "worker_pool/mode",
+            "baseline",
+            QueueType::Pooled,
+            WorkerMode::Baseline,
+        ),
+        (
+            "worker_pool/mode",
+            "batched",
+            QueueType::Pooled,
+            WorkerMode::Batched,
+        ),
+    ];
+    variants
         .into_iter()
-        .map(|kind| {
-            runtime.block_on(worker_pool(kind, OPS, &msg));
+        .map(|(group, variant, kind, mode)| {
+            runtime.block_on(worker_pool(kind, OPS, mode, &msg));
             let queue = runtime.block_on(prefilled(kind, OPS, &msg));
-            let (counts, ()) = alloc::during(|| runtime.block_on(drain_with_pool(queue, OPS)));
-            case("worker_pool", kind.as_str(), OPS, counts)
+            let (counts, ()) =
+                alloc::during(|| runtime.block_on(drain_with_pool(&queue, OPS, mode)));
+            case(group, variant, OPS, counts)
         })
         .collect()
 }

@@ -75,6 +75,10 @@ impl Queue for MemoryQueue {
         self.gate.wait_for(|| self.try_consume()).await
     }
 
+    fn try_consume(&self) -> Option<MemoryDelivery> {
+        MemoryQueue::try_consume(self)
+    }
+
     fn close(&self) {
         self.gate.close();
     }

@@ -210,6 +210,14 @@ impl NatsQueue {
         Some(delivery)
     }
 
+    /// A fetched message that is ready now, without waiting.
+    pub fn try_consume(&self) -> Option<NatsDelivery> {
+        let inner = self.inner.as_ref()?;
+        let delivery = inner.fetched.try_lock().ok()?.try_recv().ok()?;
+        inner.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        Some(delivery)
+    }
+
     /// Stops publishing and fetching; messages already fetched are still handed out.
     /// Messages the broker holds stay there for the other processors.
     pub fn close(&self) {
@@ -337,6 +345,10 @@ impl super::Queue for NatsQueue {
 
     async fn consume(&self) -> Option<NatsDelivery> {
         NatsQueue::consume(self).await
+    }
+
+    fn try_consume(&self) -> Option<NatsDelivery> {
+        NatsQueue::try_consume(self)
     }
 
     fn close(&self) {

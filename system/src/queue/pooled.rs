@@ -132,6 +132,10 @@ impl Queue for PooledQueue {
         self.inner.gate.wait_for(|| self.try_consume()).await
     }
 
+    fn try_consume(&self) -> Option<PooledDelivery> {
+        PooledQueue::try_consume(self)
+    }
+
     fn close(&self) {
         self.inner.gate.close();
     }

@@ -87,8 +87,11 @@ fn terminate(child: &Child) {
 
 #[tokio::test]
 async fn sigterm_drains_accepted_messages_and_exits_zero() {
-    let (mut child, addr, logs) =
-        start_processor(&[("QUEUE_TYPE", "pooled"), ("PROCESSOR_WORKERS", "2")]);
+    let (mut child, addr, logs) = start_processor(&[
+        ("QUEUE_TYPE", "pooled"),
+        ("PROCESSOR_WORKERS", "2"),
+        ("WORKER_MODE", "baseline"),
+    ]);
     let client = reqwest::Client::new();
     for n in 0..50 {
         let response = client
@@ -115,6 +118,7 @@ fn a_bad_setting_is_refused_at_start_up_by_name() {
     for (name, value, mentions) in [
         ("QUEUE_TYPE", "bogus", "QUEUE_TYPE"),
         ("PROCESSOR_WORKERS", "0", "PROCESSOR_WORKERS"),
+        ("WORKER_MODE", "fast", "WORKER_MODE"),
         ("QUEUE_SIZE", "many", "QUEUE_SIZE"),
         ("BIND_ADDR", "not-an-ip", "BIND_ADDR"),
         ("PROCESSOR_URL", "ftp://x", "PROCESSOR_URL"),

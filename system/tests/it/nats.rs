@@ -44,9 +44,9 @@ pub(crate) async fn start(nats_url: &str, tune: impl FnOnce(&mut ProcessorConfig
             url: nats_url.to_owned(),
             ..NatsConfig::default()
         },
-        process: Arc::new(move |msg: MessageRef<'_>| {
+        process: Arc::new(move |msg: MessageRef<'_>, out: &mut Vec<u8>| {
             sink.lock().unwrap().push(msg.id.to_owned());
-            seed_processing(msg)
+            seed_processing(msg, out)
         }),
         ..ProcessorConfig::default()
     };
@@ -334,9 +334,9 @@ async fn a_full_stream_and_too_many_pending_publishes_answer_503() {
     let Some(server) = NatsServer::start("a_full_stream_and_too_many_pending_publishes") else {
         return;
     };
-    let slow: ProcessFn = Arc::new(|msg: MessageRef<'_>| {
+    let slow: ProcessFn = Arc::new(|msg: MessageRef<'_>, out: &mut Vec<u8>| {
         std::thread::sleep(Duration::from_millis(200));
-        seed_processing(msg)
+        seed_processing(msg, out)
     });
     let small = start(&server.url(), |c| {
         c.queue_size = 5;

@@ -14,7 +14,7 @@ use system::{
     processor::{ProcessorConfig, ProcessorStats, serve},
     proto::DataMessage,
     queue::QueueType,
-    worker::{ProcessFn, seed_processing},
+    worker::{ProcessFn, WorkerMode, seed_processing},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -74,17 +74,17 @@ impl Running {
 fn recording() -> (ProcessFn, Arc<Mutex<Vec<DataMessage>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let process: ProcessFn = Arc::new(move |msg: MessageRef<'_>| {
+    let process: ProcessFn = Arc::new(move |msg: MessageRef<'_>, out: &mut Vec<u8>| {
         sink.lock().unwrap().push(msg.to_owned_message());
-        seed_processing(msg)
+        seed_processing(msg, out)
     });
     (process, seen)
 }
 
 fn slow(delay: Duration) -> ProcessFn {
-    Arc::new(move |msg: MessageRef<'_>| {
+    Arc::new(move |msg: MessageRef<'_>, out: &mut Vec<u8>| {
         std::thread::sleep(delay);
-        seed_processing(msg)
+        seed_processing(msg, out)
     })
 }
 
@@ -100,10 +100,16 @@ async fn post_json(url: &str, body: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn json_enqueue_is_accepted_and_processed_with_its_data_intact() {
-    for queue_type in [QueueType::Memory, QueueType::Pooled] {
+    let sides = [
+        (QueueType::Memory, WorkerMode::Baseline),
+        (QueueType::Memory, WorkerMode::Batched),
+        (QueueType::Pooled, WorkerMode::Batched),
+    ];
+    for (queue_type, worker_mode) in sides {
         let (process, seen) = recording();
         let server = start(ProcessorConfig {
             queue_type,
+            worker_mode,
             process,
             ..ProcessorConfig::default()
         })
@@ -120,6 +126,7 @@ async fn json_enqueue_is_accepted_and_processed_with_its_data_intact() {
         let stats = server.processed(1).await;
         assert_eq!(stats["queue"]["enqueued"], 1);
         assert_eq!(stats["queueType"], queue_type.as_str());
+        assert_eq!(stats["workerMode"], worker_mode.as_str());
         let got = seen.lock().unwrap()[0].clone();
         assert_eq!((got.id.as_str(), got.source.as_str()), (id, "sensor-1"));
         assert_eq!(got.payload, b"hello");

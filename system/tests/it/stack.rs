@@ -64,16 +64,16 @@ fn stopped(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'sta
 /// A processing step that keeps a copy of every message it sees, in `seen`.
 pub fn recording(seen: &Arc<Mutex<Vec<DataMessage>>>) -> ProcessFn {
     let sink = Arc::clone(seen);
-    Arc::new(move |msg: MessageRef<'_>| {
+    Arc::new(move |msg: MessageRef<'_>, out: &mut Vec<u8>| {
         sink.lock().unwrap().push(msg.to_owned_message());
-        seed_processing(msg)
+        seed_processing(msg, out)
     })
 }
 
 pub fn slow(delay: Duration) -> ProcessFn {
-    Arc::new(move |msg: MessageRef<'_>| {
+    Arc::new(move |msg: MessageRef<'_>, out: &mut Vec<u8>| {
         std::thread::sleep(delay);
-        seed_processing(msg)
+        seed_processing(msg, out)
     })
 }
 

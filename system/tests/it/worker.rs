@@ -6,15 +6,24 @@ use system::{
     message::MessageRef,
     proto::DataMessage,
     queue::{AnyQueue, Queue, QueueType},
-    worker::{ProcessFn, WorkerPool, seed_processing},
+    worker::{ProcessFn, WorkerMode, WorkerPool, seed_processing},
 };
 use tokio::sync::mpsc;
 
-/// Pre-fill 100k messages, start 4 workers, receive all 100k results, stop.
+use crate::alloc_count::allocations_during;
+
+/// Pre-fill 100k messages, start 4 workers, receive all 100k results, stop; for both
+/// queues, one message at a time and in batches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefilled_queue_of_100k_is_processed_completely() {
     const N: u64 = 100_000;
-    for kind in [QueueType::Memory, QueueType::Pooled] {
+    let sides = [
+        (QueueType::Memory, WorkerMode::Baseline),
+        (QueueType::Memory, WorkerMode::Batched),
+        (QueueType::Pooled, WorkerMode::Baseline),
+        (QueueType::Pooled, WorkerMode::Batched),
+    ];
+    for (kind, mode) in sides {
         let queue = Arc::new(AnyQueue::new(kind, N as usize));
         let mut msg = DataMessage {
             source: "benchmark".into(),
@@ -25,24 +34,35 @@ async fn a_prefilled_queue_of_100k_is_processed_completely() {
             msg.id = format!("bench-{i}");
             queue.publish(MessageRef::from(&msg)).await.unwrap();
         }
-        let (tx, mut rx) = mpsc::channel(1024);
-        let pool = WorkerPool::start(Arc::clone(&queue), 4, Arc::new(seed_processing), tx);
+        let (tx, mut rx) = mpsc::channel(64);
+        let pool = WorkerPool::start(Arc::clone(&queue), 4, mode, Arc::new(seed_processing), tx);
         let mut seen = vec![false; N as usize];
-        for _ in 0..N {
-            let result = rx.recv().await.expect("a result for every message");
-            assert!(result.success);
-            assert_eq!(result.result, b"PROCESSED_test payload for benchmarking");
-            let index: usize = result.message_id["bench-".len()..].parse().unwrap();
-            assert!(
-                !std::mem::replace(&mut seen[index], true),
-                "{index} processed twice"
-            );
+        let mut received = 0;
+        let mut largest = 0;
+        while received < N {
+            let results = rx.recv().await.expect("a result for every message");
+            assert!(!results.is_empty() && results.len() <= mode.batch());
+            largest = largest.max(results.len());
+            received += results.len() as u64;
+            for result in results.iter() {
+                assert!(result.success);
+                assert_eq!(result.result, b"PROCESSED_test payload for benchmarking");
+                let index: usize = result.message_id["bench-".len()..].parse().unwrap();
+                assert!(
+                    !std::mem::replace(&mut seen[index], true),
+                    "{index} processed twice"
+                );
+            }
+        }
+        assert_eq!(received, N);
+        if mode == WorkerMode::Batched {
+            assert!(largest > 1, "a full queue is taken in batches");
         }
         let stats = pool.stop().await;
         assert_eq!(
             (stats.workers, stats.processed, stats.errors),
             (4, N, 0),
-            "{kind}"
+            "{kind} {mode}"
         );
         assert!(
             rx.recv().await.is_none(),
@@ -52,42 +72,116 @@ async fn a_prefilled_queue_of_100k_is_processed_completely() {
 }
 
 /// A failing or panicking processing step is counted as an error and reported in its
-/// result; the worker goes on with the next message.
+/// result, without the output it wrote before failing; the worker goes on with the next
+/// message. Recycled results carry nothing over from earlier messages.
 #[tokio::test]
-async fn failures_are_reported_and_do_not_stop_a_worker() {
-    let process: ProcessFn = Arc::new(|msg: MessageRef<'_>| match msg.payload {
-        b"fail" => Err("refused".to_owned()),
-        b"panic" => panic!("processing blew up"),
-        other => Ok(other.to_vec()),
+async fn failures_are_reported_and_nothing_carries_over() {
+    let process: ProcessFn = Arc::new(|msg: MessageRef<'_>, out: &mut Vec<u8>| {
+        out.extend_from_slice(b"partial ");
+        match msg.payload {
+            b"fail" => Err("refused".to_owned()),
+            b"panic" => panic!("processing blew up"),
+            other => {
+                out.extend_from_slice(other);
+                Ok(())
+            }
+        }
     });
-    let queue = Arc::new(AnyQueue::new(QueueType::Pooled, 10));
-    for payload in ["ok", "fail", "panic", "ok"] {
-        let msg = DataMessage {
-            id: payload.into(),
-            source: "t".into(),
-            payload: payload.into(),
-            ..DataMessage::default()
-        };
-        queue.publish(MessageRef::from(&msg)).await.unwrap();
-    }
-    let (tx, mut rx) = mpsc::channel(10);
-    let pool = WorkerPool::start(Arc::clone(&queue), 1, process, tx);
-    let mut outcomes = Vec::new();
-    for _ in 0..4 {
-        let r = rx.recv().await.unwrap();
-        outcomes.push((r.message_id, r.success, r.error));
-    }
-    let stats = pool.stop().await;
-    assert_eq!(
-        outcomes,
-        [
-            ("ok".to_owned(), true, String::new()),
-            ("fail".to_owned(), false, "refused".to_owned()),
-            ("panic".to_owned(), false, "processing panicked".to_owned()),
-            ("ok".to_owned(), true, String::new()),
+    let payloads = [
+        "a long payload, longer than the next",
+        "fail",
+        "panic",
+        "ok",
+    ];
+    for mode in [WorkerMode::Baseline, WorkerMode::Batched] {
+        let queue = Arc::new(AnyQueue::new(QueueType::Pooled, 100));
+        let (tx, mut rx) = mpsc::channel(10);
+        let pool = WorkerPool::start(Arc::clone(&queue), 1, mode, Arc::clone(&process), tx);
+        let mut outcomes = Vec::new();
+        // Several rounds, so that batched results are recycled between them.
+        for _ in 0..3 {
+            for payload in payloads {
+                let msg = DataMessage {
+                    id: payload.into(),
+                    source: "t".into(),
+                    payload: payload.into(),
+                    ..DataMessage::default()
+                };
+                queue.publish(MessageRef::from(&msg)).await.unwrap();
+            }
+            let mut round = Vec::new();
+            while round.len() < payloads.len() {
+                for r in rx.recv().await.unwrap().iter() {
+                    let output = String::from_utf8(r.result.clone()).unwrap();
+                    round.push((r.message_id.clone(), r.success, r.error.clone(), output));
+                }
+            }
+            outcomes.push(round);
+        }
+        let stats = pool.stop().await;
+        let expected = [
+            (
+                payloads[0],
+                true,
+                "",
+                "partial a long payload, longer than the next",
+            ),
+            ("fail", false, "refused", ""),
+            ("panic", false, "processing panicked", ""),
+            ("ok", true, "", "partial ok"),
         ]
+        .map(|(id, success, error, output)| {
+            (id.to_owned(), success, error.to_owned(), output.to_owned())
+        });
+        for round in outcomes {
+            assert_eq!(round, expected, "{mode}");
+        }
+        assert_eq!((stats.processed, stats.errors), (12, 6), "{mode}");
+    }
+}
+
+/// Once warm, the batched pool allocates nothing per message (the baseline allocates a
+/// result per message). Counted on one thread, so every allocation is seen.
+#[test]
+fn batched_workers_allocate_nothing_per_message_once_warm() {
+    const N: usize = 2_000;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let msg = DataMessage {
+        id: "0b9d8a52-6a4f-4c1e-9d3b-4f5e6a7b8c9d".into(),
+        source: "s".into(),
+        payload: vec![7; 256],
+        ..DataMessage::default()
+    };
+    let per_message = |mode: WorkerMode| {
+        let queue = Arc::new(AnyQueue::new(QueueType::Pooled, N));
+        let (tx, mut rx) = mpsc::channel(1024 / mode.batch());
+        let _enter = runtime.enter();
+        let pool = WorkerPool::start(Arc::clone(&queue), 4, mode, Arc::new(seed_processing), tx);
+        let mut round = || {
+            runtime.block_on(async {
+                for _ in 0..N {
+                    queue.publish(MessageRef::from(&msg)).await.unwrap();
+                }
+                let mut received = 0;
+                while received < N {
+                    received += rx.recv().await.unwrap().len();
+                }
+            })
+        };
+        round(); // warm-up: slots, result batches, channel blocks
+        let (allocations, ()) = allocations_during(round);
+        runtime.block_on(pool.stop());
+        allocations as f64 / N as f64
+    };
+    let batched = per_message(WorkerMode::Batched);
+    let baseline = per_message(WorkerMode::Baseline);
+    assert!(batched < 0.01, "batched: {batched} allocations per message");
+    assert!(
+        baseline >= 2.0,
+        "baseline: {baseline} allocations per message"
     );
-    assert_eq!((stats.processed, stats.errors), (4, 2));
 }
 
 /// Stopping processes what is still queued before it returns.
@@ -95,11 +189,11 @@ async fn failures_are_reported_and_do_not_stop_a_worker() {
 async fn stop_drains_the_queue_first() {
     let queue = Arc::new(AnyQueue::new(QueueType::Memory, 1000));
     let (tx, mut rx) = mpsc::channel(2000);
-    let slow: ProcessFn = Arc::new(|msg: MessageRef<'_>| {
+    let slow: ProcessFn = Arc::new(|msg: MessageRef<'_>, out: &mut Vec<u8>| {
         std::thread::sleep(std::time::Duration::from_micros(200));
-        seed_processing(msg)
+        seed_processing(msg, out)
     });
-    let pool = WorkerPool::start(Arc::clone(&queue), 2, slow, tx);
+    let pool = WorkerPool::start(Arc::clone(&queue), 2, WorkerMode::Batched, slow, tx);
     let msg = DataMessage {
         source: "s".into(),
         ..DataMessage::default()
@@ -110,8 +204,8 @@ async fn stop_drains_the_queue_first() {
     let stats = pool.stop().await;
     assert_eq!(stats.processed, 500);
     let mut results = 0;
-    while rx.recv().await.is_some() {
-        results += 1;
+    while let Some(batch) = rx.recv().await {
+        results += batch.len();
     }
     assert_eq!(results, 500);
 }
