@@ -3,15 +3,12 @@
 //! operations after an uncounted setup that warms everything up; the per-operation figure
 //! is the count divided by [`harness::callgrind::OPS`].
 
-use std::{hint::black_box, sync::Arc};
+use std::hint::black_box;
 
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use harness::{
     callgrind::{OPS, Protocol, ROUND_TRIPS, RoundTrip},
-    workloads::{
-        decode, drain_with_pool, encode, prefilled, publish_consume, sample_message, warm_queue,
-        worker_pool,
-    },
+    workloads::{RunningPool, decode, encode, publish_consume, sample_message, warm_queue},
 };
 use system::{
     codec::Codec,
@@ -60,40 +57,31 @@ fn codec_decode(fixture: (Codec, DataMessage, Vec<u8>)) -> (Codec, DataMessage, 
     fixture
 }
 
-type PoolFixture = (tokio::runtime::Runtime, Arc<AnyQueue>, WorkerMode);
-
-fn pool_setup(kind: QueueType, mode: WorkerMode) -> PoolFixture {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+fn pool_setup(kind: QueueType, mode: WorkerMode) -> RunningPool {
     let msg = sample_message();
-    runtime.block_on(worker_pool(kind, 100, mode, &msg));
-    let queue = runtime.block_on(prefilled(kind, OPS, &msg));
-    (runtime, queue, mode)
+    let pool = RunningPool::start(kind, mode, OPS, &msg);
+    pool.fill(OPS, &msg);
+    pool
 }
 
 #[library_benchmark]
 #[bench::memory(args = (QueueType::Memory, WorkerMode::Batched), setup = pool_setup)]
 #[bench::pooled(args = (QueueType::Pooled, WorkerMode::Batched), setup = pool_setup)]
-fn worker_pool_run(fixture: PoolFixture) -> PoolFixture {
-    drain(fixture)
+fn worker_pool_run(pool: RunningPool) -> RunningPool {
+    drained(pool)
 }
 
 #[library_benchmark]
 #[bench::baseline(args = (QueueType::Pooled, WorkerMode::Baseline), setup = pool_setup)]
 #[bench::batched(args = (QueueType::Pooled, WorkerMode::Batched), setup = pool_setup)]
-fn worker_mode_run(fixture: PoolFixture) -> PoolFixture {
-    drain(fixture)
+fn worker_mode_run(pool: RunningPool) -> RunningPool {
+    drained(pool)
 }
 
-/// Returns the fixture so that the runtime and the emptied queue are freed after the
-/// measurement.
-fn drain(fixture: PoolFixture) -> PoolFixture {
-    fixture
-        .0
-        .block_on(drain_with_pool(&fixture.1, OPS, fixture.2));
-    fixture
+/// Returns the pool so that stopping it happens after the measurement.
+fn drained(mut pool: RunningPool) -> RunningPool {
+    pool.drain(OPS);
+    pool
 }
 
 #[library_benchmark]

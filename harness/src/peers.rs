@@ -69,7 +69,7 @@ impl PeersOptions {
         PeersOptions {
             suite: if quick { "peers-quick" } else { "peers" }.to_owned(),
             command: String::new(),
-            rounds: if quick { 1 } else { 3 },
+            rounds: if quick { 1 } else { 5 },
             duration_secs: if quick { 1 } else { 2 },
             warmup_secs: if quick { 0.2 } else { 0.5 },
             http1_connections: 64,

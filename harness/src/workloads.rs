@@ -147,9 +147,75 @@ pub async fn drain_with_pool(queue: &Arc<AnyQueue>, n: usize, mode: WorkerMode) 
     pool.stop().await;
 }
 
-/// BenchmarkWorkerPool as a whole: pre-fill, then [`drain_with_pool`].
-pub async fn worker_pool(kind: QueueType, n: usize, mode: WorkerMode, msg: &DataMessage) {
-    drain_with_pool(&prefilled(kind, n, msg).await, n, mode).await;
+/// A pool of 4 workers on a current-thread runtime, for the counting suites: it has run a
+/// warm-up round, so a measured round sees what every message costs once the pool is warm
+/// (queue slots, result batches and channel blocks reused), not the pool's first batches.
+/// Nothing runs between calls: the workers only move while [`RunningPool::drain`] drives
+/// the runtime.
+pub struct RunningPool {
+    runtime: tokio::runtime::Runtime,
+    queue: Arc<AnyQueue>,
+    pool: Option<WorkerPool<AnyQueue>>,
+    results: mpsc::Receiver<ResultBatch>,
+}
+
+impl RunningPool {
+    /// Starts the pool and runs one round of `n` messages through it.
+    pub fn start(kind: QueueType, mode: WorkerMode, n: usize, msg: &DataMessage) -> RunningPool {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let queue = Arc::new(AnyQueue::new(kind, n));
+        let (tx, results) = mpsc::channel::<ResultBatch>(1024 / mode.batch());
+        let pool = {
+            let _entered = runtime.enter();
+            WorkerPool::start(Arc::clone(&queue), 4, mode, Arc::new(seed_processing), tx)
+        };
+        let mut running = RunningPool {
+            runtime,
+            queue,
+            pool: Some(pool),
+            results,
+        };
+        running.fill(n, msg);
+        running.drain(n);
+        running
+    }
+
+    /// Publishes `n` copies of `msg` without letting the workers run.
+    pub fn fill(&self, n: usize, msg: &DataMessage) {
+        for _ in 0..n {
+            let _ = try_publish(&self.queue, msg);
+        }
+    }
+
+    /// Lets the workers run until `n` results are out.
+    pub fn drain(&mut self, n: usize) {
+        let results = &mut self.results;
+        self.runtime.block_on(async {
+            let mut batches = Vec::with_capacity(64);
+            let mut received = 0;
+            while received < n {
+                if results.recv_many(&mut batches, 64).await == 0 {
+                    break;
+                }
+                received += batches.drain(..).map(|batch| batch.len()).sum::<usize>();
+            }
+        });
+    }
+}
+
+impl Drop for RunningPool {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let results = &mut self.results;
+            self.runtime.block_on(async {
+                let drain = async { while results.recv().await.is_some() {} };
+                tokio::join!(pool.stop(), drain);
+            });
+        }
+    }
 }
 
 /// Encodes `msg` as the hop does, into `buf` (cleared first).

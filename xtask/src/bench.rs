@@ -6,6 +6,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
+use anyhow::Context as _;
 use harness::{
     criterion_results::read_medians,
     pairs::side,
@@ -33,7 +34,15 @@ const ROUNDS: usize = 3;
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
-    let out = default_dir();
+    let out = match args.iter().position(|a| a == "--out") {
+        Some(i) => {
+            let dir = args.get(i + 1).context("--out needs a directory")?;
+            workspace_root().join(dir)
+        }
+        None => default_dir(),
+    };
+    std::fs::create_dir_all(&out)?;
+    let out_arg = out.to_string_lossy().into_owned();
     let log = workspace_root().join("target/xtask-bench.log");
     std::fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
     std::fs::write(&log, "")?;
@@ -52,7 +61,17 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
     bar.set_message("allocations");
     cargo_logged(
-        &["run", "-p", "harness", "--release", "--bin", "allocs"],
+        &[
+            "run",
+            "-p",
+            "harness",
+            "--release",
+            "--bin",
+            "allocs",
+            "--",
+            "--out",
+            &out_arg,
+        ],
         &log,
     )?;
     bar.inc(1);
@@ -102,11 +121,20 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     file.write(&out)?;
 
     bar.set_message("the system under load (A/B pairs in alternating rounds)");
-    system_load(quick, &log)?;
+    system_load(quick, &out, &log)?;
     bar.inc(1);
 
     bar.set_message("peers: our generator against wrk and h2load, gateway against bare servers");
-    let mut peers = vec!["run", "-p", "harness", "--release", "--", "peers"];
+    let mut peers = vec![
+        "run",
+        "-p",
+        "harness",
+        "--release",
+        "--",
+        "peers",
+        "--out",
+        &out_arg,
+    ];
     if quick {
         peers.push("--quick");
     }
@@ -120,7 +148,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
 /// Builds both allocator builds of `system`, then runs `harness system-load` with the server
 /// pinned to core 0 and the generator to core 1 (when `taskset` exists).
-fn system_load(quick: bool, log: &Path) -> anyhow::Result<()> {
+fn system_load(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
     let root = workspace_root();
     let ab = root.join("target/ab");
     std::fs::create_dir_all(&ab)?;
@@ -156,6 +184,7 @@ fn system_load(quick: bool, log: &Path) -> anyhow::Result<()> {
         .arg(ab.join("system-glibc"));
     command.arg("--mimalloc").arg(ab.join("system-mimalloc"));
     command.args(["--rounds", "3", "--seconds", if quick { "1" } else { "3" }]);
+    command.arg("--out").arg(out);
     if let Some(nats) = nats {
         command.arg("--nats-server").arg(nats);
     }

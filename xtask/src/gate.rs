@@ -1,7 +1,8 @@
 //! `cargo xtask gate [--save]`: runs the deterministic suites (callgrind instruction counts
 //! and allocation counts) and compares them with the committed baseline in
 //! `reports/baseline/` (rules in `harness::gate`). Exits non-zero with a table of what
-//! regressed. `--save` makes the current counts the new baseline.
+//! regressed. `--save` makes the current counts the new baseline. `--from DIR` compares the
+//! result files a `cargo xtask bench --out DIR` run already wrote instead of measuring again.
 
 use std::path::Path;
 
@@ -19,8 +20,19 @@ const TOLERANCE: f64 = 0.05;
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let save = args.iter().any(|a| a == "--save");
     let root = workspace_root();
-    let current_dir = root.join("target/gate");
-    let current = measure(&current_dir)?;
+    let current = match args.iter().position(|a| a == "--from") {
+        Some(i) => {
+            let dir = root.join(args.get(i + 1).context("--from needs a directory")?);
+            ["callgrind", "allocations"]
+                .into_iter()
+                .map(|suite| {
+                    let path = dir.join(format!("{suite}.json"));
+                    ResultFile::read(&path).with_context(|| format!("reading {}", path.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?
+        }
+        None => measure(&root.join("target/gate"))?,
+    };
     let baseline_dir = root.join("reports/baseline");
     if save {
         for file in &current {

@@ -17,8 +17,11 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci                the checks CI runs: formatting, clippy (warnings are errors), every test
-  bench [--quick]   run every benchmark suite; write reports/results/*.json
-  gate [--save]     compare instruction and allocation counts with reports/baseline/
+  bench [--quick] [--out DIR]
+                    run every benchmark suite; write reports/results/*.json (or DIR/*.json)
+  gate [--save] [--from DIR]
+                    compare instruction and allocation counts with reports/baseline/
+                    (measured now, or read from a `bench --out DIR` run)
   profile [--seconds N] [COMPONENT...]
                     CPU profiles and flame graphs into reports/profiles/
   report [--check]  render reports/PHASE3_COMPLETE.md from reports/results/

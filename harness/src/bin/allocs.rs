@@ -13,8 +13,7 @@ use harness::{
     pairs::side,
     results::{Case, Metric, ResultFile, default_dir},
     workloads::{
-        Placement, Stack, decode, drain_with_pool, encode, prefilled, publish_consume,
-        sample_message, warm_queue, worker_pool,
+        Placement, RunningPool, Stack, decode, encode, publish_consume, sample_message, warm_queue,
     },
 };
 use system::{
@@ -132,7 +131,6 @@ fn current_thread() -> tokio::runtime::Runtime {
 
 fn pool_cases() -> Vec<Case> {
     let msg = sample_message();
-    let runtime = current_thread();
     let variants = [
         (
             "worker_pool",
@@ -162,10 +160,9 @@ fn pool_cases() -> Vec<Case> {
     variants
         .into_iter()
         .map(|(group, variant, kind, mode)| {
-            runtime.block_on(worker_pool(kind, OPS, mode, &msg));
-            let queue = runtime.block_on(prefilled(kind, OPS, &msg));
-            let (counts, ()) =
-                alloc::during(|| runtime.block_on(drain_with_pool(&queue, OPS, mode)));
+            let mut pool = RunningPool::start(kind, mode, OPS, &msg);
+            pool.fill(OPS, &msg);
+            let (counts, ()) = alloc::during(|| pool.drain(OPS));
             case(group, variant, OPS, counts)
         })
         .collect()
