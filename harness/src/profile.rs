@@ -3,14 +3,16 @@
 //! profile shows our code and its libraries rather than the sampling machinery). For each
 //! component it writes `<component>.pb` (pprof protobuf: `go tool pprof`, pprof's web UI,
 //! speedscope), `<component>.svg` (flame graph), `<component>.top.json` (the top frames by
-//! self and by cumulative samples) and, for components on a tokio runtime,
-//! `<component>.runtime.json` (busy against parked time per worker: a stand-in for Go's
-//! block profile).
+//! self and by cumulative samples) and `<component>.contention.json`, the stand-in for Go's
+//! block and mutex profiles: busy against parked time per worker for components on a tokio
+//! runtime, lock waits for the queues (which run with 2 producer and 2 consumer threads, so
+//! that their locks, where they have any, are contended).
 
 use std::{
     collections::HashMap,
     fs,
     path::Path,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -19,14 +21,14 @@ use serde_json::json;
 use system::{
     client::{ClientMode, ForwarderConfig},
     processor::ProcessorConfig,
-    queue::QueueType,
+    queue::{Queue as _, QueueStats, QueueType},
     worker::WorkerMode,
 };
 
 use crate::{
     callgrind::{Protocol, RoundTrip},
     workloads::{
-        Placement, Stack, drain_with_pool, prefilled, publish_consume, sample_message, warm_queue,
+        Placement, Stack, contended, drain_with_pool, prefilled, sample_message, warm_queue,
     },
 };
 
@@ -53,7 +55,7 @@ pub fn run(component: &str, duration: Duration, dir: &Path) -> anyhow::Result<()
         .frequency(99)
         .blocklist(&["libc", "libgcc", "pthread", "vdso"])
         .build()?;
-    let runtime_view = load(component, duration)?;
+    let contention = load(component, duration)?;
     let report = guard.report().build()?;
     drop(guard);
 
@@ -116,9 +118,9 @@ pub fn run(component: &str, duration: Duration, dir: &Path) -> anyhow::Result<()
         dir.join(format!("{component}.top.json")),
         serde_json::to_string_pretty(&summary)? + "\n",
     )?;
-    if let Some(view) = runtime_view {
+    if let Some(view) = contention {
         fs::write(
-            dir.join(format!("{component}.runtime.json")),
+            dir.join(format!("{component}.contention.json")),
             serde_json::to_string_pretty(&view)? + "\n",
         )?;
     }
@@ -151,8 +153,7 @@ fn percent(part: isize, total: isize) -> f64 {
     (part as f64 * 1000.0 / total as f64).round() / 10.0
 }
 
-/// Runs the component's load until `duration` has passed; returns the runtime view when the
-/// component runs on a tokio runtime.
+/// Runs the component's load until `duration` has passed; returns its contention view.
 fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json::Value>> {
     let msg = sample_message();
     let started = Instant::now();
@@ -164,11 +165,14 @@ fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json
             } else {
                 QueueType::Pooled
             };
-            let queue = warm_queue(kind, 1024, &msg);
+            const ROUND: usize = 20_000;
+            let queue = Arc::new(warm_queue(kind, 1024, &msg));
+            let mut messages = 0;
             while until() {
-                publish_consume(&queue, &msg, 10_000);
+                contended(&queue, &msg, 2, 2, ROUND);
+                messages += ROUND;
             }
-            Ok(None)
+            Ok(Some(lock_view(&queue.stats(), messages, started.elapsed())))
         }
         "worker_pool" => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -232,6 +236,19 @@ fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json
 }
 
 /// Busy against parked time of each worker of `runtime` over `elapsed`.
+fn lock_view(stats: &QueueStats, messages: usize, elapsed: Duration) -> serde_json::Value {
+    let per_message = |value: u64| value as f64 / messages.max(1) as f64;
+    json!({
+        "elapsed_seconds": elapsed.as_secs_f64(),
+        "threads": {"producers": 2, "consumers": 2},
+        "messages": messages,
+        "lock_waits": stats.lock_waits,
+        "lock_waits_per_message": per_message(stats.lock_waits),
+        "lock_wait_seconds": stats.lock_wait_nanos as f64 / 1e9,
+        "lock_wait_ns_per_message": per_message(stats.lock_wait_nanos),
+    })
+}
+
 fn runtime_view(runtime: &tokio::runtime::Runtime, elapsed: Duration) -> serde_json::Value {
     let metrics = runtime.metrics();
     let workers: Vec<_> = (0..metrics.num_workers())

@@ -119,6 +119,12 @@ pub struct Settings {
     #[arg(long, env = "WORKER_MODE", value_enum, default_value_t = WorkerMode::Batched, global = true)]
     pub worker_mode: WorkerMode,
 
+    /// Serve `GET /debug/pprof/profile?seconds=N` on the gateway and processor ports: a CPU
+    /// profile of the process, one at a time. Off by default.
+    #[arg(long, env = "PROFILE_ENDPOINT", default_value_t = false, global = true,
+          action = clap::ArgAction::Set)]
+    pub profile_endpoint: bool,
+
     /// Most messages waiting in the processor's queue.
     #[arg(long, env = "QUEUE_SIZE", default_value_t = 1000, global = true,
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
@@ -201,6 +207,7 @@ impl Settings {
             queue_size: self.queue_size as usize,
             workers: usize::from(self.processor_workers),
             worker_mode: self.worker_mode,
+            profile_endpoint: self.profile_endpoint,
             body_limit: self.processor_body_limit as usize,
             max_connections: self.max_connections as usize,
             drain_timeout: self.drain_timeout(),
@@ -244,6 +251,7 @@ impl Settings {
             body_limit: self.body_limit as usize,
             max_connections: self.max_connections as usize,
             limits: self.limits(),
+            profile_endpoint: self.profile_endpoint,
             ..GatewayConfig::new(self.forwarder(processor_url))
         }
     }

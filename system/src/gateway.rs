@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use crate::{
     client::{ForwardError, Forwarder, ForwarderConfig, trace::Tracer},
     codec::{Codec, read_body},
+    debug,
     http_error::{self, ApiError},
     ids::{IdSource, MessageId},
     net::BoundedListener,
@@ -48,6 +49,8 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Protocol limits and the shutdown drain.
     pub limits: HttpLimits,
+    /// Serve `GET /debug/pprof/profile` (see [`crate::debug`]).
+    pub profile_endpoint: bool,
 }
 
 impl GatewayConfig {
@@ -58,6 +61,7 @@ impl GatewayConfig {
             body_limit: 1024 * 1024,
             max_connections: 10_000,
             limits: HttpLimits::default(),
+            profile_endpoint: false,
         }
     }
 }
@@ -91,16 +95,18 @@ pub async fn serve(
         refused: AtomicU64::new(0),
         failed: AtomicU64::new(0),
     });
-    server::serve(listener, router(gateway), config.limits, shutdown).await;
+    let router = router(gateway, config.profile_endpoint);
+    server::serve(listener, router, config.limits, shutdown).await;
 }
 
-fn router(gateway: Arc<Gateway>) -> Router {
+fn router(gateway: Arc<Gateway>, profile_endpoint: bool) -> Router {
     Router::new()
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/status", get(status))
         .route("/api/v1/trace", get(trace))
         .route("/health", get(health))
         .route("/metrics", get(metrics::render))
+        .merge(debug::routes(profile_endpoint))
         .fallback(http_error::not_found)
         .method_not_allowed_fallback(http_error::method_not_allowed)
         .with_state(gateway)

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod debug;
 pub mod gateway;
 pub mod grpc;
 pub mod http_error;

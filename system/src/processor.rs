@@ -31,6 +31,7 @@ use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 use crate::{
     codec::{Codec, read_body},
+    debug,
     http_error::{self, ApiError},
     ids::MessageId,
     message::MessageRef,
@@ -68,6 +69,8 @@ pub struct ProcessorConfig {
     pub drain_timeout: Duration,
     /// What a worker does to a message.
     pub process: ProcessFn,
+    /// Serve `GET /debug/pprof/profile` (see [`crate::debug`]).
+    pub profile_endpoint: bool,
     /// Where the NATS queue lives, when `queue_type` is `Nats`. [`serve`] takes the
     /// stream's capacity from `queue_size` and the fetch batch from `workers`.
     pub nats: NatsConfig,
@@ -85,6 +88,7 @@ impl Default for ProcessorConfig {
             results_capacity: 1024,
             drain_timeout: Duration::from_secs(10),
             process: Arc::new(seed_processing),
+            profile_endpoint: false,
             nats: NatsConfig::default(),
         }
     }
@@ -146,6 +150,7 @@ struct AppState {
     queue: Arc<AnyQueue>,
     pool_stats: Arc<PoolStats>,
     worker_mode: WorkerMode,
+    profile_endpoint: bool,
     started: Instant,
     body_limit: usize,
     connections: Arc<AtomicU64>,
@@ -199,6 +204,7 @@ impl Processor {
             queue,
             pool_stats: pool.stats(),
             worker_mode: config.worker_mode,
+            profile_endpoint: config.profile_endpoint,
             started: Instant::now(),
             body_limit: config.body_limit,
             connections,
@@ -221,6 +227,7 @@ impl Processor {
             .route("/stats", get(stats))
             .route("/health", get(health))
             .route("/metrics", get(metrics::render))
+            .merge(debug::routes(self.state.profile_endpoint))
             .fallback(http_error::not_found)
             .method_not_allowed_fallback(http_error::method_not_allowed)
             .with_state(Arc::clone(&self.state))

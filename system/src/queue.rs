@@ -64,6 +64,11 @@ pub struct QueueStats {
     pub size: u64,
     /// Most messages that can wait at once.
     pub capacity: u64,
+    /// Times a publisher or consumer found a lock of the queue held and waited for it
+    /// (always 0 for the lock-free queues).
+    pub lock_waits: u64,
+    /// Time spent in those waits, summed over threads, in nanoseconds.
+    pub lock_wait_nanos: u64,
 }
 
 /// A bounded multi-producer, multi-consumer queue of messages.

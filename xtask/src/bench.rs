@@ -29,7 +29,8 @@ const CRITERION: [(&str, &str); 4] = [
     ("codec", "codec"),
     ("client", "client"),
 ];
-/// Rounds of the criterion suites: each side of a pair is measured this many times.
+/// Rounds of the criterion suites and of the system under load: each side of a pair is
+/// measured this many times (once with `--quick`).
 const ROUNDS: usize = 3;
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
@@ -46,7 +47,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let log = workspace_root().join("target/xtask-bench.log");
     std::fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
     std::fs::write(&log, "")?;
-    let steps = 5 + ROUNDS * CRITERION.len();
+    let rounds_wanted = if quick { 1 } else { ROUNDS };
+    let steps = 5 + rounds_wanted * CRITERION.len();
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -87,10 +89,10 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let (warm_up, measure) = if quick { ("0.3", "0.7") } else { ("1", "3") };
     let criterion_dir = workspace_root().join("target/criterion");
     let mut rounds: Vec<BTreeMap<(String, String), f64>> = Vec::new();
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds_wanted {
         let _ = std::fs::remove_dir_all(&criterion_dir);
         for (bench, quick_filter) in CRITERION {
-            bar.set_message(format!("criterion round {round}/{ROUNDS}: {bench}"));
+            bar.set_message(format!("criterion round {round}/{rounds_wanted}: {bench}"));
             let mut args = vec!["bench", "-p", "harness", "--bench", bench, "--", "--noplot"];
             args.extend(["--warm-up-time", warm_up, "--measurement-time", measure]);
             if quick {
@@ -110,7 +112,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     file.notes.insert(
         "method".into(),
         format!(
-            "{ROUNDS} rounds, each running both sides of every pair; samples are per-round medians"
+            "{rounds_wanted} round(s), each running both sides of every pair; samples are per-round medians"
         ),
     );
     file.notes.insert(
@@ -183,7 +185,12 @@ fn system_load(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
         .args(["system-load", "--system"])
         .arg(ab.join("system-glibc"));
     command.arg("--mimalloc").arg(ab.join("system-mimalloc"));
-    command.args(["--rounds", "3", "--seconds", if quick { "1" } else { "3" }]);
+    let (rounds, seconds) = if quick {
+        ("1".to_owned(), "1")
+    } else {
+        (ROUNDS.to_string(), "3")
+    };
+    command.args(["--rounds", &rounds, "--seconds", seconds]);
     command.arg("--out").arg(out);
     if let Some(nats) = nats {
         command.arg("--nats-server").arg(nats);

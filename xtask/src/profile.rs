@@ -1,5 +1,5 @@
 //! `cargo xtask profile [--seconds N] [COMPONENT...]`: CPU profiles, flame graphs, top
-//! frames and runtime views of every component, into `reports/profiles/` (see
+//! frames and contention views of every component, into `reports/profiles/` (see
 //! `harness::profile`).
 
 use crate::cmd::cargo;

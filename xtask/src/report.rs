@@ -142,7 +142,9 @@ fn load(paths: &Paths) -> anyhow::Result<Evidence> {
     })
 }
 
-/// The top frames of every profile (`<component>.top.json`, written by `cargo xtask profile`).
+/// The top frames of every profile (`<component>.top.json`, written by `cargo xtask profile`),
+/// each with its contention view (`<component>.contention.json`) under `contention` when
+/// there is one.
 fn hot_paths(dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     if !dir.is_dir() {
@@ -158,6 +160,12 @@ fn hot_paths(dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
         let mut top: serde_json::Value = serde_json::from_str(&text)?;
         if let Some(list) = top.get_mut("by_self").and_then(|v| v.as_array_mut()) {
             list.truncate(5);
+        }
+        let contention = path.to_string_lossy().replace(".top.json", ".contention.json");
+        if let Ok(text) = fs::read_to_string(&contention)
+            && let Some(object) = top.as_object_mut()
+        {
+            object.insert("contention".into(), serde_json::from_str(&text)?);
         }
         out.push(top);
     }

@@ -1,4 +1,5 @@
-//! A short profile of one component: the pprof file decodes and the flame graph is drawn.
+//! A short profile of one component: the pprof file decodes, the flame graph is drawn and
+//! the contention view counts the queue's lock waits.
 
 use std::time::Duration;
 
@@ -29,5 +30,12 @@ fn a_short_profile_gives_a_decodable_pb_and_a_flame_graph() {
             .unwrap();
     assert!(top["samples"].as_i64().unwrap() > 0);
     assert!(!top["by_self"].as_array().unwrap().is_empty());
+
+    let contention: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("queue_pooled.contention.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(contention["messages"].as_u64().unwrap() > 0);
+    assert_eq!(contention["lock_waits"], 0, "the pooled queue has no locks");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,6 +41,18 @@ pub(super) async fn render(State(state): State<Arc<AppState>>) -> impl IntoRespo
         "Most messages that can wait in the queue.",
         &[(&queue, stats.queue.capacity as f64)],
     )
+    .family(
+        "processor_queue_lock_waits_total",
+        Kind::Counter,
+        "Times a publisher or consumer waited for a lock of the queue (0 without locks).",
+        &[(&queue, stats.queue.lock_waits as f64)],
+    )
+    .family(
+        "processor_queue_lock_wait_seconds_total",
+        Kind::Counter,
+        "Time spent waiting for locks of the queue, summed over threads.",
+        &[(&queue, stats.queue.lock_wait_nanos as f64 / 1e9)],
+    )
     .metric(
         "processor_workers",
         Kind::Gauge,

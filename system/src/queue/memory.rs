@@ -1,10 +1,18 @@
 //! The baseline queue, shaped like the original system's `MemoryQueue`: a bounded ring
 //! behind a mutex, each message copied into a fresh heap allocation on publish and freed by
 //! whichever thread consumes it, stats kept in a second mutex.
+//!
+//! Lock waits are counted (how often a thread found a lock held, and how long it waited),
+//! the stand-in for a mutex profile: the uncontended path costs nothing more than the lock
+//! itself, the clock is read only by a thread that is about to wait anyway.
 
 use std::{
     collections::VecDeque,
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{
+        Mutex, MutexGuard, PoisonError, TryLockError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
 };
 
 use super::{Delivery, PublishError, Queue, QueueStats, gate::Gate};
@@ -17,6 +25,13 @@ pub struct MemoryQueue {
     stats: Mutex<QueueStats>,
     capacity: usize,
     gate: Gate,
+    waits: LockWaits,
+}
+
+#[derive(Debug, Default)]
+struct LockWaits {
+    count: AtomicU64,
+    nanos: AtomicU64,
 }
 
 /// A message taken from a [`MemoryQueue`]; it owns its allocation.
@@ -35,6 +50,7 @@ impl MemoryQueue {
             }),
             capacity,
             gate: Gate::default(),
+            waits: LockWaits::default(),
         }
     }
 
@@ -43,24 +59,42 @@ impl MemoryQueue {
         let _entered = self.gate.enter()?;
         let boxed = Box::new(msg.to_owned_message());
         {
-            let mut ring = lock(&self.ring);
+            let mut ring = self.lock(&self.ring);
             if ring.len() >= self.capacity {
                 drop(ring);
-                lock(&self.stats).rejected += 1;
+                self.lock(&self.stats).rejected += 1;
                 return Err(PublishError::Full);
             }
             ring.push_back(boxed);
         }
-        lock(&self.stats).enqueued += 1;
+        self.lock(&self.stats).enqueued += 1;
         self.gate.wake_one();
         Ok(())
     }
 
     /// Takes the next message without waiting.
     pub fn try_consume(&self) -> Option<MemoryDelivery> {
-        let boxed = lock(&self.ring).pop_front()?;
-        lock(&self.stats).dequeued += 1;
+        let boxed = self.lock(&self.ring).pop_front()?;
+        self.lock(&self.stats).dequeued += 1;
         Some(MemoryDelivery(boxed))
+    }
+
+    /// Locks one of this queue's mutexes, counting the wait when it is held. A poisoned
+    /// lock only means another thread panicked while holding it; the data (a ring and
+    /// counters) stays consistent, so keep going rather than spread the panic.
+    fn lock<'a, T>(&self, mutex: &'a Mutex<T>) -> MutexGuard<'a, T> {
+        match mutex.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let started = Instant::now();
+                let guard = mutex.lock().unwrap_or_else(PoisonError::into_inner);
+                let waited = started.elapsed().as_nanos() as u64;
+                self.waits.count.fetch_add(1, Ordering::Relaxed);
+                self.waits.nanos.fetch_add(waited, Ordering::Relaxed);
+                guard
+            }
+        }
     }
 }
 
@@ -84,10 +118,12 @@ impl Queue for MemoryQueue {
     }
 
     fn stats(&self) -> QueueStats {
-        let size = lock(&self.ring).len() as u64;
+        let size = self.lock(&self.ring).len() as u64;
         QueueStats {
             size,
-            ..*lock(&self.stats)
+            lock_waits: self.waits.count.load(Ordering::Relaxed),
+            lock_wait_nanos: self.waits.nanos.load(Ordering::Relaxed),
+            ..*self.lock(&self.stats)
         }
     }
 }
@@ -105,10 +141,4 @@ impl Delivery for MemoryDelivery {
     }
 
     async fn ack(self) {}
-}
-
-/// A poisoned lock only means another thread panicked while holding it; the data (a ring
-/// and counters) stays consistent, so keep going rather than spread the panic.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

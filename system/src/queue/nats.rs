@@ -241,6 +241,7 @@ impl NatsQueue {
             rejected: c.refused.load(Ordering::Relaxed),
             size: c.waiting.load(Ordering::Relaxed),
             capacity: c.capacity.load(Ordering::Relaxed),
+            ..QueueStats::default()
         }
     }
 }

@@ -148,6 +148,7 @@ impl Queue for PooledQueue {
             rejected: inner.rejected.load(Ordering::Relaxed),
             size: inner.ready.len() as u64,
             capacity: inner.ready.capacity() as u64,
+            ..QueueStats::default()
         }
     }
 }

@@ -196,3 +196,91 @@ async fn all_roles_run_in_one_process_and_stop_together() {
         "shutdown had to abandon connections: {abandoned:?}"
     );
 }
+
+/// With `PROFILE_ENDPOINT=true`, all roles in one process: a profile taken under load
+/// through the gateway's port is a pprof protobuf with samples; a second request while it
+/// runs gets 409; bad parameters get 400; a flame graph is an SVG; the processor's port
+/// serves it too. Without the flag the path is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profile_endpoint_profiles_the_running_process_one_at_a_time() {
+    use pprof::protos::Message as _;
+
+    let (child, addresses, _logs) = start(
+        &[],
+        &[("PROFILE_ENDPOINT", "true")],
+        &["gateway", "processor"],
+    );
+    let gateway = format!("http://{}", addresses["gateway"]);
+    let client = reqwest::Client::new();
+    let profile = |base: &str, query: &str| {
+        client
+            .get(format!("{base}/debug/pprof/profile?{query}"))
+            .send()
+    };
+
+    for (query, mentions) in [
+        ("seconds=0", "seconds"),
+        ("seconds=301", "seconds"),
+        ("seconds=soon", "seconds"),
+        ("format=png", "format"),
+        ("hz=1000", "unknown parameter"),
+    ] {
+        let response = profile(&gateway, query).await.unwrap();
+        crate::support::assert_error(response, reqwest::StatusCode::BAD_REQUEST, mentions).await;
+    }
+
+    let first = tokio::spawn(profile(&gateway, "seconds=2"));
+    // Load, so that the sampler has something to see; and a second profile meanwhile.
+    let load = {
+        let client = client.clone();
+        let url = format!("{gateway}/api/v1/ingest");
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_millis(1500) {
+                let body = r#"{"source": "profile-test", "data": "aGVsbG8="}"#;
+                let _ = client.post(&url).body(body).send().await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = profile(&gateway, "seconds=1").await.unwrap();
+    crate::support::assert_error(second, reqwest::StatusCode::CONFLICT, "already").await;
+    load.await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        first.headers()[reqwest::header::CONTENT_TYPE],
+        "application/octet-stream"
+    );
+    let decoded = pprof::protos::Profile::decode(first.bytes().await.unwrap()).unwrap();
+    assert!(!decoded.sample.is_empty(), "a loaded process has samples");
+    assert!(
+        decoded.string_table.iter().any(|s| s.contains("system")),
+        "frames of the system are named"
+    );
+
+    let processor = format!("http://{}", addresses["processor"]);
+    let svg = profile(&processor, "seconds=1&format=flamegraph")
+        .await
+        .unwrap();
+    assert_eq!(svg.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        svg.headers()[reqwest::header::CONTENT_TYPE],
+        "image/svg+xml"
+    );
+    let svg = svg.text().await.unwrap();
+    assert!(svg.contains("<svg"), "{svg}");
+
+    terminate(&child);
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+
+    let (plain, addresses, _logs) = start(&["gateway"], &[], &["gateway"]);
+    let response = profile(&format!("http://{}", addresses["gateway"]), "seconds=1")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+    terminate(&plain);
+    let mut plain = plain;
+    assert!(plain.wait().unwrap().success());
+}

@@ -343,5 +343,11 @@ async fn health_and_metrics_answer() {
         1.0
     );
     assert!(samples["processor_connections_accepted_total"] >= 1.0);
+    for family in [
+        "processor_queue_lock_waits_total",
+        "processor_queue_lock_wait_seconds_total",
+    ] {
+        assert!(samples.contains_key(&format!(r#"{family}{{queue="memory"}}"#)));
+    }
     server.shutdown().await;
 }

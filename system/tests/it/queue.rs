@@ -315,3 +315,35 @@ fn the_memory_queue_allocates_per_message() {
         "baseline made {allocations} allocations for 100 messages"
     );
 }
+
+/// The memory queue counts the waits on its locks (the stand-in for a mutex profile): none
+/// on one thread, some when four threads share it; the lock-free pooled queue has none.
+#[test]
+fn lock_waits_are_counted_where_locks_exist() {
+    let msg = message(1, 64, 2);
+    let hammer = |queue: &AnyQueue| {
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..50_000 {
+                        let _ = publish_now(queue, &msg);
+                        let _ = queue.try_consume();
+                    }
+                });
+            }
+        });
+        queue.stats()
+    };
+    let alone = AnyQueue::new(QueueType::Memory, 16);
+    for _ in 0..10_000 {
+        publish_now(&alone, &msg).unwrap();
+        alone.try_consume().unwrap();
+    }
+    assert_eq!(alone.stats().lock_waits, 0);
+
+    let shared = hammer(&AnyQueue::new(QueueType::Memory, 1024));
+    assert!(shared.lock_waits > 0, "{shared:?}");
+    assert!(shared.lock_wait_nanos > 0, "{shared:?}");
+    let pooled = hammer(&AnyQueue::new(QueueType::Pooled, 1024));
+    assert_eq!((pooled.lock_waits, pooled.lock_wait_nanos), (0, 0));
+}
