@@ -535,7 +535,23 @@ fn round_ratios(baseline: &[f64], optimized: &[f64]) -> String {
         .filter(|(b, _)| **b > 0.0)
         .map(|(b, o)| o / b)
         .collect();
+    if ratios.is_empty() {
+        // Every baseline round measured zero: no ratio to show.
+        return String::new();
+    }
     let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
     let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     format!("{min:.2}..{max:.2}")
+}
+
+#[cfg(test)]
+mod round_ratio_tests {
+    use super::round_ratios;
+
+    #[test]
+    fn ranges_are_taken_round_by_round_and_blank_without_a_baseline() {
+        assert_eq!(round_ratios(&[2.0, 4.0], &[1.0, 1.0]), "0.25..0.50");
+        assert_eq!(round_ratios(&[0.0, 0.0], &[1.0, 1.0]), "");
+        assert_eq!(round_ratios(&[2.0], &[1.0]), "");
+    }
 }
