@@ -161,7 +161,9 @@ fn hot_paths(dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
         if let Some(list) = top.get_mut("by_self").and_then(|v| v.as_array_mut()) {
             list.truncate(5);
         }
-        let contention = path.to_string_lossy().replace(".top.json", ".contention.json");
+        let contention = path
+            .to_string_lossy()
+            .replace(".top.json", ".contention.json");
         if let Ok(text) = fs::read_to_string(&contention)
             && let Some(object) = top.as_object_mut()
         {
