@@ -2,6 +2,9 @@
 //! allocations (reallocations included) and how many bytes were requested. A binary opts in
 //! with `#[global_allocator] static A: harness::alloc::Counting = harness::alloc::Counting;`.
 //! Counting per thread keeps single-threaded measurements exact while other threads run.
+//! [`sites`] adds where the allocations come from.
+
+pub mod sites;
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
@@ -20,10 +23,12 @@ thread_local! {
 fn record(bytes: usize) {
     let _ = COUNT.try_with(|n| n.set(n.get() + 1));
     let _ = BYTES.try_with(|n| n.set(n.get() + bytes as u64));
+    sites::hook(bytes);
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
-// const-initialized thread-locals, which never allocate.
+// const-initialized thread-locals, which never allocate; recording sites (only inside
+// `sites::record`) allocates nothing while it records and guards against re-entry.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         record(layout.size());

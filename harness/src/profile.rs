@@ -6,7 +6,10 @@
 //! self and by cumulative samples) and `<component>.contention.json`, the stand-in for Go's
 //! block and mutex profiles: busy against parked time per worker for components on a tokio
 //! runtime, lock waits for the queues (which run with 2 producer and 2 consumer threads, so
-//! that their locks, where they have any, are contended).
+//! that their locks, where they have any, are contended). For the queue pair it also writes
+//! `<component>.alloc_sites.json`: allocations per publish+consume by the function that made
+//! them (needs [`crate::alloc::Counting`] as the global allocator, as the `profile` binary
+//! has; recorded after the CPU profile, on one thread).
 
 use std::{
     collections::HashMap,
@@ -28,7 +31,8 @@ use system::{
 use crate::{
     callgrind::{Protocol, RoundTrip},
     workloads::{
-        Placement, Stack, contended, drain_with_pool, prefilled, sample_message, warm_queue,
+        Placement, Stack, contended, drain_with_pool, prefilled, publish_consume, sample_message,
+        warm_queue,
     },
 };
 
@@ -58,6 +62,12 @@ pub fn run(component: &str, duration: Duration, dir: &Path) -> anyhow::Result<()
     let contention = load(component, duration)?;
     let report = guard.report().build()?;
     drop(guard);
+    if let Some(kind) = queue_kind(component) {
+        fs::write(
+            dir.join(format!("{component}.alloc_sites.json")),
+            serde_json::to_string_pretty(&alloc_sites(kind))? + "\n",
+        )?;
+    }
 
     let mut svg = Vec::new();
     report.flamegraph(&mut svg)?;
@@ -160,11 +170,7 @@ fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json
     let until = || started.elapsed() < duration;
     match component {
         "queue_memory" | "queue_pooled" => {
-            let kind = if component == "queue_memory" {
-                QueueType::Memory
-            } else {
-                QueueType::Pooled
-            };
+            let kind = queue_kind(component).unwrap_or(QueueType::Memory);
             const ROUND: usize = 20_000;
             let queue = Arc::new(warm_queue(kind, 1024, &msg));
             let mut messages = 0;
@@ -236,6 +242,36 @@ fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json
 }
 
 /// Busy against parked time of each worker of `runtime` over `elapsed`.
+fn queue_kind(component: &str) -> Option<QueueType> {
+    match component {
+        "queue_memory" => Some(QueueType::Memory),
+        "queue_pooled" => Some(QueueType::Pooled),
+        _ => None,
+    }
+}
+
+/// Where a warm queue of `kind` allocates during publish+consume on one thread.
+fn alloc_sites(kind: QueueType) -> serde_json::Value {
+    const OPS: usize = 1000;
+    let msg = sample_message();
+    let queue = warm_queue(kind, 1024, &msg);
+    let (sites, ()) = crate::alloc::sites::record(|| publish_consume(&queue, &msg, OPS));
+    let per_op = |n: u64| n as f64 / OPS as f64;
+    let total: u64 = sites.iter().map(|s| s.allocations).sum();
+    json!({
+        "workload": "publish+consume of the sample message on one thread, queue warm",
+        "operations": OPS,
+        "allocations_per_op": per_op(total),
+        "dropped": crate::alloc::sites::dropped(),
+        "sites": sites.iter().map(|s| json!({
+            "function": s.function,
+            "callers": s.callers,
+            "allocations_per_op": per_op(s.allocations),
+            "bytes_per_op": per_op(s.bytes),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn lock_view(stats: &QueueStats, messages: usize, elapsed: Duration) -> serde_json::Value {
     let per_message = |value: u64| value as f64 / messages.max(1) as f64;
     json!({

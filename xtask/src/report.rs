@@ -143,8 +143,8 @@ fn load(paths: &Paths) -> anyhow::Result<Evidence> {
 }
 
 /// The top frames of every profile (`<component>.top.json`, written by `cargo xtask profile`),
-/// each with its contention view (`<component>.contention.json`) under `contention` when
-/// there is one.
+/// each with its contention view (`<component>.contention.json`) under `contention` and its
+/// allocation sites (`<component>.alloc_sites.json`) under `alloc_sites` when they exist.
 fn hot_paths(dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     if !dir.is_dir() {
@@ -161,13 +161,16 @@ fn hot_paths(dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
         if let Some(list) = top.get_mut("by_self").and_then(|v| v.as_array_mut()) {
             list.truncate(5);
         }
-        let contention = path
-            .to_string_lossy()
-            .replace(".top.json", ".contention.json");
-        if let Ok(text) = fs::read_to_string(&contention)
-            && let Some(object) = top.as_object_mut()
-        {
-            object.insert("contention".into(), serde_json::from_str(&text)?);
+        for (key, suffix) in [
+            ("contention", ".contention.json"),
+            ("alloc_sites", ".alloc_sites.json"),
+        ] {
+            let companion = path.to_string_lossy().replace(".top.json", suffix);
+            if let Ok(text) = fs::read_to_string(&companion)
+                && let Some(object) = top.as_object_mut()
+            {
+                object.insert(key.into(), serde_json::from_str(&text)?);
+            }
         }
         out.push(top);
     }

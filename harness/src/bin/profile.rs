@@ -4,7 +4,11 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use harness::{profile, results::workspace_root};
+use harness::{alloc::Counting, profile, results::workspace_root};
+
+/// Counts allocations, so that the queue profiles can say where they come from.
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 fn main() -> anyhow::Result<()> {
     let mut seconds = 3.0;

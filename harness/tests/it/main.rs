@@ -3,6 +3,10 @@
 //! are short and nothing asserts a speed: the tests check behaviour (what is counted, where,
 //! and how the two loops differ).
 
+/// Counts allocations, so that allocation sites can be recorded (the profile test).
+#[global_allocator]
+static ALLOCATOR: harness::alloc::Counting = harness::alloc::Counting;
+
 mod cli;
 mod coordinated_omission;
 mod errors;
