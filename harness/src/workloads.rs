@@ -126,25 +126,27 @@ pub async fn prefilled(kind: QueueType, n: usize, msg: &DataMessage) -> Arc<AnyQ
     queue
 }
 
-/// The timed part of BenchmarkWorkerPool: start 4 workers in `mode` on a pre-filled queue of `n`, wait until all `n` results are out, stop the pool.
-/// The emptied queue stays with the caller: freeing it is teardown, not processing (the
+/// The timed part of BenchmarkWorkerPool: start 4 workers in `mode` on a pre-filled queue
+/// of `n`, wait until all `n` results are out, stop the pool. The emptied queue stays with the caller: freeing it is teardown, not processing (the
 /// original's queue outlived its timer too).
 pub async fn drain_with_pool(queue: &Arc<AnyQueue>, n: usize, mode: WorkerMode) {
     let (tx, mut rx) = mpsc::channel::<ResultBatch>(1024 / mode.batch());
     let pool = WorkerPool::start(Arc::clone(queue), 4, mode, Arc::new(seed_processing), tx);
-    // Drain results in bulk: one wake-up of this task takes every batch waiting.
+    receive(&mut rx, n).await;
+    pool.stop().await;
+}
+
+/// Takes results until `n` are out (or every sender is gone), in bulk: one wake-up takes
+/// every batch waiting.
+async fn receive(results: &mut mpsc::Receiver<ResultBatch>, n: usize) {
     let mut batches = Vec::with_capacity(64);
     let mut received = 0;
     while received < n {
-        if rx.recv_many(&mut batches, 64).await == 0 {
+        if results.recv_many(&mut batches, 64).await == 0 {
             break;
         }
-        received += batches
-            .drain(..)
-            .map(|results| results.len())
-            .sum::<usize>();
+        received += batches.drain(..).map(|batch| batch.len()).sum::<usize>();
     }
-    pool.stop().await;
 }
 
 /// A pool of 4 workers on a current-thread runtime, for the counting suites: it has run a
@@ -192,17 +194,7 @@ impl RunningPool {
 
     /// Lets the workers run until `n` results are out.
     pub fn drain(&mut self, n: usize) {
-        let results = &mut self.results;
-        self.runtime.block_on(async {
-            let mut batches = Vec::with_capacity(64);
-            let mut received = 0;
-            while received < n {
-                if results.recv_many(&mut batches, 64).await == 0 {
-                    break;
-                }
-                received += batches.drain(..).map(|batch| batch.len()).sum::<usize>();
-            }
-        });
+        self.runtime.block_on(receive(&mut self.results, n));
     }
 }
 
