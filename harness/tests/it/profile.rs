@@ -8,13 +8,19 @@ use pprof::protos::Message as _;
 /// The CPU profiler is one per process: the tests here take turns.
 static PROFILER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-#[test]
-fn a_short_profile_gives_a_decodable_pb_and_a_flame_graph() {
-    let _turn = PROFILER
+/// Waits for this test's turn at the profiler; returns the turn and an empty directory.
+fn turn(name: &str) -> (std::sync::MutexGuard<'static, ()>, std::path::PathBuf) {
+    let turn = PROFILER
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = std::env::temp_dir().join(format!("harness-profile-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("harness-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    (turn, dir)
+}
+
+#[test]
+fn a_short_profile_gives_a_decodable_pb_and_a_flame_graph() {
+    let (_turn, dir) = turn("profile");
     harness::profile::run("queue_pooled", Duration::from_millis(500), &dir).unwrap();
 
     let bytes = std::fs::read(dir.join("queue_pooled.pb")).unwrap();
@@ -50,11 +56,7 @@ fn a_short_profile_gives_a_decodable_pb_and_a_flame_graph() {
 /// functions that make them (the copy of the message on publish); the pooled queue has none.
 #[test]
 fn allocation_sites_name_where_the_memory_queue_allocates() {
-    let _turn = PROFILER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = std::env::temp_dir().join(format!("harness-sites-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (_turn, dir) = turn("sites");
     let read = |component: &str| -> serde_json::Value {
         harness::profile::run(component, Duration::from_millis(200), &dir).unwrap();
         let path = dir.join(format!("{component}.alloc_sites.json"));
