@@ -13,7 +13,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace", "--locked"])?;
+    // Every test binary runs even after one fails, so one failure does not hide the rest.
+    cargo(&["test", "--workspace", "--locked", "--no-fail-fast"])?;
     // Each criterion benchmark once, as a test: the suites still build and run. (The
     // callgrind suite and the allocation counts run for real in `cargo xtask gate`.)
     cargo(&[

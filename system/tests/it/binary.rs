@@ -5,7 +5,11 @@ use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     thread,
     time::Duration,
 };
@@ -230,23 +234,40 @@ async fn the_profile_endpoint_profiles_the_running_process_one_at_a_time() {
     }
 
     let first = tokio::spawn(profile(&gateway, "seconds=2"));
-    // Load, so that the sampler has something to see; and a second profile meanwhile.
-    let load = {
-        let client = client.clone();
-        let url = format!("{gateway}/api/v1/ingest");
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            while started.elapsed() < Duration::from_millis(1500) {
-                let body = r#"{"source": "profile-test", "data": "aGVsbG8="}"#;
-                let _ = client.post(&url).body(body).send().await;
-            }
+    // The sampler leaves out frames in libc, where a process answering small requests
+    // spends most of its time; so the load is large JSON bodies full of escapes, which the
+    // gateway parses and encodes again and the processor parses once more, all in our own
+    // code. It runs until the profile is done, however fast or slow this machine is.
+    let loading = Arc::new(AtomicBool::new(true));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, loading) = (client.clone(), Arc::clone(&loading));
+            let url = format!("{gateway}/api/v1/ingest");
+            let body =
+                serde_json::json!({"source": "profile-test", "data": "\"\\".repeat(100_000)})
+                    .to_string();
+            tokio::spawn(async move {
+                while loading.load(Ordering::Relaxed) {
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(response.status().is_success(), "{}", response.status());
+                }
+            })
         })
-    };
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let second = profile(&gateway, "seconds=1").await.unwrap();
     crate::support::assert_error(second, reqwest::StatusCode::CONFLICT, "already").await;
-    load.await.unwrap();
     let first = first.await.unwrap().unwrap();
+    loading.store(false, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
     assert_eq!(first.status(), reqwest::StatusCode::OK);
     assert_eq!(
         first.headers()[reqwest::header::CONTENT_TYPE],
