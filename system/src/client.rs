@@ -37,7 +37,8 @@ use tokio::sync::mpsc;
 
 use self::{batcher::Job, buffers::BufferPool, connector::CountingConnector};
 use crate::{
-    codec::Codec,
+    codec::{BATCH_FRAME_BYTES, Codec, entry_len},
+    processor::DEFAULT_BODY_LIMIT,
     proto::{BatchOutcome, DataMessage, DataMessageBatch, Outcome},
 };
 
@@ -85,6 +86,9 @@ pub struct ForwarderConfig {
     pub timeout: Duration,
     /// Idle connections kept per host in pooled mode.
     pub max_idle_per_host: usize,
+    /// Largest request body the processor accepts (its body limit): batches are cut so
+    /// that none is larger, and a message that does not fit even alone is refused.
+    pub max_request_bytes: usize,
 }
 
 impl ForwarderConfig {
@@ -100,6 +104,7 @@ impl ForwarderConfig {
             batch_unary: false,
             timeout: Duration::from_secs(5),
             max_idle_per_host: 200,
+            max_request_bytes: DEFAULT_BODY_LIMIT,
         }
     }
 }
@@ -119,6 +124,17 @@ pub enum ForwardError {
     /// No answer in time.
     #[error("processor did not answer within {0:?}")]
     Timeout(Duration),
+    /// The message is larger than one request to the processor may be.
+    #[error(
+        "message too large: it takes {size} bytes on the way to the processor, whose limit \
+         is {limit} bytes (PROCESSOR_BODY_LIMIT)"
+    )]
+    TooLarge {
+        /// What the message takes in a request body.
+        size: usize,
+        /// The processor's body limit.
+        limit: usize,
+    },
     /// Any other answer.
     #[error("processor answered {status}: {message}")]
     Failed {
@@ -204,28 +220,50 @@ impl Forwarder {
 
     /// Hands one message to the processor; `Ok` once the processor accepted it.
     pub async fn forward(&self, msg: DataMessage) -> Result<(), ForwardError> {
+        let len = self.hop.entry_len(&msg)?;
         match &self.batcher {
-            Some(batcher) => batcher::submit(batcher, msg).await,
+            Some(batcher) => batcher::submit(batcher, msg, len).await,
             None => self.hop.send_one(msg).await,
         }
     }
 
-    /// Hands several messages to the processor: one batch request per `batch` messages (one
-    /// request per message when batching is off). One result per message, in order.
+    /// The bytes `msg` adds to a batch request (see [`crate::codec::entry_len`]), or
+    /// `TooLarge` when no request to the processor could carry it.
+    pub fn entry_len(&self, msg: &DataMessage) -> Result<usize, ForwardError> {
+        self.hop.entry_len(msg)
+    }
+
+    /// Hands several messages to the processor: batch requests of at most `batch` messages
+    /// and at most `max_request_bytes` (one request per message when batching is off). One
+    /// result per message, in order.
     pub async fn forward_batch(&self, msgs: Vec<DataMessage>) -> Vec<Result<(), ForwardError>> {
+        let mut results = Vec::with_capacity(msgs.len());
         if self.hop.config.batch <= 1 {
-            let mut results = Vec::with_capacity(msgs.len());
             for msg in msgs {
-                results.push(self.hop.send_one(msg).await);
+                results.push(match self.hop.entry_len(&msg) {
+                    Ok(_) => self.hop.send_one(msg).await,
+                    Err(err) => Err(err),
+                });
             }
             return results;
         }
-        let mut results = Vec::with_capacity(msgs.len());
-        let mut msgs = msgs.into_iter().peekable();
-        while msgs.peek().is_some() {
-            let chunk: Vec<DataMessage> = msgs.by_ref().take(self.hop.config.batch).collect();
-            results.extend(self.hop.send_batch(chunk).await);
+        let mut chunk = Chunk::default();
+        for msg in msgs {
+            let len = match self.hop.entry_len(&msg) {
+                Ok(len) => len,
+                Err(err) => {
+                    // Flushed first, so that results stay in the messages' order.
+                    results.extend(self.hop.send_chunk(&mut chunk).await);
+                    results.push(Err(err));
+                    continue;
+                }
+            };
+            if !self.hop.has_room(&chunk, len) {
+                results.extend(self.hop.send_chunk(&mut chunk).await);
+            }
+            chunk.push(msg, len);
         }
+        results.extend(self.hop.send_chunk(&mut chunk).await);
         results
     }
 
@@ -260,7 +298,59 @@ impl Forwarder {
     }
 }
 
+/// Messages gathered for one batch request, with the bytes their body will take.
+#[derive(Debug)]
+struct Chunk<T> {
+    items: Vec<T>,
+    bytes: usize,
+}
+
+impl<T> Default for Chunk<T> {
+    fn default() -> Self {
+        Chunk {
+            items: Vec::new(),
+            bytes: BATCH_FRAME_BYTES,
+        }
+    }
+}
+
+impl<T> Chunk<T> {
+    fn push(&mut self, item: T, len: usize) {
+        self.items.push(item);
+        self.bytes += len;
+    }
+
+    fn take(&mut self) -> Vec<T> {
+        self.bytes = BATCH_FRAME_BYTES;
+        std::mem::take(&mut self.items)
+    }
+}
+
 impl Hop {
+    /// What `msg` adds to a batch body, or `TooLarge` when it would not fit in one even
+    /// alone.
+    fn entry_len(&self, msg: &DataMessage) -> Result<usize, ForwardError> {
+        let size = entry_len(self.config.codec, msg);
+        let limit = self.config.max_request_bytes;
+        if BATCH_FRAME_BYTES + size > limit {
+            return Err(ForwardError::TooLarge { size, limit });
+        }
+        Ok(size)
+    }
+
+    /// Whether a message of `len` bytes may join `chunk` without passing the batch size or
+    /// the body limit.
+    fn has_room<T>(&self, chunk: &Chunk<T>, len: usize) -> bool {
+        chunk.items.len() < self.config.batch && chunk.bytes + len <= self.config.max_request_bytes
+    }
+
+    async fn send_chunk(&self, chunk: &mut Chunk<DataMessage>) -> Vec<Result<(), ForwardError>> {
+        if chunk.items.is_empty() {
+            return Vec::new();
+        }
+        self.send_batch(chunk.take()).await
+    }
+
     async fn send_one(&self, msg: DataMessage) -> Result<(), ForwardError> {
         let (status, body) = self.post(&self.enqueue_uri, &msg).await?;
         if status == StatusCode::ACCEPTED {

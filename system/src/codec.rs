@@ -2,11 +2,17 @@
 //! as the proto3 canonical JSON mapping or as protobuf. Failures come back as the
 //! [`ApiError`] the contract fixes (400, 413, 415), never as a panic.
 
+mod batch;
+
+pub use batch::{BATCH_FRAME_BYTES, MAX_BATCH_MESSAGES, decode_batch, entry_len};
+
 use axum::response::{IntoResponse, Response};
 use axum::{
     body::{Body, Bytes},
     http::{HeaderMap, StatusCode, header},
 };
+use std::time::Duration;
+
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -105,8 +111,14 @@ impl Codec {
     }
 }
 
-/// Reads the whole body, answering 413 once it exceeds `limit` bytes.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the whole body, answering 413 once it exceeds `limit` bytes and 408 when it has
+/// not arrived within `timeout`.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -120,7 +132,17 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                timeout.as_secs_f64()
+            ),
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
         Err(err) => Err(ApiError::bad_request(format!(

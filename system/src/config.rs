@@ -9,10 +9,10 @@ use http::Uri;
 
 use crate::{
     client::{ClientMode, ForwarderConfig, HopProtocol},
-    codec::Codec,
+    codec::{Codec, MAX_BATCH_MESSAGES},
     gateway::GatewayConfig,
     grpc::GrpcConfig,
-    processor::ProcessorConfig,
+    processor::{DEFAULT_BODY_LIMIT, ProcessorConfig},
     queue::{NatsConfig, QueueType},
     server::HttpLimits,
     worker::{WorkerMode, seed_processing},
@@ -81,7 +81,7 @@ pub struct Settings {
 
     /// Most messages per request to the processor when batching (1 = no batching).
     #[arg(long, env = "HOP_BATCH", default_value_t = 64, global = true,
-          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+          value_parser = clap::value_parser!(u16).range(1..=MAX_BATCH_MESSAGES as i64))]
     pub hop_batch: u16,
 
     /// Microseconds a batch waits for more messages once it has one.
@@ -171,8 +171,9 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nats_max_deliver: u32,
 
-    /// Largest request body the processor accepts, in bytes.
-    #[arg(long, env = "PROCESSOR_BODY_LIMIT", default_value_t = 16 * 1024 * 1024, global = true,
+    /// Largest request body the processor accepts, in bytes (the front doors cut their
+    /// batches to fit it).
+    #[arg(long, env = "PROCESSOR_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT as u32, global = true,
           value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024 * 1024))]
     pub processor_body_limit: u32,
 
@@ -202,6 +203,7 @@ impl Settings {
 
     /// The processor role's configuration.
     pub fn processor(&self) -> ProcessorConfig {
+        let defaults = ProcessorConfig::default();
         ProcessorConfig {
             queue_type: self.queue_type,
             queue_size: self.queue_size as usize,
@@ -210,10 +212,13 @@ impl Settings {
             profile_endpoint: self.profile_endpoint,
             body_limit: self.processor_body_limit as usize,
             max_connections: self.max_connections as usize,
-            drain_timeout: self.drain_timeout(),
+            limits: HttpLimits {
+                drain_timeout: self.drain_timeout(),
+                ..defaults.limits
+            },
             process: Arc::new(seed_processing),
             nats: self.nats(),
-            ..ProcessorConfig::default()
+            ..defaults
         }
     }
 
@@ -241,6 +246,7 @@ impl Settings {
             linger: Duration::from_micros(u64::from(self.hop_linger_us)),
             batch_unary: self.hop_batch_http,
             timeout: Duration::from_millis(u64::from(self.hop_timeout_ms)),
+            max_request_bytes: self.processor_body_limit as usize,
             ..ForwarderConfig::new(processor_url)
         }
     }

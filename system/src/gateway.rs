@@ -13,7 +13,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -33,9 +33,11 @@ use crate::{
     debug,
     http_error::{self, ApiError},
     ids::{IdSource, MessageId},
+    message::MessageRef,
     net::BoundedListener,
     proto::{DataMessage, IngestRequest},
-    server::{self, HttpLimits},
+    server::{self, HttpLimits, Protocols},
+    validate::{self, Invalid},
 };
 
 /// How the gateway is set up.
@@ -72,6 +74,7 @@ struct Gateway {
     tracer: Tracer,
     started: Instant,
     body_limit: usize,
+    body_timeout: Duration,
     connections: Arc<AtomicU64>,
     accepted: AtomicU64,
     refused: AtomicU64,
@@ -90,13 +93,14 @@ pub async fn serve(
         forwarder: Forwarder::new(config.forwarder),
         started: Instant::now(),
         body_limit: config.body_limit,
+        body_timeout: config.limits.body_timeout,
         connections: listener.accepted_counter(),
         accepted: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         failed: AtomicU64::new(0),
     });
     let router = router(gateway, config.profile_endpoint);
-    server::serve(listener, router, config.limits, shutdown).await;
+    server::serve(listener, router, config.limits, Protocols::Auto, shutdown).await;
 }
 
 fn router(gateway: Arc<Gateway>, profile_endpoint: bool) -> Router {
@@ -112,14 +116,43 @@ fn router(gateway: Arc<Gateway>, profile_endpoint: bool) -> Router {
         .with_state(gateway)
 }
 
-/// The JSON body of `POST /api/v1/ingest`.
+/// The JSON body of `POST /api/v1/ingest`. A field given twice is refused (serde's derive
+/// does that), and so is a metadata key given twice: the message would be ambiguous.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IngestBody {
     source: String,
     data: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     metadata: HashMap<String, String>,
+}
+
+fn unique_keys<'de, D>(deserializer: D) -> Result<HashMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = HashMap<String, String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of strings")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = HashMap::new();
+            while let Some((key, value)) = map.next_entry::<String, String>()? {
+                if entries.insert(key, value).is_some() {
+                    return Err(serde::de::Error::custom(Invalid::RepeatedKey));
+                }
+            }
+            Ok(entries)
+        }
+    }
+    deserializer.deserialize_map(Visitor)
 }
 
 #[derive(Serialize)]
@@ -154,7 +187,7 @@ async fn accept(
     body: Body,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let codec = Codec::from_headers(headers)?;
-    let bytes = read_body(headers, body, gateway.body_limit).await?;
+    let bytes = read_body(headers, body, gateway.body_limit, gateway.body_timeout).await?;
     let request = match codec {
         Codec::Json => {
             let body: IngestBody = serde_json::from_slice(&bytes)
@@ -167,7 +200,7 @@ async fn accept(
         }
         Codec::Protobuf => codec.decode(&bytes)?,
     };
-    let msg = new_message(request).map_err(ApiError::bad_request)?;
+    let msg = new_message(request).map_err(|err| ApiError::bad_request(err.to_string()))?;
     let message_id = msg.id.clone();
     gateway
         .forwarder
@@ -184,12 +217,9 @@ async fn accept(
 }
 
 /// Turns an ingest request into a message with a fresh id and the arrival time, or says
-/// which field is wrong.
-pub fn new_message(request: IngestRequest) -> Result<DataMessage, &'static str> {
-    if request.source.trim().is_empty() {
-        return Err("field `source` is required and must not be empty");
-    }
-    Ok(DataMessage {
+/// which field is wrong (see [`validate`]).
+pub fn new_message(request: IngestRequest) -> Result<DataMessage, Invalid> {
+    let msg = DataMessage {
         id: MessageId::generate(IdSource::Fast).to_string(),
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -197,12 +227,17 @@ pub fn new_message(request: IngestRequest) -> Result<DataMessage, &'static str> 
         source: request.source,
         payload: request.data,
         metadata: request.metadata,
-    })
+    };
+    validate::check(MessageRef::from(&msg))?;
+    Ok(msg)
 }
 
 fn forward_error(err: ForwardError) -> ApiError {
     match err {
         ForwardError::Overloaded(_) => ApiError::unavailable(err.to_string()),
+        ForwardError::TooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, err.to_string())
+        }
         ForwardError::Rejected(_) => ApiError::bad_request(err.to_string()),
         ForwardError::Unreachable(_) | ForwardError::Timeout(_) | ForwardError::Failed { .. } => {
             ApiError::new(StatusCode::BAD_GATEWAY, err.to_string())

@@ -8,21 +8,21 @@
 
 use std::{future::Future, time::Duration};
 
-use futures_util::stream;
 use http::HeaderValue;
-use tokio::{net::TcpListener, sync::oneshot};
-use tonic::{Code, Request, Response, Status, Streaming, transport::Server};
+use tokio::net::TcpListener;
+use tonic::{Code, Request, Response, Status, Streaming, service::Routes};
 use tower::util::MapResponseLayer;
 
 use crate::{
     client::{ForwardError, Forwarder, ForwarderConfig},
+    codec::BATCH_FRAME_BYTES,
     gateway::new_message,
     net::BoundedListener,
     proto::{
         DataMessage, FILE_DESCRIPTOR_SET, IngestRequest, IngestResponse,
         ingest_service_server::{IngestService, IngestServiceServer},
     },
-    server::HttpLimits,
+    server::{self, HttpLimits, Protocols},
 };
 
 /// How the gRPC server is set up.
@@ -51,16 +51,20 @@ impl GrpcConfig {
 }
 
 /// Serves gRPC on `listener` until `shutdown` completes, then lets open calls finish
-/// (within the drain timeout).
+/// (within the drain timeout). The services run on the same accept loop and under the same
+/// deadlines as the HTTP servers ([`crate::server`]), HTTP/2 only.
 pub async fn serve(
     listener: TcpListener,
     config: GrpcConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
     let forwarder = Forwarder::new(config.forwarder);
-    let ingest = IngestServiceServer::new(IngestServer { forwarder })
-        .max_decoding_message_size(config.max_message_bytes)
-        .max_encoding_message_size(config.max_message_bytes);
+    let ingest = IngestServiceServer::new(IngestServer {
+        forwarder,
+        idle_timeout: config.limits.idle_timeout,
+    })
+    .max_decoding_message_size(config.max_message_bytes)
+    .max_encoding_message_size(config.max_message_bytes);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<IngestServiceServer<IngestServer>>()
@@ -70,49 +74,18 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
-
-    let idle = config.limits.idle_timeout;
-    let incoming = stream::unfold(
-        BoundedListener::new(listener, config.max_connections),
-        move |mut listener| async move {
-            let (stream, _) = listener.accept().await;
-            Some((
-                Ok::<_, std::io::Error>(stream.with_idle_timeout(idle)),
-                listener,
-            ))
-        },
-    );
-    let (fired_tx, fired_rx) = oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = fired_tx.send(());
-    };
-    let server = Server::builder()
-        .max_concurrent_streams(config.limits.max_concurrent_streams)
-        .max_frame_size(config.limits.max_frame_size)
-        .layer(MapResponseLayer::new(
-            resource_exhausted::<tonic::body::Body>,
-        ))
-        .add_service(ingest)
+    let router = Routes::new(ingest)
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming, signal);
-    let drain = config.limits.drain_timeout;
-    tokio::select! {
-        result = server => Ok(result?),
-        () = async {
-            if fired_rx.await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(drain).await;
-        } => {
-            tracing::warn!(?drain, "gRPC calls still open after the drain timeout; abandoning them");
-            Ok(())
-        }
-    }
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .prepare()
+        .into_axum_router()
+        .layer(MapResponseLayer::new(
+            resource_exhausted::<axum::body::Body>,
+        ));
+    let listener = BoundedListener::new(listener, config.max_connections);
+    server::serve(listener, router, config.limits, Protocols::Http2, shutdown).await;
+    Ok(())
 }
 
 /// Why the gRPC server could not run.
@@ -121,9 +94,6 @@ pub enum GrpcError {
     /// The embedded descriptor set could not be served by reflection.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    /// The server failed.
-    #[error("gRPC server: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }
 
 /// tonic answers an over-limit message with OUT_OF_RANGE; the contract (like other gRPC
@@ -142,6 +112,8 @@ fn resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
 
 struct IngestServer {
     forwarder: Forwarder,
+    /// Longest a stream may go without a message before it is ended.
+    idle_timeout: Duration,
 }
 
 #[tonic::async_trait]
@@ -150,7 +122,8 @@ impl IngestService for IngestServer {
         &self,
         request: Request<IngestRequest>,
     ) -> Result<Response<IngestResponse>, Status> {
-        let msg = new_message(request.into_inner()).map_err(Status::invalid_argument)?;
+        let msg = new_message(request.into_inner())
+            .map_err(|err| Status::invalid_argument(err.to_string()))?;
         let message_id = msg.id.clone();
         self.forwarder.forward(msg).await.map_err(forward_status)?;
         Ok(Response::new(IngestResponse {
@@ -168,7 +141,17 @@ impl IngestService for IngestServer {
         let mut forwarding = StreamForwarding::new(&self.forwarder);
         loop {
             let next = if forwarding.chunk.is_empty() {
-                incoming.message().await
+                // A stream holds a slot of its connection: one that sends nothing is ended.
+                match tokio::time::timeout(self.idle_timeout, incoming.message()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        let idle = Status::deadline_exceeded(format!(
+                            "no message for {} s",
+                            self.idle_timeout.as_secs()
+                        ));
+                        return Err(forwarding.failure(idle));
+                    }
+                }
             } else {
                 // `Streaming::message` keeps partial frames in the stream, so giving up on
                 // it after the linger and asking again later loses nothing.
@@ -186,7 +169,9 @@ impl IngestService for IngestServer {
                         Ok(msg) => msg,
                         Err(reason) => {
                             forwarding.flush().await?;
-                            return Err(forwarding.failure(Status::invalid_argument(reason)));
+                            return Err(
+                                forwarding.failure(Status::invalid_argument(reason.to_string()))
+                            );
                         }
                     };
                     forwarding.push(msg).await?;
@@ -211,6 +196,8 @@ impl IngestService for IngestServer {
 struct StreamForwarding<'a> {
     forwarder: &'a Forwarder,
     chunk: Vec<DataMessage>,
+    /// What the chunk takes in a batch request body.
+    chunk_bytes: usize,
     batch: usize,
     linger: Duration,
     accepted: u64,
@@ -223,6 +210,7 @@ impl<'a> StreamForwarding<'a> {
         StreamForwarding {
             forwarder,
             chunk: Vec::with_capacity(batch),
+            chunk_bytes: BATCH_FRAME_BYTES,
             batch,
             linger: forwarder.config().linger,
             accepted: 0,
@@ -230,8 +218,22 @@ impl<'a> StreamForwarding<'a> {
         }
     }
 
+    /// Adds `msg` to the chunk, sending the chunk first when `msg` would take it over the
+    /// hop's request limit and after when it is full. A message too large for any request
+    /// fails the call (after the messages before it are sent).
     async fn push(&mut self, msg: DataMessage) -> Result<(), Status> {
+        let len = match self.forwarder.entry_len(&msg) {
+            Ok(len) => len,
+            Err(err) => {
+                self.flush().await?;
+                return Err(self.failure(forward_status(err)));
+            }
+        };
+        if self.chunk_bytes + len > self.forwarder.config().max_request_bytes {
+            self.flush().await?;
+        }
         self.chunk.push(msg);
+        self.chunk_bytes += len;
         if self.chunk.len() >= self.batch {
             self.flush().await?;
         }
@@ -243,6 +245,7 @@ impl<'a> StreamForwarding<'a> {
         if self.chunk.is_empty() {
             return Ok(());
         }
+        self.chunk_bytes = BATCH_FRAME_BYTES;
         let ids: Vec<String> = self.chunk.iter().map(|m| m.id.clone()).collect();
         let results = self
             .forwarder
@@ -284,6 +287,7 @@ fn forward_status(err: ForwardError) -> Status {
         ForwardError::Overloaded(_) | ForwardError::Unreachable(_) | ForwardError::Timeout(_) => {
             Code::Unavailable
         }
+        ForwardError::TooLarge { .. } => Code::ResourceExhausted,
         ForwardError::Rejected(_) => Code::InvalidArgument,
         ForwardError::Failed { .. } => Code::Internal,
     };

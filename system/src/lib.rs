@@ -19,6 +19,7 @@ pub mod proto;
 pub mod queue;
 pub mod server;
 pub mod shutdown;
+pub mod validate;
 pub mod worker;
 
 use std::{future::Future, io, net::SocketAddr};

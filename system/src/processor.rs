@@ -30,19 +30,24 @@ use serde::Serialize;
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 use crate::{
-    codec::{Codec, read_body},
+    codec::{Codec, MAX_BATCH_MESSAGES, decode_batch, read_body},
     debug,
     http_error::{self, ApiError},
     ids::MessageId,
     message::MessageRef,
     net::BoundedListener,
-    proto::{BatchOutcome, DataMessage, DataMessageBatch, MessageOutcome, Outcome},
+    proto::{BatchOutcome, DataMessage, MessageOutcome, Outcome},
     queue::{
         AnyQueue, NatsConfig, NatsQueue, NatsStats, PublishError, Queue, QueueStats, QueueType,
     },
-    server::{self, HttpLimits},
+    server::{self, HttpLimits, Protocols},
+    validate::{self, Invalid},
     worker::{PoolStats, ProcessFn, WorkerMode, WorkerPool, WorkerStats, seed_processing},
 };
+
+/// The default of [`ProcessorConfig::body_limit`]; the front doors' processor client
+/// assumes it unless told otherwise (`PROCESSOR_BODY_LIMIT` sets both).
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Most result batches the reader takes from the channel per wake-up.
 const RESULTS_BATCH: usize = 64;
@@ -65,8 +70,8 @@ pub struct ProcessorConfig {
     /// Most results waiting between the workers and whoever reads them (the channel holds
     /// whole batches: this divided by the batch size of `worker_mode`, at least one).
     pub results_capacity: usize,
-    /// How long open connections may take to finish after shutdown is requested.
-    pub drain_timeout: Duration,
+    /// Protocol limits, deadlines and the shutdown drain.
+    pub limits: HttpLimits,
     /// What a worker does to a message.
     pub process: ProcessFn,
     /// Serve `GET /debug/pprof/profile` (see [`crate::debug`]).
@@ -83,10 +88,17 @@ impl Default for ProcessorConfig {
             queue_size: 1000,
             workers: 4,
             worker_mode: WorkerMode::default(),
-            body_limit: 16 * 1024 * 1024,
+            body_limit: DEFAULT_BODY_LIMIT,
             max_connections: 10_000,
             results_capacity: 1024,
-            drain_timeout: Duration::from_secs(10),
+            limits: HttpLimits {
+                // The header timer also closes idle keep-alive connections (see
+                // `HttpLimits`). The processor's clients are the front doors' pools, which
+                // drop idle connections after 90 s; closing them earlier here would race
+                // with requests they are sending.
+                header_read_timeout: HttpLimits::default().idle_timeout,
+                ..HttpLimits::default()
+            },
             process: Arc::new(seed_processing),
             profile_endpoint: false,
             nats: NatsConfig::default(),
@@ -153,6 +165,7 @@ struct AppState {
     profile_endpoint: bool,
     started: Instant,
     body_limit: usize,
+    body_timeout: Duration,
     connections: Arc<AtomicU64>,
     results: Arc<AtomicU64>,
     enqueue_requests: AtomicU64,
@@ -207,6 +220,7 @@ impl Processor {
             profile_endpoint: config.profile_endpoint,
             started: Instant::now(),
             body_limit: config.body_limit,
+            body_timeout: config.limits.body_timeout,
             connections,
             results,
             enqueue_requests: AtomicU64::new(0),
@@ -291,16 +305,14 @@ pub async fn serve(
     };
     let listener = BoundedListener::new(listener, config.max_connections);
     let processor = Processor::start_with_queue(queue, &config, listener.accepted_counter());
-    let defaults = HttpLimits::default();
-    let limits = HttpLimits {
-        // The header timer also closes idle keep-alive connections (see `HttpLimits`). The
-        // processor's clients are the front doors' pools, which drop idle connections after
-        // 90 s; closing them earlier here would race with requests they are sending.
-        header_read_timeout: defaults.idle_timeout,
-        drain_timeout: config.drain_timeout,
-        ..defaults
-    };
-    server::serve(listener, processor.router(), limits, shutdown).await;
+    server::serve(
+        listener,
+        processor.router(),
+        config.limits,
+        Protocols::Auto,
+        shutdown,
+    )
+    .await;
     let stats = processor.stop().await;
     tracing::info!(
         accepted = stats.queue.enqueued,
@@ -324,7 +336,7 @@ async fn enqueue(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     state.enqueue_requests.fetch_add(1, Ordering::Relaxed);
     let codec = Codec::from_headers(&headers)?;
-    let bytes = read_body(&headers, body, state.body_limit).await?;
+    let bytes = read_body(&headers, body, state.body_limit, state.body_timeout).await?;
     let mut msg: DataMessage = codec.decode(&bytes)?;
     complete(&mut msg, state.queue.kind())?;
     state
@@ -350,8 +362,8 @@ async fn enqueue_batch(
 ) -> Result<Response, ApiError> {
     state.batch_requests.fetch_add(1, Ordering::Relaxed);
     let codec = Codec::from_headers(&headers)?;
-    let bytes = read_body(&headers, body, state.body_limit).await?;
-    let mut messages = codec.decode::<DataMessageBatch>(&bytes)?.messages;
+    let bytes = read_body(&headers, body, state.body_limit, state.body_timeout).await?;
+    let mut messages = decode_batch(codec, &bytes, MAX_BATCH_MESSAGES)?;
     let checked: Vec<Result<(), ApiError>> = messages
         .iter_mut()
         .map(|msg| complete(msg, state.queue.kind()))
@@ -407,15 +419,15 @@ fn outcome_of(err: PublishError) -> Outcome {
         PublishError::Full => Outcome::QueueFull,
         PublishError::Closed => Outcome::ShuttingDown,
         PublishError::Unavailable => Outcome::Unavailable,
-        PublishError::TooLarge => Outcome::Invalid,
+        PublishError::TooLarge | PublishError::InvalidId => Outcome::Invalid,
     }
 }
 
-/// Checks the required fields and fills in an id and a timestamp when they are missing.
+/// Checks the message (see [`validate`]) and fills in an id and a timestamp when they are
+/// missing.
 fn complete(msg: &mut DataMessage, queue: QueueType) -> Result<(), ApiError> {
-    if msg.source.trim().is_empty() {
-        return Err(ApiError::bad_request("field `source` is required"));
-    }
+    validate::check(MessageRef::from(&*msg))
+        .map_err(|err| ApiError::bad_request(err.to_string()))?;
     if msg.id.is_empty() {
         msg.id = MessageId::generate(queue.id_source()).as_str().to_owned();
     }
@@ -434,6 +446,7 @@ fn publish_error(err: PublishError) -> ApiError {
         PublishError::Unavailable => {
             ApiError::unavailable("queue broker (NATS) is unavailable; retry later")
         }
+        PublishError::InvalidId => ApiError::bad_request(Invalid::BadId.to_string()),
         PublishError::TooLarge => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "message exceeds the largest message the queue broker accepts",

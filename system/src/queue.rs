@@ -48,6 +48,10 @@ pub enum PublishError {
     /// The message is larger than the broker accepts; retrying will not help.
     #[error("message is too large for the queue")]
     TooLarge,
+    /// The message's id cannot be stored by the broker (see [`crate::validate`]); retrying
+    /// will not help.
+    #[error("message id is not valid")]
+    InvalidId,
 }
 
 /// Counters of a queue at one moment.

@@ -1,23 +1,34 @@
-//! The HTTP server loop shared by the gateway and the processor: HTTP/1.1 and HTTP/2 with
-//! prior knowledge (h2c) on one port through hyper-util's auto builder, with the limits of
-//! [`HttpLimits`], every connection tracked so that shutdown can wait for it.
+//! The HTTP server loop shared by the gateway, the processor and the gRPC port: HTTP/1.1 and
+//! HTTP/2 with prior knowledge (h2c) on one port through hyper-util's auto builder (HTTP/2
+//! only for gRPC), with the limits of [`HttpLimits`], every connection watched by a task
+//! of its own (`server/conn.rs`).
+//!
+//! No connection is held for nothing: one that has neither begun a request nor sent the
+//! HTTP/2 preface within `header_read_timeout` is dropped; one without an open request or
+//! stream for `idle_timeout` is closed (GOAWAY for HTTP/2); HTTP/2 peers are pinged, and one
+//! that does not answer is dropped; a stalled request body is answered 408 after
+//! `body_timeout`.
 //!
 //! Shutdown: once the signal fires the listener is dropped (no new connections), open
 //! connections are asked to finish (HTTP/1.1 closes after the current response, HTTP/2 sends
 //! GOAWAY), and connections still open after the drain timeout are abandoned.
+
+mod conn;
 
 use std::{future::Future, time::Duration};
 
 use axum::Router;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto::Builder, graceful::GracefulShutdown},
+    server::conn::auto::Builder,
     service::TowerToHyperService,
 };
+use tokio::sync::{mpsc, watch};
 
+use self::conn::{Activity, Tracked, Watched};
 use crate::net::BoundedListener;
 
-/// Protocol limits of one HTTP server.
+/// Protocol limits and deadlines of one HTTP server.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     /// Most concurrent HTTP/2 streams per connection.
@@ -26,10 +37,24 @@ pub struct HttpLimits {
     pub max_frame_size: u32,
     /// Time a client gets to send a request head. For HTTP/1.1, hyper also runs this timer
     /// while a keep-alive connection waits for its next request, so it is the keep-alive
-    /// idle limit of HTTP/1.1 connections as well.
+    /// idle limit of HTTP/1.1 connections as well. A new connection must begin its first
+    /// request (or, for HTTP/2, send the connection preface) within it too.
     pub header_read_timeout: Duration,
-    /// A connection with no traffic for this long is closed.
+    /// A connection with no open request or stream for this long is closed, and so is one
+    /// with no traffic at all for this long.
     pub idle_timeout: Duration,
+    /// Time a client gets to send a whole request body; then 408.
+    pub body_timeout: Duration,
+    /// How often an HTTP/2 peer is pinged.
+    pub keep_alive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is dropped.
+    pub keep_alive_timeout: Duration,
+    /// HTTP/2 streams the server may reset because of a peer's protocol error before it
+    /// closes the connection (the "MadeYouReset" flood).
+    pub max_local_error_reset_streams: usize,
+    /// HTTP/2 streams the peer may reset before the server accepted them before the server
+    /// closes the connection (the "rapid reset" flood).
+    pub max_pending_accept_reset_streams: usize,
     /// How long open connections may take to finish after shutdown is requested.
     pub drain_timeout: Duration,
 }
@@ -41,9 +66,24 @@ impl Default for HttpLimits {
             max_frame_size: 1 << 20,
             header_read_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(120),
+            body_timeout: Duration::from_secs(30),
+            keep_alive_interval: Duration::from_secs(20),
+            keep_alive_timeout: Duration::from_secs(20),
+            // hyper's defaults, written out: tonic, for one, passes "no limit" instead.
+            max_local_error_reset_streams: 1024,
+            max_pending_accept_reset_streams: 20,
             drain_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// Which protocols a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    /// HTTP/1.1 and HTTP/2 with prior knowledge, told apart by the first bytes.
+    Auto,
+    /// HTTP/2 only (gRPC).
+    Http2,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains (see module docs).
@@ -51,44 +91,62 @@ pub async fn serve(
     mut listener: BoundedListener,
     router: Router,
     limits: HttpLimits,
+    protocols: Protocols,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true);
-    // Reset-stream limits stay at hyper's defaults, which guard against rapid-reset floods.
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_frame_size(limits.max_frame_size);
-    let graceful = GracefulShutdown::new();
+    let builder = builder(&limits, protocols);
+    let (stop, stopping) = watch::channel(false);
+    // Every connection task holds a sender; the drain is over when the last one is gone.
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
             () = &mut shutdown => break,
             (stream, _) = listener.accept() => stream,
         };
-        let stream = stream.with_idle_timeout(limits.idle_timeout);
-        let service = TowerToHyperService::new(router.clone());
+        let activity = Activity::new();
+        let io = Watched::new(stream.with_idle_timeout(limits.idle_timeout), &activity);
+        let service = Tracked::new(TowerToHyperService::new(router.clone()), &activity);
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%err, "connection ended with an error");
-            }
-        });
+        tokio::spawn(conn::watch(
+            connection,
+            activity,
+            limits,
+            stopping.clone(),
+            open.clone(),
+        ));
     }
     drop(listener);
+    let _ = stop.send(true);
+    drop(open);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = all_closed.recv() => {}
         () = tokio::time::sleep(limits.drain_timeout) => {
             tracing::warn!(drain = ?limits.drain_timeout, "connections still open after the drain timeout; abandoning them");
         }
     }
+}
+
+fn builder(limits: &HttpLimits, protocols: Protocols) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    if protocols == Protocols::Http2 {
+        builder = builder.http2_only();
+    }
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_frame_size(limits.max_frame_size)
+        .keep_alive_interval(limits.keep_alive_interval)
+        .keep_alive_timeout(limits.keep_alive_timeout)
+        .max_local_error_reset_streams(limits.max_local_error_reset_streams)
+        .max_pending_accept_reset_streams(limits.max_pending_accept_reset_streams);
+    builder
 }

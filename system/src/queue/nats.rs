@@ -33,8 +33,9 @@ use std::{
 };
 
 use async_nats::{
-    Client, ConnectOptions, Event, Subject,
+    Client, ConnectOptions, Event, HeaderValue, Subject,
     connection::State,
+    header::NATS_MESSAGE_ID,
     jetstream::{
         self, Context, ErrorCode,
         context::PublishErrorKind,
@@ -256,10 +257,18 @@ impl Inner {
         if self.client.connection_state() != State::Connected {
             return Err(PublishError::Unavailable);
         }
-        let payload = Bytes::from(msg.to_owned_message().encode_to_vec());
         // The id doubles as JetStream's deduplication key, so a client that retries after
-        // a timed-out answer does not get its message stored twice.
-        let publish = PublishMessage::build().payload(payload).message_id(msg.id);
+        // a timed-out answer does not get its message stored twice. The edges refuse ids
+        // that cannot be a header value; checking again here keeps the client library's
+        // header code (which panics on such a value) out of reach of any caller.
+        let id = msg
+            .id
+            .parse::<HeaderValue>()
+            .map_err(|_| PublishError::InvalidId)?;
+        let payload = Bytes::from(msg.to_owned_message().encode_to_vec());
+        let publish = PublishMessage::build()
+            .payload(payload)
+            .header(NATS_MESSAGE_ID, id);
         let ack = self
             .jetstream
             .send_publish(self.subject.clone(), publish)

@@ -1,0 +1,166 @@
+//! What a message may hold, checked once at each edge (the gateway, the gRPC server and the
+//! processor) before anything else sees it. Every client-chosen string can end up in a log
+//! line, a NATS header or a metric label, so none may hold control characters, and each
+//! has a length limit; the id, which becomes JetStream's de-duplication header, is visible
+//! ASCII only. The payload is opaque bytes and is not looked at.
+//!
+//! The limits on metadata follow those of common message brokers (100 attributes, keys of
+//! 256 bytes, values of 1024 bytes): enough for routing and tracing, small enough that a
+//! message's metadata never costs more than about 128 KiB however it is encoded.
+
+use crate::message::MessageRef;
+
+/// Longest `source`, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 256;
+/// Longest message id, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// Most metadata entries of one message.
+pub const MAX_METADATA_ENTRIES: usize = 100;
+/// Longest metadata key, in bytes.
+pub const MAX_METADATA_KEY_BYTES: usize = 256;
+/// Longest metadata value, in bytes.
+pub const MAX_METADATA_VALUE_BYTES: usize = 1024;
+
+/// Why a message is refused. The texts are written for the client and never echo the
+/// offending value (it may be huge, or hold the very characters refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// `source` is missing, empty or blank.
+    #[error("field `source` is required and must not be empty")]
+    MissingSource,
+    /// A string is longer than its limit.
+    #[error("field `{field}` is longer than {limit} bytes")]
+    TooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its limit in bytes.
+        limit: usize,
+    },
+    /// A string holds a control character (such as a line break).
+    #[error("field `{0}` must not contain control characters")]
+    ControlCharacter(&'static str),
+    /// The id is not visible ASCII.
+    #[error(
+        "field `id` must be 1 to {MAX_ID_BYTES} visible ASCII characters \
+         (no spaces or control characters)"
+    )]
+    BadId,
+    /// Too many metadata entries.
+    #[error("metadata has {0} entries; at most {MAX_METADATA_ENTRIES} are allowed")]
+    TooManyEntries(usize),
+    /// A metadata key is empty.
+    #[error("metadata keys must not be empty")]
+    EmptyKey,
+    /// A metadata key appears twice in a JSON body.
+    #[error("metadata key repeated")]
+    RepeatedKey,
+}
+
+/// Checks every string of `msg` against the rules above; an empty id is allowed (the
+/// processor assigns one).
+pub fn check(msg: MessageRef<'_>) -> Result<(), Invalid> {
+    if !msg.id.is_empty() && !is_valid_id(msg.id) {
+        return Err(Invalid::BadId);
+    }
+    if msg.source.trim().is_empty() {
+        return Err(Invalid::MissingSource);
+    }
+    text("source", msg.source, MAX_SOURCE_BYTES)?;
+    if msg.metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(Invalid::TooManyEntries(msg.metadata.len()));
+    }
+    for (key, value) in msg.metadata.iter() {
+        if key.is_empty() {
+            return Err(Invalid::EmptyKey);
+        }
+        text("metadata key", key, MAX_METADATA_KEY_BYTES)?;
+        text("metadata value", value, MAX_METADATA_VALUE_BYTES)?;
+    }
+    Ok(())
+}
+
+/// Whether `id` can serve as a message id: 1 to [`MAX_ID_BYTES`] visible ASCII characters.
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=MAX_ID_BYTES).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn text(field: &'static str, value: &str, limit: usize) -> Result<(), Invalid> {
+    if value.len() > limit {
+        return Err(Invalid::TooLong { field, limit });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Invalid::ControlCharacter(field));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::proto::DataMessage;
+
+    fn message(id: &str, source: &str, metadata: &[(&str, &str)]) -> DataMessage {
+        DataMessage {
+            id: id.to_owned(),
+            source: source.to_owned(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<HashMap<_, _>>(),
+            ..DataMessage::default()
+        }
+    }
+
+    fn verdict(id: &str, source: &str, metadata: &[(&str, &str)]) -> Result<(), Invalid> {
+        check(MessageRef::from(&message(id, source, metadata)))
+    }
+
+    #[test]
+    fn every_string_field_refuses_control_characters_and_excess_length() {
+        assert_eq!(verdict("", "sensor-1", &[("unit", "°C")]), Ok(()));
+        assert_eq!(verdict("", " ", &[]), Err(Invalid::MissingSource));
+        assert_eq!(
+            verdict("", "a\nb", &[]),
+            Err(Invalid::ControlCharacter("source"))
+        );
+        assert_eq!(
+            verdict("", "s", &[("k\r", "v")]),
+            Err(Invalid::ControlCharacter("metadata key"))
+        );
+        assert_eq!(
+            verdict("", "s", &[("k", "v\u{0}")]),
+            Err(Invalid::ControlCharacter("metadata value"))
+        );
+        assert_eq!(verdict("", "s", &[("", "v")]), Err(Invalid::EmptyKey));
+        let long = "x".repeat(MAX_METADATA_VALUE_BYTES + 1);
+        assert!(matches!(
+            verdict("", "s", &[("k", &long)]),
+            Err(Invalid::TooLong { .. })
+        ));
+        assert!(matches!(
+            verdict("", &long[..MAX_SOURCE_BYTES + 1], &[]),
+            Err(Invalid::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn an_id_is_visible_ascii_of_bounded_length() {
+        assert_eq!(verdict("0f8e-Ab_9", "s", &[]), Ok(()));
+        for bad in ["a\r\nb", "a b", "é", &"x".repeat(MAX_ID_BYTES + 1)] {
+            assert_eq!(verdict(bad, "s", &[]), Err(Invalid::BadId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_entries_are_counted() {
+        let keys: Vec<String> = (0..=MAX_METADATA_ENTRIES).map(|i| i.to_string()).collect();
+        let pairs: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "")).collect();
+        assert_eq!(
+            verdict("", "s", &pairs),
+            Err(Invalid::TooManyEntries(MAX_METADATA_ENTRIES + 1))
+        );
+        assert_eq!(verdict("", "s", &pairs[1..]), Ok(()));
+    }
+}
