@@ -80,9 +80,7 @@ pub async fn serve(
         .add_service(reflection().build_v1alpha()?)
         .prepare()
         .into_axum_router()
-        .layer(MapResponseLayer::new(
-            resource_exhausted::<axum::body::Body>,
-        ));
+        .layer(MapResponseLayer::new(contract_status::<axum::body::Body>));
     let listener = BoundedListener::new(listener, config.max_connections);
     server::serve(listener, router, config.limits, Protocols::Http2, shutdown).await;
     Ok(())
@@ -96,16 +94,33 @@ pub enum GrpcError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-/// tonic answers an over-limit message with OUT_OF_RANGE; the contract (like other gRPC
-/// implementations) says RESOURCE_EXHAUSTED.
-fn resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+/// tonic answers an over-limit message with OUT_OF_RANGE and a message that does not decode
+/// with INTERNAL; the contract (like other gRPC implementations) says RESOURCE_EXHAUSTED
+/// and INVALID_ARGUMENT. The code of the mapped answer, if it is one of those.
+fn contract_code(code: Code, message: &str) -> Option<Code> {
+    match code {
+        Code::OutOfRange if message.contains("too large") => Some(Code::ResourceExhausted),
+        Code::Internal if message.starts_with("failed to decode") => Some(Code::InvalidArgument),
+        _ => None,
+    }
+}
+
+/// [`contract_code`] for answers that tonic writes before a handler runs (status in the
+/// headers, `grpc-message` percent-encoded).
+fn contract_status<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
-    let too_large = headers
+    let code = headers
+        .get("grpc-status")
+        .and_then(|s| s.to_str().ok())
+        .and_then(|s| s.parse::<i32>().ok())
+        .map(Code::from);
+    let message = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .is_some_and(|m| m.contains("too%20large") || m.contains("too large"));
-    if too_large && headers.get("grpc-status").is_some_and(|s| s == "11") {
-        headers.insert("grpc-status", HeaderValue::from_static("8"));
+        .map(|m| m.replace("%20", " "))
+        .unwrap_or_default();
+    if let Some(mapped) = code.and_then(|code| contract_code(code, &message)) {
+        headers.insert("grpc-status", HeaderValue::from(mapped as i32));
     }
     response
 }
@@ -295,9 +310,8 @@ fn forward_status(err: ForwardError) -> Status {
 }
 
 fn receive_status(status: Status) -> Status {
-    if status.code() == Code::OutOfRange && status.message().contains("too large") {
-        Status::resource_exhausted(status.message().to_owned())
-    } else {
-        status
+    match contract_code(status.code(), status.message()) {
+        Some(code) => Status::new(code, status.message().to_owned()),
+        None => status,
     }
 }
