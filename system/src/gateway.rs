@@ -188,18 +188,7 @@ async fn accept(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let codec = Codec::from_headers(headers)?;
     let bytes = read_body(headers, body, gateway.body_limit, gateway.body_timeout).await?;
-    let request = match codec {
-        Codec::Json => {
-            let body: IngestBody = serde_json::from_slice(&bytes)
-                .map_err(|err| ApiError::bad_request(format!("invalid JSON: {err}")))?;
-            IngestRequest {
-                source: body.source,
-                data: body.data.into_bytes(),
-                metadata: body.metadata,
-            }
-        }
-        Codec::Protobuf => codec.decode(&bytes)?,
-    };
+    let request = decode_ingest(codec, &bytes)?;
     let msg = new_message(request).map_err(|err| ApiError::bad_request(err.to_string()))?;
     let message_id = msg.id.clone();
     gateway
@@ -214,6 +203,23 @@ async fn accept(
             status: "accepted",
         }),
     ))
+}
+
+/// Decodes the body of `POST /api/v1/ingest`: the JSON form (`data` a string) or a
+/// protobuf `IngestRequest`; 400 saying what is wrong otherwise.
+pub fn decode_ingest(codec: Codec, body: &[u8]) -> Result<IngestRequest, ApiError> {
+    match codec {
+        Codec::Json => {
+            let body: IngestBody = serde_json::from_slice(body)
+                .map_err(|err| ApiError::bad_request(format!("invalid JSON: {err}")))?;
+            Ok(IngestRequest {
+                source: body.source,
+                data: body.data.into_bytes(),
+                metadata: body.metadata,
+            })
+        }
+        Codec::Protobuf => codec.decode(body),
+    }
 }
 
 /// Turns an ingest request into a message with a fresh id and the arrival time, or says

@@ -10,6 +10,7 @@ mod nats;
 mod nats_crash;
 mod nats_server;
 mod processor;
+mod properties;
 mod queue;
 mod raw;
 mod stack;

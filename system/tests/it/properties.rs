@@ -1,0 +1,243 @@
+//! Properties of the decoders and of the batch contract, over generated input.
+
+use std::{collections::HashMap, sync::Arc};
+
+use proptest::{collection, prelude::*, test_runner::TestRunner};
+use system::{
+    client::{ForwardError, Forwarder, ForwarderConfig},
+    codec::{BATCH_FRAME_BYTES, Codec, decode_batch, entry_len},
+    gateway::decode_ingest,
+    message::MessageRef,
+    processor::ProcessorConfig,
+    proto::{BatchOutcome, DataMessage, DataMessageBatch, IngestRequest, Outcome},
+    validate,
+};
+
+use crate::stack::{Setup, Stack};
+
+const CODECS: [Codec; 2] = [Codec::Json, Codec::Protobuf];
+
+/// Any text, control characters and all.
+fn text() -> impl Strategy<Value = String> {
+    ".{0,12}"
+}
+
+fn metadata() -> impl Strategy<Value = HashMap<String, String>> {
+    collection::hash_map(text(), text(), 0..4)
+}
+
+fn message() -> impl Strategy<Value = DataMessage> {
+    (
+        text(),
+        any::<i64>(),
+        text(),
+        collection::vec(any::<u8>(), 0..48),
+        metadata(),
+    )
+        .prop_map(|(id, timestamp, source, payload, metadata)| DataMessage {
+            id,
+            timestamp,
+            source,
+            payload,
+            metadata,
+        })
+}
+
+proptest! {
+    /// The JSON and protobuf forms of any message decode to the same value: the message.
+    #[test]
+    fn both_forms_of_a_message_decode_to_the_same_value(msg in message()) {
+        for codec in CODECS {
+            let decoded: DataMessage = codec.decode(&codec.encode(&msg)).unwrap();
+            prop_assert_eq!(&decoded, &msg, "{:?}", codec);
+        }
+    }
+
+    /// The gateway's JSON body (`data` a string) and its protobuf body decode to the same
+    /// request.
+    #[test]
+    fn both_forms_of_an_ingest_body_decode_to_the_same_request(
+        source in text(), data in text(), metadata in metadata(),
+    ) {
+        let json = serde_json::json!({"source": source, "data": data, "metadata": metadata});
+        let request = IngestRequest { source, data: data.into_bytes(), metadata };
+        let protobuf = prost::Message::encode_to_vec(&request);
+        let from_json = decode_ingest(Codec::Json, json.to_string().as_bytes()).unwrap();
+        let from_protobuf = decode_ingest(Codec::Protobuf, &protobuf).unwrap();
+        prop_assert_eq!(&from_json, &request);
+        prop_assert_eq!(&from_protobuf, &request);
+    }
+
+    /// Any bytes given to a decoder yield a value or an error, never a panic: random bytes,
+    /// and valid bodies with a few bytes changed or cut off.
+    #[test]
+    fn any_bytes_decode_to_a_value_or_an_error(
+        noise in collection::vec(any::<u8>(), 0..256),
+        msgs in collection::vec(message(), 0..4),
+        edits in collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        for codec in CODECS {
+            let mut body = codec.encode(&DataMessageBatch { messages: msgs.clone() });
+            for (at, byte) in &edits {
+                if !body.is_empty() {
+                    let at = at.index(body.len());
+                    body[at] = *byte;
+                }
+            }
+            let len = body.len();
+            for input in [&noise[..], &body[..], &body[..cut.index(len + 1)]] {
+                let _ = codec.decode::<DataMessage>(input);
+                let _ = decode_batch(codec, input, 3);
+                if let Ok(request) = decode_ingest(codec, input) {
+                    let _ = system::gateway::new_message(request);
+                }
+                if let Ok(msg) = codec.decode::<DataMessage>(input) {
+                    let _ = validate::check(MessageRef::from(&msg));
+                }
+            }
+        }
+    }
+
+    /// What a message adds to a batch body is never more than its bound, in a batch or on
+    /// its own.
+    #[test]
+    fn a_message_never_takes_more_than_its_bound(msgs in collection::vec(message(), 1..4)) {
+        for codec in CODECS {
+            let bound: usize = msgs.iter().map(|m| entry_len(codec, m)).sum();
+            let batch = codec.encode(&DataMessageBatch { messages: msgs.clone() });
+            prop_assert!(batch.len() <= BATCH_FRAME_BYTES + bound, "{:?}", codec);
+            for msg in &msgs {
+                prop_assert!(codec.encode(msg).len() <= entry_len(codec, msg));
+            }
+        }
+    }
+}
+
+/// Messages for the hop: some invalid, some too large for its limit, the rest fine.
+fn hop_messages() -> impl Strategy<Value = Vec<DataMessage>> {
+    let source = prop_oneof![
+        4 => "[a-z]{1,8}",
+        1 => Just(String::new()),
+        1 => "[a-z]{0,3}[\n\r\u{0}]",
+    ];
+    let one = (source, 0usize..5000).prop_map(|(source, len)| DataMessage {
+        source,
+        payload: vec![b'p'; len],
+        ..DataMessage::default()
+    });
+    collection::vec(one, 0..40)
+}
+
+/// The hop's request limit in the batch contract cases.
+const HOP_LIMIT: usize = 8 * 1024;
+
+/// Forwarded in batches cut by count and bytes, every message gets its own result in its
+/// place: accepted ones are processed exactly once, invalid ones are rejected, and only
+/// those too large for any hop request are refused as such. Posted as one batch, the
+/// processor answers one outcome per message, in order.
+#[test]
+fn a_batch_has_one_outcome_per_message_in_order() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for codec in CODECS {
+        let stack = runtime.block_on(Stack::start_recording(Setup {
+            processor: ProcessorConfig {
+                queue_size: 100_000,
+                body_limit: HOP_LIMIT,
+                ..ProcessorConfig::default()
+            },
+            ..Setup::default()
+        }));
+        let forwarder = runtime.block_on(async {
+            Forwarder::new(ForwarderConfig {
+                codec,
+                batch: 8,
+                max_request_bytes: HOP_LIMIT,
+                ..ForwarderConfig::new(stack.processor_url.parse().unwrap())
+            })
+        });
+        let accepted = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut runner = TestRunner::new(ProptestConfig::with_cases(48));
+        let next_id = std::sync::atomic::AtomicU64::new(0);
+        runner
+            .run(&hop_messages(), |mut msgs| {
+                for msg in &mut msgs {
+                    let n = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    msg.id = format!("m-{n}");
+                }
+                let results = runtime.block_on(forwarder.forward_batch(msgs.clone()));
+                prop_assert_eq!(results.len(), msgs.len());
+                for (msg, result) in msgs.iter().zip(&results) {
+                    let valid = validate::check(MessageRef::from(msg)).is_ok();
+                    match result {
+                        Ok(()) => {
+                            prop_assert!(valid);
+                            accepted.lock().unwrap().push(msg.id.clone());
+                        }
+                        Err(ForwardError::Rejected(_)) => prop_assert!(!valid),
+                        Err(ForwardError::TooLarge { .. }) => {
+                            let alone = codec.encode(&DataMessageBatch {
+                                messages: vec![msg.clone()],
+                            });
+                            prop_assert!(alone.len() + 128 > HOP_LIMIT, "{}", alone.len());
+                        }
+                        Err(other) => prop_assert!(false, "{}", other),
+                    }
+                }
+                // The same messages, small enough to go as one batch, posted directly.
+                let small: Vec<DataMessage> = msgs
+                    .iter()
+                    .map(|msg| DataMessage {
+                        id: format!("{}-posted", msg.id),
+                        payload: msg.payload[..msg.payload.len().min(64)].to_vec(),
+                        ..msg.clone()
+                    })
+                    .collect();
+                let answer = runtime.block_on(post_batch(&stack, codec, &small));
+                prop_assert_eq!(answer.outcomes.len(), small.len());
+                for (msg, outcome) in small.iter().zip(&answer.outcomes) {
+                    let valid = validate::check(MessageRef::from(msg)).is_ok();
+                    let expected = if valid {
+                        Outcome::Accepted
+                    } else {
+                        Outcome::Invalid
+                    };
+                    prop_assert_eq!(outcome.outcome, expected as i32);
+                    if valid {
+                        prop_assert_eq!(&outcome.message_id, &msg.id);
+                        accepted.lock().unwrap().push(msg.id.clone());
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        let seen = Arc::clone(&stack.seen);
+        runtime.block_on(stack.shutdown());
+        let mut seen: Vec<String> = seen.lock().unwrap().iter().map(|m| m.id.clone()).collect();
+        seen.sort();
+        let mut accepted = accepted.lock().unwrap().clone();
+        accepted.sort();
+        assert_eq!(
+            seen, accepted,
+            "{codec:?}: processed exactly the accepted, once each"
+        );
+    }
+}
+
+/// Posts `msgs` as one batch request.
+async fn post_batch(stack: &Stack, codec: Codec, msgs: &[DataMessage]) -> BatchOutcome {
+    let body = codec.encode(&DataMessageBatch {
+        messages: msgs.to_vec(),
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/enqueue/batch", stack.processor_url))
+        .header(reqwest::header::CONTENT_TYPE, codec.content_type())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(status, reqwest::StatusCode::OK, "{bytes:?}");
+    codec.decode(&bytes).unwrap()
+}
