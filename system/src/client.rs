@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 
 use self::{batcher::Job, buffers::BufferPool, connector::CountingConnector};
 use crate::{
-    codec::{BATCH_FRAME_BYTES, Codec, entry_len},
+    codec::{BATCH_FRAME_BYTES, Codec, MAX_BATCH_MESSAGES, entry_len},
     processor::DEFAULT_BODY_LIMIT,
     proto::{BatchOutcome, DataMessage, DataMessageBatch, Outcome},
 };
@@ -185,7 +185,9 @@ struct Hop {
 impl Forwarder {
     /// A forwarder for `config`; starts the batcher when `batch_unary` is on. Must be called
     /// inside a tokio runtime.
-    pub fn new(config: ForwarderConfig) -> Forwarder {
+    pub fn new(mut config: ForwarderConfig) -> Forwarder {
+        // The processor refuses larger batches.
+        config.batch = config.batch.clamp(1, MAX_BATCH_MESSAGES);
         let opened = Arc::new(AtomicU64::new(0));
         let connector = CountingConnector::new(Arc::clone(&opened), config.timeout, None);
         let shared = build_client(&config, connector.clone(), true);
@@ -235,29 +237,39 @@ impl Forwarder {
 
     /// Hands several messages to the processor: batch requests of at most `batch` messages
     /// and at most `max_request_bytes` (one request per message when batching is off). One
-    /// result per message, in order.
+    /// result per message, in order; a message too large for any request is `TooLarge`.
     pub async fn forward_batch(&self, msgs: Vec<DataMessage>) -> Vec<Result<(), ForwardError>> {
         let mut results = Vec::with_capacity(msgs.len());
+        let mut fitting = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            match self.hop.entry_len(&msg) {
+                Ok(len) => fitting.push((msg, len)),
+                Err(err) => {
+                    // Those before it go first, so that results stay in the messages' order.
+                    results.extend(self.forward_measured(std::mem::take(&mut fitting)).await);
+                    results.push(Err(err));
+                }
+            }
+        }
+        results.extend(self.forward_measured(fitting).await);
+        results
+    }
+
+    /// [`Forwarder::forward_batch`] for messages each paired with its
+    /// [`Forwarder::entry_len`], so that nothing is measured twice.
+    pub async fn forward_measured(
+        &self,
+        msgs: Vec<(DataMessage, usize)>,
+    ) -> Vec<Result<(), ForwardError>> {
+        let mut results = Vec::with_capacity(msgs.len());
         if self.hop.config.batch <= 1 {
-            for msg in msgs {
-                results.push(match self.hop.entry_len(&msg) {
-                    Ok(_) => self.hop.send_one(msg).await,
-                    Err(err) => Err(err),
-                });
+            for (msg, _) in msgs {
+                results.push(self.hop.send_one(msg).await);
             }
             return results;
         }
-        let mut chunk = Chunk::default();
-        for msg in msgs {
-            let len = match self.hop.entry_len(&msg) {
-                Ok(len) => len,
-                Err(err) => {
-                    // Flushed first, so that results stay in the messages' order.
-                    results.extend(self.hop.send_chunk(&mut chunk).await);
-                    results.push(Err(err));
-                    continue;
-                }
-            };
+        let mut chunk = Chunk::with_capacity(msgs.len().min(self.hop.config.batch));
+        for (msg, len) in msgs {
             if !self.hop.has_room(&chunk, len) {
                 results.extend(self.hop.send_chunk(&mut chunk).await);
             }
@@ -305,16 +317,14 @@ struct Chunk<T> {
     bytes: usize,
 }
 
-impl<T> Default for Chunk<T> {
-    fn default() -> Self {
+impl<T> Chunk<T> {
+    fn with_capacity(capacity: usize) -> Self {
         Chunk {
-            items: Vec::new(),
+            items: Vec::with_capacity(capacity),
             bytes: BATCH_FRAME_BYTES,
         }
     }
-}
 
-impl<T> Chunk<T> {
     fn push(&mut self, item: T, len: usize) {
         self.items.push(item);
         self.bytes += len;
@@ -322,7 +332,8 @@ impl<T> Chunk<T> {
 
     fn take(&mut self) -> Vec<T> {
         self.bytes = BATCH_FRAME_BYTES;
-        std::mem::take(&mut self.items)
+        let capacity = self.items.capacity();
+        std::mem::replace(&mut self.items, Vec::with_capacity(capacity))
     }
 }
 

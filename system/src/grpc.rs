@@ -210,7 +210,8 @@ impl IngestService for IngestServer {
 /// The state of one `IngestStream` call.
 struct StreamForwarding<'a> {
     forwarder: &'a Forwarder,
-    chunk: Vec<DataMessage>,
+    /// Messages waiting to be forwarded, each with what it takes in a request body.
+    chunk: Vec<(DataMessage, usize)>,
     /// What the chunk takes in a batch request body.
     chunk_bytes: usize,
     batch: usize,
@@ -247,7 +248,7 @@ impl<'a> StreamForwarding<'a> {
         if self.chunk_bytes + len > self.forwarder.config().max_request_bytes {
             self.flush().await?;
         }
-        self.chunk.push(msg);
+        self.chunk.push((msg, len));
         self.chunk_bytes += len;
         if self.chunk.len() >= self.batch {
             self.flush().await?;
@@ -261,10 +262,10 @@ impl<'a> StreamForwarding<'a> {
             return Ok(());
         }
         self.chunk_bytes = BATCH_FRAME_BYTES;
-        let ids: Vec<String> = self.chunk.iter().map(|m| m.id.clone()).collect();
+        let ids: Vec<String> = self.chunk.iter().map(|(m, _)| m.id.clone()).collect();
         let results = self
             .forwarder
-            .forward_batch(std::mem::take(&mut self.chunk))
+            .forward_measured(std::mem::take(&mut self.chunk))
             .await;
         let mut first_error = None;
         for (id, result) in ids.into_iter().zip(results) {

@@ -52,7 +52,7 @@ async fn run(hop: Arc<Hop>, mut jobs: mpsc::Receiver<Job>) {
                 None => return,
             },
         };
-        let mut batch = Chunk::default();
+        let mut batch = Chunk::with_capacity(hop.config.batch);
         batch.push((first.0, first.2), first.1);
         let linger = tokio::time::sleep(hop.config.linger);
         tokio::pin!(linger);
