@@ -109,17 +109,20 @@ fn contract_code(code: Code, message: &str) -> Option<Code> {
 /// headers, `grpc-message` percent-encoded).
 fn contract_status<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
-    let code = headers
+    let Some(code) = headers
         .get("grpc-status")
         .and_then(|s| s.to_str().ok())
         .and_then(|s| s.parse::<i32>().ok())
-        .map(Code::from);
+        .map(Code::from)
+    else {
+        return response;
+    };
     let message = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
         .map(|m| m.replace("%20", " "))
         .unwrap_or_default();
-    if let Some(mapped) = code.and_then(|code| contract_code(code, &message)) {
+    if let Some(mapped) = contract_code(code, &message) {
         headers.insert("grpc-status", HeaderValue::from(mapped as i32));
     }
     response

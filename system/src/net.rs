@@ -198,11 +198,3 @@ impl AsyncWrite for BoundedStream {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
-
-impl tonic::transport::server::Connected for BoundedStream {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
-    }
-}
