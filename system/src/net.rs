@@ -3,7 +3,7 @@
 //! [`BoundedListener`] stops accepting while `limit` connections are open (the kernel's
 //! backlog then pushes back on clients) and counts every connection it accepts, so
 //! connection reuse can be measured from the server's side. A [`BoundedStream`] can close
-//! itself after a period without traffic.
+//! itself after a period without traffic, and raise a flag once the peer has sent enough.
 
 use std::{
     future::Future,
@@ -12,7 +12,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -40,6 +40,14 @@ pub struct BoundedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
     idle: Option<Idle>,
+    arrival: Option<Arrival>,
+}
+
+/// A flag to raise once the peer has sent a number of bytes.
+#[derive(Debug)]
+struct Arrival {
+    flag: Arc<AtomicBool>,
+    remaining: usize,
 }
 
 #[derive(Debug)]
@@ -84,6 +92,7 @@ impl BoundedListener {
                             stream,
                             _permit: permit,
                             idle: None,
+                            arrival: None,
                         },
                         addr,
                     );
@@ -112,6 +121,27 @@ impl BoundedStream {
             deadline: Box::pin(tokio::time::sleep(after)),
         });
         self
+    }
+
+    /// Sets `flag` once the peer has sent `bytes` bytes (a server uses it to see that a
+    /// client is past protocol detection).
+    pub fn with_arrival_flag(mut self, flag: Arc<AtomicBool>, bytes: usize) -> BoundedStream {
+        self.arrival = Some(Arrival {
+            flag,
+            remaining: bytes,
+        });
+        self
+    }
+
+    fn received(&mut self, bytes: usize) {
+        self.touch();
+        if let Some(arrival) = &mut self.arrival {
+            arrival.remaining = arrival.remaining.saturating_sub(bytes);
+            if arrival.remaining == 0 {
+                arrival.flag.store(true, Ordering::Relaxed);
+                self.arrival = None;
+            }
+        }
     }
 
     fn touch(&mut self) {
@@ -147,8 +177,9 @@ impl AsyncRead for BoundedStream {
         let before = buf.filled().len();
         match Pin::new(&mut self.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    self.touch();
+                let read = buf.filled().len() - before;
+                if read > 0 {
+                    self.received(read);
                 }
                 Poll::Ready(Ok(()))
             }

@@ -15,7 +15,7 @@
 
 mod conn;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::Router;
 use hyper_util::{
@@ -25,7 +25,7 @@ use hyper_util::{
 };
 use tokio::sync::{mpsc, watch};
 
-use self::conn::{Activity, Tracked, Watched};
+use self::conn::{Activity, Tracked};
 use crate::net::BoundedListener;
 
 /// Protocol limits and deadlines of one HTTP server.
@@ -105,7 +105,9 @@ pub async fn serve(
             (stream, _) = listener.accept() => stream,
         };
         let activity = Activity::new();
-        let io = Watched::new(stream.with_idle_timeout(limits.idle_timeout), &activity);
+        let io = stream
+            .with_idle_timeout(limits.idle_timeout)
+            .with_arrival_flag(Arc::clone(&activity.greeted), conn::PREFACE_LEN);
         let service = Tracked::new(TowerToHyperService::new(router.clone()), &activity);
         let connection = builder
             .serve_connection(TokioIo::new(io), service)

@@ -1,6 +1,6 @@
-//! One connection's watch: what it has done ([`Activity`], filled in by the IO wrapper
-//! [`Watched`] and the service wrapper [`Tracked`]) and the task that closes it when it
-//! does nothing ([`watch`]).
+//! One connection's watch: what it has done ([`Activity`], filled in by the connection's
+//! stream and the service wrapper [`Tracked`]) and the task that closes it when it does
+//! nothing ([`watch`]).
 //!
 //! The rules, checked at deadlines rather than per request so that the hot path pays two
 //! atomic additions and nothing else:
@@ -13,7 +13,6 @@
 //! - on shutdown, every connection is closed gracefully; the server bounds the drain.
 
 use std::{
-    io,
     pin::Pin,
     sync::{
         Arc,
@@ -27,7 +26,6 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::server::graceful::GracefulConnection;
 use pin_project_lite::pin_project;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
     sync::{mpsc, watch as signal},
     time::Instant,
 };
@@ -36,7 +34,7 @@ use super::HttpLimits;
 
 /// Bytes of the HTTP/2 client preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`): a client that
 /// sent this many bytes is past protocol detection.
-const PREFACE_LEN: usize = 24;
+pub(super) const PREFACE_LEN: usize = 24;
 
 /// What a connection has done so far.
 #[derive(Debug, Default)]
@@ -45,8 +43,8 @@ pub(super) struct Activity {
     begun: AtomicU64,
     /// Requests whose answer has not ended yet.
     open: AtomicUsize,
-    /// Whether the client sent at least [`PREFACE_LEN`] bytes.
-    greeted: AtomicBool,
+    /// Whether the client sent at least [`PREFACE_LEN`] bytes (the stream raises it).
+    pub(super) greeted: Arc<AtomicBool>,
 }
 
 impl Activity {
@@ -69,73 +67,6 @@ impl Open {
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The connection's IO, noting when the client has sent enough to be past protocol
-/// detection.
-#[derive(Debug)]
-pub(super) struct Watched<T> {
-    io: T,
-    received: usize,
-    activity: Arc<Activity>,
-}
-
-impl<T> Watched<T> {
-    pub(super) fn new(io: T, activity: &Arc<Activity>) -> Watched<T> {
-        Watched {
-            io,
-            received: 0,
-            activity: Arc::clone(activity),
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if self.received < PREFACE_LEN {
-            self.received += buf.filled().len() - before;
-            if self.received >= PREFACE_LEN {
-                self.activity.greeted.store(true, Ordering::Relaxed);
-            }
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
