@@ -116,19 +116,8 @@ impl Hostile {
             ),
         ];
         for (client, url, body) in still {
-            let response = client
-                .post(url)
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::ACCEPTED);
-            let answer: Value = response.json().await.unwrap();
-            self.accepted
-                .lock()
-                .unwrap()
-                .push(answer["messageId"].as_str().unwrap().to_owned());
+            let id = accepted_id(client, url, body.to_owned()).await;
+            self.accepted.lock().unwrap().push(id);
         }
         let answer = self
             .stack
@@ -190,6 +179,20 @@ async fn grpc_call(base: &str, method: &str, body: Vec<u8>) -> (String, String) 
             .unwrap_or_default()
     };
     (get("grpc-status"), get("grpc-message"))
+}
+
+/// POSTs a JSON `body` that must be accepted; returns the id it was accepted under.
+async fn accepted_id(client: &Client, url: String, body: String) -> String {
+    let response = client
+        .post(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let answer: Value = response.json().await.unwrap();
+    answer["messageId"].as_str().unwrap().to_owned()
 }
 
 fn request(source: &str, data: &[u8]) -> IngestRequest {
@@ -469,18 +472,7 @@ async fn streams_and_batches_of_large_messages_are_cut_to_fit_the_hop() {
                 let client = hostile.client.clone();
                 let body = json!({"source": format!("post-{i}"), "data": data}).to_string();
                 let url = hostile.gateway();
-                tokio::spawn(async move {
-                    let response = client
-                        .post(url)
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(response.status(), StatusCode::ACCEPTED);
-                    let answer: Value = response.json().await.unwrap();
-                    answer["messageId"].as_str().unwrap().to_owned()
-                })
+                tokio::spawn(async move { accepted_id(&client, url, body).await })
             })
             .collect();
         for post in posts {
