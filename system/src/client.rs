@@ -78,8 +78,12 @@ pub struct ForwarderConfig {
     pub codec: Codec,
     /// Most messages per hop request; 1 sends every message on its own.
     pub batch: usize,
-    /// How long a batch waits for more messages once it has one.
+    /// How long a batch of single messages waits for more once the hop has room for it
+    /// (zero: it leaves at once with what is ready; see `client/batcher.rs`).
     pub linger: Duration,
+    /// Most batch requests of single messages out at once; messages that arrive while they
+    /// are out form the next batch.
+    pub max_in_flight: usize,
     /// Coalesce concurrent single messages into batches too.
     pub batch_unary: bool,
     /// Time allowed for one hop request, connecting included.
@@ -100,7 +104,8 @@ impl ForwarderConfig {
             protocol: HopProtocol::Http1,
             codec: Codec::Json,
             batch: 64,
-            linger: Duration::from_micros(500),
+            linger: Duration::ZERO,
+            max_in_flight: 4,
             batch_unary: false,
             timeout: Duration::from_secs(5),
             max_idle_per_host: 200,
@@ -371,7 +376,14 @@ impl Hop {
         }
     }
 
-    async fn send_batch(&self, msgs: Vec<DataMessage>) -> Vec<Result<(), ForwardError>> {
+    /// Sends `msgs` in one batch request (a single message as a request of its own, the
+    /// same path as without batching).
+    async fn send_batch(&self, mut msgs: Vec<DataMessage>) -> Vec<Result<(), ForwardError>> {
+        if msgs.len() == 1
+            && let Some(msg) = msgs.pop()
+        {
+            return vec![self.send_one(msg).await];
+        }
         let count = msgs.len();
         let batch = DataMessageBatch { messages: msgs };
         let answer = match self.post(&self.batch_uri, &batch).await {

@@ -84,10 +84,17 @@ pub struct Settings {
           value_parser = clap::value_parser!(u16).range(1..=MAX_BATCH_MESSAGES as i64))]
     pub hop_batch: u16,
 
-    /// Microseconds a batch waits for more messages once it has one.
-    #[arg(long, env = "HOP_LINGER_US", default_value_t = 500, global = true,
+    /// Microseconds a batch of single ingests waits for more once the hop has room (0: it
+    /// leaves at once with whatever is ready).
+    #[arg(long, env = "HOP_LINGER_US", default_value_t = 0, global = true,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub hop_linger_us: u32,
+
+    /// Most batch requests of single ingests out to the processor at once; ingests that
+    /// arrive while they are out form the next batch.
+    #[arg(long, env = "HOP_IN_FLIGHT", default_value_t = 4, global = true,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub hop_in_flight: u16,
 
     /// Also batch concurrent HTTP and unary gRPC ingests (streams are always batched when
     /// `HOP_BATCH` > 1).
@@ -244,6 +251,7 @@ impl Settings {
             codec: self.hop_codec,
             batch: usize::from(self.hop_batch),
             linger: Duration::from_micros(u64::from(self.hop_linger_us)),
+            max_in_flight: usize::from(self.hop_in_flight),
             batch_unary: self.hop_batch_http,
             timeout: Duration::from_millis(u64::from(self.hop_timeout_ms)),
             max_request_bytes: self.processor_body_limit as usize,

@@ -2,9 +2,10 @@
 //! server reflection (v1 and v1alpha, so `grpcurl list` works) and `grpc.health.v1`.
 //!
 //! Messages go to the processor through the same [`Forwarder`] as the HTTP gateway. A
-//! stream is forwarded in batches of up to `batch` messages (fewer when the client pauses
-//! longer than the linger); the reply counts the accepted messages, and the call fails with
-//! a status as soon as one message is not accepted, saying how many were.
+//! stream is forwarded in batches of what has arrived while the previous batch was out (and
+//! within the linger, when one is set), up to `batch` messages and the hop's request limit;
+//! the reply counts the accepted messages, and the call fails with a status as soon as one
+//! message is not accepted, saying how many were.
 
 use std::{future::Future, time::Duration};
 
