@@ -105,7 +105,7 @@ impl ForwarderConfig {
             codec: Codec::Json,
             batch: 64,
             linger: Duration::ZERO,
-            max_in_flight: 4,
+            max_in_flight: 2,
             batch_unary: false,
             timeout: Duration::from_secs(5),
             max_idle_per_host: 200,

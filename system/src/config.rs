@@ -92,7 +92,7 @@ pub struct Settings {
 
     /// Most batch requests of single ingests out to the processor at once; ingests that
     /// arrive while they are out form the next batch.
-    #[arg(long, env = "HOP_IN_FLIGHT", default_value_t = 4, global = true,
+    #[arg(long, env = "HOP_IN_FLIGHT", default_value_t = 2, global = true,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub hop_in_flight: u16,
 
