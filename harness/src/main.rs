@@ -67,6 +67,9 @@ struct SystemLoadArgs {
     /// Core to pin the server to with taskset.
     #[arg(long)]
     server_core: Option<String>,
+    /// Only the pairs of this group (e.g. `load/hop_batching`); may be repeated.
+    #[arg(long)]
+    only: Vec<String>,
     /// Directory of the result file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -182,10 +185,12 @@ fn system_load_command(args: SystemLoadArgs) -> anyhow::Result<()> {
     let options = harness::system_load::Options {
         system: args.system,
         system_mimalloc: args.mimalloc,
+        bare: std::env::current_exe().ok(),
         nats_server: args.nats_server,
         rounds: args.rounds.max(1),
         seconds: args.seconds,
         server_core: args.server_core,
+        only: args.only,
     };
     let file = harness::system_load::run(&options, &command_line(), &mut |line| {
         eprintln!("system-load: {line}")

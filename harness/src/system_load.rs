@@ -1,9 +1,21 @@
-//! The whole system under load, one A/B pair at a time: the `system` binary is started as a
-//! process (pinned to one core when `taskset` exists) with one side's settings, our load
-//! generator drives its front door, and the run is repeated in alternating rounds (every
-//! variant once per round) so that the machine's drift between rounds cancels out of the
-//! ratios. Writes cases of groups `load/*` with throughput, latency percentiles, the
-//! server's CPU time per request and, for the client pair, connection reuse on the hop.
+//! The whole system under load, one A/B pair at a time, asking two questions separately.
+//!
+//! - Capacity: the most a saturated server sustains. The closed-loop concurrency is raised
+//!   until the throughput stops rising; the best level, the server's CPU share (a capacity
+//!   where the server was not saturated is only a lower bound, and the report says so) and
+//!   its CPU per message are recorded.
+//! - Latency: an open loop at the same absolute rates for every side of a pair (25%, 50% and
+//!   75% of the smaller capacity of the pair in the same round: the baseline's when the
+//!   optimization is faster, the system's against the bare server), each request timed from
+//!   when it was due, so a stall shows in the tail instead of slowing the generator.
+//!
+//! Each side runs in a server process of its own (the `system` binary, or the bare
+//! reference servers for `load/vs_bare`), pinned to one core when `taskset` exists, and the
+//! rounds alternate the sides so that the machine's drift cancels out of the ratios. The
+//! pairs are data, in `system_load/variants.rs`; the runs are in `system_load/measure.rs`.
+
+mod measure;
+mod variants;
 
 use std::{
     io::{Read, Write},
@@ -13,12 +25,19 @@ use std::{
     time::Duration,
 };
 
+use self::{
+    measure::{Capacity, SATURATED, Timing},
+    variants::{Pair, Server as Kind, Side as PairSide},
+};
 use crate::{
-    load::{self, Protocol, Scenario, scenario::Payload},
+    load::{self, Protocol},
     pairs::side,
     peers::process::{Server, pinned},
     results::{Case, Metric, ResultFile},
 };
+
+/// The open-loop rates, as fractions of the smaller capacity of a pair.
+pub const LOADS: [f64; 3] = [0.25, 0.5, 0.75];
 
 /// How a run of the suite is made.
 #[derive(Debug, Clone)]
@@ -27,175 +46,67 @@ pub struct Options {
     pub system: PathBuf,
     /// The same binary built with `--features mimalloc`, when available.
     pub system_mimalloc: Option<PathBuf>,
+    /// A program that runs the bare reference servers as `PROGRAM serve-bare` (the harness
+    /// itself); `load/vs_bare` is measured only with it.
+    pub bare: Option<PathBuf>,
     /// `nats-server`, when available (the `nats` queue is measured only with it).
     pub nats_server: Option<PathBuf>,
-    /// Rounds; each runs every variant once.
+    /// Rounds; each runs every side of every pair once.
     pub rounds: usize,
     /// Measured seconds of each run (after a warm-up of a third of it).
     pub seconds: f64,
     /// Core the server is pinned to (`taskset -c`), when pinning.
     pub server_core: Option<String>,
+    /// Only the pairs of these groups (all when empty).
+    pub only: Vec<String>,
 }
 
-/// One side of one pair: which binary, which settings, which load.
-struct Variant {
-    group: &'static str,
-    variant: &'static str,
-    mimalloc: bool,
-    env: &'static [(&'static str, &'static str)],
-    protocol: Protocol,
+/// What one side measured in one round.
+#[derive(Debug, Default)]
+struct Rounds {
+    capacity: Vec<Capacity>,
+    /// One report per round for each of [`LOADS`].
+    latency: [Vec<load::Report>; LOADS.len()],
+    reuse: Vec<f64>,
 }
 
-const fn http1(
-    group: &'static str,
-    variant: &'static str,
-    env: &'static [(&'static str, &'static str)],
-) -> Variant {
-    Variant {
-        group,
-        variant,
-        mimalloc: false,
-        env,
-        protocol: Protocol::Http1,
-    }
-}
-
-fn variants() -> Vec<Variant> {
-    let ingress = |variant, protocol| Variant {
-        group: "load/ingress",
-        variant,
-        mimalloc: false,
-        env: &[],
-        protocol,
-    };
-    vec![
-        ingress("http1", Protocol::Http1),
-        ingress("h2c", Protocol::H2c),
-        ingress("grpc_unary", Protocol::GrpcUnary),
-        ingress("grpc_stream", Protocol::GrpcStream),
-        http1("load/queue", "memory", &[("QUEUE_TYPE", "memory")]),
-        http1("load/queue", "pooled", &[("QUEUE_TYPE", "pooled")]),
-        http1("load/queue", "nats", &[("QUEUE_TYPE", "nats")]),
-        http1("load/client", "baseline", &[("CLIENT_MODE", "baseline")]),
-        http1("load/client", "pooled", &[("CLIENT_MODE", "pooled")]),
-        http1("load/hop_protocol", "http1", &[("HOP_PROTOCOL", "http1")]),
-        http1("load/hop_protocol", "h2c", &[("HOP_PROTOCOL", "h2c")]),
-        http1("load/hop_codec", "json", &[("HOP_CODEC", "json")]),
-        http1("load/hop_codec", "protobuf", &[("HOP_CODEC", "protobuf")]),
-        http1(
-            "load/hop_batching",
-            "unbatched",
-            &[("HOP_BATCH_HTTP", "false")],
-        ),
-        http1(
-            "load/hop_batching",
-            "batched",
-            &[("HOP_BATCH_HTTP", "true")],
-        ),
-        http1("load/allocator", "glibc", &[]),
-        Variant {
-            group: "load/allocator",
-            variant: "mimalloc",
-            mimalloc: true,
-            env: &[],
-            protocol: Protocol::Http1,
-        },
-    ]
-}
-
-fn scenario(protocol: Protocol, target: &str, seconds: f64) -> Scenario {
-    let (connections, in_flight) = match protocol {
-        Protocol::Http1 => (32, 1),
-        Protocol::H2c | Protocol::GrpcUnary => (4, 8),
-        Protocol::GrpcStream => (2, 2),
-    };
-    Scenario {
-        connections,
-        in_flight,
-        duration_secs: seconds,
-        warmup_secs: seconds / 3.0,
-        timeout_ms: 5000,
-        payload: Payload {
-            messages_per_stream: 64,
-            ..Payload::default()
-        },
-        ..Scenario::closed("system-load", protocol, target)
-    }
-}
-
-/// Runs every variant `rounds` times, alternating; `log` hears about each run.
+/// Runs every pair `rounds` times, alternating its sides; `log` hears about each run.
 pub fn run(
     options: &Options,
     command: &str,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<ResultFile> {
-    let variants: Vec<Variant> = variants()
-        .into_iter()
-        .filter(|v| v.variant != "nats" || options.nats_server.is_some())
-        .filter(|v| !v.mimalloc || options.system_mimalloc.is_some())
-        .collect();
+    let pairs = available(options);
     let nats = options
         .nats_server
         .as_deref()
         .map(NatsServer::start)
         .transpose()?;
-    let mut samples: Vec<Vec<load::Report>> = variants.iter().map(|_| Vec::new()).collect();
-    let mut reuse: Vec<Vec<f64>> = variants.iter().map(|_| Vec::new()).collect();
+    let timing = Timing {
+        seconds: options.seconds,
+        warmup: options.seconds / 3.0,
+    };
+    let mut measured: Vec<Vec<Rounds>> = pairs
+        .iter()
+        .map(|pair| pair.sides.iter().map(|_| Rounds::default()).collect())
+        .collect();
     for round in 1..=options.rounds {
-        for (i, variant) in variants.iter().enumerate() {
+        for (pair, measured) in pairs.iter().zip(&mut measured) {
             log(&format!(
-                "round {round}/{}: {} {}",
-                options.rounds, variant.group, variant.variant
+                "round {round}/{}: {} ({})",
+                options.rounds,
+                pair.group,
+                pair.sides[0].protocol.as_str()
             ));
-            let binary = if variant.mimalloc {
-                options.system_mimalloc.as_deref()
-            } else {
-                Some(options.system.as_path())
-            };
-            let mut command = pinned(
-                options.server_core.as_deref(),
-                &binary.unwrap_or(&options.system).to_string_lossy(),
-            );
-            command.envs([
-                ("API_PORT", "0"),
-                ("GRPC_PORT", "0"),
-                ("PROCESSOR_PORT", "0"),
-                ("RUST_LOG", "warn,system=info"),
-            ]);
-            command.envs([("QUEUE_SIZE", "10000")]);
-            if let Some(nats) = &nats {
-                command.envs([
-                    ("NATS_URL", nats.url.as_str()),
-                    ("NATS_STREAM", "LOAD"),
-                    ("NATS_MAX_PENDING", "4096"),
-                ]);
-            }
-            command.envs(variant.env.iter().copied());
-            let mut server = Server::start(command, &["processor", "gateway", "grpc"])?;
-            let target = match variant.protocol {
-                Protocol::GrpcUnary | Protocol::GrpcStream => server.addr("grpc").to_owned(),
-                _ => server.addr("gateway").to_owned(),
-            };
-            let report = load::run(
-                &scenario(variant.protocol, &target, options.seconds),
-                &load::RunOptions {
-                    target_pid: Some(server.pid()),
-                },
-            )?;
-            // Only the gateway's own hop is reported on its status page.
-            if matches!(variant.protocol, Protocol::Http1 | Protocol::H2c)
-                && let Some(ratio) = hop_reuse(server.addr("gateway"))
-            {
-                reuse[i].push(ratio);
-            }
-            server.stop();
-            samples[i].push(report);
+            measure_pair(options, nats.as_ref(), pair, timing, measured)?;
         }
     }
     let mut file = ResultFile::new("load", command);
     file.notes.insert("method".into(), format!(
-        "the system binary as a process per run, our generator in this process; {} alternating rounds of every variant, {} s measured each",
-        options.rounds, options.seconds
+        "each side in a server process of its own, our generator in this process; {} alternating rounds; capacity: closed loop, concurrency raised until the throughput rose less than 5%, {} s per level; latency: open loop at {} of the smaller capacity of the pair in the same round, every side at the same rates, timed from each request's due time",
+        options.rounds,
+        options.seconds,
+        LOADS.map(percent).join(", ")
     ));
     file.notes.insert(
         "pinning".into(),
@@ -204,61 +115,214 @@ pub fn run(
             None => "none (taskset not available)".to_owned(),
         },
     );
-    for ((variant, reports), reuse) in variants.iter().zip(&samples).zip(&reuse) {
-        file.cases.push(case(variant, reports, reuse));
+    for (pair, measured) in pairs.iter().zip(&measured) {
+        for (pair_side, rounds) in pair.sides.iter().zip(measured) {
+            file.cases.extend(cases(pair.group, pair_side, rounds));
+        }
     }
     Ok(file)
 }
 
-fn case(variant: &Variant, reports: &[load::Report], reuse: &[f64]) -> Case {
-    let series = |f: &dyn Fn(&load::Report) -> Option<f64>| {
-        reports.iter().filter_map(f).collect::<Vec<f64>>()
+/// The pairs whose sides can be run here, without the sides that cannot.
+fn available(options: &Options) -> Vec<Pair> {
+    let mut pairs = variants::pairs();
+    for pair in &mut pairs {
+        pair.sides.retain(|s| match s.server {
+            Kind::Bare => options.bare.is_some(),
+            Kind::System { mimalloc, env } => {
+                (!mimalloc || options.system_mimalloc.is_some())
+                    && (options.nats_server.is_some() || !env.contains(&("QUEUE_TYPE", "nats")))
+            }
+        });
+    }
+    pairs.retain(|pair| {
+        pair.sides.len() >= 2
+            && (options.only.is_empty() || options.only.iter().any(|g| g == pair.group))
+    });
+    pairs
+}
+
+/// One round of one pair: the capacity of every side, then every side at the same rates:
+/// fractions of the smallest capacity of the pair, so that every side can sustain them.
+fn measure_pair(
+    options: &Options,
+    nats: Option<&NatsServer>,
+    pair: &Pair,
+    timing: Timing,
+    measured: &mut [Rounds],
+) -> anyhow::Result<()> {
+    let mut servers = Vec::with_capacity(pair.sides.len());
+    for (pair_side, rounds) in pair.sides.iter().zip(measured.iter_mut()) {
+        let server = start(options, nats, pair_side)?;
+        let target = target(&server, pair_side);
+        let capacity = measure::capacity(pair_side.protocol, &target, server.pid(), timing)?;
+        rounds.capacity.push(capacity);
+        // Only the gateway's own hop is reported on its status page.
+        if matches!(pair_side.server, Kind::System { .. })
+            && matches!(pair_side.protocol, Protocol::Http1 | Protocol::H2c)
+            && let Some(ratio) = hop_reuse(server.addr("gateway"))
+        {
+            rounds.reuse.push(ratio);
+        }
+        servers.push((server, target));
+    }
+    let reference = measured
+        .iter()
+        .filter_map(|rounds| rounds.capacity.last().map(|c| c.rate))
+        .fold(f64::INFINITY, f64::min);
+    for ((pair_side, rounds), (server, target)) in
+        pair.sides.iter().zip(measured.iter_mut()).zip(&mut servers)
+    {
+        for (load, reports) in LOADS.iter().zip(&mut rounds.latency) {
+            let rate = (reference * load).max(1.0);
+            let report = measure::latency(pair_side.protocol, target, server.pid(), rate, timing)?;
+            reports.push(report);
+        }
+        server.stop();
+    }
+    Ok(())
+}
+
+/// Starts the server of one side, pinned when asked.
+fn start(
+    options: &Options,
+    nats: Option<&NatsServer>,
+    pair_side: &PairSide,
+) -> anyhow::Result<Server> {
+    let (program, roles): (&Path, &[&str]) = match pair_side.server {
+        Kind::Bare => (
+            options.bare.as_deref().unwrap_or(Path::new("harness")),
+            &["bare-http", "bare-grpc"],
+        ),
+        Kind::System { mimalloc: true, .. } => (
+            options
+                .system_mimalloc
+                .as_deref()
+                .unwrap_or(&options.system),
+            &["processor", "gateway", "grpc"],
+        ),
+        Kind::System { .. } => (&options.system, &["processor", "gateway", "grpc"]),
     };
-    let mut case = Case::new(variant.group, variant.variant, side(variant.variant))
-        .param("protocol", format!("{:?}", variant.protocol).to_lowercase())
+    let mut command = pinned(options.server_core.as_deref(), &program.to_string_lossy());
+    match pair_side.server {
+        Kind::Bare => {
+            command.args([
+                "serve-bare",
+                "--http",
+                "127.0.0.1:0",
+                "--grpc",
+                "127.0.0.1:0",
+            ]);
+        }
+        Kind::System { env, .. } => {
+            command.envs([
+                ("API_PORT", "0"),
+                ("GRPC_PORT", "0"),
+                ("PROCESSOR_PORT", "0"),
+                ("RUST_LOG", "warn,system=info"),
+                ("QUEUE_SIZE", "10000"),
+            ]);
+            if let Some(nats) = nats {
+                command.envs([
+                    ("NATS_URL", nats.url.as_str()),
+                    ("NATS_STREAM", "LOAD"),
+                    ("NATS_MAX_PENDING", "4096"),
+                ]);
+            }
+            command.envs(env.iter().copied());
+        }
+    }
+    Ok(Server::start(command, roles)?)
+}
+
+/// The address the side's load goes to.
+fn target(server: &Server, pair_side: &PairSide) -> String {
+    let role = match (pair_side.server, pair_side.protocol) {
+        (Kind::Bare, Protocol::GrpcUnary | Protocol::GrpcStream) => "bare-grpc",
+        (Kind::Bare, _) => "bare-http",
+        (_, Protocol::GrpcUnary | Protocol::GrpcStream) => "grpc",
+        _ => "gateway",
+    };
+    server.addr(role).to_owned()
+}
+
+fn percent(load: f64) -> String {
+    format!("{:.0}%", load * 100.0)
+}
+
+/// The cases of one side: its capacity, and its latency at each of [`LOADS`].
+fn cases(group: &str, pair_side: &PairSide, rounds: &Rounds) -> Vec<Case> {
+    let new = |measure: &str| {
+        Case::new(group, pair_side.variant, side(pair_side.variant))
+            .param("protocol", pair_side.protocol.as_str())
+            .param("measure", measure)
+    };
+    let capacity = |f: &dyn Fn(&Capacity) -> Option<f64>| {
+        rounds.capacity.iter().filter_map(f).collect::<Vec<f64>>()
+    };
+    let mut capacity_case = new("capacity")
         .metric(
-            "throughput",
-            Metric::from_samples("msg/s", series(&|r| Some(r.throughput.messages_per_sec))),
+            "capacity",
+            Metric::from_samples("msg/s", capacity(&|c| Some(c.rate))),
         )
         .metric(
-            "p50",
-            Metric::from_samples("ms", series(&|r| r.latency_us.map(|l| l.p50 / 1000.0))),
+            "concurrency",
+            Metric::from_samples("requests", capacity(&|c| Some(f64::from(c.concurrency)))),
         )
         .metric(
-            "p99",
-            Metric::from_samples("ms", series(&|r| r.latency_us.map(|l| l.p99 / 1000.0))),
-        )
-        .metric(
-            "errors",
-            Metric::from_samples(
-                "requests",
-                series(&|r| Some((r.requests.errors + r.requests.rejected) as f64)),
-            ),
+            "server_cpu_share",
+            Metric::from_samples("cores", capacity(&|c| c.cpu_share)),
         )
         .metric(
             "server_cpu_per_msg",
-            Metric::from_samples(
-                "µs",
-                series(&|r| {
-                    let cpu = r.target.and_then(|t| t.cpu_seconds)?;
-                    (r.requests.messages > 0).then(|| cpu * 1e6 / r.requests.messages as f64)
-                }),
-            ),
+            Metric::from_samples("µs", capacity(&|c| c.cpu_per_msg)),
+        )
+        .metric(
+            "errors",
+            Metric::from_samples("requests", capacity(&|c| Some(c.errors as f64))),
         );
-    if let Some(rss) = reports
-        .iter()
-        .filter_map(|r| r.target.and_then(|t| t.peak_rss_bytes))
-        .max()
-    {
-        case = case.metric("server_peak_rss", Metric::exact("bytes", rss as f64));
+    if let Some(rss) = rounds.capacity.iter().filter_map(|c| c.peak_rss).max() {
+        capacity_case = capacity_case.metric("server_peak_rss", Metric::exact("bytes", rss as f64));
     }
-    if !reuse.is_empty() {
-        case = case.metric(
+    if !rounds.reuse.is_empty() {
+        capacity_case = capacity_case.metric(
             "connection_reuse",
-            Metric::from_samples("ratio", reuse.to_vec()),
+            Metric::from_samples("ratio", rounds.reuse.clone()),
         );
     }
-    case
+    let mut all = vec![capacity_case];
+    for (load, reports) in LOADS.iter().zip(&rounds.latency) {
+        let series = |f: &dyn Fn(&load::Report) -> Option<f64>| {
+            reports.iter().filter_map(f).collect::<Vec<f64>>()
+        };
+        let ms = |f: fn(&load::report::Latency) -> f64| {
+            Metric::from_samples("ms", series(&|r| r.latency_us.map(|l| f(&l) / 1000.0)))
+        };
+        all.push(
+            new("latency")
+                .param("load", percent(*load))
+                .metric(
+                    "rate",
+                    Metric::from_samples("msg/s", series(&|r| Some(r.throughput.messages_per_sec))),
+                )
+                .metric("p50", ms(|l| l.p50))
+                .metric("p99", ms(|l| l.p99))
+                .metric("p999", ms(|l| l.p999))
+                .metric(
+                    "errors",
+                    Metric::from_samples(
+                        "requests",
+                        series(&|r| Some((r.requests.errors + r.requests.rejected) as f64)),
+                    ),
+                ),
+        );
+    }
+    all
+}
+
+/// Whether a capacity was measured on a saturated server (median CPU share).
+pub fn saturated(cpu_share: f64) -> bool {
+    cpu_share >= SATURATED
 }
 
 /// The hop's connection reuse as the gateway reports it on `/api/v1/status`.

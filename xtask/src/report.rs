@@ -100,6 +100,8 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
     let context = json!({
         "files": files,
         "pairs": evidence.pairs(),
+        "end_to_end": evidence.end_to_end(),
+        "loads": harness::system_load::LOADS.map(|l| format!("{:.0}%", l * 100.0)),
         "checklist": checklist,
         "targets": evidence.targets(),
         "peers": evidence.peers(),

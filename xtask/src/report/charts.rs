@@ -36,13 +36,15 @@ pub(crate) fn all(evidence: &Evidence) -> Vec<(String, String, String)> {
         ),
     );
     add("client_pairs", client_pairs(evidence));
+    let capacity = [("measure", "capacity")];
+    let half = [("measure", "latency"), ("load", "50%")];
     add(
         "load_throughput",
         load_chart(
             evidence,
-            "load/ingress",
-            &["throughput"],
-            "Throughput through the system, by ingress protocol",
+            ("load/ingress", &capacity),
+            &["capacity"],
+            "Capacity of the system, by ingress protocol",
             "messages per second",
         ),
     );
@@ -50,9 +52,9 @@ pub(crate) fn all(evidence: &Evidence) -> Vec<(String, String, String)> {
         "load_latency",
         load_chart(
             evidence,
-            "load/ingress",
+            ("load/ingress", &half),
             &["p50", "p99"],
-            "Latency through the system, by ingress protocol",
+            "Latency through the system at half the HTTP/1.1 capacity, by ingress protocol",
             "ms",
         ),
     );
@@ -60,24 +62,32 @@ pub(crate) fn all(evidence: &Evidence) -> Vec<(String, String, String)> {
         "load_queue",
         load_chart(
             evidence,
-            "load/queue",
-            &["throughput"],
-            "Throughput through the gateway, by queue",
+            ("load/queue", &capacity),
+            &["capacity"],
+            "Capacity through the gateway, by queue",
             "messages per second",
         ),
     );
     charts
 }
 
-/// One bar per variant of a `load/*` group and per metric (median of the rounds).
+/// One bar per variant of a `load/*` group (the cases with these params) and per metric
+/// (median of the rounds).
 fn load_chart(
     evidence: &Evidence,
-    group: &str,
+    (group, params): (&str, &[(&str, &str)]),
     metrics: &[&str],
     title: &'static str,
     unit: &'static str,
 ) -> Option<BarChart<'static>> {
-    let cases = cases(evidence, "load", group);
+    let cases: Vec<&Case> = cases(evidence, "load", group)
+        .into_iter()
+        .filter(|c| {
+            params
+                .iter()
+                .all(|(k, v)| c.params.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect();
     if cases.is_empty() {
         return None;
     }

@@ -2,6 +2,8 @@
 //! as a checklist (a box is ticked only when a file proves it, and the file is named), the
 //! original success metrics and the harness targets against what was measured.
 
+mod end_to_end;
+
 use std::collections::BTreeMap;
 
 use harness::results::{Case, ResultFile, Side};
@@ -112,7 +114,8 @@ impl Evidence {
     /// Every A/B pair of every file, with the ratio optimized / baseline of each metric.
     pub(crate) fn pairs(&self) -> Vec<PairRow> {
         let mut rows = Vec::new();
-        for (suite, file) in &self.files {
+        // The load pairs have a table of their own (`end_to_end`).
+        for (suite, file) in self.files.iter().filter(|(suite, _)| *suite != "load") {
             for optimized in file
                 .cases
                 .iter()
@@ -303,6 +306,7 @@ impl Evidence {
     pub(crate) fn targets(&self) -> Vec<TargetRow> {
         self.target_list()
             .into_iter()
+            .chain(self.end_to_end_targets())
             .map(|target| TargetRow {
                 verdict: target.verdict(),
                 target,

@@ -90,3 +90,67 @@ fn check_finds_a_stale_report() {
     let stale = stale_files(&paths.out, &render(&paths).unwrap());
     assert_eq!(stale, ["PHASE3_COMPLETE.md"]);
 }
+
+fn load_case(group: &str, variant: &str, side: Side, protocol: &str, measure: &str) -> Case {
+    Case::new(group, variant, Some(side))
+        .param("protocol", protocol)
+        .param("measure", measure)
+}
+
+/// The load suite's pairs get a table of their own (capacity, CPU per message, p99 at each
+/// rate), a capacity measured on an unsaturated server is marked, and the targets against
+/// the bare servers are judged from the same cases.
+#[test]
+fn end_to_end_pairs_show_capacity_and_latency_and_judge_the_bare_targets() {
+    let dir = fixture_dir("end-to-end");
+    let mut file = ResultFile::new("load", "fixture");
+    let capacity = |rate: f64, share: f64, cpu: f64| {
+        move |case: Case| {
+            case.metric("capacity", Metric::from_samples("msg/s", vec![rate]))
+                .metric("concurrency", Metric::from_samples("requests", vec![64.0]))
+                .metric(
+                    "server_cpu_share",
+                    Metric::from_samples("cores", vec![share]),
+                )
+                .metric("server_cpu_per_msg", Metric::from_samples("µs", vec![cpu]))
+        }
+    };
+    let latency = |case: Case, load: &str, p99: f64| {
+        case.param("load", load)
+            .metric("p99", Metric::from_samples("ms", vec![p99]))
+    };
+    for (variant, side, rate, share, p99) in [
+        ("bare", Side::Baseline, 80_000.0, 0.99, 0.5),
+        ("system", Side::Optimized, 40_000.0, 0.6, 1.5),
+    ] {
+        let case = |measure| load_case("load/vs_bare", variant, side, "http1", measure);
+        file.cases
+            .push(capacity(rate, share, 1e6 / rate)(case("capacity")));
+        for load in ["25%", "50%", "75%"] {
+            file.cases.push(latency(case("latency"), load, p99));
+        }
+    }
+    file.write(&dir.join("results")).unwrap();
+    let report = render(&paths(&dir)).unwrap();
+    let markdown = &report["PHASE3_COMPLETE.md"];
+    assert!(
+        markdown.contains(
+            "| load/vs_bare: bare → system | http1 | 80k → 40k* | 0.50 | 64 → 64 | 12.5 → 25.0 | 0.50 → 1.50 | 0.50 → 1.50 | 0.50 → 1.50 |"
+        ),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(
+            "| HTTP/1.1 ingest against the bare server (capacity) | ≥ 0.70× bare | 0.50× bare | **no** |"
+        ),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| p99 at 50% of the system's capacity against the bare server at that rate | ≤ 2× bare | http1 3.00× | **no** |"),
+        "{markdown}"
+    );
+    assert!(
+        !markdown.contains("| load/vs_bare: bare → system | protocol=http1"),
+        "load pairs are not repeated in the table of every pair"
+    );
+}
