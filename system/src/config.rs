@@ -76,7 +76,7 @@ pub struct Settings {
     pub hop_protocol: HopProtocol,
 
     /// Encoding to the processor: `json` or `protobuf`.
-    #[arg(long, env = "HOP_CODEC", value_enum, default_value_t = Codec::Json, global = true)]
+    #[arg(long, env = "HOP_CODEC", value_enum, default_value_t = Codec::Protobuf, global = true)]
     pub hop_codec: Codec,
 
     /// Most messages per request to the processor when batching (1 = no batching).
@@ -98,7 +98,7 @@ pub struct Settings {
 
     /// Also batch concurrent HTTP and unary gRPC ingests (streams are always batched when
     /// `HOP_BATCH` > 1).
-    #[arg(long, env = "HOP_BATCH_HTTP", default_value_t = false, global = true,
+    #[arg(long, env = "HOP_BATCH_HTTP", default_value_t = true, global = true,
           action = clap::ArgAction::Set)]
     pub hop_batch_http: bool,
 
@@ -139,7 +139,7 @@ pub struct Settings {
 
     /// Queue implementation: `memory` (baseline), `pooled`, or `nats` (a JetStream stream
     /// shared by several processors).
-    #[arg(long, env = "QUEUE_TYPE", value_enum, default_value_t = QueueType::Memory, global = true)]
+    #[arg(long, env = "QUEUE_TYPE", value_enum, default_value_t = QueueType::Pooled, global = true)]
     pub queue_type: QueueType,
 
     /// Where the NATS server listens (with `QUEUE_TYPE=nats`).

@@ -84,7 +84,7 @@ pub struct ProcessorConfig {
 impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
-            queue_type: QueueType::Memory,
+            queue_type: QueueType::Pooled,
             queue_size: 1000,
             workers: 4,
             worker_mode: WorkerMode::default(),

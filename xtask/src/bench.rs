@@ -155,13 +155,10 @@ fn system_load(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
     let ab = root.join("target/ab");
     std::fs::create_dir_all(&ab)?;
     for (features, name) in [
-        (None, "system-glibc"),
-        (Some("mimalloc"), "system-mimalloc"),
+        ("--no-default-features", "system-glibc"),
+        ("--features=mimalloc", "system-mimalloc"),
     ] {
-        let mut args = vec!["build", "--release", "-p", "system"];
-        if let Some(features) = features {
-            args.extend(["--features", features]);
-        }
+        let args = vec!["build", "--release", "-p", "system", features];
         cargo_logged(&args, log)?;
         std::fs::copy(root.join("target/release/system"), ab.join(name))?;
     }

@@ -311,7 +311,12 @@ async fn graceful_shutdown_processes_everything_queued() {
 
 #[tokio::test]
 async fn health_and_metrics_answer() {
-    let server = start(ProcessorConfig::default()).await;
+    // The memory queue: it is the one that counts waits on its locks.
+    let server = start(ProcessorConfig {
+        queue_type: QueueType::Memory,
+        ..ProcessorConfig::default()
+    })
+    .await;
     post_json(&server.url, r#"{"source": "m"}"#).await;
     server.processed(1).await;
     let client = Client::new();
