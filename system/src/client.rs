@@ -33,9 +33,8 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 use serde::Serialize;
-use tokio::sync::mpsc;
 
-use self::{batcher::Job, buffers::BufferPool, connector::CountingConnector};
+use self::{batcher::Batcher, buffers::BufferPool, connector::CountingConnector};
 use crate::{
     codec::{BATCH_FRAME_BYTES, Codec, MAX_BATCH_MESSAGES, entry_len},
     processor::DEFAULT_BODY_LIMIT,
@@ -170,7 +169,7 @@ type HyperClient = Client<CountingConnector, Full<Bytes>>;
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     hop: Arc<Hop>,
-    batcher: Option<mpsc::Sender<Job>>,
+    batcher: Option<Batcher>,
 }
 
 #[derive(Debug)]
@@ -216,7 +215,7 @@ impl Forwarder {
             config,
         });
         let batcher = (hop.config.batch_unary && hop.config.batch > 1)
-            .then(|| batcher::start(Arc::clone(&hop)));
+            .then(|| Batcher::start(Arc::clone(&hop)));
         Forwarder { hop, batcher }
     }
 
@@ -229,7 +228,7 @@ impl Forwarder {
     pub async fn forward(&self, msg: DataMessage) -> Result<(), ForwardError> {
         let len = self.hop.entry_len(&msg)?;
         match &self.batcher {
-            Some(batcher) => batcher::submit(batcher, msg, len).await,
+            Some(batcher) => batcher.forward(&self.hop, msg, len).await,
             None => self.hop.send_one(msg).await,
         }
     }
@@ -337,8 +336,7 @@ impl<T> Chunk<T> {
 
     fn take(&mut self) -> Vec<T> {
         self.bytes = BATCH_FRAME_BYTES;
-        let capacity = self.items.capacity();
-        std::mem::replace(&mut self.items, Vec::with_capacity(capacity))
+        std::mem::take(&mut self.items)
     }
 }
 

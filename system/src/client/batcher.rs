@@ -1,11 +1,11 @@
-//! Coalesces concurrent single messages into batch requests without a timer floor: a
-//! message that finds the hop with room (fewer than `max_in_flight` batch requests out) leaves
-//! at once, with whatever else is ready at that moment; messages that arrive while every slot
-//! is taken wait and leave together in the next batch. So a lone message pays no linger and
-//! batches grow with the load. Batches are cut by count and by bytes; `linger`, when set,
-//! adds a wait for company after a slot is free. Each caller gets its own message's outcome
-//! back through a oneshot channel. The submission channel and the batches in flight are
-//! bounded.
+//! Coalesces concurrent single messages into batch requests without a timer floor. A
+//! message that finds the hop with room (fewer than `max_in_flight` requests out) and no
+//! message waiting is sent at once by its caller, on the same path as without batching;
+//! messages that arrive while every slot is taken wait in the bounded submission channel,
+//! and the batcher sends them together as soon as a slot is free. So a lone message pays
+//! nothing and batches grow with the load. Batches are cut by count and by bytes; `linger`,
+//! when set, adds a wait for company once a slot is free. Each waiting caller gets its own
+//! message's outcome back through a oneshot channel.
 
 use std::sync::Arc;
 
@@ -21,28 +21,47 @@ pub(super) type Job = (
     oneshot::Sender<Result<(), ForwardError>>,
 );
 
-pub(super) fn start(hop: Arc<Hop>) -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel(hop.config.batch * 4);
-    tokio::spawn(run(hop, rx));
-    tx
+/// The submission side of a running batcher; clones share it.
+#[derive(Debug, Clone)]
+pub(super) struct Batcher {
+    jobs: mpsc::Sender<Job>,
+    /// Requests out to the processor at once, by callers and by the batcher together.
+    slots: Arc<Semaphore>,
 }
 
-pub(super) async fn submit(
-    batcher: &mpsc::Sender<Job>,
-    msg: DataMessage,
-    len: usize,
-) -> Result<(), ForwardError> {
-    let (reply, answer) = oneshot::channel();
-    let stopped = || ForwardError::Unreachable("the batcher has stopped".to_owned());
-    batcher
-        .send((msg, len, reply))
-        .await
-        .map_err(|_| stopped())?;
-    answer.await.unwrap_or_else(|_| Err(stopped()))
+impl Batcher {
+    /// Starts the batcher task for `hop`.
+    pub(super) fn start(hop: Arc<Hop>) -> Batcher {
+        let (jobs, rx) = mpsc::channel(hop.config.batch * 4);
+        let slots = Arc::new(Semaphore::new(hop.config.max_in_flight.max(1)));
+        tokio::spawn(run(hop, rx, Arc::clone(&slots)));
+        Batcher { jobs, slots }
+    }
+
+    /// Hands `msg` (taking `len` bytes in a batch) to the processor: at once when a slot is
+    /// free and nobody waits, otherwise in the next batch.
+    pub(super) async fn forward(
+        &self,
+        hop: &Hop,
+        msg: DataMessage,
+        len: usize,
+    ) -> Result<(), ForwardError> {
+        // Waiting messages go first: a caller may not overtake them.
+        let nobody_waits = self.jobs.capacity() == self.jobs.max_capacity();
+        if nobody_waits && let Ok(_slot) = self.slots.try_acquire() {
+            return hop.send_one(msg).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ForwardError::Unreachable("the batcher has stopped".to_owned());
+        self.jobs
+            .send((msg, len, reply))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
 }
 
-async fn run(hop: Arc<Hop>, mut jobs: mpsc::Receiver<Job>) {
-    let in_flight = Arc::new(Semaphore::new(hop.config.max_in_flight.max(1)));
+async fn run(hop: Arc<Hop>, mut jobs: mpsc::Receiver<Job>, slots: Arc<Semaphore>) {
     // A job that did not fit in the batch before it starts the next one.
     let mut carried: Option<Job> = None;
     loop {
@@ -54,10 +73,10 @@ async fn run(hop: Arc<Hop>, mut jobs: mpsc::Receiver<Job>) {
             },
         };
         // Room on the hop first: what arrives while every slot is busy joins this batch.
-        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        let mut batch = Chunk::with_capacity(hop.config.batch);
+        let mut batch = Chunk::with_capacity(1);
         batch.push((first.0, first.2), first.1);
         if !hop.config.linger.is_zero() {
             let linger = tokio::time::sleep(hop.config.linger);
@@ -78,7 +97,7 @@ async fn run(hop: Arc<Hop>, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let batch = batch.take();
+        let batch = batch.items;
         let hop = Arc::clone(&hop);
         tokio::spawn(async move {
             let (msgs, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
