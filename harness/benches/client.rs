@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use harness::workloads::{Placement, Stack, sample_message};
+use harness::workloads::{Placement, Stack, reference_forwarder, sample_message};
 use system::{
     client::{ClientMode, ForwarderConfig, HopProtocol},
     codec::Codec,
@@ -29,10 +29,7 @@ fn client(c: &mut Criterion) {
         .build()
         .expect("a tokio runtime");
     let msg = sample_message();
-    let reference = |url| ForwarderConfig {
-        batch: 1,
-        ..ForwarderConfig::new(url)
-    };
+    let reference = reference_forwarder;
     type Variant = (&'static str, fn(ForwarderConfig) -> ForwarderConfig);
     let axes: [(&str, [Variant; 2]); 4] = [
         (

@@ -31,8 +31,8 @@ use system::{
 use crate::{
     callgrind::{Protocol, RoundTrip},
     workloads::{
-        Placement, Stack, contended, drain_with_pool, prefilled, publish_consume, sample_message,
-        warm_queue,
+        Placement, Stack, contended, drain_with_pool, prefilled, publish_consume,
+        reference_forwarder, sample_message, warm_queue,
     },
 };
 
@@ -212,8 +212,7 @@ fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json
             let forwarder = runtime.block_on(async {
                 stack.forwarder(|url| ForwarderConfig {
                     mode,
-                    batch: 1,
-                    ..ForwarderConfig::new(url)
+                    ..reference_forwarder(url)
                 })
             });
             while until() {

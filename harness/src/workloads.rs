@@ -227,3 +227,17 @@ pub fn encode(codec: system::codec::Codec, msg: &DataMessage, buf: &mut Vec<u8>)
 pub fn decode(codec: system::codec::Codec, bytes: &[u8]) -> Option<DataMessage> {
     codec.decode::<DataMessage>(bytes).ok()
 }
+
+/// The processor client every client pair changes one thing of: pooled connections,
+/// HTTP/1.1, JSON, one message per request (the baseline sides of the hop pairs, whatever
+/// the system's defaults are).
+pub fn reference_forwarder(processor_url: http::Uri) -> system::client::ForwarderConfig {
+    system::client::ForwarderConfig {
+        mode: system::client::ClientMode::Pooled,
+        protocol: system::client::HopProtocol::Http1,
+        codec: system::codec::Codec::Json,
+        batch: 1,
+        batch_unary: false,
+        ..system::client::ForwarderConfig::new(processor_url)
+    }
+}

@@ -6,8 +6,8 @@ use clap::Parser;
 use system::config::Cli;
 use tracing_subscriber::EnvFilter;
 
-// The allocator pair: mimalloc by default (the `mimalloc` feature), glibc's malloc (the
-// baseline) with `--no-default-features`.
+// The allocator pair: glibc's malloc by default (the baseline), mimalloc with
+// `--features mimalloc`.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

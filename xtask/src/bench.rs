@@ -1,4 +1,5 @@
-//! `cargo xtask bench [--quick]`: runs every suite and writes its result file to
+//! `cargo xtask bench [--quick] [--out DIR] [--only SUITE]...`: runs every suite (or the
+//! ones named) and writes its result file to
 //! `reports/results/`: allocation counts, instruction counts (callgrind), and wall-clock
 //! times (criterion), the latter in alternating rounds because this machine's speed drifts:
 //! each round runs both sides of every pair, so ratios are taken round by round and a
@@ -33,6 +34,17 @@ const CRITERION: [(&str, &str); 4] = [
 /// measured this many times (once with `--quick`).
 const ROUNDS: usize = 3;
 
+/// The suites, in the order they run; `--only NAME` (repeatable) runs some of them.
+const SUITES: [&str; 5] = ["allocations", "callgrind", "criterion", "load", "peers"];
+
+/// What one run of the suites shares.
+struct Run {
+    quick: bool,
+    out: std::path::PathBuf,
+    log: std::path::PathBuf,
+    bar: ProgressBar,
+}
+
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let out = match args.iter().position(|a| a == "--out") {
@@ -42,13 +54,27 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         }
         None => default_dir(),
     };
+    let only: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].as_str())
+        .collect();
+    if let Some(unknown) = only.iter().find(|s| !SUITES.contains(s)) {
+        anyhow::bail!("unknown suite `{unknown}`; known: {}", SUITES.join(", "));
+    }
+    let wants = |suite: &str| only.is_empty() || only.contains(&suite);
     std::fs::create_dir_all(&out)?;
-    let out_arg = out.to_string_lossy().into_owned();
     let log = workspace_root().join("target/xtask-bench.log");
     std::fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
     std::fs::write(&log, "")?;
-    let rounds_wanted = if quick { 1 } else { ROUNDS };
-    let steps = 5 + rounds_wanted * CRITERION.len();
+    let rounds = if quick { 1 } else { ROUNDS };
+    let steps = 1
+        + SUITES.iter().filter(|s| wants(s)).count()
+        + if wants("criterion") {
+            rounds * CRITERION.len() - 1
+        } else {
+            0
+        };
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -56,12 +82,48 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             .progress_chars("=> "),
     );
     bar.println(format!("logs: {}", log.display()));
+    let run = Run {
+        quick,
+        out,
+        log,
+        bar,
+    };
 
-    bar.set_message("building the suites");
-    cargo_logged(&["bench", "-p", "harness", "--no-run"], &log)?;
-    bar.inc(1);
+    run.bar.set_message("building the suites");
+    cargo_logged(&["bench", "-p", "harness", "--no-run"], &run.log)?;
+    run.bar.inc(1);
+    if wants("allocations") {
+        allocations(&run)?;
+    }
+    if wants("callgrind") {
+        run.bar.set_message("instruction counts (callgrind)");
+        crate::callgrind::measure(
+            "cargo bench -p harness --bench callgrind -- --save-summary=json",
+            Some(&run.log),
+        )?
+        .write(&run.out)?;
+        run.bar.inc(1);
+    }
+    if wants("criterion") {
+        criterion(&run, rounds)?;
+    }
+    if wants("load") {
+        run.bar
+            .set_message("the system under load (A/B pairs in alternating rounds)");
+        system_load(quick, &run.out, &run.log)?;
+        run.bar.inc(1);
+    }
+    if wants("peers") {
+        peers(&run)?;
+    }
+    run.bar.finish_with_message("done");
+    print_table(&run.out)?;
+    Ok(())
+}
 
-    bar.set_message("allocations");
+fn allocations(run: &Run) -> anyhow::Result<()> {
+    run.bar.set_message("allocations");
+    let out = run.out.to_string_lossy();
     cargo_logged(
         &[
             "run",
@@ -72,34 +134,32 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             "allocs",
             "--",
             "--out",
-            &out_arg,
+            &out,
         ],
-        &log,
+        &run.log,
     )?;
-    bar.inc(1);
+    run.bar.inc(1);
+    Ok(())
+}
 
-    bar.set_message("instruction counts (callgrind)");
-    crate::callgrind::measure(
-        "cargo bench -p harness --bench callgrind -- --save-summary=json",
-        Some(&log),
-    )?
-    .write(&out)?;
-    bar.inc(1);
-
+/// Every criterion suite, `rounds` times alternating, into `criterion.json`.
+fn criterion(run: &Run, rounds_wanted: usize) -> anyhow::Result<()> {
+    let quick = run.quick;
     let (warm_up, measure) = if quick { ("0.3", "0.7") } else { ("1", "3") };
     let criterion_dir = workspace_root().join("target/criterion");
     let mut rounds: Vec<BTreeMap<(String, String), f64>> = Vec::new();
     for round in 1..=rounds_wanted {
         let _ = std::fs::remove_dir_all(&criterion_dir);
         for (bench, quick_filter) in CRITERION {
-            bar.set_message(format!("criterion round {round}/{rounds_wanted}: {bench}"));
+            run.bar
+                .set_message(format!("criterion round {round}/{rounds_wanted}: {bench}"));
             let mut args = vec!["bench", "-p", "harness", "--bench", bench, "--", "--noplot"];
             args.extend(["--warm-up-time", warm_up, "--measurement-time", measure]);
             if quick {
                 args.push(quick_filter);
             }
-            cargo_logged(&args, &log)?;
-            bar.inc(1);
+            cargo_logged(&args, &run.log)?;
+            run.bar.inc(1);
         }
         rounds.push(read_medians(&criterion_dir)?);
     }
@@ -120,13 +180,14 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         format!("warm-up {warm_up} s, measurement {measure} s"),
     );
     file.cases = criterion_cases(&rounds);
-    file.write(&out)?;
+    file.write(&run.out)?;
+    Ok(())
+}
 
-    bar.set_message("the system under load (A/B pairs in alternating rounds)");
-    system_load(quick, &out, &log)?;
-    bar.inc(1);
-
-    bar.set_message("peers: our generator against wrk and h2load, gateway against bare servers");
+fn peers(run: &Run) -> anyhow::Result<()> {
+    run.bar
+        .set_message("peers: our generator against wrk and h2load, gateway against bare servers");
+    let out = run.out.to_string_lossy();
     let mut peers = vec![
         "run",
         "-p",
@@ -135,16 +196,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "--",
         "peers",
         "--out",
-        &out_arg,
+        &out,
     ];
-    if quick {
+    if run.quick {
         peers.push("--quick");
     }
-    cargo_logged(&peers, &log)?;
-    bar.inc(1);
-    bar.finish_with_message("done");
-
-    print_table(&out)?;
+    cargo_logged(&peers, &run.log)?;
+    run.bar.inc(1);
     Ok(())
 }
 

@@ -17,8 +17,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci                the checks CI runs: formatting, clippy (warnings are errors), every test
-  bench [--quick] [--out DIR]
-                    run every benchmark suite; write reports/results/*.json (or DIR/*.json)
+  bench [--quick] [--out DIR] [--only SUITE]...
+                    run every benchmark suite (or those named: allocations, callgrind,
+                    criterion, load, peers); write reports/results/*.json (or DIR/*.json)
   gate [--save] [--from DIR]
                     compare instruction and allocation counts with reports/baseline/
                     (measured now, or read from a `bench --out DIR` run)

@@ -101,6 +101,7 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
         "files": files,
         "pairs": evidence.pairs(),
         "end_to_end": evidence.end_to_end(),
+        "defaults": evidence.defaults(),
         "loads": harness::system_load::LOADS.map(|l| format!("{:.0}%", l * 100.0)),
         "checklist": checklist,
         "targets": evidence.targets(),

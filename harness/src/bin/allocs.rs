@@ -13,7 +13,8 @@ use harness::{
     pairs::side,
     results::{Case, Metric, ResultFile, default_dir},
     workloads::{
-        Placement, RunningPool, Stack, decode, encode, publish_consume, sample_message, warm_queue,
+        Placement, RunningPool, Stack, decode, encode, publish_consume, reference_forwarder,
+        sample_message, warm_queue,
     },
 };
 use system::{
@@ -206,14 +207,8 @@ fn client_cases() -> Vec<Case> {
                 None,
             )
             .expect("an in-process processor");
-            let forwarder = runtime.block_on(async {
-                stack.forwarder(|url| {
-                    adjust(ForwarderConfig {
-                        batch: 1,
-                        ..ForwarderConfig::new(url)
-                    })
-                })
-            });
+            let forwarder =
+                runtime.block_on(async { stack.forwarder(|url| adjust(reference_forwarder(url))) });
             let send = || {
                 runtime.block_on(async {
                     for _ in 0..REQUESTS / 64 {

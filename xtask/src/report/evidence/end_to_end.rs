@@ -249,3 +249,71 @@ fn evidence_of<T>(value: Option<T>, source: &str) -> String {
         String::new()
     }
 }
+
+/// One default setting and what the study measured for it.
+#[derive(Debug, Serialize)]
+pub(crate) struct DefaultRow {
+    setting: &'static str,
+    default: String,
+    pair: &'static str,
+    /// The default side's capacity ÷ the other side's.
+    capacity_ratio: String,
+    /// p99 at half the pair's smaller capacity, default side then the other.
+    p99_at_half: String,
+}
+
+/// Each pair of the load suite whose sides are a setting: the setting, its pair and the
+/// variant names of its sides.
+const SETTINGS: [(&str, &str, [&str; 2]); 5] = [
+    ("QUEUE_TYPE", "load/queue", ["memory", "pooled"]),
+    ("CLIENT_MODE", "load/client", ["baseline", "pooled"]),
+    ("HOP_PROTOCOL", "load/hop_protocol", ["http1", "h2c"]),
+    ("HOP_CODEC", "load/hop_codec", ["json", "protobuf"]),
+    (
+        "HOP_BATCH_HTTP",
+        "load/hop_batching",
+        ["unbatched", "batched"],
+    ),
+];
+
+impl Evidence {
+    /// The defaults of the `system` binary (read from its command line, not typed here)
+    /// against the other side of their pairs.
+    pub(crate) fn defaults(&self) -> Vec<DefaultRow> {
+        SETTINGS
+            .iter()
+            .filter_map(|&(setting, group, sides)| {
+                let default = harness::pairs::default_setting(setting)?;
+                // HOP_BATCH_HTTP is a flag: true is the batched side.
+                let variant = match default.as_str() {
+                    "true" => "batched",
+                    "false" => "unbatched",
+                    other => sides.iter().copied().find(|s| *s == other)?,
+                };
+                let other = sides.iter().copied().find(|s| *s != variant)?;
+                let capacity = |v: &str| {
+                    median(
+                        self.load_case(group, v, None, &[("measure", "capacity")])?,
+                        "capacity",
+                    )
+                };
+                let p99 = |v: &str| {
+                    median(
+                        self.load_case(group, v, None, &[("measure", "latency"), ("load", "50%")])?,
+                        "p99",
+                    )
+                };
+                Some(DefaultRow {
+                    setting,
+                    default,
+                    pair: group,
+                    capacity_ratio: match (capacity(variant), capacity(other)) {
+                        (Some(d), Some(o)) if o > 0.0 => format!("{:.2}", d / o),
+                        _ => "–".to_owned(),
+                    },
+                    p99_at_half: both(p99(variant), p99(other), |v| format!("{v:.2}")),
+                })
+            })
+            .collect()
+    }
+}
