@@ -172,7 +172,8 @@ fn ingest_request(addr: SocketAddr, h2: bool) -> Request<Full<Bytes>> {
         .expect("a valid request")
 }
 
-fn grpc_message() -> IngestRequest {
+/// The message every gRPC round trip sends (built anew for each, as a client would).
+pub fn grpc_message() -> IngestRequest {
     IngestRequest {
         source: "bench-sensor".to_owned(),
         data: b"temperature=21.5".to_vec(),

@@ -15,6 +15,7 @@
 mod batcher;
 pub mod buffers;
 pub mod connector;
+mod encoded;
 pub mod trace;
 
 use std::{
@@ -34,9 +35,11 @@ use hyper_util::{
 };
 use serde::Serialize;
 
+pub use self::encoded::{Added, HopBatch};
 use self::{batcher::Batcher, buffers::BufferPool, connector::CountingConnector};
 use crate::{
     codec::{BATCH_FRAME_BYTES, Codec, MAX_BATCH_MESSAGES, entry_len},
+    message::MessageRef,
     processor::DEFAULT_BODY_LIMIT,
     proto::{BatchOutcome, DataMessage, DataMessageBatch, Outcome},
 };
@@ -226,7 +229,7 @@ impl Forwarder {
 
     /// Hands one message to the processor; `Ok` once the processor accepted it.
     pub async fn forward(&self, msg: DataMessage) -> Result<(), ForwardError> {
-        let len = self.hop.entry_len(&msg)?;
+        let len = self.hop.entry_len(MessageRef::from(&msg))?;
         match &self.batcher {
             Some(batcher) => batcher.forward(&self.hop, msg, len).await,
             None => self.hop.send_one(msg).await,
@@ -235,7 +238,7 @@ impl Forwarder {
 
     /// The bytes `msg` adds to a batch request (see [`crate::codec::entry_len`]), or
     /// `TooLarge` when no request to the processor could carry it.
-    pub fn entry_len(&self, msg: &DataMessage) -> Result<usize, ForwardError> {
+    pub fn entry_len(&self, msg: MessageRef<'_>) -> Result<usize, ForwardError> {
         self.hop.entry_len(msg)
     }
 
@@ -246,7 +249,7 @@ impl Forwarder {
         let mut results = Vec::with_capacity(msgs.len());
         let mut fitting = Vec::with_capacity(msgs.len());
         for msg in msgs {
-            match self.hop.entry_len(&msg) {
+            match self.hop.entry_len(MessageRef::from(&msg)) {
                 Ok(len) => fitting.push((msg, len)),
                 Err(err) => {
                     // Those before it go first, so that results stay in the messages' order.
@@ -343,7 +346,7 @@ impl<T> Chunk<T> {
 impl Hop {
     /// What `msg` adds to a batch body, or `TooLarge` when it would not fit in one even
     /// alone.
-    fn entry_len(&self, msg: &DataMessage) -> Result<usize, ForwardError> {
+    fn entry_len(&self, msg: MessageRef<'_>) -> Result<usize, ForwardError> {
         let size = entry_len(self.config.codec, msg);
         let limit = self.config.max_request_bytes;
         if BATCH_FRAME_BYTES + size > limit {
@@ -435,17 +438,26 @@ impl Hop {
             }
         }
         let payload = buffer.freeze();
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(uri.clone())
-            .header(header::CONTENT_TYPE, codec.content_type())
-            .body(Full::new(payload.clone()))
-            .map_err(|err| ForwardError::Unreachable(err.to_string()))?;
-        let answer = self.exchange(request).await;
+        let answer = self.post_bytes(uri, payload.clone()).await;
         if pooled {
             self.buffers.give_back(payload);
         }
         answer
+    }
+
+    /// POSTs `payload`, encoded with the configured codec, to `uri`.
+    async fn post_bytes(
+        &self,
+        uri: &Uri,
+        payload: Bytes,
+    ) -> Result<(StatusCode, Bytes), ForwardError> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri.clone())
+            .header(header::CONTENT_TYPE, self.config.codec.content_type())
+            .body(Full::new(payload))
+            .map_err(|err| ForwardError::Unreachable(err.to_string()))?;
+        self.exchange(request).await
     }
 
     /// Sends `request`, reads the whole answer (so the connection can be reused), within
@@ -510,15 +522,20 @@ pub(crate) fn build_client(
 }
 
 fn outcome_result(outcome: crate::proto::MessageOutcome) -> Result<(), ForwardError> {
-    match Outcome::try_from(outcome.outcome) {
+    outcome_error(outcome.outcome, &outcome.error)
+}
+
+/// What the outcome `code` of a batch answer, with its `error` text, means for the message.
+fn outcome_error(code: i32, error: &str) -> Result<(), ForwardError> {
+    match Outcome::try_from(code) {
         Ok(Outcome::Accepted) => Ok(()),
-        Ok(Outcome::Invalid) => Err(ForwardError::Rejected(outcome.error)),
+        Ok(Outcome::Invalid) => Err(ForwardError::Rejected(error.to_owned())),
         Ok(Outcome::QueueFull | Outcome::ShuttingDown | Outcome::Unavailable) => {
-            Err(ForwardError::Overloaded(outcome.error))
+            Err(ForwardError::Overloaded(error.to_owned()))
         }
         _ => Err(ForwardError::Failed {
             status: 200,
-            message: format!("unknown outcome {}", outcome.outcome),
+            message: format!("unknown outcome {code}"),
         }),
     }
 }

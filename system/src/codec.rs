@@ -4,7 +4,7 @@
 
 mod batch;
 
-pub use batch::{BATCH_FRAME_BYTES, MAX_BATCH_MESSAGES, decode_batch, entry_len};
+pub use batch::{BATCH_FRAME_BYTES, MAX_BATCH_MESSAGES, count_batch, decode_batch, entry_len};
 
 use axum::response::{IntoResponse, Response};
 use axum::{

@@ -227,15 +227,20 @@ pub fn decode_ingest(codec: Codec, body: &[u8]) -> Result<IngestRequest, ApiErro
 pub fn new_message(request: IngestRequest) -> Result<DataMessage, Invalid> {
     let msg = DataMessage {
         id: MessageId::generate(IdSource::Fast).to_string(),
-        timestamp: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
+        timestamp: unix_now(),
         source: request.source,
         payload: request.data,
         metadata: request.metadata,
     };
     validate::check(MessageRef::from(&msg))?;
     Ok(msg)
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn forward_error(err: ForwardError) -> ApiError {

@@ -6,24 +6,40 @@
 //! within the linger, when one is set), up to `batch` messages and the hop's request limit;
 //! the reply counts the accepted messages, and the call fails with a status as soon as one
 //! message is not accepted, saying how many were.
+//!
+//! `IngestStream` is served from the raw frames: each message is read in place
+//! ([`IngestView`]), checked, and written straight into the next hop request
+//! ([`HopBatch`]), so a warm stream allocates nothing per message.
 
-use std::{future::Future, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
+use bytes::{Buf, Bytes};
+use futures_util::{Stream, StreamExt};
 use http::HeaderValue;
 use tokio::net::TcpListener;
 use tonic::{Code, Request, Response, Status, Streaming, service::Routes};
 use tower::util::MapResponseLayer;
 
 use crate::{
-    client::{ForwardError, Forwarder, ForwarderConfig},
-    codec::BATCH_FRAME_BYTES,
-    gateway::new_message,
+    client::{Added, ForwardError, Forwarder, ForwarderConfig, HopBatch},
+    gateway::{new_message, unix_now},
+    ids::{IdSource, MessageId},
+    message::{MessageRef, Metadata},
     net::BoundedListener,
     proto::{
-        DataMessage, FILE_DESCRIPTOR_SET, IngestRequest, IngestResponse,
+        FILE_DESCRIPTOR_SET, IngestRequest, IngestResponse,
         ingest_service_server::{IngestService, IngestServiceServer},
     },
     server::{self, HttpLimits, Protocols},
+    validate,
+    wire::IngestView,
 };
 
 /// How the gRPC server is set up.
@@ -60,12 +76,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
     let forwarder = Forwarder::new(config.forwarder);
-    let ingest = IngestServiceServer::new(IngestServer {
+    let server = Arc::new(IngestServer {
         forwarder,
         idle_timeout: config.limits.idle_timeout,
-    })
-    .max_decoding_message_size(config.max_message_bytes)
-    .max_encoding_message_size(config.max_message_bytes);
+    });
+    let stream = StreamRoute {
+        server: Arc::clone(&server),
+        max_message_bytes: config.max_message_bytes,
+    };
+    let ingest = IngestServiceServer::from_arc(server)
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<IngestServiceServer<IngestServer>>()
@@ -81,6 +102,7 @@ pub async fn serve(
         .add_service(reflection().build_v1alpha()?)
         .prepare()
         .into_axum_router()
+        .route_service(STREAM_PATH, stream)
         .layer(MapResponseLayer::new(contract_status::<axum::body::Body>));
     let listener = BoundedListener::new(listener, config.max_connections);
     server::serve(listener, router, config.limits, Protocols::Http2, shutdown).await;
@@ -156,12 +178,27 @@ impl IngestService for IngestServer {
         &self,
         request: Request<Streaming<IngestRequest>>,
     ) -> Result<Response<IngestResponse>, Status> {
-        let mut incoming = request.into_inner();
+        // Served by `StreamRoute` from raw frames; this path (for callers of the generated
+        // service) encodes each message again and takes the same way.
+        let frames = request
+            .into_inner()
+            .map(|next| next.map(|msg| Bytes::from(prost::Message::encode_to_vec(&msg))));
+        self.forward_stream(frames).await
+    }
+}
+
+impl IngestServer {
+    /// Forwards a stream of encoded `IngestRequest`s.
+    async fn forward_stream(
+        &self,
+        frames: impl Stream<Item = Result<Bytes, Status>> + Unpin,
+    ) -> Result<Response<IngestResponse>, Status> {
+        let mut frames = frames;
         let mut forwarding = StreamForwarding::new(&self.forwarder);
         loop {
-            let next = if forwarding.chunk.is_empty() {
+            let next = if forwarding.batch.is_empty() {
                 // A stream holds a slot of its connection: one that sends nothing is ended.
-                match tokio::time::timeout(self.idle_timeout, incoming.message()).await {
+                match tokio::time::timeout(self.idle_timeout, frames.next()).await {
                     Ok(next) => next,
                     Err(_) => {
                         let idle = Status::deadline_exceeded(format!(
@@ -172,9 +209,9 @@ impl IngestService for IngestServer {
                     }
                 }
             } else {
-                // `Streaming::message` keeps partial frames in the stream, so giving up on
-                // it after the linger and asking again later loses nothing.
-                match tokio::time::timeout(forwarding.linger, incoming.message()).await {
+                // A stream keeps partial frames, so giving up on it after the linger and
+                // asking again later loses nothing.
+                match tokio::time::timeout(forwarding.linger, frames.next()).await {
                     Ok(next) => next,
                     Err(_) => {
                         forwarding.flush().await?;
@@ -183,20 +220,9 @@ impl IngestService for IngestServer {
                 }
             };
             match next {
-                Ok(Some(request)) => {
-                    let msg = match new_message(request) {
-                        Ok(msg) => msg,
-                        Err(reason) => {
-                            forwarding.flush().await?;
-                            return Err(
-                                forwarding.failure(Status::invalid_argument(reason.to_string()))
-                            );
-                        }
-                    };
-                    forwarding.push(msg).await?;
-                }
-                Ok(None) => break,
-                Err(status) => {
+                Some(Ok(frame)) => forwarding.push(&frame).await?,
+                None => break,
+                Some(Err(status)) => {
                     forwarding.flush().await?;
                     return Err(forwarding.failure(receive_status(status)));
                 }
@@ -204,7 +230,10 @@ impl IngestService for IngestServer {
         }
         forwarding.flush().await?;
         Ok(Response::new(IngestResponse {
-            message_id: forwarding.last_id,
+            message_id: forwarding
+                .last_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
             status: "completed".to_owned(),
             accepted: forwarding.accepted,
         }))
@@ -214,47 +243,69 @@ impl IngestService for IngestServer {
 /// The state of one `IngestStream` call.
 struct StreamForwarding<'a> {
     forwarder: &'a Forwarder,
-    /// Messages waiting to be forwarded, each with what it takes in a request body.
-    chunk: Vec<(DataMessage, usize)>,
-    /// What the chunk takes in a batch request body.
-    chunk_bytes: usize,
-    batch: usize,
+    /// The next hop request, and the ids of the messages in it.
+    batch: HopBatch,
+    ids: Vec<MessageId>,
+    /// Outcomes of the request last sent (kept for their capacity).
+    outcomes: Vec<Result<(), ForwardError>>,
     linger: Duration,
     accepted: u64,
-    last_id: String,
+    last_id: Option<MessageId>,
 }
 
 impl<'a> StreamForwarding<'a> {
     fn new(forwarder: &'a Forwarder) -> Self {
-        let batch = forwarder.config().batch.max(1);
         StreamForwarding {
             forwarder,
-            chunk: Vec::with_capacity(batch),
-            chunk_bytes: BATCH_FRAME_BYTES,
-            batch,
+            batch: HopBatch::default(),
+            ids: Vec::new(),
+            outcomes: Vec::new(),
             linger: forwarder.config().linger,
             accepted: 0,
-            last_id: String::new(),
+            last_id: None,
         }
     }
 
-    /// Adds `msg` to the chunk, sending the chunk first when `msg` would take it over the
-    /// hop's request limit and after when it is full. A message too large for any request
-    /// fails the call (after the messages before it are sent).
-    async fn push(&mut self, msg: DataMessage) -> Result<(), Status> {
-        let len = match self.forwarder.entry_len(&msg) {
-            Ok(len) => len,
+    /// Reads one encoded `IngestRequest`, checks it and adds it to the batch, sending the
+    /// batch first when the message does not fit and after when it is full. A message that
+    /// is not valid, or too large for any request, fails the call (after the messages
+    /// before it are sent).
+    async fn push(&mut self, frame: &[u8]) -> Result<(), Status> {
+        let request = match IngestView::parse(frame) {
+            Ok(request) => request,
+            Err(err) => {
+                self.flush().await?;
+                let status = Status::invalid_argument(format!("failed to decode message: {err}"));
+                return Err(self.failure(status));
+            }
+        };
+        let id = MessageId::generate(IdSource::Fast);
+        let msg = MessageRef {
+            id: id.as_str(),
+            timestamp: unix_now(),
+            source: request.source,
+            payload: request.data,
+            metadata: Metadata::Wire(request.metadata),
+        };
+        if let Err(reason) = validate::check(msg) {
+            self.flush().await?;
+            return Err(self.failure(Status::invalid_argument(reason.to_string())));
+        }
+        let added = match self.forwarder.add(&mut self.batch, msg) {
+            Ok(Added::Full) => {
+                self.flush().await?;
+                self.forwarder.add(&mut self.batch, msg)
+            }
+            other => other,
+        };
+        match added {
+            Ok(_) => self.ids.push(id),
             Err(err) => {
                 self.flush().await?;
                 return Err(self.failure(forward_status(err)));
             }
-        };
-        if self.chunk_bytes + len > self.forwarder.config().max_request_bytes {
-            self.flush().await?;
         }
-        self.chunk.push((msg, len));
-        self.chunk_bytes += len;
-        if self.chunk.len() >= self.batch {
+        if self.batch.len() >= self.forwarder.config().batch {
             self.flush().await?;
         }
         Ok(())
@@ -262,21 +313,19 @@ impl<'a> StreamForwarding<'a> {
 
     /// Forwards the pending messages; fails the call at the first one not accepted.
     async fn flush(&mut self) -> Result<(), Status> {
-        if self.chunk.is_empty() {
+        if self.batch.is_empty() {
             return Ok(());
         }
-        self.chunk_bytes = BATCH_FRAME_BYTES;
-        let ids: Vec<String> = self.chunk.iter().map(|(m, _)| m.id.clone()).collect();
-        let results = self
-            .forwarder
-            .forward_measured(std::mem::take(&mut self.chunk))
+        self.outcomes.clear();
+        self.forwarder
+            .send(&mut self.batch, &mut self.outcomes)
             .await;
         let mut first_error = None;
-        for (id, result) in ids.into_iter().zip(results) {
-            match result {
+        for (id, outcome) in self.ids.drain(..).zip(self.outcomes.drain(..)) {
+            match outcome {
                 Ok(()) => {
                     self.accepted += 1;
-                    self.last_id = id;
+                    self.last_id = Some(id);
                 }
                 Err(err) => {
                     first_error.get_or_insert(err);
@@ -299,6 +348,76 @@ impl<'a> StreamForwarding<'a> {
                 self.accepted
             ),
         )
+    }
+}
+
+/// The path of `IngestStream`, served by [`StreamRoute`].
+const STREAM_PATH: &str = "/diplom.v1.IngestService/IngestStream";
+
+/// `IngestStream` served from raw frames: the generated service would decode each message
+/// into owned fields; this route hands the handler each frame's bytes.
+#[derive(Clone)]
+struct StreamRoute {
+    server: Arc<IngestServer>,
+    max_message_bytes: usize,
+}
+
+impl tower::Service<http::Request<axum::body::Body>> for StreamRoute {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        let route = self.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(FrameCodec).apply_max_message_size_config(
+                Some(route.max_message_bytes),
+                Some(route.max_message_bytes),
+            );
+            let server = route.server;
+            let handler = tower::service_fn(move |call: Request<Streaming<Bytes>>| {
+                let server = Arc::clone(&server);
+                async move { server.forward_stream(call.into_inner()).await }
+            });
+            Ok(grpc.client_streaming(handler, request).await)
+        })
+    }
+}
+
+/// Decodes a frame into its bytes (messages are read in place by the handler) and encodes
+/// the answer with prost.
+#[derive(Debug, Clone, Copy)]
+struct FrameCodec;
+
+impl tonic::codec::Codec for FrameCodec {
+    type Encode = IngestResponse;
+    type Decode = Bytes;
+    type Encoder = tonic_prost::ProstEncoder<IngestResponse>;
+    type Decoder = FrameDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        FrameDecoder
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FrameDecoder;
+
+impl tonic::codec::Decoder for FrameDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        // A split of tonic's receive buffer: no copy, and no allocation once it is shared.
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 

@@ -20,6 +20,7 @@ pub mod queue;
 pub mod server;
 pub mod shutdown;
 pub mod validate;
+pub mod wire;
 pub mod worker;
 
 use std::{future::Future, io, net::SocketAddr};

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::proto::DataMessage;
+use crate::{proto::DataMessage, wire::WireMap};
 
 /// A message as the queues and workers see it: every field borrowed.
 #[derive(Debug, Clone, Copy)]
@@ -22,13 +22,15 @@ pub struct MessageRef<'a> {
     pub metadata: Metadata<'a>,
 }
 
-/// Borrowed metadata in either of the two shapes the queues keep it in.
+/// Borrowed metadata in one of the shapes it is kept in.
 #[derive(Debug, Clone, Copy)]
 pub enum Metadata<'a> {
     /// The map of a generated [`DataMessage`].
     Map(&'a HashMap<String, String>),
     /// The reused pairs of a pooled message (only the live ones).
     Pairs(&'a [(String, String)]),
+    /// The entries of a message still in its protobuf encoding.
+    Wire(WireMap<'a>),
 }
 
 impl<'a> Metadata<'a> {
@@ -37,12 +39,16 @@ impl<'a> Metadata<'a> {
         match self {
             Metadata::Map(map) => map.len(),
             Metadata::Pairs(pairs) => pairs.len(),
+            Metadata::Wire(map) => map.len(),
         }
     }
 
     /// Whether there are no pairs.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        match self {
+            Metadata::Wire(map) => map.is_empty(),
+            _ => self.len() == 0,
+        }
     }
 
     /// The value stored under `key`, if any.
@@ -53,20 +59,23 @@ impl<'a> Metadata<'a> {
                 .iter()
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v.as_str()),
+            Metadata::Wire(map) => map.get(key),
         }
     }
 
     /// All pairs, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let (map, pairs) = match *self {
-            Metadata::Map(map) => (Some(map), None),
-            Metadata::Pairs(pairs) => (None, Some(pairs)),
+        let (map, pairs, wire) = match *self {
+            Metadata::Map(map) => (Some(map), None, None),
+            Metadata::Pairs(pairs) => (None, Some(pairs), None),
+            Metadata::Wire(wire) => (None, None, Some(wire)),
         };
         let from_map = map.into_iter().flatten();
         let from_pairs = pairs.into_iter().flatten().map(|(k, v)| (k, v));
-        from_map
+        let owned = from_map
             .chain(from_pairs)
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        owned.chain(wire.into_iter().flat_map(|wire| wire.iter()))
     }
 }
 

@@ -22,16 +22,20 @@ use axum::{
     Json, Router,
     body::Body,
     extract::State,
-    http::{HeaderMap, StatusCode},
-    response::Response,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
+use bytes::BytesMut;
 use serde::Serialize;
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 use crate::{
-    codec::{Codec, MAX_BATCH_MESSAGES, decode_batch, read_body},
+    codec::{
+        Codec, MAX_BATCH_MESSAGES, PROTOBUF_CONTENT_TYPE, count_batch, decode_batch, read_body,
+    },
     debug,
+    gateway::unix_now,
     http_error::{self, ApiError},
     ids::MessageId,
     message::MessageRef,
@@ -42,12 +46,16 @@ use crate::{
     },
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
+    wire,
     worker::{PoolStats, ProcessFn, WorkerMode, WorkerPool, WorkerStats, seed_processing},
 };
 
 /// The default of [`ProcessorConfig::body_limit`]; the front doors' processor client
 /// assumes it unless told otherwise (`PROCESSOR_BODY_LIMIT` sets both).
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// What one outcome of an accepted message takes in a batch answer (its id and code).
+const OUTCOME_BYTES: usize = 44;
 
 /// Most result batches the reader takes from the channel per wake-up.
 const RESULTS_BATCH: usize = 64;
@@ -363,6 +371,9 @@ async fn enqueue_batch(
     state.batch_requests.fetch_add(1, Ordering::Relaxed);
     let codec = Codec::from_headers(&headers)?;
     let bytes = read_body(&headers, body, state.body_limit, state.body_timeout).await?;
+    if codec == Codec::Protobuf {
+        return enqueue_wire_batch(&state, &bytes).await;
+    }
     let mut messages = decode_batch(codec, &bytes, MAX_BATCH_MESSAGES)?;
     let checked: Vec<Result<(), ApiError>> = messages
         .iter_mut()
@@ -397,6 +408,87 @@ async fn enqueue_batch(
         });
     }
     Ok(codec.respond(StatusCode::OK, &answer))
+}
+
+/// A protobuf batch read in place: each message is checked and published from the bytes
+/// it arrived in (the pooled queue copies it straight into a slot), and the answer is
+/// written as it goes, so nothing is allocated per message.
+async fn enqueue_wire_batch(state: &AppState, body: &[u8]) -> Result<Response, ApiError> {
+    let count = count_batch(body, MAX_BATCH_MESSAGES)?;
+    let invalid = |err: wire::WireError| ApiError::bad_request(format!("invalid protobuf: {err}"));
+    let id_source = state.queue.kind().id_source();
+    let now = unix_now();
+    // Every message is read before any is published: a malformed batch publishes nothing.
+    let mut messages = Vec::with_capacity(count);
+    for entry in wire::batch_entries(body) {
+        let msg = wire::parse_data_message(entry.map_err(invalid)?).map_err(invalid)?;
+        let id = msg.id.is_empty().then(|| MessageId::generate(id_source));
+        messages.push((msg, id));
+    }
+    let completed = messages
+        .iter()
+        .map(|(msg, id)| (*msg, completed(msg, id.as_ref(), now)));
+    let queue = &*state.queue;
+    let outcomes = if let AnyQueue::Nats(_) = queue {
+        // Each publish waits for a broker round trip: have them all in flight at once.
+        let publishes = completed
+            .clone()
+            .map(|(sent, msg)| publish_view(queue, sent, msg));
+        futures_util::future::join_all(publishes).await
+    } else {
+        let mut outcomes = Vec::with_capacity(count);
+        for (sent, msg) in completed.clone() {
+            outcomes.push(publish_view(queue, sent, msg).await);
+        }
+        outcomes
+    };
+    let mut answer = BytesMut::with_capacity(count * OUTCOME_BYTES + 8);
+    let mut accepted = 0u32;
+    for ((_, msg), (outcome, error)) in completed.zip(outcomes) {
+        accepted += u32::from(outcome == Outcome::Accepted);
+        wire::put_outcome(
+            msg.id,
+            outcome as i32,
+            error.as_deref().unwrap_or(""),
+            &mut answer,
+        );
+    }
+    wire::put_accepted(accepted, &mut answer);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, PROTOBUF_CONTENT_TYPE)],
+        answer.freeze(),
+    )
+        .into_response())
+}
+
+/// `msg` with the id (when it had none) and the time (when it had none) the processor gives.
+fn completed<'a>(msg: &MessageRef<'a>, id: Option<&'a MessageId>, now: i64) -> MessageRef<'a> {
+    MessageRef {
+        id: id.map_or(msg.id, MessageId::as_str),
+        timestamp: if msg.timestamp == 0 {
+            now
+        } else {
+            msg.timestamp
+        },
+        ..*msg
+    }
+}
+
+/// Checks `sent` (a message as it arrived) and publishes it as `msg` (completed); what
+/// became of it, with the reason when it was not accepted.
+async fn publish_view(
+    queue: &AnyQueue,
+    sent: MessageRef<'_>,
+    msg: MessageRef<'_>,
+) -> (Outcome, Option<String>) {
+    if let Err(err) = validate::check(sent) {
+        return (Outcome::Invalid, Some(err.to_string()));
+    }
+    match queue.publish(msg).await {
+        Ok(()) => (Outcome::Accepted, None),
+        Err(err) => (outcome_of(err), Some(publish_error(err).message)),
+    }
 }
 
 /// Publishes one message of a batch that passed its checks, and says what became of it.

@@ -73,6 +73,7 @@ pub fn check(msg: MessageRef<'_>) -> Result<(), Invalid> {
     match msg.metadata {
         Metadata::Map(map) => pairs(map.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         Metadata::Pairs(list) => pairs(list.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        Metadata::Wire(wire) => pairs(wire.iter()),
     }
 }
 

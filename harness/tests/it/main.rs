@@ -12,6 +12,7 @@ mod coordinated_omission;
 mod errors;
 mod gate;
 mod http2_client;
+mod lean_path;
 mod parsing;
 mod peers_run;
 mod profile;

@@ -12,7 +12,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use super::Codec;
 use crate::{
     http_error::ApiError,
+    message::MessageRef,
     proto::{DataMessage, DataMessageBatch},
+    wire,
 };
 
 /// Most messages in one batch request; also the largest `HOP_BATCH`.
@@ -32,9 +34,7 @@ pub fn decode_batch(codec: Codec, body: &[u8], max: usize) -> Result<Vec<DataMes
     };
     match codec {
         Codec::Protobuf => {
-            if count_protobuf_entries(body, max) > max {
-                return Err(too_many());
-            }
+            count_batch(body, max)?;
             Ok(codec.decode::<DataMessageBatch>(body)?.messages)
         }
         Codec::Json => {
@@ -53,6 +53,19 @@ pub fn decode_batch(codec: Codec, body: &[u8], max: usize) -> Result<Vec<DataMes
             }
         }
     }
+}
+
+/// The messages of a protobuf `DataMessageBatch` (a bound: a malformed body may count
+/// fewer), or 413 when there are more than `max`.
+pub fn count_batch(body: &[u8], max: usize) -> Result<usize, ApiError> {
+    let count = count_protobuf_entries(body, max);
+    if count > max {
+        return Err(ApiError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a batch may hold at most {max} messages"),
+        ));
+    }
+    Ok(count)
 }
 
 /// The `messages` entries of a protobuf `DataMessageBatch`, counted up to `max + 1`
@@ -163,10 +176,10 @@ impl<'de> Visitor<'de> for MessagesSeed<'_> {
 /// At most how many bytes `msg` adds to a batch body in `codec` (its entry and a
 /// separator); a body of `msg` alone is never larger. Exact for protobuf; for JSON it
 /// counts every byte the encoder may escape as escaped.
-pub fn entry_len(codec: Codec, msg: &DataMessage) -> usize {
+pub fn entry_len(codec: Codec, msg: MessageRef<'_>) -> usize {
     match codec {
         Codec::Protobuf => {
-            let len = prost::Message::encoded_len(msg);
+            let len = wire::data_message_len(&msg);
             1 + prost::encoding::encoded_len_varint(len as u64) + len
         }
         Codec::Json => {
@@ -179,7 +192,7 @@ pub fn entry_len(codec: Codec, msg: &DataMessage) -> usize {
                 .iter()
                 .map(|(k, v)| json_string_len(k) + json_string_len(v) + 2)
                 .sum();
-            FRAMING + json_string_len(&msg.id) + json_string_len(&msg.source) + payload + metadata
+            FRAMING + json_string_len(msg.id) + json_string_len(msg.source) + payload + metadata
         }
     }
 }
@@ -251,8 +264,8 @@ mod tests {
             let one = codec.encode(&DataMessageBatch {
                 messages: vec![msg.clone()],
             });
-            assert!(one.len() <= BATCH_FRAME_BYTES + entry_len(codec, &msg));
-            assert!(codec.encode(&msg).len() <= entry_len(codec, &msg));
+            assert!(one.len() <= BATCH_FRAME_BYTES + entry_len(codec, MessageRef::from(&msg)));
+            assert!(codec.encode(&msg).len() <= entry_len(codec, MessageRef::from(&msg)));
         }
     }
 }

@@ -10,7 +10,7 @@ use system::{
     message::MessageRef,
     processor::ProcessorConfig,
     proto::{BatchOutcome, DataMessage, DataMessageBatch, IngestRequest, Outcome},
-    validate,
+    validate, wire,
 };
 
 use crate::stack::{Setup, Stack};
@@ -104,13 +104,109 @@ proptest! {
     #[test]
     fn a_message_never_takes_more_than_its_bound(msgs in collection::vec(message(), 1..4)) {
         for codec in CODECS {
-            let bound: usize = msgs.iter().map(|m| entry_len(codec, m)).sum();
+            let bound: usize = msgs.iter().map(|m| entry_len(codec, m.into())).sum();
             let batch = codec.encode(&DataMessageBatch { messages: msgs.clone() });
             prop_assert!(batch.len() <= BATCH_FRAME_BYTES + bound, "{:?}", codec);
             for msg in &msgs {
-                prop_assert!(codec.encode(msg).len() <= entry_len(codec, msg));
+                prop_assert!(codec.encode(msg).len() <= entry_len(codec, msg.into()));
             }
         }
+    }
+}
+
+proptest! {
+    /// A message read in place is the message prost decodes, and one written in place is
+    /// what prost writes, to the byte count.
+    #[test]
+    fn messages_read_and_written_in_place_agree_with_prost(
+        msg in message(),
+        repeated in text(),
+        noise in collection::vec(any::<u8>(), 0..24),
+    ) {
+        let prost_says = <DataMessage as prost::Message>::decode(noise.as_slice());
+        let view_says = wire::parse_data_message(&noise);
+        prop_assert_eq!(prost_says.is_ok(), view_says.is_ok(), "{:?}", noise);
+
+        let mut bytes = prost::Message::encode_to_vec(&msg);
+        // A key written twice: the last entry wins, as in a decoded map.
+        for value in ["first", repeated.as_str()] {
+            let entry = DataMessage {
+                metadata: [("dup".to_owned(), value.to_owned())].into(),
+                ..DataMessage::default()
+            };
+            bytes.extend(prost::Message::encode_to_vec(&entry));
+        }
+        let decoded = <DataMessage as prost::Message>::decode(bytes.as_slice()).unwrap();
+        let view = wire::parse_data_message(&bytes).unwrap();
+        prop_assert_eq!(&view.to_owned_message(), &decoded);
+
+        let mut written = Vec::new();
+        wire::put_data_message(&MessageRef::from(&msg), &mut written);
+        prop_assert_eq!(written.len(), prost::Message::encoded_len(&msg));
+        prop_assert_eq!(wire::data_message_len(&MessageRef::from(&msg)), written.len());
+        let back = <DataMessage as prost::Message>::decode(written.as_slice()).unwrap();
+        prop_assert_eq!(&back, &msg);
+    }
+
+    /// An ingest request read in place holds what prost decodes; bytes prost refuses are
+    /// refused in place too.
+    #[test]
+    fn ingest_requests_read_in_place_agree_with_prost(
+        source in text(),
+        data in collection::vec(any::<u8>(), 0..32),
+        metadata in metadata(),
+        noise in collection::vec(any::<u8>(), 0..24),
+    ) {
+        let request = IngestRequest { source, data, metadata };
+        let bytes = prost::Message::encode_to_vec(&request);
+        let view = wire::IngestView::parse(&bytes).unwrap();
+        prop_assert_eq!(view.source, request.source.as_str());
+        prop_assert_eq!(view.data, request.data.as_slice());
+        let pairs: HashMap<String, String> = view
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        prop_assert_eq!(&pairs, &request.metadata);
+
+        let prost_says = <IngestRequest as prost::Message>::decode(noise.as_slice());
+        let view_says = wire::IngestView::parse(&noise);
+        prop_assert_eq!(prost_says.is_ok(), view_says.is_ok(), "{:?}", noise);
+    }
+}
+
+proptest! {
+    /// A batch answer written in place decodes with prost to the same outcomes, and one
+    /// prost writes reads in place to the same codes and errors.
+    #[test]
+    fn batch_answers_written_and_read_in_place_agree_with_prost(
+        outcomes in collection::vec((text(), 0i32..6, text()), 0..6),
+    ) {
+        let mut written = Vec::new();
+        for (id, code, error) in &outcomes {
+            wire::put_outcome(id, *code, error, &mut written);
+        }
+        let accepted = outcomes.iter().filter(|(_, code, _)| *code == 1).count() as u32;
+        wire::put_accepted(accepted, &mut written);
+        let expected = BatchOutcome {
+            outcomes: outcomes
+                .iter()
+                .map(|(id, code, error)| system::proto::MessageOutcome {
+                    message_id: id.clone(),
+                    outcome: *code,
+                    error: error.clone(),
+                })
+                .collect(),
+            accepted,
+        };
+        let decoded = <BatchOutcome as prost::Message>::decode(written.as_slice()).unwrap();
+        prop_assert_eq!(&decoded, &expected);
+        let read: Vec<(i32, String)> = wire::batch_outcomes(&prost::Message::encode_to_vec(&expected))
+            .map(|o| o.map(|(code, error)| (code, error.to_owned())))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let codes: Vec<(i32, String)> = outcomes.iter().map(|(_, c, e)| (*c, e.clone())).collect();
+        prop_assert_eq!(read, codes);
     }
 }
 
