@@ -275,6 +275,7 @@ impl Settings {
         GrpcConfig {
             max_connections: self.max_connections as usize,
             limits: self.limits(),
+            profile_endpoint: self.profile_endpoint,
             ..GrpcConfig::new(self.forwarder(processor_url))
         }
     }

@@ -29,6 +29,7 @@ use tower::util::MapResponseLayer;
 
 use crate::{
     client::{Added, ForwardError, Forwarder, ForwarderConfig, HopBatch},
+    debug,
     gateway::{new_message, unix_now},
     ids::{IdSource, MessageId},
     message::{MessageRef, Metadata},
@@ -53,6 +54,9 @@ pub struct GrpcConfig {
     pub max_connections: usize,
     /// HTTP/2 limits and the shutdown drain.
     pub limits: HttpLimits,
+    /// Whether `GET /debug/pprof/profile` is served (over h2c, as the port speaks HTTP/2
+    /// only), so that a process running only this role can be profiled too.
+    pub profile_endpoint: bool,
 }
 
 impl GrpcConfig {
@@ -63,6 +67,7 @@ impl GrpcConfig {
             max_message_bytes: 10 * 1024 * 1024,
             max_connections: 10_000,
             limits: HttpLimits::default(),
+            profile_endpoint: false,
         }
     }
 }
@@ -103,6 +108,7 @@ pub async fn serve(
         .prepare()
         .into_axum_router()
         .route_service(STREAM_PATH, stream)
+        .merge(debug::routes(config.profile_endpoint))
         .layer(MapResponseLayer::new(contract_status::<axum::body::Body>));
     let listener = BoundedListener::new(listener, config.max_connections);
     server::serve(listener, router, config.limits, Protocols::Http2, shutdown).await;

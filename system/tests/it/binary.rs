@@ -212,7 +212,7 @@ async fn the_profile_endpoint_profiles_the_running_process_one_at_a_time() {
     let (child, addresses, _logs) = start(
         &[],
         &[("PROFILE_ENDPOINT", "true")],
-        &["gateway", "processor"],
+        &["gateway", "processor", "grpc"],
     );
     let gateway = format!("http://{}", addresses["gateway"]);
     let client = reqwest::Client::new();
@@ -291,6 +291,22 @@ async fn the_profile_endpoint_profiles_the_running_process_one_at_a_time() {
     );
     let svg = svg.text().await.unwrap();
     assert!(svg.contains("<svg"), "{svg}");
+
+    // The gRPC port speaks HTTP/2 only: the profile is there over h2c.
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let over_grpc_port = h2c
+        .get(format!(
+            "http://{}/debug/pprof/profile?seconds=1",
+            addresses["grpc"]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over_grpc_port.status(), reqwest::StatusCode::OK);
+    pprof::protos::Profile::decode(over_grpc_port.bytes().await.unwrap()).unwrap();
 
     terminate(&child);
     let mut child = child;
