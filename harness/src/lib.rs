@@ -12,5 +12,6 @@ pub mod peers;
 pub mod profile;
 pub mod results;
 pub mod smoke;
+pub mod stages;
 pub mod system_load;
 pub mod workloads;

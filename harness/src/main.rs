@@ -45,6 +45,32 @@ enum Cmd {
     /// Runs the system binary under load, one A/B pair at a time, in alternating rounds;
     /// writes reports/results/load.json.
     SystemLoad(SystemLoadArgs),
+    /// Profiles the front door and the processor of the system binary at capacity, for
+    /// each protocol, and splits the CPU per message by stage; writes
+    /// reports/results/stages.json.
+    Stages(StagesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StagesArgs {
+    /// The `system` binary.
+    #[arg(long)]
+    system: PathBuf,
+    /// Seconds each process is profiled.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Seconds of load before the profiles start.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Core to pin both server processes to with taskset.
+    #[arg(long)]
+    server_core: Option<String>,
+    /// Only this protocol (http1, h2c, grpc-unary, grpc-stream); may be repeated.
+    #[arg(long, value_parser = parse_protocol)]
+    only: Vec<Protocol>,
+    /// Directory of the result file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -178,7 +204,28 @@ fn main() -> anyhow::Result<()> {
         Cmd::ServeBare { http, grpc } => serve_bare(http, grpc),
         Cmd::Peers(args) => peers_command(args),
         Cmd::SystemLoad(args) => system_load_command(args),
+        Cmd::Stages(args) => stages_command(args),
     }
+}
+
+fn stages_command(args: StagesArgs) -> anyhow::Result<()> {
+    let options = harness::stages::Options {
+        system: args.system,
+        seconds: args.seconds.max(1),
+        warmup: args.warmup,
+        server_core: args.server_core,
+        protocols: if args.only.is_empty() {
+            harness::stages::PROTOCOLS.to_vec()
+        } else {
+            args.only
+        },
+    };
+    let file = harness::stages::run(&options, &command_line(), &mut |line| {
+        eprintln!("stages: {line}")
+    })?;
+    let path = file.write(&args.out.unwrap_or_else(results::default_dir))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
 }
 
 fn system_load_command(args: SystemLoadArgs) -> anyhow::Result<()> {

@@ -35,7 +35,14 @@ const CRITERION: [(&str, &str); 4] = [
 const ROUNDS: usize = 3;
 
 /// The suites, in the order they run; `--only NAME` (repeatable) runs some of them.
-const SUITES: [&str; 5] = ["allocations", "callgrind", "criterion", "load", "peers"];
+const SUITES: [&str; 6] = [
+    "allocations",
+    "callgrind",
+    "criterion",
+    "load",
+    "stages",
+    "peers",
+];
 
 /// What one run of the suites shares.
 struct Run {
@@ -111,6 +118,12 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         run.bar
             .set_message("the system under load (A/B pairs in alternating rounds)");
         system_load(quick, &run.out, &run.log)?;
+        run.bar.inc(1);
+    }
+    if wants("stages") {
+        run.bar
+            .set_message("where the time goes (both processes profiled at capacity)");
+        stages(quick, &run.out, &run.log)?;
         run.bar.inc(1);
     }
     if wants("peers") {
@@ -209,37 +222,14 @@ fn peers(run: &Run) -> anyhow::Result<()> {
 /// Builds both allocator builds of `system`, then runs `harness system-load` with the server
 /// pinned to core 0 and the generator to core 1 (when `taskset` exists).
 fn system_load(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
-    let root = workspace_root();
-    let ab = root.join("target/ab");
-    std::fs::create_dir_all(&ab)?;
-    for (features, name) in [
-        ("--no-default-features", "system-glibc"),
-        ("--features=mimalloc", "system-mimalloc"),
-    ] {
-        let args = vec!["build", "--release", "-p", "system", features];
-        cargo_logged(&args, log)?;
-        std::fs::copy(root.join("target/release/system"), ab.join(name))?;
-    }
-    cargo_logged(
-        &["build", "--release", "-p", "harness", "--bin", "harness"],
-        log,
-    )?;
+    let glibc = release_system("--no-default-features", "system-glibc", log)?;
+    let mimalloc = release_system("--features=mimalloc", "system-mimalloc", log)?;
     let nats = tools::ensure(&["nats-server"])
         .ok()
         .and_then(|()| tools::which("nats-server"));
-    let pin = tools::which("taskset").is_some();
-    let harness = root.join("target/release/harness");
-    let mut command = if pin {
-        let mut c = std::process::Command::new("taskset");
-        c.args(["-c", "1"]).arg(&harness);
-        c
-    } else {
-        std::process::Command::new(&harness)
-    };
-    command
-        .args(["system-load", "--system"])
-        .arg(ab.join("system-glibc"));
-    command.arg("--mimalloc").arg(ab.join("system-mimalloc"));
+    let (mut command, pin) = pinned_harness(log)?;
+    command.args(["system-load", "--system"]).arg(glibc);
+    command.arg("--mimalloc").arg(mimalloc);
     let (rounds, seconds) = if quick {
         ("1".to_owned(), "1")
     } else {
@@ -250,6 +240,52 @@ fn system_load(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
     if let Some(nats) = nats {
         command.arg("--nats-server").arg(nats);
     }
+    if pin {
+        command.args(["--server-core", "0"]);
+    }
+    crate::cmd::run_logged(command, log)
+}
+
+/// Builds the release system binary with `features` and keeps a copy as
+/// `target/ab/NAME` (the next build with other features replaces `target/release/system`).
+fn release_system(features: &str, name: &str, log: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let root = workspace_root();
+    let ab = root.join("target/ab");
+    std::fs::create_dir_all(&ab)?;
+    cargo_logged(&["build", "--release", "-p", "system", features], log)?;
+    std::fs::copy(root.join("target/release/system"), ab.join(name))?;
+    Ok(ab.join(name))
+}
+
+/// The release harness binary, built, as a command pinned to core 1 when `taskset`
+/// exists (the servers it starts go to core 0); and whether it is pinned.
+fn pinned_harness(log: &Path) -> anyhow::Result<(std::process::Command, bool)> {
+    cargo_logged(
+        &["build", "--release", "-p", "harness", "--bin", "harness"],
+        log,
+    )?;
+    let harness = workspace_root().join("target/release/harness");
+    let pin = tools::which("taskset").is_some();
+    let command = if pin {
+        let mut c = std::process::Command::new("taskset");
+        c.args(["-c", "1"]).arg(&harness);
+        c
+    } else {
+        std::process::Command::new(&harness)
+    };
+    Ok((command, pin))
+}
+
+/// Profiles the front door and the processor at capacity, per protocol (`harness stages`),
+/// on the release system binary, pinned as the load suite is.
+fn stages(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
+    let system = release_system("--no-default-features", "system-glibc", log)?;
+    let (mut command, pin) = pinned_harness(log)?;
+    command
+        .args(["stages", "--system"])
+        .arg(system)
+        .args(["--seconds", if quick { "1" } else { "10" }]);
+    command.arg("--out").arg(out);
     if pin {
         command.args(["--server-core", "0"]);
     }

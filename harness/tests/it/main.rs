@@ -18,3 +18,4 @@ mod peers_run;
 mod profile;
 mod report_schema;
 mod servers;
+mod stages;

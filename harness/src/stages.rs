@@ -1,0 +1,379 @@
+//! Where the time goes: for each front door, the server's CPU time per message split by
+//! stage, from CPU profiles of a run at capacity.
+//!
+//! The front door (`system gateway` or `system grpc`) and the processor (`system
+//! processor`) run as two processes of the `system` binary, pinned to the same core as the
+//! whole system is in the load suite; the hop between them is the same loopback HTTP as
+//! with every role in one process. A closed loop at the highest concurrency of the capacity
+//! sweep drives the front door; meanwhile both processes are profiled
+//! (`PROFILE_ENDPOINT`) for the same seconds and their CPU time is read from `/proc`. Each
+//! sample is charged to one stage by the frames on its stack ([`front_stage`],
+//! [`processor_stage`]); a stage's CPU per message is its process's CPU time per message
+//! times the stage's share of that process's samples.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use pprof::protos::{Message as _, Profile};
+
+use crate::{
+    load::{self, Protocol, RunOptions, Scenario, scenario::Payload, usage},
+    peers::process::{Server, pinned},
+    results::{Case, Metric, ResultFile},
+};
+
+/// The stages of a message's way, in order, each with the key of its metric.
+pub const STAGES: [(&str, &str); 6] = [
+    ("front_door", "front-door protocol"),
+    ("decode_validate", "decode and validate"),
+    ("hop_client", "hop client"),
+    ("processor_server", "processor server"),
+    ("queue", "queue"),
+    ("worker", "worker"),
+];
+
+/// The protocols profiled, in the report's order.
+pub const PROTOCOLS: [Protocol; 4] = [
+    Protocol::Http1,
+    Protocol::H2c,
+    Protocol::GrpcUnary,
+    Protocol::GrpcStream,
+];
+
+/// Messages per gRPC stream, as in the load suite.
+const MESSAGES_PER_STREAM: u32 = 64;
+
+/// How a run is made.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `system` binary.
+    pub system: PathBuf,
+    /// Seconds each process is profiled.
+    pub seconds: u64,
+    /// Seconds of load before the profiles start.
+    pub warmup: f64,
+    /// Core both server processes are pinned to (`taskset -c`), when pinning.
+    pub server_core: Option<String>,
+    /// The front doors to profile.
+    pub protocols: Vec<Protocol>,
+}
+
+/// Profiles every front door of `options` in turn; `log` hears about each.
+pub fn run(
+    options: &Options,
+    command: &str,
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<ResultFile> {
+    let mut file = ResultFile::new("stages", command);
+    file.notes.insert(
+        "method".to_owned(),
+        format!(
+            "front door and processor as two processes on one core{}, a closed loop at the \
+             capacity sweep's highest level, both profiled for {} s at 99 Hz; a stage's CPU per \
+             message = its process's CPU per message × the stage's share of its samples",
+            options
+                .server_core
+                .as_deref()
+                .map(|c| format!(" (core {c})"))
+                .unwrap_or_default(),
+            options.seconds
+        ),
+    );
+    for &protocol in &options.protocols {
+        log(&format!("{}: profiling under load", protocol.as_str()));
+        let case = measure(options, protocol)?;
+        log(&format!(
+            "{}: {:.0} msg/s, {:.2} µs per message in all",
+            protocol.as_str(),
+            case.metrics["rate"].median,
+            case.metrics["total"].median
+        ));
+        file.cases.push(case);
+    }
+    Ok(file)
+}
+
+/// The closed-loop level of a run at capacity: the capacity sweep's highest.
+fn level(protocol: Protocol) -> (u32, u32) {
+    match protocol {
+        Protocol::Http1 => (256, 1),
+        Protocol::H2c | Protocol::GrpcUnary => (4, 64),
+        Protocol::GrpcStream => (2, 8),
+    }
+}
+
+/// One process's profile over the window, with its CPU time.
+struct Profiled {
+    profile: Profile,
+    cpu_seconds: f64,
+}
+
+fn measure(options: &Options, protocol: Protocol) -> anyhow::Result<Case> {
+    let mut processor = start(options, "processor", None)?;
+    let processor_url = format!("http://{}", processor.addr("processor"));
+    let front_role = match protocol {
+        Protocol::GrpcUnary | Protocol::GrpcStream => "grpc",
+        Protocol::Http1 | Protocol::H2c => "gateway",
+    };
+    let mut front = start(options, front_role, Some(&processor_url))?;
+    let target = front.addr(front_role).to_owned();
+    let (connections, in_flight) = level(protocol);
+    let scenario = Scenario {
+        connections,
+        in_flight,
+        duration_secs: options.seconds as f64 + 1.5,
+        warmup_secs: options.warmup,
+        timeout_ms: 5000,
+        payload: Payload {
+            messages_per_stream: MESSAGES_PER_STREAM,
+            ..Payload::default()
+        },
+        ..Scenario::closed("stages", protocol, &target)
+    };
+    let (front_pid, processor_pid) = (front.pid(), processor.pid());
+    let processor_addr = processor.addr("processor").to_owned();
+    let seconds = options.seconds;
+    let (report, front_profile, processor_profile) = thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            load::run(
+                &scenario,
+                &RunOptions {
+                    target_pid: Some(front_pid),
+                },
+            )
+        });
+        thread::sleep(Duration::from_secs_f64(options.warmup + 0.5));
+        let front = scope.spawn(|| profile(&target, front_role == "grpc", front_pid, seconds));
+        let processor = scope.spawn(|| profile(&processor_addr, false, processor_pid, seconds));
+        let joined = |handle: thread::ScopedJoinHandle<'_, anyhow::Result<Profiled>>| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a profiling thread panicked")))
+        };
+        let front = joined(front);
+        let processor = joined(processor);
+        let report = load
+            .join()
+            .map_err(|_| anyhow::anyhow!("the load thread panicked"))
+            .and_then(|r| r.map_err(anyhow::Error::from));
+        (report, front, processor)
+    });
+    front.stop();
+    processor.stop();
+    let report = report?;
+    let (front_profile, processor_profile) = (front_profile?, processor_profile?);
+    let rate = report.throughput.messages_per_sec;
+    anyhow::ensure!(rate > 0.0, "{}: no message went through", protocol.as_str());
+    anyhow::ensure!(
+        report.requests.errors + report.requests.rejected == 0,
+        "{}: {} requests failed under load",
+        protocol.as_str(),
+        report.requests.errors + report.requests.rejected
+    );
+    let window = seconds as f64;
+    let mut case = Case::new("stages", protocol.as_str(), None)
+        .param("connections", connections)
+        .param("in_flight", in_flight)
+        .metric("rate", Metric::exact("msg/s", rate));
+    let mut total = 0.0;
+    for (profiled, classify, cpu_key, first) in [
+        (
+            &front_profile,
+            front_stage as Classify,
+            "front_cpu_share",
+            0,
+        ),
+        (
+            &processor_profile,
+            processor_stage,
+            "processor_cpu_share",
+            3,
+        ),
+    ] {
+        let share = profiled.cpu_seconds / window;
+        let (counts, samples) = charge(&profiled.profile, classify);
+        anyhow::ensure!(
+            samples > 0,
+            "{}: a profile under load has no samples",
+            protocol.as_str()
+        );
+        case = case.metric(cpu_key, Metric::exact("cores", share));
+        let per_msg = share / rate * 1e6;
+        for (i, count) in counts.iter().enumerate().skip(first).take(3) {
+            let stage = per_msg * *count as f64 / samples as f64;
+            total += stage;
+            case = case.metric(STAGES[i].0, Metric::exact("µs", stage));
+        }
+    }
+    Ok(case.metric("total", Metric::exact("µs", total)))
+}
+
+/// Starts one role of the system, pinned, with its profile endpoint on.
+fn start(options: &Options, role: &str, processor_url: Option<&str>) -> anyhow::Result<Server> {
+    let mut command = pinned(
+        options.server_core.as_deref(),
+        &options.system.to_string_lossy(),
+    );
+    command.arg(role).envs([
+        ("API_PORT", "0"),
+        ("GRPC_PORT", "0"),
+        ("PROCESSOR_PORT", "0"),
+        ("PROFILE_ENDPOINT", "true"),
+        ("QUEUE_SIZE", "10000"),
+        ("RUST_LOG", "warn,system=info"),
+    ]);
+    if let Some(url) = processor_url {
+        command.env("PROCESSOR_URL", url);
+    }
+    Ok(Server::start(command, &[role])?)
+}
+
+/// Profiles the process `pid` serving at `addr` for `seconds`, reading its CPU time over
+/// the same window (not over the rendering of the profile that follows).
+fn profile(addr: &str, h2: bool, pid: u32, seconds: u64) -> anyhow::Result<Profiled> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await?);
+        let uri = format!("http://{addr}/debug/pprof/profile?seconds={seconds}");
+        let request = http::Request::get(uri);
+        let started = Instant::now();
+        let before = usage::cpu_seconds(pid)?;
+        let cpu_after = async {
+            tokio::time::sleep_until((started + Duration::from_secs(seconds)).into()).await;
+            usage::cpu_seconds(pid)
+        };
+        let fetch = async {
+            let response = if h2 {
+                let (mut send, connection) = http2::handshake(TokioExecutor::new(), io).await?;
+                tokio::spawn(connection);
+                send.send_request(request.body(Empty::<Bytes>::new())?)
+                    .await?
+            } else {
+                let (mut send, connection) = http1::handshake(io).await?;
+                tokio::spawn(connection);
+                let request = request.header(http::header::HOST, addr);
+                send.send_request(request.body(Empty::<Bytes>::new())?)
+                    .await?
+            };
+            anyhow::ensure!(
+                response.status() == http::StatusCode::OK,
+                "profile of {addr}: {}",
+                response.status()
+            );
+            let body = response.into_body().collect().await?.to_bytes();
+            Profile::decode(body).context("a pprof profile")
+        };
+        let (after, profile) = tokio::join!(cpu_after, fetch);
+        Ok(Profiled {
+            profile: profile?,
+            cpu_seconds: after? - before,
+        })
+    })
+}
+
+/// Which stage a sample belongs to, from its frames (innermost first).
+type Classify = fn(&[&str]) -> usize;
+
+/// The front door's stages: the hop client (the processor client, its encoding and its
+/// connections), decoding and checking messages, and the rest: the front door's own
+/// protocol, the runtime and the kernel. Socket I/O of the hop's connections that names
+/// no client frame counts as the front door's.
+pub fn front_stage(frames: &[&str]) -> usize {
+    const HOP_CLIENT: [&str; 6] = [
+        "system::client::",
+        "hyper_util::client::",
+        "hyper::client::",
+        "h2::client::",
+        "role::Client",
+        "dispatch::Client",
+    ];
+    const DECODE: [&str; 10] = [
+        "system::wire::",
+        "system::validate::",
+        "system::codec::",
+        "system::gateway::decode_ingest",
+        "system::gateway::new_message",
+        "system::proto::",
+        "prost::",
+        "tonic_prost::",
+        "serde_json::",
+        "pbjson",
+    ];
+    let any = |marks: &[&str]| frames.iter().any(|f| marks.iter().any(|m| f.contains(m)));
+    if any(&HOP_CLIENT) {
+        2
+    } else if any(&DECODE) {
+        1
+    } else {
+        0
+    }
+}
+
+/// The processor's stages: the queue (publishing and taking messages), the worker pool,
+/// and the rest: the processor's HTTP server with its decoding, the runtime and the kernel.
+pub fn processor_stage(frames: &[&str]) -> usize {
+    let any = |mark: &str| frames.iter().any(|f| f.contains(mark));
+    if any("system::queue::") {
+        4
+    } else if any("system::worker::") {
+        5
+    } else {
+        3
+    }
+}
+
+/// Samples per stage, and all samples, of `profile`.
+pub fn charge(profile: &Profile, classify: Classify) -> ([u64; STAGES.len()], u64) {
+    let text = |i: i64| {
+        profile
+            .string_table
+            .get(i as usize)
+            .map_or("", String::as_str)
+    };
+    let functions: HashMap<u64, &str> = profile
+        .function
+        .iter()
+        .map(|f| (f.id, text(f.name)))
+        .collect();
+    let locations: HashMap<u64, Vec<&str>> = profile
+        .location
+        .iter()
+        .map(|l| {
+            let names = l
+                .line
+                .iter()
+                .filter_map(|line| functions.get(&line.function_id).copied())
+                .collect();
+            (l.id, names)
+        })
+        .collect();
+    let mut counts = [0u64; STAGES.len()];
+    let mut all = 0;
+    let mut frames = Vec::new();
+    for sample in &profile.sample {
+        let n = sample.value.first().copied().unwrap_or(0).max(0) as u64;
+        frames.clear();
+        frames.extend(
+            sample
+                .location_id
+                .iter()
+                .filter_map(|id| locations.get(id))
+                .flatten()
+                .copied(),
+        );
+        counts[classify(&frames)] += n;
+        all += n;
+    }
+    (counts, all)
+}
