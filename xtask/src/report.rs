@@ -102,6 +102,8 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
         "pairs": evidence.pairs(),
         "end_to_end": evidence.end_to_end(),
         "defaults": evidence.defaults(),
+        "stages": evidence.stages(),
+        "stage_names": evidence.stage_names(),
         "loads": harness::system_load::LOADS.map(|l| format!("{:.0}%", l * 100.0)),
         "checklist": checklist,
         "targets": evidence.targets(),

@@ -99,9 +99,9 @@ fn load_case(group: &str, variant: &str, side: Side, protocol: &str, measure: &s
 
 /// The load suite's pairs get a table of their own (capacity, CPU per message, p99 at each
 /// rate), a capacity measured on an unsaturated server is marked, and the targets against
-/// the bare servers are judged from the same cases.
+/// the bare servers are judged from the same cases, a miss naming the stage that costs most.
 #[test]
-fn end_to_end_pairs_show_capacity_and_latency_and_judge_the_bare_targets() {
+fn end_to_end_pairs_show_capacity_latency_and_stages_and_judge_the_bare_targets() {
     let dir = fixture_dir("end-to-end");
     let mut file = ResultFile::new("load", "fixture");
     let capacity = |rate: f64, share: f64, cpu: f64| {
@@ -131,8 +131,30 @@ fn end_to_end_pairs_show_capacity_and_latency_and_judge_the_bare_targets() {
         }
     }
     file.write(&dir.join("results")).unwrap();
+    let mut stages = ResultFile::new("stages", "fixture");
+    let mut case = Case::new("stages", "http1", None);
+    for (key, value) in [
+        ("rate", 40_000.0),
+        ("front_door", 10.0),
+        ("decode_validate", 2.0),
+        ("hop_client", 4.0),
+        ("processor_server", 3.0),
+        ("queue", 0.5),
+        ("worker", 0.5),
+        ("total", 20.0),
+    ] {
+        case = case.metric(key, Metric::exact("µs", value));
+    }
+    stages.cases.push(case);
+    stages.write(&dir.join("results")).unwrap();
     let report = render(&paths(&dir)).unwrap();
     let markdown = &report["PHASE3_COMPLETE.md"];
+    assert!(
+        markdown.contains(
+            "| http1 | 40k | 10.00 | 2.00 | 4.00 | 3.00 | 0.50 | 0.50 | 20.00 | 12.50 | front-door protocol (50%) |"
+        ),
+        "{markdown}"
+    );
     assert!(
         markdown.contains(
             "| load/vs_bare: bare → system | http1 | 80k → 40k* | 0.50 | 64 → 64 | 12.5 → 25.0 | 0.50 → 1.50 | 0.50 → 1.50 | 0.50 → 1.50 |"
@@ -141,7 +163,7 @@ fn end_to_end_pairs_show_capacity_and_latency_and_judge_the_bare_targets() {
     );
     assert!(
         markdown.contains(
-            "| HTTP/1.1 ingest against the bare server (capacity) | ≥ 0.70× bare | 0.50× bare | **no** |"
+            "| HTTP/1.1 ingest against the bare server (capacity) | ≥ 0.70× bare | 0.50× bare, 0.20 short; most CPU: front-door protocol (50%) | **no** |"
         ),
         "{markdown}"
     );

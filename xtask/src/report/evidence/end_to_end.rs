@@ -33,7 +33,7 @@ impl Evidence {
 
     /// The case of `variant` in `group` for `protocol` (any protocol when `None`) with
     /// these further params.
-    fn load_case(
+    pub(super) fn load_case(
         &self,
         group: &str,
         variant: &str,
@@ -156,11 +156,18 @@ impl Evidence {
         .into_iter()
         .map(|(what, protocol, least, target)| {
             let ratio = self.vs_bare(protocol, &[("measure", "capacity")], "capacity");
+            // A miss says by how much and what the profile blames.
+            let measured = |r: f64| match self.blame(protocol) {
+                Some(blame) if r < least => {
+                    format!("{r:.2}× bare, {:.2} short; most CPU: {blame}", least - r)
+                }
+                _ if r < least => format!("{r:.2}× bare, {:.2} short", least - r),
+                _ => format!("{r:.2}× bare"),
+            };
             Target {
                 what,
                 target,
-                measured: ratio
-                    .map_or_else(|| "not measured".to_owned(), |r| format!("{r:.2}× bare")),
+                measured: ratio.map_or_else(|| "not measured".to_owned(), measured),
                 met: ratio.map(|r| r >= least),
                 evidence: evidence_of(
                     ratio,
