@@ -19,6 +19,8 @@ pub(crate) struct StageRow {
     bare: String,
     /// The stage that costs the most, with its share of the total.
     largest: String,
+    /// The share of the expected samples each profile kept (front door / processor).
+    kept: String,
 }
 
 impl Evidence {
@@ -53,6 +55,14 @@ impl Evidence {
                     total: micros(get("total")),
                     bare: micros(bare),
                     largest: self.blame(&case.variant).unwrap_or_else(|| "–".to_owned()),
+                    kept: ["front", "processor"]
+                        .iter()
+                        .map(|n| {
+                            get(&format!("{n}_samples_kept"))
+                                .map_or_else(|| "–".to_owned(), |k| format!("{:.0}%", k * 100.0))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" / "),
                 }
             })
             .collect()
