@@ -57,7 +57,7 @@ pub fn run(component: &str, duration: Duration, dir: &Path) -> anyhow::Result<()
     fs::create_dir_all(dir)?;
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(99)
-        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+        .blocklist(&system::debug::BLOCKLIST)
         .build()?;
     let contention = load(component, duration)?;
     let report = guard.report().build()?;

@@ -29,6 +29,12 @@ pub const MAX_SECONDS: u64 = 300;
 /// Samples per second.
 const FREQUENCY: i32 = 99;
 
+/// Libraries a sample may not be taken in (unwinding from inside them in a signal handler
+/// is not safe). The sampler matches these as parts of a library's path, so they name the
+/// library files exactly: a plain `libc` would also match a program whose path contains it
+/// (`system-glibc`) and drop every sample.
+pub const BLOCKLIST: [&str; 4] = ["/libc.so", "/libgcc_s.so", "/libpthread.so", "vdso"];
+
 /// Set while a profile is being taken, by whichever server of this process took it.
 static PROFILING: AtomicBool = AtomicBool::new(false);
 
@@ -57,7 +63,7 @@ async fn profile(Query(params): Query<HashMap<String, String>>) -> Result<Respon
     })?;
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(FREQUENCY)
-        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+        .blocklist(&BLOCKLIST)
         .build()
         .map_err(internal)?;
     // Dropping this future (the client went away, or shutdown ended the connection) drops
@@ -162,5 +168,30 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         PROFILING.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BLOCKLIST;
+
+    #[test]
+    fn the_blocklist_names_the_libraries_and_not_programs_that_resemble_them() {
+        let blocked = |path: &str| BLOCKLIST.iter().any(|b| path.contains(b));
+        for library in [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+            "/lib/x86_64-linux-gnu/libpthread.so.0",
+            "linux-vdso.so.1",
+        ] {
+            assert!(blocked(library), "{library}");
+        }
+        for program in [
+            "/srv/ab/system-glibc",
+            "/home/libcore/system",
+            "/usr/lib/libcrypto.so.3",
+        ] {
+            assert!(!blocked(program), "{program}");
+        }
     }
 }

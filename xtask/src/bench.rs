@@ -279,11 +279,22 @@ fn pinned_harness(log: &Path) -> anyhow::Result<(std::process::Command, bool)> {
 /// Profiles the front door and the processor at capacity, per protocol (`harness stages`),
 /// on the release system binary, pinned as the load suite is.
 fn stages(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
-    let system = release_system("--no-default-features", "system-glibc", log)?;
+    // The same optimized code with full debug information, so that the profiles name
+    // inlined functions by their paths (`system::queue::…`), by which samples are charged
+    // to stages; debug information does not change the generated code. A target directory
+    // of its own keeps the other builds' artifacts.
+    let root = workspace_root();
+    let target = root.join("target/stages");
+    let mut build = crate::cmd::cargo_command(&["build", "--release", "-p", "system"]);
+    build
+        .arg("--target-dir")
+        .arg(&target)
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "full");
+    crate::cmd::run_logged(build, log)?;
     let (mut command, pin) = pinned_harness(log)?;
     command
         .args(["stages", "--system"])
-        .arg(system)
+        .arg(target.join("release/system"))
         .args(["--seconds", if quick { "1" } else { "10" }]);
     command.arg("--out").arg(out);
     if pin {
