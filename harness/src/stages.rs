@@ -13,9 +13,9 @@
 //!
 //! The sampler drops samples taken inside libc and the kernel (unwinding from there in a
 //! signal handler is not safe), so a process that spends most of its time in system calls
-//! keeps few samples and its profile sees only part of its work. Each case records how
-//! many samples each profile kept against what its CPU time should give, and the split is
-//! recorded only when both kept at least [`MIN_KEPT`].
+//! keeps fewer samples than its CPU time should give. Each case records the share each
+//! profile kept, and the CPU time the samples do not cover is charged as [`UNSAMPLED`]
+//! (libc and the kernel), so the stages and it add up to the whole CPU per message.
 
 use std::{
     collections::HashMap,
@@ -58,8 +58,8 @@ pub const PROTOCOLS: [Protocol; 4] = [
 /// Samples per second of CPU time the profile endpoint takes (its sampling rate).
 const SAMPLES_PER_CPU_SECOND: f64 = 99.0;
 
-/// The least share of the expected samples a profile must keep for its split to count.
-pub const MIN_KEPT: f64 = 0.5;
+/// The metric of the CPU time per message the sampler could not see (libc and the kernel).
+pub const UNSAMPLED: &str = "unsampled";
 
 /// Messages per gRPC stream, as in the load suite.
 const MESSAGES_PER_STREAM: u32 = 64;
@@ -204,22 +204,22 @@ fn measure(options: &Options, protocol: Protocol) -> anyhow::Result<Case> {
                 (report.requests.errors + report.requests.rejected) as f64,
             ),
         );
-    let mut split = Vec::new();
-    let mut trusted = true;
+    let mut total = 0.0;
+    let mut unsampled = 0.0;
     for (profiled, classify, name, first) in [
         (&front_profile, front_stage as Classify, "front", 0),
         (&processor_profile, processor_stage, "processor", 3),
     ] {
         let share = profiled.cpu_seconds / window;
         let (counts, samples) = charge(&profiled.profile, classify);
-        // What the process's CPU time should have given at the sampling rate.
-        let expected = profiled.cpu_seconds * SAMPLES_PER_CPU_SECOND;
+        // What the process's CPU time should have given at the sampling rate; what the
+        // sampler dropped (time in libc and the kernel) is charged as unsampled.
+        let expected = (profiled.cpu_seconds * SAMPLES_PER_CPU_SECOND).max(samples as f64);
         let kept = if expected > 0.0 {
             samples as f64 / expected
         } else {
             0.0
         };
-        trusted &= samples > 0 && kept >= MIN_KEPT;
         case = case
             .metric(&format!("{name}_cpu_share"), Metric::exact("cores", share))
             .metric(
@@ -232,25 +232,20 @@ fn measure(options: &Options, protocol: Protocol) -> anyhow::Result<Case> {
             );
         let per_msg = share / rate * 1e6;
         for (i, count) in counts.iter().enumerate().skip(first).take(3) {
-            let part = if samples > 0 {
-                *count as f64 / samples as f64
+            let stage = if expected > 0.0 {
+                per_msg * *count as f64 / expected
             } else {
                 0.0
             };
-            split.push((STAGES[i].0, per_msg * part));
+            total += stage;
+            case = case.metric(STAGES[i].0, Metric::exact("µs", stage));
         }
+        unsampled += per_msg * (1.0 - kept);
     }
-    // A profile that kept few of its samples saw only part of the CPU time (the sampler
-    // drops samples taken in libc and the kernel): its split would mislead, so it is left
-    // out and the kept shares say why.
-    if trusted {
-        let total = split.iter().map(|(_, v)| v).sum();
-        for (key, value) in split {
-            case = case.metric(key, Metric::exact("µs", value));
-        }
-        case = case.metric("total", Metric::exact("µs", total));
-    }
-    Ok(case)
+    total += unsampled;
+    Ok(case
+        .metric(UNSAMPLED, Metric::exact("µs", unsampled))
+        .metric("total", Metric::exact("µs", total)))
 }
 
 /// Starts one role of the system, pinned, with its profile endpoint on.

@@ -141,6 +141,7 @@ fn end_to_end_pairs_show_capacity_latency_and_stages_and_judge_the_bare_targets(
         ("processor_server", 3.0),
         ("queue", 0.5),
         ("worker", 0.5),
+        ("unsampled", 0.0),
         ("total", 20.0),
         ("front_samples_kept", 0.9),
         ("processor_samples_kept", 0.8),
@@ -153,7 +154,7 @@ fn end_to_end_pairs_show_capacity_latency_and_stages_and_judge_the_bare_targets(
     let markdown = &report["PHASE3_COMPLETE.md"];
     assert!(
         markdown.contains(
-            "| http1 | 40k | 10.00 | 2.00 | 4.00 | 3.00 | 0.50 | 0.50 | 20.00 | 12.50 | front-door protocol (50%) | 90% / 80% |"
+            "| http1 | 40k | 10.00 | 2.00 | 4.00 | 3.00 | 0.50 | 0.50 | 0.00 | 20.00 | 12.50 | front-door protocol (50%) | 90% / 80% |"
         ),
         "{markdown}"
     );

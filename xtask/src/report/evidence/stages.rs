@@ -2,7 +2,7 @@
 //! front door, from profiles at capacity) beside the bare server's CPU per message
 //! (`results/load.json`), and the stage a missed target is blamed on.
 
-use harness::stages::STAGES;
+use harness::stages::{STAGES, UNSAMPLED};
 use serde::Serialize;
 
 use super::Evidence;
@@ -14,6 +14,8 @@ pub(crate) struct StageRow {
     rate: String,
     /// µs per message in each of [`STAGES`], in order.
     stages: Vec<String>,
+    /// µs per message the sampler could not see (libc and the kernel).
+    unsampled: String,
     total: String,
     /// The bare server's CPU per message at its capacity.
     bare: String,
@@ -52,6 +54,7 @@ impl Evidence {
                     protocol: case.variant.clone(),
                     rate: get("rate").map_or_else(|| "–".to_owned(), super::short),
                     stages: STAGES.iter().map(|(key, _)| micros(get(key))).collect(),
+                    unsampled: micros(get(UNSAMPLED)),
                     total: micros(get("total")),
                     bare: micros(bare),
                     largest: self.blame(&case.variant).unwrap_or_else(|| "–".to_owned()),
@@ -80,6 +83,7 @@ impl Evidence {
         let total = case.metrics.get("total")?.median;
         let (name, value) = STAGES
             .iter()
+            .chain(&[(UNSAMPLED, "libc and kernel")])
             .filter_map(|(key, name)| Some((*name, case.metrics.get(*key)?.median)))
             .max_by(|a, b| a.1.total_cmp(&b.1))?;
         (total > 0.0).then(|| format!("{name} ({:.0}%)", value / total * 100.0))
