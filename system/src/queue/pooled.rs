@@ -163,7 +163,20 @@ impl Slot {
         self.payload.clear();
         self.payload.extend_from_slice(msg.payload);
         self.live_pairs = 0;
-        for (key, value) in msg.metadata.iter() {
+        // One loop per shape of metadata, each monomorphized (no chained iterators per pair).
+        match msg.metadata {
+            Metadata::Map(map) => {
+                self.fill_pairs(map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            }
+            Metadata::Pairs(pairs) => {
+                self.fill_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            }
+            Metadata::Wire(wire) => self.fill_pairs(wire.iter()),
+        }
+    }
+
+    fn fill_pairs<'a>(&mut self, entries: impl Iterator<Item = (&'a str, &'a str)>) {
+        for (key, value) in entries {
             if let Some((k, v)) = self.pairs.get_mut(self.live_pairs) {
                 k.clear();
                 k.push_str(key);
