@@ -223,9 +223,7 @@ fn stages_command(args: StagesArgs) -> anyhow::Result<()> {
     let file = harness::stages::run(&options, &command_line(), &mut |line| {
         eprintln!("stages: {line}")
     })?;
-    let path = file.write(&args.out.unwrap_or_else(results::default_dir))?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
+    write_result(&file, args.out)
 }
 
 fn system_load_command(args: SystemLoadArgs) -> anyhow::Result<()> {
@@ -242,7 +240,12 @@ fn system_load_command(args: SystemLoadArgs) -> anyhow::Result<()> {
     let file = harness::system_load::run(&options, &command_line(), &mut |line| {
         eprintln!("system-load: {line}")
     })?;
-    let path = file.write(&args.out.unwrap_or_else(results::default_dir))?;
+    write_result(&file, args.out)
+}
+
+/// Writes `file` under `out` (the results directory when not given) and says where.
+fn write_result(file: &results::ResultFile, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let path = file.write(&out.unwrap_or_else(results::default_dir))?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }
