@@ -178,6 +178,7 @@ pub fn grpc_message() -> IngestRequest {
         source: "bench-sensor".to_owned(),
         data: b"temperature=21.5".to_vec(),
         metadata: [("unit".to_owned(), "C".to_owned())].into(),
+        id: String::new(),
     }
 }
 

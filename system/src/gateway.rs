@@ -121,6 +121,9 @@ fn router(gateway: Arc<Gateway>, profile_endpoint: bool) -> Router {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IngestBody {
+    /// The client's own id for the message (see [`IngestRequest::id`]).
+    #[serde(default)]
+    id: String,
     source: String,
     data: String,
     #[serde(default, deserialize_with = "unique_keys")]
@@ -216,6 +219,7 @@ pub fn decode_ingest(codec: Codec, body: &[u8]) -> Result<IngestRequest, ApiErro
                 source: body.source,
                 data: body.data.into_bytes(),
                 metadata: body.metadata,
+                id: body.id,
             })
         }
         Codec::Protobuf => codec.decode(body),

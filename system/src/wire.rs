@@ -162,6 +162,8 @@ fn map_entry(value: Value<'_>) -> Result<(&str, &str), WireError> {
 /// An `IngestRequest` read in place.
 #[derive(Debug, Clone, Copy)]
 pub struct IngestView<'a> {
+    /// The client's own id for the message; empty when it gave none.
+    pub id: &'a str,
     /// Who sent the message.
     pub source: &'a str,
     /// The payload.
@@ -174,6 +176,7 @@ impl<'a> IngestView<'a> {
     /// Reads an encoded `IngestRequest`.
     pub fn parse(bytes: &'a [u8]) -> Result<IngestView<'a>, WireError> {
         let mut view = IngestView {
+            id: "",
             source: "",
             data: &[],
             metadata: WireMap {
@@ -189,6 +192,7 @@ impl<'a> IngestView<'a> {
                 (3, value) => {
                     map_entry(value)?;
                 }
+                (4, value) => view.id = text_of(value)?,
                 _ => {}
             }
         }

@@ -65,6 +65,7 @@ impl Prepared {
                     source: payload.source.clone(),
                     data: data.into_bytes(),
                     metadata: payload.metadata.clone().into_iter().collect(),
+                    id: String::new(),
                 };
                 let count = match scenario.protocol {
                     Protocol::GrpcStream => payload.messages_per_stream,

@@ -174,6 +174,7 @@ async fn all_roles_run_in_one_process_and_stop_together() {
         source: "all".into(),
         data: b"y".to_vec(),
         metadata: Default::default(),
+        id: String::new(),
     };
     grpc.ingest(request).await.unwrap();
     terminate(&child);

@@ -27,6 +27,7 @@ fn request(source: &str, data: &[u8]) -> IngestRequest {
         source: source.to_owned(),
         data: data.to_vec(),
         metadata: [("origin".to_owned(), "grpc".to_owned())].into(),
+        id: String::new(),
     }
 }
 

@@ -105,6 +105,7 @@ async fn every_protocol_and_codec_carries_messages_intact() {
                 source: format!("batch-{i}"),
                 data: vec![i as u8, 0xff],
                 metadata: Default::default(),
+                id: String::new(),
             });
             assert_eq!(
                 grpc.ingest_stream(tokio_stream::iter(stream))

@@ -200,6 +200,7 @@ fn request(source: &str, data: &[u8]) -> IngestRequest {
         source: source.to_owned(),
         data: data.to_vec(),
         metadata: HashMap::new(),
+        id: String::new(),
     }
 }
 

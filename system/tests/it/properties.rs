@@ -60,7 +60,7 @@ proptest! {
         source in text(), data in text(), metadata in metadata(),
     ) {
         let json = serde_json::json!({"source": source, "data": data, "metadata": metadata});
-        let request = IngestRequest { source, data: data.into_bytes(), metadata };
+        let request = IngestRequest { source, data: data.into_bytes(), metadata, id: String::new() };
         let protobuf = prost::Message::encode_to_vec(&request);
         let from_json = decode_ingest(Codec::Json, json.to_string().as_bytes()).unwrap();
         let from_protobuf = decode_ingest(Codec::Protobuf, &protobuf).unwrap();
@@ -157,7 +157,7 @@ proptest! {
         metadata in metadata(),
         noise in collection::vec(any::<u8>(), 0..24),
     ) {
-        let request = IngestRequest { source, data, metadata };
+        let request = IngestRequest { source, data, metadata, id: String::new() };
         let bytes = prost::Message::encode_to_vec(&request);
         let view = wire::IngestView::parse(&bytes).unwrap();
         prop_assert_eq!(view.source, request.source.as_str());
