@@ -44,6 +44,10 @@ use crate::{
     proto::{BatchOutcome, DataMessage, DataMessageBatch, Outcome},
 };
 
+/// The header with which an answer says that it repeats an earlier acceptance: the message
+/// was accepted before under the same id, and is not queued again.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
 /// Largest processor answer the client reads.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -152,6 +156,28 @@ pub enum ForwardError {
     },
 }
 
+/// What became of a message the processor took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Queued now.
+    New,
+    /// Accepted earlier under the same id (within the de-duplication window): not queued
+    /// again, and processed once.
+    Duplicate,
+}
+
+/// The fate of one forwarded message.
+pub type Forwarded = Result<Accepted, ForwardError>;
+
+/// A processor answer, read whole.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    /// The answer carries [`REPLAYED_HEADER`].
+    replayed: bool,
+    body: Bytes,
+}
+
 /// Counters of a forwarder.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -228,7 +254,7 @@ impl Forwarder {
     }
 
     /// Hands one message to the processor; `Ok` once the processor accepted it.
-    pub async fn forward(&self, msg: DataMessage) -> Result<(), ForwardError> {
+    pub async fn forward(&self, msg: DataMessage) -> Forwarded {
         let len = self.hop.entry_len(MessageRef::from(&msg))?;
         match &self.batcher {
             Some(batcher) => batcher.forward(&self.hop, msg, len).await,
@@ -245,7 +271,7 @@ impl Forwarder {
     /// Hands several messages to the processor: batch requests of at most `batch` messages
     /// and at most `max_request_bytes` (one request per message when batching is off). One
     /// result per message, in order; a message too large for any request is `TooLarge`.
-    pub async fn forward_batch(&self, msgs: Vec<DataMessage>) -> Vec<Result<(), ForwardError>> {
+    pub async fn forward_batch(&self, msgs: Vec<DataMessage>) -> Vec<Forwarded> {
         let mut results = Vec::with_capacity(msgs.len());
         let mut fitting = Vec::with_capacity(msgs.len());
         for msg in msgs {
@@ -264,10 +290,7 @@ impl Forwarder {
 
     /// [`Forwarder::forward_batch`] for messages each paired with its
     /// [`Forwarder::entry_len`], so that nothing is measured twice.
-    pub async fn forward_measured(
-        &self,
-        msgs: Vec<(DataMessage, usize)>,
-    ) -> Vec<Result<(), ForwardError>> {
+    pub async fn forward_measured(&self, msgs: Vec<(DataMessage, usize)>) -> Vec<Forwarded> {
         let mut results = Vec::with_capacity(msgs.len());
         if self.hop.config.batch <= 1 {
             for (msg, _) in msgs {
@@ -293,7 +316,7 @@ impl Forwarder {
             .uri(self.hop.stats_uri.clone())
             .body(Full::new(Bytes::new()))
             .map_err(|err| ForwardError::Unreachable(err.to_string()))?;
-        let (status, body) = self.hop.exchange(request).await?;
+        let Answer { status, body, .. } = self.hop.exchange(request).await?;
         if status != StatusCode::OK {
             return Err(status_error(status, &body));
         }
@@ -361,25 +384,21 @@ impl Hop {
         chunk.items.len() < self.config.batch && chunk.bytes + len <= self.config.max_request_bytes
     }
 
-    async fn send_chunk(&self, chunk: &mut Chunk<DataMessage>) -> Vec<Result<(), ForwardError>> {
+    async fn send_chunk(&self, chunk: &mut Chunk<DataMessage>) -> Vec<Forwarded> {
         if chunk.items.is_empty() {
             return Vec::new();
         }
         self.send_batch(chunk.take()).await
     }
 
-    async fn send_one(&self, msg: DataMessage) -> Result<(), ForwardError> {
-        let (status, body) = self.post(&self.enqueue_uri, &msg).await?;
-        if status == StatusCode::ACCEPTED {
-            Ok(())
-        } else {
-            Err(status_error(status, &body))
-        }
+    async fn send_one(&self, msg: DataMessage) -> Forwarded {
+        let answer = self.post(&self.enqueue_uri, &msg).await?;
+        lone_answer(&answer)
     }
 
     /// Sends `msgs` in one batch request (a single message as a request of its own, the
     /// same path as without batching).
-    async fn send_batch(&self, mut msgs: Vec<DataMessage>) -> Vec<Result<(), ForwardError>> {
+    async fn send_batch(&self, mut msgs: Vec<DataMessage>) -> Vec<Forwarded> {
         if msgs.len() == 1
             && let Some(msg) = msgs.pop()
         {
@@ -388,16 +407,19 @@ impl Hop {
         let count = msgs.len();
         let batch = DataMessageBatch { messages: msgs };
         let answer = match self.post(&self.batch_uri, &batch).await {
-            Ok((StatusCode::OK, body)) => {
-                self.config
-                    .codec
-                    .decode::<BatchOutcome>(&body)
-                    .map_err(|err| ForwardError::Failed {
-                        status: 200,
-                        message: err.message,
-                    })
-            }
-            Ok((status, body)) => Err(status_error(status, &body)),
+            Ok(Answer {
+                status: StatusCode::OK,
+                body,
+                ..
+            }) => self
+                .config
+                .codec
+                .decode::<BatchOutcome>(&body)
+                .map_err(|err| ForwardError::Failed {
+                    status: 200,
+                    message: err.message,
+                }),
+            Ok(answer) => Err(status_error(answer.status, &answer.body)),
             Err(err) => Err(err),
         };
         match answer {
@@ -416,7 +438,7 @@ impl Hop {
     }
 
     /// Encodes `body` with the configured codec and POSTs it to `uri`.
-    async fn post<T>(&self, uri: &Uri, body: &T) -> Result<(StatusCode, Bytes), ForwardError>
+    async fn post<T>(&self, uri: &Uri, body: &T) -> Result<Answer, ForwardError>
     where
         T: prost::Message + Serialize,
     {
@@ -446,11 +468,7 @@ impl Hop {
     }
 
     /// POSTs `payload`, encoded with the configured codec, to `uri`.
-    async fn post_bytes(
-        &self,
-        uri: &Uri,
-        payload: Bytes,
-    ) -> Result<(StatusCode, Bytes), ForwardError> {
+    async fn post_bytes(&self, uri: &Uri, payload: Bytes) -> Result<Answer, ForwardError> {
         let request = Request::builder()
             .method(Method::POST)
             .uri(uri.clone())
@@ -462,10 +480,7 @@ impl Hop {
 
     /// Sends `request`, reads the whole answer (so the connection can be reused), within
     /// the timeout.
-    async fn exchange(
-        &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), ForwardError> {
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Answer, ForwardError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let fresh;
         let client = match self.config.mode {
@@ -481,17 +496,25 @@ impl Hop {
                 .await
                 .map_err(|err| ForwardError::Unreachable(error_chain(&err)))?;
             let status = response.status();
+            let replayed = response.headers().contains_key(REPLAYED_HEADER);
             let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
                 .map_err(|err| ForwardError::Unreachable(format!("reading the answer: {err}")))?
                 .to_bytes();
-            Ok((status, body))
+            Ok(Answer {
+                status,
+                replayed,
+                body,
+            })
         };
         let result = tokio::time::timeout(self.config.timeout, exchange)
             .await
             .unwrap_or(Err(ForwardError::Timeout(self.config.timeout)));
-        if result.as_ref().is_ok_and(|(status, _)| status.is_success()) {
+        if result
+            .as_ref()
+            .is_ok_and(|answer| answer.status.is_success())
+        {
             return result;
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
@@ -521,14 +544,24 @@ pub(crate) fn build_client(
     builder.build(connector)
 }
 
-fn outcome_result(outcome: crate::proto::MessageOutcome) -> Result<(), ForwardError> {
+fn outcome_result(outcome: crate::proto::MessageOutcome) -> Forwarded {
     outcome_error(outcome.outcome, &outcome.error)
 }
 
+/// What the answer to a lone `/enqueue` means for its message.
+fn lone_answer(answer: &Answer) -> Forwarded {
+    match answer.status {
+        StatusCode::ACCEPTED if answer.replayed => Ok(Accepted::Duplicate),
+        StatusCode::ACCEPTED => Ok(Accepted::New),
+        status => Err(status_error(status, &answer.body)),
+    }
+}
+
 /// What the outcome `code` of a batch answer, with its `error` text, means for the message.
-fn outcome_error(code: i32, error: &str) -> Result<(), ForwardError> {
+fn outcome_error(code: i32, error: &str) -> Forwarded {
     match Outcome::try_from(code) {
-        Ok(Outcome::Accepted) => Ok(()),
+        Ok(Outcome::Accepted) => Ok(Accepted::New),
+        Ok(Outcome::Duplicate) => Ok(Accepted::Duplicate),
         Ok(Outcome::Invalid) => Err(ForwardError::Rejected(error.to_owned())),
         Ok(Outcome::QueueFull | Outcome::ShuttingDown | Outcome::Unavailable) => {
             Err(ForwardError::Overloaded(error.to_owned()))

@@ -13,7 +13,7 @@ use crate::{
     gateway::GatewayConfig,
     grpc::GrpcConfig,
     processor::{DEFAULT_BODY_LIMIT, ProcessorConfig},
-    queue::{NatsConfig, QueueType},
+    queue::{DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, NatsConfig, QueueType},
     server::HttpLimits,
     worker::{WorkerMode, seed_processing},
 };
@@ -184,6 +184,18 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024 * 1024))]
     pub processor_body_limit: u32,
 
+    /// Most message ids the in-memory queues remember, to answer a message sent again under
+    /// the same id as a duplicate (0: none). The oldest are forgotten first.
+    #[arg(long, env = "DEDUP_IDS", default_value_t = DEFAULT_DEDUP_IDS as u32, global = true,
+          value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub dedup_ids: u32,
+
+    /// Seconds the in-memory queues remember an accepted id (the NATS queue uses the
+    /// stream's duplicate window, two minutes by default).
+    #[arg(long, env = "DEDUP_WINDOW_SECS", default_value_t = DEFAULT_DEDUP_WINDOW.as_secs() as u32,
+          global = true, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub dedup_window_secs: u32,
+
     /// Most connections each server holds open at once.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000, global = true,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -225,6 +237,8 @@ impl Settings {
             },
             process: Arc::new(seed_processing),
             nats: self.nats(),
+            dedup_ids: self.dedup_ids as usize,
+            dedup_window: Duration::from_secs(u64::from(self.dedup_window_secs)),
             ..defaults
         }
     }

@@ -20,7 +20,8 @@ use axum::{
     Json, Router,
     body::Body,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
@@ -28,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::{
-    client::{ForwardError, Forwarder, ForwarderConfig, trace::Tracer},
+    client::{Accepted, ForwardError, Forwarder, ForwarderConfig, REPLAYED_HEADER, trace::Tracer},
     codec::{Codec, read_body},
     debug,
     http_error::{self, ApiError},
@@ -158,18 +159,50 @@ where
     deserializer.deserialize_map(Visitor)
 }
 
+/// The header under which an HTTP client gives its own id for a message.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The answer to an accepted ingest: 202 with the message's id, `"status": "accepted"`, or
+/// for a message accepted before under the same id `"status": "duplicate"` and the
+/// `Idempotent-Replayed: true` header.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Accepted {
+struct IngestAnswer {
     message_id: String,
     status: &'static str,
+}
+
+impl IntoResponse for IngestAnswer {
+    fn into_response(self) -> Response {
+        let replayed = self.status == DUPLICATE;
+        let mut response = (StatusCode::ACCEPTED, Json(self)).into_response();
+        if replayed {
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
+/// The `status` of an answer to a message accepted now.
+pub const ACCEPTED: &str = "accepted";
+/// The `status` of an answer to a message accepted before under the same id.
+pub const DUPLICATE: &str = "duplicate";
+
+/// The `status` word for `accepted`.
+pub fn status_word(accepted: Accepted) -> &'static str {
+    match accepted {
+        Accepted::New => ACCEPTED,
+        Accepted::Duplicate => DUPLICATE,
+    }
 }
 
 async fn ingest(
     State(gateway): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<IngestAnswer, ApiError> {
     let result = accept(&gateway, &headers, body).await;
     let counter = match &result {
         Ok(_) => &gateway.accepted,
@@ -188,24 +221,50 @@ async fn accept(
     gateway: &Gateway,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<IngestAnswer, ApiError> {
     let codec = Codec::from_headers(headers)?;
     let bytes = read_body(headers, body, gateway.body_limit, gateway.body_timeout).await?;
-    let request = decode_ingest(codec, &bytes)?;
+    let mut request = decode_ingest(codec, &bytes)?;
+    let key = headers.get(IDEMPOTENCY_KEY).map(HeaderValue::as_bytes);
+    take_key(&mut request, key, "header `Idempotency-Key`").map_err(ApiError::bad_request)?;
     let msg = new_message(request).map_err(|err| ApiError::bad_request(err.to_string()))?;
     let message_id = msg.id.clone();
-    gateway
+    let accepted = gateway
         .forwarder
         .forward(msg)
         .await
         .map_err(forward_error)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            message_id,
-            status: "accepted",
-        }),
-    ))
+    Ok(IngestAnswer {
+        message_id,
+        status: status_word(accepted),
+    })
+}
+
+/// Makes `key` (the client's id given outside the message: an HTTP header or gRPC metadata,
+/// named by `place`) the message's id. Refused when it is not a valid id, or when the
+/// message carries a different one in its `id` field.
+pub fn take_key(
+    request: &mut IngestRequest,
+    key: Option<&[u8]>,
+    place: &str,
+) -> Result<(), String> {
+    let Some(key) = key else {
+        return Ok(());
+    };
+    let key = std::str::from_utf8(key)
+        .ok()
+        .filter(|key| validate::is_valid_id(key))
+        .ok_or_else(|| {
+            format!(
+                "{place} must be 1 to {} visible ASCII characters",
+                validate::MAX_ID_BYTES
+            )
+        })?;
+    if !request.id.is_empty() && request.id != key {
+        return Err(format!("{place} and the field `id` differ"));
+    }
+    key.clone_into(&mut request.id);
+    Ok(())
 }
 
 /// Decodes the body of `POST /api/v1/ingest`: the JSON form (`data` a string) or a
@@ -226,11 +285,16 @@ pub fn decode_ingest(codec: Codec, body: &[u8]) -> Result<IngestRequest, ApiErro
     }
 }
 
-/// Turns an ingest request into a message with a fresh id and the arrival time, or says
-/// which field is wrong (see [`validate`]).
+/// Turns an ingest request into a message with the client's id (a fresh one when it gave
+/// none) and the arrival time, or says which field is wrong (see [`validate`]).
 pub fn new_message(request: IngestRequest) -> Result<DataMessage, Invalid> {
+    let id = if request.id.is_empty() {
+        MessageId::generate(IdSource::Fast).to_string()
+    } else {
+        request.id
+    };
     let msg = DataMessage {
-        id: MessageId::generate(IdSource::Fast).to_string(),
+        id,
         timestamp: unix_now(),
         source: request.source,
         payload: request.data,

@@ -28,9 +28,9 @@ use tonic::{Code, Request, Response, Status, Streaming, service::Routes};
 use tower::util::MapResponseLayer;
 
 use crate::{
-    client::{Added, ForwardError, Forwarder, ForwarderConfig, HopBatch},
+    client::{Accepted, Added, ForwardError, Forwarded, Forwarder, ForwarderConfig, HopBatch},
     debug,
-    gateway::{new_message, unix_now},
+    gateway::{IDEMPOTENCY_KEY, new_message, status_word, take_key, unix_now},
     ids::{IdSource, MessageId},
     message::{MessageRef, Metadata},
     net::BoundedListener,
@@ -169,14 +169,21 @@ impl IngestService for IngestServer {
         &self,
         request: Request<IngestRequest>,
     ) -> Result<Response<IngestResponse>, Status> {
-        let msg = new_message(request.into_inner())
-            .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let key = request
+            .metadata()
+            .get(IDEMPOTENCY_KEY)
+            .map(|key| key.as_bytes().to_vec());
+        let mut request = request.into_inner();
+        take_key(&mut request, key.as_deref(), "metadata `idempotency-key`")
+            .map_err(Status::invalid_argument)?;
+        let msg = new_message(request).map_err(|err| Status::invalid_argument(err.to_string()))?;
         let message_id = msg.id.clone();
-        self.forwarder.forward(msg).await.map_err(forward_status)?;
+        let accepted = self.forwarder.forward(msg).await.map_err(forward_status)?;
         Ok(Response::new(IngestResponse {
             message_id,
-            status: "accepted".to_owned(),
+            status: status_word(accepted).to_owned(),
             accepted: 1,
+            duplicates: u64::from(accepted == Accepted::Duplicate),
         }))
     }
 
@@ -238,10 +245,12 @@ impl IngestServer {
         Ok(Response::new(IngestResponse {
             message_id: forwarding
                 .last_id
-                .map(|id| id.to_string())
+                .as_ref()
+                .map(|id| id.as_str().to_owned())
                 .unwrap_or_default(),
             status: "completed".to_owned(),
             accepted: forwarding.accepted,
+            duplicates: forwarding.duplicates,
         }))
     }
 }
@@ -251,12 +260,30 @@ struct StreamForwarding<'a> {
     forwarder: &'a Forwarder,
     /// The next hop request, and the ids of the messages in it.
     batch: HopBatch,
-    ids: Vec<MessageId>,
+    ids: Vec<StreamId>,
     /// Outcomes of the request last sent (kept for their capacity).
-    outcomes: Vec<Result<(), ForwardError>>,
+    outcomes: Vec<Forwarded>,
     linger: Duration,
     accepted: u64,
-    last_id: Option<MessageId>,
+    duplicates: u64,
+    last_id: Option<StreamId>,
+}
+
+/// The id of a stream's message: the client's own (a slice of the frame it came in), or
+/// one given here.
+enum StreamId {
+    Client(Bytes),
+    Given(MessageId),
+}
+
+impl StreamId {
+    fn as_str(&self) -> &str {
+        match self {
+            // Only ids that passed `validate::check` (visible ASCII) are kept.
+            StreamId::Client(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            StreamId::Given(id) => id.as_str(),
+        }
+    }
 }
 
 impl<'a> StreamForwarding<'a> {
@@ -268,6 +295,7 @@ impl<'a> StreamForwarding<'a> {
             outcomes: Vec::new(),
             linger: forwarder.config().linger,
             accepted: 0,
+            duplicates: 0,
             last_id: None,
         }
     }
@@ -276,7 +304,7 @@ impl<'a> StreamForwarding<'a> {
     /// batch first when the message does not fit and after when it is full. A message that
     /// is not valid, or too large for any request, fails the call (after the messages
     /// before it are sent).
-    async fn push(&mut self, frame: &[u8]) -> Result<(), Status> {
+    async fn push(&mut self, frame: &Bytes) -> Result<(), Status> {
         let request = match IngestView::parse(frame) {
             Ok(request) => request,
             Err(err) => {
@@ -285,7 +313,11 @@ impl<'a> StreamForwarding<'a> {
                 return Err(self.failure(status));
             }
         };
-        let id = MessageId::generate(IdSource::Fast);
+        let id = if request.id.is_empty() {
+            StreamId::Given(MessageId::generate(IdSource::Fast))
+        } else {
+            StreamId::Client(frame.slice_ref(request.id.as_bytes()))
+        };
         let msg = MessageRef {
             id: id.as_str(),
             timestamp: unix_now(),
@@ -329,8 +361,9 @@ impl<'a> StreamForwarding<'a> {
         let mut first_error = None;
         for (id, outcome) in self.ids.drain(..).zip(self.outcomes.drain(..)) {
             match outcome {
-                Ok(()) => {
+                Ok(accepted) => {
                     self.accepted += 1;
+                    self.duplicates += u64::from(accepted == Accepted::Duplicate);
                     self.last_id = Some(id);
                 }
                 Err(err) => {

@@ -31,6 +31,7 @@ use serde::Serialize;
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 use crate::{
+    client::REPLAYED_HEADER,
     codec::{
         Codec, MAX_BATCH_MESSAGES, PROTOBUF_CONTENT_TYPE, count_batch, decode_batch, read_body,
     },
@@ -42,7 +43,8 @@ use crate::{
     net::BoundedListener,
     proto::{BatchOutcome, DataMessage, MessageOutcome, Outcome},
     queue::{
-        AnyQueue, NatsConfig, NatsQueue, NatsStats, PublishError, Queue, QueueStats, QueueType,
+        AnyQueue, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, NatsConfig, NatsQueue, NatsStats,
+        PublishError, Published, Queue, QueueStats, QueueType, RecentIds,
     },
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
@@ -87,6 +89,10 @@ pub struct ProcessorConfig {
     /// Where the NATS queue lives, when `queue_type` is `Nats`. [`serve`] takes the
     /// stream's capacity from `queue_size` and the fetch batch from `workers`.
     pub nats: NatsConfig,
+    /// Most ids the in-memory queues remember to answer repeats as duplicates (0: none).
+    pub dedup_ids: usize,
+    /// How long they remember an id.
+    pub dedup_window: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -110,6 +116,8 @@ impl Default for ProcessorConfig {
             process: Arc::new(seed_processing),
             profile_endpoint: false,
             nats: NatsConfig::default(),
+            dedup_ids: DEFAULT_DEDUP_IDS,
+            dedup_window: DEFAULT_DEDUP_WINDOW,
         }
     }
 }
@@ -152,6 +160,8 @@ pub struct ProcessorStats {
     pub enqueue_requests: u64,
     /// Requests to `/enqueue/batch`.
     pub batch_requests: u64,
+    /// Ids remembered to answer repeats as duplicates (in-memory queues).
+    pub recent_ids: u64,
     /// Counters of the NATS side, with the NATS queue only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats: Option<NatsStats>,
@@ -168,6 +178,7 @@ pub struct Processor {
 #[derive(Debug)]
 struct AppState {
     queue: Arc<AnyQueue>,
+    recent: RecentIds,
     pool_stats: Arc<PoolStats>,
     worker_mode: WorkerMode,
     profile_endpoint: bool,
@@ -223,6 +234,7 @@ impl Processor {
         });
         let state = Arc::new(AppState {
             queue,
+            recent: RecentIds::new(config.dedup_ids, config.dedup_window),
             pool_stats: pool.stats(),
             worker_mode: config.worker_mode,
             profile_endpoint: config.profile_endpoint,
@@ -284,6 +296,7 @@ impl AppState {
             results: self.results.load(Ordering::Relaxed),
             enqueue_requests: self.enqueue_requests.load(Ordering::Relaxed),
             batch_requests: self.batch_requests.load(Ordering::Relaxed),
+            recent_ids: self.recent.len() as u64,
             nats: self.queue.nats_stats(),
         }
     }
@@ -341,24 +354,26 @@ async fn enqueue(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<Response, ApiError> {
     state.enqueue_requests.fetch_add(1, Ordering::Relaxed);
     let codec = Codec::from_headers(&headers)?;
     let bytes = read_body(&headers, body, state.body_limit, state.body_timeout).await?;
     let mut msg: DataMessage = codec.decode(&bytes)?;
     complete(&mut msg, state.queue.kind())?;
-    state
+    let published = state
         .queue
-        .publish(MessageRef::from(&msg))
+        .publish_once(MessageRef::from(&msg), &state.recent)
         .await
         .map_err(publish_error)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            message_id: msg.id,
-            status: "accepted",
-        }),
-    ))
+    let (status, replayed) = match published {
+        Published::New => ("accepted", None),
+        Published::Duplicate => ("duplicate", Some([(REPLAYED_HEADER, "true")])),
+    };
+    let answer = Json(Accepted {
+        message_id: msg.id,
+        status,
+    });
+    Ok((StatusCode::ACCEPTED, replayed, answer).into_response())
 }
 
 /// Queues every message of a batch that it can, and says for each what became of it. The
@@ -381,15 +396,16 @@ async fn enqueue_batch(
         .collect();
     let queue = &*state.queue;
     let pairs = messages.iter().zip(&checked);
+    let recent = &state.recent;
     let outcomes = if let AnyQueue::Nats(_) = queue {
         // Each publish waits for a broker round trip: have them all in flight at once.
         // The batch is bounded by the body limit, the publishes by the queue's own bound.
-        futures_util::future::join_all(pairs.map(|(msg, checked)| publish_one(queue, msg, checked)))
-            .await
+        let publishes = pairs.map(|(msg, checked)| publish_one(queue, recent, msg, checked));
+        futures_util::future::join_all(publishes).await
     } else {
         let mut outcomes = Vec::with_capacity(messages.len());
         for (msg, checked) in pairs {
-            outcomes.push(publish_one(queue, msg, checked).await);
+            outcomes.push(publish_one(queue, recent, msg, checked).await);
         }
         outcomes
     };
@@ -429,16 +445,17 @@ async fn enqueue_wire_batch(state: &AppState, body: &[u8]) -> Result<Response, A
         .iter()
         .map(|(msg, id)| (*msg, completed(msg, id.as_ref(), now)));
     let queue = &*state.queue;
+    let recent = &state.recent;
     let outcomes = if let AnyQueue::Nats(_) = queue {
         // Each publish waits for a broker round trip: have them all in flight at once.
         let publishes = completed
             .clone()
-            .map(|(sent, msg)| publish_view(queue, sent, msg));
+            .map(|(sent, msg)| publish_view(queue, recent, sent, msg));
         futures_util::future::join_all(publishes).await
     } else {
         let mut outcomes = Vec::with_capacity(count);
         for (sent, msg) in completed.clone() {
-            outcomes.push(publish_view(queue, sent, msg).await);
+            outcomes.push(publish_view(queue, recent, sent, msg).await);
         }
         outcomes
     };
@@ -479,28 +496,37 @@ fn completed<'a>(msg: &MessageRef<'a>, id: Option<&'a MessageId>, now: i64) -> M
 /// became of it, with the reason when it was not accepted.
 async fn publish_view(
     queue: &AnyQueue,
+    recent: &RecentIds,
     sent: MessageRef<'_>,
     msg: MessageRef<'_>,
 ) -> (Outcome, Option<String>) {
     if let Err(err) = validate::check(sent) {
         return (Outcome::Invalid, Some(err.to_string()));
     }
-    match queue.publish(msg).await {
-        Ok(()) => (Outcome::Accepted, None),
+    match queue.publish_once(msg, recent).await {
+        Ok(published) => (published_outcome(published), None),
         Err(err) => (outcome_of(err), Some(publish_error(err).message)),
+    }
+}
+
+fn published_outcome(published: Published) -> Outcome {
+    match published {
+        Published::New => Outcome::Accepted,
+        Published::Duplicate => Outcome::Duplicate,
     }
 }
 
 /// Publishes one message of a batch that passed its checks, and says what became of it.
 async fn publish_one(
     queue: &AnyQueue,
+    recent: &RecentIds,
     msg: &DataMessage,
     checked: &Result<(), ApiError>,
 ) -> (Outcome, String) {
     match checked {
         Err(err) => (Outcome::Invalid, err.message.clone()),
-        Ok(()) => match queue.publish(MessageRef::from(msg)).await {
-            Ok(()) => (Outcome::Accepted, String::new()),
+        Ok(()) => match queue.publish_once(MessageRef::from(msg), recent).await {
+            Ok(published) => (published_outcome(published), String::new()),
             Err(err) => (outcome_of(err), publish_error(err).message),
         },
     }

@@ -23,12 +23,14 @@ mod gate;
 mod memory;
 mod nats;
 mod pooled;
+mod recent;
 
 use std::{fmt, future::Future};
 
 pub use memory::{MemoryDelivery, MemoryQueue};
 pub use nats::{NatsConfig, NatsDelivery, NatsError, NatsQueue, NatsStats};
 pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES};
+pub use recent::{DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, Published, RecentIds};
 
 use crate::message::MessageRef;
 
@@ -183,6 +185,21 @@ impl AnyQueue {
         match self {
             AnyQueue::Nats(q) => Some(q.nats_stats()),
             AnyQueue::Memory(_) | AnyQueue::Pooled(_) => None,
+        }
+    }
+
+    /// Publishes `msg` unless a message with its id was accepted lately: the in-memory
+    /// queues ask `recent`, the NATS queue JetStream's de-duplication (by the
+    /// `Nats-Msg-Id` header, within the stream's duplicate window).
+    pub async fn publish_once(
+        &self,
+        msg: MessageRef<'_>,
+        recent: &RecentIds,
+    ) -> Result<Published, PublishError> {
+        match self {
+            AnyQueue::Memory(q) => recent.publish_once(msg.id, || q.try_publish(msg)),
+            AnyQueue::Pooled(q) => recent.publish_once(msg.id, || q.try_publish(msg)),
+            AnyQueue::Nats(q) => q.publish_once(msg).await,
         }
     }
 

@@ -125,6 +125,7 @@ impl IngestService for BareIngest {
             message_id: String::new(),
             status: "accepted".to_owned(),
             accepted: 1,
+            duplicates: 0,
         }))
     }
 
@@ -142,6 +143,7 @@ impl IngestService for BareIngest {
             message_id: String::new(),
             status: "completed".to_owned(),
             accepted,
+            duplicates: 0,
         }))
     }
 }

@@ -220,6 +220,7 @@ fn by_source(source: &str) -> Result<tonic::Response<IngestResponse>, Status> {
             message_id: String::new(),
             status: "accepted".to_owned(),
             accepted: 1,
+            duplicates: 0,
         })),
     }
 }

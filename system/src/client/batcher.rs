@@ -11,15 +11,11 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{Chunk, ForwardError, Hop};
+use super::{Chunk, ForwardError, Forwarded, Hop};
 use crate::proto::DataMessage;
 
 /// A message, what it adds to a batch body, and where its outcome goes.
-pub(super) type Job = (
-    DataMessage,
-    usize,
-    oneshot::Sender<Result<(), ForwardError>>,
-);
+pub(super) type Job = (DataMessage, usize, oneshot::Sender<Forwarded>);
 
 /// The submission side of a running batcher; clones share it.
 #[derive(Debug, Clone)]
@@ -40,12 +36,7 @@ impl Batcher {
 
     /// Hands `msg` (taking `len` bytes in a batch) to the processor: at once when a slot is
     /// free and nobody waits, otherwise in the next batch.
-    pub(super) async fn forward(
-        &self,
-        hop: &Hop,
-        msg: DataMessage,
-        len: usize,
-    ) -> Result<(), ForwardError> {
+    pub(super) async fn forward(&self, hop: &Hop, msg: DataMessage, len: usize) -> Forwarded {
         // Waiting messages go first: a caller may not overtake them.
         let nobody_waits = self.jobs.capacity() == self.jobs.max_capacity();
         if nobody_waits && let Ok(_slot) = self.slots.try_acquire() {
@@ -110,7 +101,7 @@ async fn run(hop: Arc<Hop>, mut jobs: mpsc::Receiver<Job>, slots: Arc<Semaphore>
     }
 }
 
-type Pending = (DataMessage, oneshot::Sender<Result<(), ForwardError>>);
+type Pending = (DataMessage, oneshot::Sender<Forwarded>);
 
 /// Adds `job` to `batch` when it has room by bytes; hands it back otherwise.
 fn gather(hop: &Hop, batch: &mut Chunk<Pending>, job: Job) -> Option<Job> {

@@ -8,7 +8,7 @@
 use bytes::{BufMut, BytesMut};
 use http::StatusCode;
 
-use super::{ForwardError, Forwarder, outcome_error, status_error};
+use super::{Answer, ForwardError, Forwarded, Forwarder, lone_answer, outcome_error, status_error};
 use crate::{
     codec::{BATCH_FRAME_BYTES, Codec},
     message::MessageRef,
@@ -102,7 +102,7 @@ impl Forwarder {
 
     /// Sends the batch (a batch of one as a request of its own) and appends one outcome per
     /// message, in order, to `outcomes`. The batch is empty afterwards.
-    pub async fn send(&self, batch: &mut HopBatch, outcomes: &mut Vec<Result<(), ForwardError>>) {
+    pub async fn send(&self, batch: &mut HopBatch, outcomes: &mut Vec<Forwarded>) {
         let count = std::mem::take(&mut batch.count);
         let Some(mut body) = batch.body.take() else {
             return;
@@ -126,12 +126,13 @@ impl Forwarder {
         let answer = self.hop.post_bytes(uri, payload).await;
         self.hop.buffers.give_back(body);
         let answer = match answer {
-            Ok((StatusCode::ACCEPTED, _)) if lone => {
-                outcomes.push(Ok(()));
-                return;
-            }
-            Ok((StatusCode::OK, body)) if !lone => read_outcomes(codec, &body, count, outcomes),
-            Ok((status, body)) => Err(status_error(status, &body)),
+            Ok(answer) if lone => lone_answer(&answer).map(|accepted| outcomes.push(Ok(accepted))),
+            Ok(Answer {
+                status: StatusCode::OK,
+                body,
+                ..
+            }) => read_outcomes(codec, &body, count, outcomes),
+            Ok(answer) => Err(status_error(answer.status, &answer.body)),
             Err(err) => Err(err),
         };
         if let Err(err) = answer {
@@ -145,7 +146,7 @@ fn read_outcomes(
     codec: Codec,
     body: &[u8],
     count: usize,
-    outcomes: &mut Vec<Result<(), ForwardError>>,
+    outcomes: &mut Vec<Forwarded>,
 ) -> Result<(), ForwardError> {
     let unreadable = |message: String| ForwardError::Failed {
         status: 200,
@@ -156,8 +157,15 @@ fn read_outcomes(
     match codec {
         Codec::Protobuf => {
             for outcome in wire::batch_outcomes(body) {
-                let (code, error) = outcome.map_err(|err| unreadable(err.to_string()))?;
-                outcomes.push(outcome_error(code, error));
+                // An answer that breaks off is unusable as a whole, as it is when decoded
+                // at once: the outcomes read before the break are taken back.
+                match outcome {
+                    Ok((code, error)) => outcomes.push(outcome_error(code, error)),
+                    Err(err) => {
+                        outcomes.truncate(before);
+                        return Err(unreadable(err.to_string()));
+                    }
+                }
             }
         }
         Codec::Json => {

@@ -46,7 +46,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use tokio::sync::{Mutex, mpsc, watch};
 
-use super::{Delivery, PublishError, QueueStats};
+use super::{Delivery, PublishError, Published, QueueStats};
 use crate::{message::MessageRef, proto::DataMessage};
 
 /// Counters of the NATS side, shown in `/stats` and `/metrics`.
@@ -192,10 +192,16 @@ impl NatsQueue {
 
     /// Publishes `msg` and waits until JetStream confirms it stored it.
     pub async fn publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        self.publish_once(msg).await.map(|_| ())
+    }
+
+    /// [`NatsQueue::publish`], saying whether JetStream stored the message or found it a
+    /// duplicate of one stored under the same id within the stream's duplicate window.
+    pub async fn publish_once(&self, msg: MessageRef<'_>) -> Result<Published, PublishError> {
         let inner = self.inner.as_ref().ok_or(PublishError::Unavailable)?;
         let result = inner.publish(msg).await;
         let counter = match result {
-            Ok(()) => &inner.counters.published,
+            Ok(_) => &inner.counters.published,
             Err(_) => &inner.counters.refused,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -248,7 +254,7 @@ impl NatsQueue {
 }
 
 impl Inner {
-    async fn publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+    async fn publish(&self, msg: MessageRef<'_>) -> Result<Published, PublishError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(PublishError::Closed);
         }
@@ -274,8 +280,12 @@ impl Inner {
             .send_publish(self.subject.clone(), publish)
             .await
             .map_err(|err| publish_error(&err))?;
-        ack.await.map_err(|err| publish_error(&err))?;
-        Ok(())
+        let ack = ack.await.map_err(|err| publish_error(&err))?;
+        Ok(if ack.duplicate {
+            Published::Duplicate
+        } else {
+            Published::New
+        })
     }
 }
 

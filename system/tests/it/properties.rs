@@ -266,7 +266,7 @@ fn a_batch_has_one_outcome_per_message_in_order() {
                 for (msg, result) in msgs.iter().zip(&results) {
                     let valid = validate::check(MessageRef::from(msg)).is_ok();
                     match result {
-                        Ok(()) => {
+                        Ok(system::client::Accepted::New) => {
                             prop_assert!(valid);
                             accepted.lock().unwrap().push(msg.id.clone());
                         }
@@ -276,6 +276,9 @@ fn a_batch_has_one_outcome_per_message_in_order() {
                                 messages: vec![msg.clone()],
                             });
                             prop_assert!(alone.len() + 128 > HOP_LIMIT, "{}", alone.len());
+                        }
+                        Ok(system::client::Accepted::Duplicate) => {
+                            prop_assert!(false, "no id repeats: {}", msg.id);
                         }
                         Err(other) => prop_assert!(false, "{}", other),
                     }
@@ -321,7 +324,7 @@ fn a_batch_has_one_outcome_per_message_in_order() {
 }
 
 /// Posts `msgs` as one batch request.
-async fn post_batch(stack: &Stack, codec: Codec, msgs: &[DataMessage]) -> BatchOutcome {
+pub(crate) async fn post_batch(stack: &Stack, codec: Codec, msgs: &[DataMessage]) -> BatchOutcome {
     let body = codec.encode(&DataMessageBatch {
         messages: msgs.to_vec(),
     });
