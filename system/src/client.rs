@@ -178,6 +178,18 @@ struct Answer {
     body: Bytes,
 }
 
+impl ForwardError {
+    /// Whether the processor may have accepted the message all the same: the request went
+    /// out but no usable answer came back (a broken connection, no answer in time, an
+    /// answer that cannot be read). A retry under the message's own id settles it.
+    pub fn may_have_succeeded(&self) -> bool {
+        matches!(
+            self,
+            ForwardError::Unreachable(_) | ForwardError::Timeout(_) | ForwardError::Failed { .. }
+        )
+    }
+}
+
 /// Counters of a forwarder.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -11,6 +11,8 @@
 //! ([`IngestView`]), checked, and written straight into the next hop request
 //! ([`HopBatch`]), so a warm stream allocates nothing per message.
 
+pub mod standing;
+
 use std::{
     convert::Infallible,
     future::Future,
@@ -27,6 +29,7 @@ use tokio::net::TcpListener;
 use tonic::{Code, Request, Response, Status, Streaming, service::Routes};
 use tower::util::MapResponseLayer;
 
+use self::standing::Standing;
 use crate::{
     client::{Accepted, Added, ForwardError, Forwarded, Forwarder, ForwarderConfig, HopBatch},
     debug,
@@ -267,6 +270,12 @@ struct StreamForwarding<'a> {
     accepted: u64,
     duplicates: u64,
     last_id: Option<StreamId>,
+    /// Messages of the stream put in a batch so far (the index of the next one).
+    read: u64,
+    /// The index of the batch's first message.
+    batch_start: u64,
+    /// Set when a batch was not wholly accepted.
+    standing: Option<Standing>,
 }
 
 /// The id of a stream's message: the client's own (a slice of the frame it came in), or
@@ -297,6 +306,9 @@ impl<'a> StreamForwarding<'a> {
             accepted: 0,
             duplicates: 0,
             last_id: None,
+            read: 0,
+            batch_start: 0,
+            standing: None,
         }
     }
 
@@ -337,7 +349,10 @@ impl<'a> StreamForwarding<'a> {
             other => other,
         };
         match added {
-            Ok(_) => self.ids.push(id),
+            Ok(_) => {
+                self.ids.push(id);
+                self.read += 1;
+            }
             Err(err) => {
                 self.flush().await?;
                 return Err(self.failure(forward_status(err)));
@@ -349,7 +364,8 @@ impl<'a> StreamForwarding<'a> {
         Ok(())
     }
 
-    /// Forwards the pending messages; fails the call at the first one not accepted.
+    /// Forwards the pending messages; fails the call when one is not accepted, saying
+    /// exactly which of the batch were (see [`standing`]).
     async fn flush(&mut self) -> Result<(), Status> {
         if self.batch.is_empty() {
             return Ok(());
@@ -358,35 +374,52 @@ impl<'a> StreamForwarding<'a> {
         self.forwarder
             .send(&mut self.batch, &mut self.outcomes)
             .await;
+        let start = std::mem::replace(&mut self.batch_start, self.read);
         let mut first_error = None;
-        for (id, outcome) in self.ids.drain(..).zip(self.outcomes.drain(..)) {
+        let mut standing = Standing::default();
+        let outcomes = self.ids.drain(..).zip(self.outcomes.drain(..));
+        for (index, (id, outcome)) in (start..).zip(outcomes) {
             match outcome {
                 Ok(accepted) => {
                     self.accepted += 1;
                     self.duplicates += u64::from(accepted == Accepted::Duplicate);
                     self.last_id = Some(id);
+                    if first_error.is_some() {
+                        standing.accepted_after.push(index);
+                    }
                 }
                 Err(err) => {
-                    first_error.get_or_insert(err);
+                    if err.may_have_succeeded() {
+                        standing.uncertain.push(index);
+                    }
+                    if first_error.is_none() {
+                        standing.resume_from = index;
+                        first_error = Some(err);
+                    }
                 }
             }
         }
         match first_error {
-            Some(err) => Err(self.failure(forward_status(err))),
+            Some(err) => {
+                self.standing = Some(standing);
+                Err(self.failure(forward_status(err)))
+            }
             None => Ok(()),
         }
     }
 
-    /// `status`, with how many of the stream's messages were accepted before it.
+    /// `status`, with where the stream stands: what a batch that failed said, or else
+    /// every message read so far accepted and the next one to resume from.
     fn failure(&self, status: Status) -> Status {
-        Status::new(
-            status.code(),
-            format!(
-                "{} ({} messages of this stream were accepted)",
-                status.message(),
-                self.accepted
-            ),
-        )
+        let standing = self.standing.clone().unwrap_or(Standing {
+            resume_from: self.read,
+            ..Standing::default()
+        });
+        Standing {
+            accepted: self.accepted,
+            ..standing
+        }
+        .attach(&status)
     }
 }
 

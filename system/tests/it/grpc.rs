@@ -1,11 +1,16 @@
 //! The gRPC front door through real tonic clients: unary and streaming ingest, reflection,
 //! health, and the status codes of the contract.
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use system::{
     client::ForwarderConfig,
-    grpc::GrpcConfig,
+    grpc::{GrpcConfig, standing},
+    message::MessageRef,
     processor::ProcessorConfig,
     proto::{IngestRequest, ingest_service_client::IngestServiceClient},
 };
@@ -20,7 +25,7 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-use crate::stack::{Setup, Stack, slow};
+use crate::stack::{Setup, Stack, recording, slow};
 
 fn request(source: &str, data: &[u8]) -> IngestRequest {
     IngestRequest {
@@ -242,14 +247,20 @@ async fn an_unreachable_processor_is_unavailable() {
     stack.shutdown().await;
 }
 
-/// A full queue is UNAVAILABLE (retryable); everything answered OK is processed.
+/// A full queue is UNAVAILABLE (retryable); everything answered OK is processed, and a
+/// failed stream says exactly which of its messages were accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_is_unavailable_and_nothing_accepted_is_lost() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = recording(&seen);
     let stack = Stack::start(Setup {
         processor: ProcessorConfig {
             queue_size: 1,
             workers: 1,
-            process: slow(Duration::from_millis(50)),
+            process: Arc::new(move |msg: MessageRef<'_>, out: &mut Vec<u8>| {
+                std::thread::sleep(Duration::from_millis(50));
+                record(msg, out)
+            }),
             ..ProcessorConfig::default()
         },
         ..Setup::default()
@@ -267,20 +278,52 @@ async fn a_full_queue_is_unavailable_and_nothing_accepted_is_lost() {
         }
     }
     assert!(refused > 0);
-    let stream = (0..50).map(|_| request("stream-burst", b"x"));
+    let stream = (0..50).map(|i| IngestRequest {
+        id: format!("stream-{i}"),
+        ..request("stream-burst", b"x")
+    });
     let err = client
         .ingest_stream(tokio_stream::iter(stream))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
-    let partly: u64 = err
-        .message()
-        .rsplit_once(" messages of this stream")
-        .and_then(|(head, _)| head.rsplit_once('(')?.1.parse().ok())
-        .unwrap_or_else(|| panic!("no count in {:?}", err.message()));
+    let metadata = |key: &str| {
+        err.metadata()
+            .get(key)
+            .map(|value| value.to_str().unwrap().to_owned())
+    };
+    let partly: u64 = metadata(standing::ACCEPTED).unwrap().parse().unwrap();
+    let resume_from: u64 = metadata(standing::RESUME_FROM).unwrap().parse().unwrap();
+    let mut expected: Vec<u64> = (0..resume_from).collect();
+    for range in metadata(standing::ACCEPTED_AFTER)
+        .iter()
+        .flat_map(|r| r.split(','))
+    {
+        let (start, end) = range.split_once('-').unwrap_or((range, range));
+        expected.extend(start.parse::<u64>().unwrap()..=end.parse().unwrap());
+    }
+    assert_eq!(
+        metadata(standing::UNCERTAIN),
+        None,
+        "a full queue is a certain refusal"
+    );
+    assert_eq!(expected.len() as u64, partly, "{err:?}");
+    assert!(
+        err.message()
+            .contains(&format!("resume from message {resume_from}")),
+        "{err:?}"
+    );
     let stats = stack.shutdown().await;
     assert_eq!(stats.queue.enqueued, accepted + partly);
     assert_eq!(stats.workers.processed, accepted + partly);
+    let mut processed: Vec<u64> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|msg| msg.id.strip_prefix("stream-")?.parse().ok())
+        .collect();
+    processed.sort_unstable();
+    assert_eq!(processed, expected, "exactly the messages the status names");
 }
 
 /// Shutdown lets an open stream finish: messages sent after the signal are still accepted
