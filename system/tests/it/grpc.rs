@@ -25,7 +25,7 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-use crate::stack::{Setup, Stack, recording, slow};
+use crate::stack::{Setup, Stack, recording};
 
 fn request(source: &str, data: &[u8]) -> IngestRequest {
     IngestRequest {
