@@ -11,12 +11,15 @@ use axum::{
     body::{Body, Bytes},
     http::{HeaderMap, StatusCode, header},
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::http_error::ApiError;
+use crate::{
+    budget::{Budget, Charge},
+    http_error::ApiError,
+};
 
 /// How a body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -111,6 +114,80 @@ impl Codec {
     }
 }
 
+/// [`read_body`], with the body's bytes taken from `budget` first: the declared length
+/// before reading, or each chunk as it arrives when none is declared. 503 (with
+/// `Retry-After`) when they do not fit; the charge is the caller's to hold while it keeps
+/// the body or what it decoded from it.
+pub async fn read_body_charged(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+    budget: &Arc<Budget>,
+) -> Result<(Bytes, Charge), ApiError> {
+    let exhausted = |err: crate::budget::Exhausted| ApiError::unavailable(err.to_string());
+    let declared = declared_length(headers);
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let mut charge = budget
+        .try_charge(declared.unwrap_or(0) as usize)
+        .map_err(exhausted)?;
+    if declared.is_some() {
+        let bytes = read_body(headers, body, limit, timeout).await?;
+        return Ok((bytes, charge));
+    }
+    let read = async {
+        let mut body = std::pin::pin!(Limited::new(body, limit));
+        let mut bytes = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|err| body_error(&*err, limit))?;
+            if let Ok(data) = frame.into_data() {
+                charge.grow(data.len()).map_err(exhausted)?;
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(bytes.freeze())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(bytes)) => Ok((bytes, charge)),
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err(late(timeout)),
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("body exceeds the limit of {limit} bytes"),
+    )
+}
+
+fn late(timeout: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the request body did not arrive within {} s",
+            timeout.as_secs_f64()
+        ),
+    )
+}
+
+fn body_error(err: &(dyn std::error::Error + Send + Sync + 'static), limit: usize) -> ApiError {
+    if err.is::<LengthLimitError>() {
+        too_large(limit)
+    } else {
+        ApiError::bad_request(format!("could not read the body: {err}"))
+    }
+}
+
 /// Reads the whole body, answering 413 once it exceeds `limit` bytes and 408 when it has
 /// not arrived within `timeout`.
 pub async fn read_body(
@@ -119,34 +196,15 @@ pub async fn read_body(
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body exceeds the limit of {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
+    if declared_length(headers).is_some_and(|len| len > limit as u64) {
+        return Err(too_large(limit));
     }
     let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
     let Ok(read) = read else {
-        return Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request body did not arrive within {} s",
-                timeout.as_secs_f64()
-            ),
-        ));
+        return Err(late(timeout));
     };
     match read {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
-        Err(err) => Err(ApiError::bad_request(format!(
-            "could not read the body: {err}"
-        ))),
+        Err(err) => Err(body_error(&*err, limit)),
     }
 }

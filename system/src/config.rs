@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use http::Uri;
 
 use crate::{
+    budget::{Budget, DEFAULT_MEMORY_BUDGET, DEFAULT_QUEUE_BYTES},
     client::{ClientMode, ForwarderConfig, HopProtocol},
     codec::{Codec, MAX_BATCH_MESSAGES},
     gateway::GatewayConfig,
@@ -196,6 +197,18 @@ pub struct Settings {
           global = true, value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub dedup_window_secs: u32,
 
+    /// Bytes the process may hold in flight: request bodies, messages waiting for the
+    /// processor's answer, queued messages. New work beyond it is refused with 503 /
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "MEMORY_BUDGET", default_value_t = DEFAULT_MEMORY_BUDGET as u64, global = true,
+          value_parser = clap::value_parser!(u64).range(1024 * 1024..=1 << 40))]
+    pub memory_budget: u64,
+
+    /// Bytes of messages an in-memory queue may hold (within `MEMORY_BUDGET`).
+    #[arg(long, env = "QUEUE_BYTES", default_value_t = DEFAULT_QUEUE_BYTES as u64, global = true,
+          value_parser = clap::value_parser!(u64).range(1024..=1 << 40))]
+    pub queue_bytes: u64,
+
     /// Most connections each server holds open at once.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000, global = true,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -220,8 +233,13 @@ impl Settings {
         }
     }
 
-    /// The processor role's configuration.
-    pub fn processor(&self) -> ProcessorConfig {
+    /// The budget of bytes in flight that every role of the process shares.
+    pub fn budget(&self) -> Arc<Budget> {
+        Budget::new("MEMORY_BUDGET", self.memory_budget as usize)
+    }
+
+    /// The processor role's configuration, within `budget`.
+    pub fn processor(&self, budget: &Arc<Budget>) -> ProcessorConfig {
         let defaults = ProcessorConfig::default();
         ProcessorConfig {
             queue_type: self.queue_type,
@@ -239,6 +257,8 @@ impl Settings {
             nats: self.nats(),
             dedup_ids: self.dedup_ids as usize,
             dedup_window: Duration::from_secs(u64::from(self.dedup_window_secs)),
+            budget: Arc::clone(budget),
+            queue_bytes: self.queue_bytes as usize,
             ..defaults
         }
     }
@@ -273,9 +293,10 @@ impl Settings {
         }
     }
 
-    /// The gateway role's configuration.
-    pub fn gateway(&self, processor_url: Uri) -> GatewayConfig {
+    /// The gateway role's configuration, within `budget`.
+    pub fn gateway(&self, processor_url: Uri, budget: &Arc<Budget>) -> GatewayConfig {
         GatewayConfig {
+            budget: Arc::clone(budget),
             body_limit: self.body_limit as usize,
             max_connections: self.max_connections as usize,
             limits: self.limits(),
@@ -284,9 +305,10 @@ impl Settings {
         }
     }
 
-    /// The gRPC role's configuration.
-    pub fn grpc(&self, processor_url: Uri) -> GrpcConfig {
+    /// The gRPC role's configuration, within `budget`.
+    pub fn grpc(&self, processor_url: Uri, budget: &Arc<Budget>) -> GrpcConfig {
         GrpcConfig {
+            budget: Arc::clone(budget),
             max_connections: self.max_connections as usize,
             limits: self.limits(),
             profile_endpoint: self.profile_endpoint,

@@ -29,8 +29,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::{
+    budget::Budget,
     client::{Accepted, ForwardError, Forwarder, ForwarderConfig, REPLAYED_HEADER, trace::Tracer},
-    codec::{Codec, read_body},
+    codec::{Codec, read_body_charged},
     debug,
     http_error::{self, ApiError},
     ids::{IdSource, MessageId},
@@ -54,6 +55,9 @@ pub struct GatewayConfig {
     pub limits: HttpLimits,
     /// Serve `GET /debug/pprof/profile` (see [`crate::debug`]).
     pub profile_endpoint: bool,
+    /// The process's budget of bytes in flight: each ingest holds its body and message
+    /// against it until it is answered.
+    pub budget: Arc<Budget>,
 }
 
 impl GatewayConfig {
@@ -65,6 +69,7 @@ impl GatewayConfig {
             max_connections: 10_000,
             limits: HttpLimits::default(),
             profile_endpoint: false,
+            budget: Budget::process_default(),
         }
     }
 }
@@ -76,6 +81,7 @@ struct Gateway {
     started: Instant,
     body_limit: usize,
     body_timeout: Duration,
+    budget: Arc<Budget>,
     connections: Arc<AtomicU64>,
     accepted: AtomicU64,
     refused: AtomicU64,
@@ -95,6 +101,7 @@ pub async fn serve(
         started: Instant::now(),
         body_limit: config.body_limit,
         body_timeout: config.limits.body_timeout,
+        budget: Arc::clone(&config.budget),
         connections: listener.accepted_counter(),
         accepted: AtomicU64::new(0),
         refused: AtomicU64::new(0),
@@ -223,11 +230,22 @@ async fn accept(
     body: Body,
 ) -> Result<IngestAnswer, ApiError> {
     let codec = Codec::from_headers(headers)?;
-    let bytes = read_body(headers, body, gateway.body_limit, gateway.body_timeout).await?;
+    let (bytes, mut charge) = read_body_charged(
+        headers,
+        body,
+        gateway.body_limit,
+        gateway.body_timeout,
+        &gateway.budget,
+    )
+    .await?;
     let mut request = decode_ingest(codec, &bytes)?;
     let key = headers.get(IDEMPOTENCY_KEY).map(HeaderValue::as_bytes);
     take_key(&mut request, key, "header `Idempotency-Key`").map_err(ApiError::bad_request)?;
     let msg = new_message(request).map_err(|err| ApiError::bad_request(err.to_string()))?;
+    // The message, and its copy in a hop request, until the processor answers.
+    charge
+        .grow(held_bytes(MessageRef::from(&msg)))
+        .map_err(|err| ApiError::unavailable(err.to_string()))?;
     let message_id = msg.id.clone();
     let accepted = gateway
         .forwarder
@@ -238,6 +256,12 @@ async fn accept(
         message_id,
         status: status_word(accepted),
     })
+}
+
+/// What a front door holds of a message until the processor answers it: the message and
+/// its encoding in a hop request.
+pub fn held_bytes(msg: MessageRef<'_>) -> usize {
+    2 * msg.size()
 }
 
 /// Makes `key` (the client's id given outside the message: an HTTP header or gRPC metadata,
@@ -352,6 +376,7 @@ async fn status(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
                 "batchHttp": config.batch_unary,
             },
             "forwarder": gateway.forwarder.stats(),
+            "memoryBudget": gateway.budget.stats(),
         },
         "processor": processor,
     }))

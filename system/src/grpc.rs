@@ -31,9 +31,10 @@ use tower::util::MapResponseLayer;
 
 use self::standing::Standing;
 use crate::{
+    budget::{Budget, Charge},
     client::{Accepted, Added, ForwardError, Forwarded, Forwarder, ForwarderConfig, HopBatch},
     debug,
-    gateway::{IDEMPOTENCY_KEY, new_message, status_word, take_key, unix_now},
+    gateway::{IDEMPOTENCY_KEY, held_bytes, new_message, status_word, take_key, unix_now},
     ids::{IdSource, MessageId},
     message::{MessageRef, Metadata},
     net::BoundedListener,
@@ -60,6 +61,9 @@ pub struct GrpcConfig {
     /// Whether `GET /debug/pprof/profile` is served (over h2c, as the port speaks HTTP/2
     /// only), so that a process running only this role can be profiled too.
     pub profile_endpoint: bool,
+    /// The process's budget of bytes in flight: a call holds its messages against it until
+    /// the processor answers them.
+    pub budget: Arc<Budget>,
 }
 
 impl GrpcConfig {
@@ -71,6 +75,7 @@ impl GrpcConfig {
             max_connections: 10_000,
             limits: HttpLimits::default(),
             profile_endpoint: false,
+            budget: Budget::process_default(),
         }
     }
 }
@@ -86,6 +91,7 @@ pub async fn serve(
     let forwarder = Forwarder::new(config.forwarder);
     let server = Arc::new(IngestServer {
         forwarder,
+        budget: Arc::clone(&config.budget),
         idle_timeout: config.limits.idle_timeout,
     });
     let stream = StreamRoute {
@@ -162,6 +168,7 @@ fn contract_status<B>(mut response: http::Response<B>) -> http::Response<B> {
 
 struct IngestServer {
     forwarder: Forwarder,
+    budget: Arc<Budget>,
     /// Longest a stream may go without a message before it is ended.
     idle_timeout: Duration,
 }
@@ -180,6 +187,11 @@ impl IngestService for IngestServer {
         take_key(&mut request, key.as_deref(), "metadata `idempotency-key`")
             .map_err(Status::invalid_argument)?;
         let msg = new_message(request).map_err(|err| Status::invalid_argument(err.to_string()))?;
+        // The message as received, and its copy in a hop request, until answered.
+        let _charge = self
+            .budget
+            .try_charge(held_bytes(MessageRef::from(&msg)))
+            .map_err(|err| Status::resource_exhausted(err.to_string()))?;
         let message_id = msg.id.clone();
         let accepted = self.forwarder.forward(msg).await.map_err(forward_status)?;
         Ok(Response::new(IngestResponse {
@@ -210,7 +222,7 @@ impl IngestServer {
         frames: impl Stream<Item = Result<Bytes, Status>> + Unpin,
     ) -> Result<Response<IngestResponse>, Status> {
         let mut frames = frames;
-        let mut forwarding = StreamForwarding::new(&self.forwarder);
+        let mut forwarding = StreamForwarding::new(&self.forwarder, &self.budget);
         loop {
             let next = if forwarding.batch.is_empty() {
                 // A stream holds a slot of its connection: one that sends nothing is ended.
@@ -276,6 +288,9 @@ struct StreamForwarding<'a> {
     batch_start: u64,
     /// Set when a batch was not wholly accepted.
     standing: Option<Standing>,
+    /// What the batch holds (its frames and their encoding in the hop request), charged
+    /// to the budget until the batch is answered.
+    charge: Charge,
 }
 
 /// The id of a stream's message: the client's own (a slice of the frame it came in), or
@@ -296,7 +311,7 @@ impl StreamId {
 }
 
 impl<'a> StreamForwarding<'a> {
-    fn new(forwarder: &'a Forwarder) -> Self {
+    fn new(forwarder: &'a Forwarder, budget: &Arc<Budget>) -> Self {
         StreamForwarding {
             forwarder,
             batch: HopBatch::default(),
@@ -309,6 +324,7 @@ impl<'a> StreamForwarding<'a> {
             read: 0,
             batch_start: 0,
             standing: None,
+            charge: budget.empty_charge(),
         }
     }
 
@@ -340,6 +356,14 @@ impl<'a> StreamForwarding<'a> {
         if let Err(reason) = validate::check(msg) {
             self.flush().await?;
             return Err(self.failure(Status::invalid_argument(reason.to_string())));
+        }
+        let held = frame.len() + msg.size();
+        if self.charge.grow(held).is_err() {
+            // What this stream holds goes first; then there may be room.
+            self.flush().await?;
+            if let Err(exhausted) = self.charge.grow(held) {
+                return Err(self.failure(Status::resource_exhausted(exhausted.to_string())));
+            }
         }
         let added = match self.forwarder.add(&mut self.batch, msg) {
             Ok(Added::Full) => {
@@ -374,6 +398,7 @@ impl<'a> StreamForwarding<'a> {
         self.forwarder
             .send(&mut self.batch, &mut self.outcomes)
             .await;
+        self.charge.release();
         let start = std::mem::replace(&mut self.batch_start, self.read);
         let mut first_error = None;
         let mut standing = Standing::default();

@@ -3,6 +3,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod budget;
 pub mod client;
 pub mod codec;
 pub mod config;
@@ -55,6 +56,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let settings = &cli.settings;
+    let budget = &settings.budget();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -69,18 +71,18 @@ pub async fn run(
     match cli.role {
         Some(Role::Processor) => {
             let listener = bind(settings, settings.processor_port, "processor").await?;
-            processor::serve(listener, settings.processor(), stopped()).await?;
+            processor::serve(listener, settings.processor(budget), stopped()).await?;
         }
         Some(Role::Gateway) => {
             let listener = bind(settings, settings.api_port, "gateway").await?;
-            let config = settings.gateway(settings.processor_url.clone());
+            let config = settings.gateway(settings.processor_url.clone(), budget);
             gateway::serve(listener, config, stopped()).await;
         }
         Some(Role::Grpc) => {
             let listener = bind(settings, settings.grpc_port, "grpc").await?;
             grpc::serve(
                 listener,
-                settings.grpc(settings.processor_url.clone()),
+                settings.grpc(settings.processor_url.clone(), budget),
                 stopped(),
             )
             .await?;
@@ -93,14 +95,17 @@ pub async fn run(
             let (fronts_done, fronts_stopped) = oneshot::channel::<()>();
             let processor = tokio::spawn(processor::serve(
                 processor_listener,
-                settings.processor(),
+                settings.processor(budget),
                 async move {
                     let _ = fronts_stopped.await;
                 },
             ));
-            let gateway =
-                gateway::serve(gateway_listener, settings.gateway(url.clone()), stopped());
-            let grpc = grpc::serve(grpc_listener, settings.grpc(url), stopped());
+            let gateway = gateway::serve(
+                gateway_listener,
+                settings.gateway(url.clone(), budget),
+                stopped(),
+            );
+            let grpc = grpc::serve(grpc_listener, settings.grpc(url, budget), stopped());
             let ((), grpc_result) = tokio::join!(gateway, grpc);
             let _ = fronts_done.send(());
             processor.await??;

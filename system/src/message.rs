@@ -92,6 +92,18 @@ impl<'a> From<&'a DataMessage> for MessageRef<'a> {
 }
 
 impl MessageRef<'_> {
+    /// The bytes the message's fields take (what holding it costs, near enough): its
+    /// strings, payload and metadata, plus a fixed allowance for the structure.
+    pub fn size(&self) -> usize {
+        const OVERHEAD: usize = 64;
+        let metadata: usize = match self.metadata {
+            Metadata::Map(map) => map.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            Metadata::Pairs(pairs) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            Metadata::Wire(wire) => wire.iter().map(|(k, v)| k.len() + v.len()).sum(),
+        };
+        OVERHEAD + self.id.len() + self.source.len() + self.payload.len() + metadata
+    }
+
     /// Copies the view into a freshly allocated [`DataMessage`].
     pub fn to_owned_message(&self) -> DataMessage {
         DataMessage {

@@ -26,14 +26,16 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 use crate::{
+    budget::{Budget, BudgetStats, Charge, DEFAULT_QUEUE_BYTES},
     client::REPLAYED_HEADER,
     codec::{
-        Codec, MAX_BATCH_MESSAGES, PROTOBUF_CONTENT_TYPE, count_batch, decode_batch, read_body,
+        Codec, MAX_BATCH_MESSAGES, PROTOBUF_CONTENT_TYPE, count_batch, decode_batch,
+        read_body_charged,
     },
     debug,
     gateway::unix_now,
@@ -93,6 +95,10 @@ pub struct ProcessorConfig {
     pub dedup_ids: usize,
     /// How long they remember an id.
     pub dedup_window: Duration,
+    /// The process's budget of bytes in flight (bodies being read, queued messages).
+    pub budget: Arc<Budget>,
+    /// Most bytes of messages waiting in an in-memory queue (within `budget`).
+    pub queue_bytes: usize,
 }
 
 impl Default for ProcessorConfig {
@@ -118,6 +124,8 @@ impl Default for ProcessorConfig {
             nats: NatsConfig::default(),
             dedup_ids: DEFAULT_DEDUP_IDS,
             dedup_window: DEFAULT_DEDUP_WINDOW,
+            budget: Budget::process_default(),
+            queue_bytes: DEFAULT_QUEUE_BYTES,
         }
     }
 }
@@ -162,6 +170,8 @@ pub struct ProcessorStats {
     pub batch_requests: u64,
     /// Ids remembered to answer repeats as duplicates (in-memory queues).
     pub recent_ids: u64,
+    /// The process's budget of bytes in flight.
+    pub memory_budget: BudgetStats,
     /// Counters of the NATS side, with the NATS queue only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats: Option<NatsStats>,
@@ -178,6 +188,7 @@ pub struct Processor {
 #[derive(Debug)]
 struct AppState {
     queue: Arc<AnyQueue>,
+    budget: Arc<Budget>,
     recent: RecentIds,
     pool_stats: Arc<PoolStats>,
     worker_mode: WorkerMode,
@@ -199,7 +210,7 @@ impl Processor {
     /// `QueueType::Nats`, this starts a processor that refuses every message (see
     /// [`AnyQueue::new`]).
     pub fn start(config: &ProcessorConfig, connections: Arc<AtomicU64>) -> Processor {
-        let queue = AnyQueue::new(config.queue_type, config.queue_size);
+        let queue = in_memory_queue(config);
         Processor::start_with_queue(queue, config, connections)
     }
 
@@ -234,6 +245,7 @@ impl Processor {
         });
         let state = Arc::new(AppState {
             queue,
+            budget: Arc::clone(&config.budget),
             recent: RecentIds::new(config.dedup_ids, config.dedup_window),
             pool_stats: pool.stats(),
             worker_mode: config.worker_mode,
@@ -284,6 +296,22 @@ impl Processor {
 }
 
 impl AppState {
+    /// Reads a request body within the limits, its bytes charged to the budget.
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<(Bytes, Charge), ApiError> {
+        read_body_charged(
+            headers,
+            body,
+            self.body_limit,
+            self.body_timeout,
+            &self.budget,
+        )
+        .await
+    }
+
     fn stats(&self) -> ProcessorStats {
         ProcessorStats {
             service: "processor",
@@ -297,6 +325,7 @@ impl AppState {
             enqueue_requests: self.enqueue_requests.load(Ordering::Relaxed),
             batch_requests: self.batch_requests.load(Ordering::Relaxed),
             recent_ids: self.recent.len() as u64,
+            memory_budget: self.budget.stats(),
             nats: self.queue.nats_stats(),
         }
     }
@@ -322,7 +351,7 @@ pub async fn serve(
             tracing::info!(url = %config.nats.url, stream = %config.nats.stream, "connected to NATS");
             AnyQueue::Nats(queue)
         }
-        kind => AnyQueue::new(kind, config.queue_size),
+        _ => in_memory_queue(&config),
     };
     let listener = BoundedListener::new(listener, config.max_connections);
     let processor = Processor::start_with_queue(queue, &config, listener.accepted_counter());
@@ -343,6 +372,12 @@ pub async fn serve(
     Ok(stats)
 }
 
+/// The in-memory queue `config` asks for, bounded by count and by bytes.
+fn in_memory_queue(config: &ProcessorConfig) -> AnyQueue {
+    let bytes = Budget::child(&config.budget, "QUEUE_BYTES", config.queue_bytes);
+    AnyQueue::with_bytes(config.queue_type, config.queue_size, bytes)
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Accepted {
@@ -357,7 +392,7 @@ async fn enqueue(
 ) -> Result<Response, ApiError> {
     state.enqueue_requests.fetch_add(1, Ordering::Relaxed);
     let codec = Codec::from_headers(&headers)?;
-    let bytes = read_body(&headers, body, state.body_limit, state.body_timeout).await?;
+    let (bytes, _charge) = state.read_body(&headers, body).await?;
     let mut msg: DataMessage = codec.decode(&bytes)?;
     complete(&mut msg, state.queue.kind())?;
     let published = state
@@ -385,7 +420,7 @@ async fn enqueue_batch(
 ) -> Result<Response, ApiError> {
     state.batch_requests.fetch_add(1, Ordering::Relaxed);
     let codec = Codec::from_headers(&headers)?;
-    let bytes = read_body(&headers, body, state.body_limit, state.body_timeout).await?;
+    let (bytes, _charge) = state.read_body(&headers, body).await?;
     if codec == Codec::Protobuf {
         return enqueue_wire_batch(&state, &bytes).await;
     }

@@ -25,14 +25,14 @@ mod nats;
 mod pooled;
 mod recent;
 
-use std::{fmt, future::Future};
+use std::{fmt, future::Future, sync::Arc};
 
 pub use memory::{MemoryDelivery, MemoryQueue};
 pub use nats::{NatsConfig, NatsDelivery, NatsError, NatsQueue, NatsStats};
-pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES};
+pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES, RETAINED_TOTAL};
 pub use recent::{DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, Published, RecentIds};
 
-use crate::message::MessageRef;
+use crate::{budget::Budget, message::MessageRef};
 
 /// Why a message was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +177,16 @@ impl AnyQueue {
                 tracing::error!("a NATS queue needs NatsQueue::connect; this one accepts nothing");
                 AnyQueue::Nats(NatsQueue::detached())
             }
+        }
+    }
+
+    /// [`AnyQueue::new`] with the waiting messages' bytes bounded by `bytes` (the NATS
+    /// queue keeps its messages in the broker, bounded there by count).
+    pub fn with_bytes(kind: QueueType, capacity: usize, bytes: Arc<Budget>) -> AnyQueue {
+        match kind {
+            QueueType::Memory => AnyQueue::Memory(MemoryQueue::with_bytes(capacity, bytes)),
+            QueueType::Pooled => AnyQueue::Pooled(PooledQueue::with_bytes(capacity, bytes)),
+            QueueType::Nats => AnyQueue::new(kind, capacity),
         }
     }
 

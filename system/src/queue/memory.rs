@@ -16,14 +16,20 @@ use std::{
 };
 
 use super::{Delivery, PublishError, Queue, QueueStats, gate::Gate};
-use crate::{message::MessageRef, proto::DataMessage};
+use crate::{
+    budget::{Budget, Charge},
+    message::MessageRef,
+    proto::DataMessage,
+};
 
 /// The baseline in-memory queue.
 #[derive(Debug)]
 pub struct MemoryQueue {
-    ring: Mutex<VecDeque<Box<DataMessage>>>,
+    ring: Mutex<VecDeque<(Box<DataMessage>, Option<Charge>)>>,
     stats: Mutex<QueueStats>,
     capacity: usize,
+    /// The bound on the bytes of waiting messages, when there is one.
+    bytes: Option<std::sync::Arc<Budget>>,
     gate: Gate,
     waits: LockWaits,
 }
@@ -36,7 +42,11 @@ struct LockWaits {
 
 /// A message taken from a [`MemoryQueue`]; it owns its allocation.
 #[derive(Debug)]
-pub struct MemoryDelivery(Box<DataMessage>);
+pub struct MemoryDelivery(
+    Box<DataMessage>,
+    // Held to give the message's bytes back when the delivery is dropped.
+    #[allow(dead_code)] Option<Charge>,
+);
 
 impl MemoryQueue {
     /// A queue holding at most `capacity` messages (at least one).
@@ -49,14 +59,35 @@ impl MemoryQueue {
                 ..QueueStats::default()
             }),
             capacity,
+            bytes: None,
             gate: Gate::default(),
             waits: LockWaits::default(),
+        }
+    }
+
+    /// A queue holding at most `capacity` messages and at most what `bytes` allows of their
+    /// sizes (see [`MessageRef::size`]); the charge of a message is given back when its
+    /// delivery is dropped.
+    pub fn with_bytes(capacity: usize, bytes: std::sync::Arc<Budget>) -> MemoryQueue {
+        MemoryQueue {
+            bytes: Some(bytes),
+            ..MemoryQueue::new(capacity)
         }
     }
 
     /// Accepts a copy of `msg` without waiting.
     pub fn try_publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
         let _entered = self.gate.enter()?;
+        let charge = match &self.bytes {
+            Some(bytes) => match bytes.try_charge(msg.size()) {
+                Ok(charge) => Some(charge),
+                Err(_) => {
+                    self.lock(&self.stats).rejected += 1;
+                    return Err(PublishError::Full);
+                }
+            },
+            None => None,
+        };
         let boxed = Box::new(msg.to_owned_message());
         {
             let mut ring = self.lock(&self.ring);
@@ -65,7 +96,7 @@ impl MemoryQueue {
                 self.lock(&self.stats).rejected += 1;
                 return Err(PublishError::Full);
             }
-            ring.push_back(boxed);
+            ring.push_back((boxed, charge));
         }
         self.lock(&self.stats).enqueued += 1;
         self.gate.wake_one();
@@ -74,9 +105,9 @@ impl MemoryQueue {
 
     /// Takes the next message without waiting.
     pub fn try_consume(&self) -> Option<MemoryDelivery> {
-        let boxed = self.lock(&self.ring).pop_front()?;
+        let (boxed, charge) = self.lock(&self.ring).pop_front()?;
         self.lock(&self.stats).dequeued += 1;
-        Some(MemoryDelivery(boxed))
+        Some(MemoryDelivery(boxed, charge))
     }
 
     /// Locks one of this queue's mutexes, counting the wait when it is held. A poisoned

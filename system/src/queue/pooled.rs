@@ -6,6 +6,8 @@
 //!   payload buffer and its metadata pairs all keep their capacity (a payload or a string
 //!   larger than [`RETAINED_BYTES`] is trimmed on return, so one huge message cannot pin
 //!   memory for ever, and the next one that large allocates again);
+//! - the free list keeps at most [`RETAINED_TOTAL`] bytes of buffers in all: a slot that
+//!   would pass it gives its buffers back to the allocator when it returns;
 //! - no message can observe another's data: a slot is cleared when it returns, every field
 //!   is overwritten on publish, and only the live metadata pairs are visible;
 //! - counters are atomics on their own cache lines, so publishers and consumers never wait
@@ -13,14 +15,17 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 
 use super::{Delivery, PublishError, Queue, QueueStats, gate::Gate};
-use crate::message::{MessageRef, Metadata};
+use crate::{
+    budget::{Budget, Charge},
+    message::{MessageRef, Metadata},
+};
 
 /// Largest capacity (in bytes) a slot's buffer keeps across messages.
 pub const RETAINED_BYTES: usize = 64 * 1024;
@@ -28,6 +33,8 @@ pub const RETAINED_BYTES: usize = 64 * 1024;
 const RETAINED_PAIRS: usize = 64;
 /// Free slots kept beyond the queue's capacity, for messages held by consumers.
 const SPARE_SLOTS: usize = 256;
+/// Most bytes of buffer capacity the free slots keep, all together.
+pub const RETAINED_TOTAL: usize = 8 * 1024 * 1024;
 
 /// The pooled in-memory queue. Cloning gives another handle to the same queue.
 #[derive(Debug, Clone)]
@@ -40,6 +47,10 @@ struct Inner {
     ready: ArrayQueue<Box<Slot>>,
     free: ArrayQueue<Box<Slot>>,
     gate: Gate,
+    /// The bound on the bytes of waiting messages, when there is one.
+    bytes: Option<Arc<Budget>>,
+    /// Buffer capacity kept by the slots in the free list.
+    retained: AtomicUsize,
     enqueued: CachePadded<AtomicU64>,
     dequeued: CachePadded<AtomicU64>,
     rejected: CachePadded<AtomicU64>,
@@ -54,6 +65,8 @@ struct Slot {
     /// Pairs beyond `live_pairs` are spare capacity, never shown.
     pairs: Vec<(String, String)>,
     live_pairs: usize,
+    /// The message's bytes, taken from the queue's byte bound while it waits or is held.
+    charge: Option<Charge>,
 }
 
 /// A message taken from a [`PooledQueue`]; its slot returns to the pool on drop.
@@ -66,12 +79,25 @@ pub struct PooledDelivery {
 impl PooledQueue {
     /// A queue holding at most `capacity` messages (at least one).
     pub fn new(capacity: usize) -> PooledQueue {
+        PooledQueue::with_limits(capacity, None)
+    }
+
+    /// A queue holding at most `capacity` messages and at most what `bytes` allows of their
+    /// sizes (see [`MessageRef::size`]); a message's charge is given back when its delivery
+    /// is dropped.
+    pub fn with_bytes(capacity: usize, bytes: Arc<Budget>) -> PooledQueue {
+        PooledQueue::with_limits(capacity, Some(bytes))
+    }
+
+    fn with_limits(capacity: usize, bytes: Option<Arc<Budget>>) -> PooledQueue {
         let capacity = capacity.max(1);
         PooledQueue {
             inner: Arc::new(Inner {
                 ready: ArrayQueue::new(capacity),
                 free: ArrayQueue::new(capacity + SPARE_SLOTS),
                 gate: Gate::default(),
+                bytes,
+                retained: AtomicUsize::new(0),
                 enqueued: CachePadded::new(AtomicU64::new(0)),
                 dequeued: CachePadded::new(AtomicU64::new(0)),
                 rejected: CachePadded::new(AtomicU64::new(0)),
@@ -88,18 +114,28 @@ impl PooledQueue {
             inner.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(PublishError::Full);
         }
-        let mut slot = inner.free.pop().unwrap_or_default();
+        let charge = match &inner.bytes {
+            Some(bytes) => match bytes.try_charge(msg.size()) {
+                Ok(charge) => Some(charge),
+                Err(_) => {
+                    inner.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Err(PublishError::Full);
+                }
+            },
+            None => None,
+        };
+        let mut slot = inner.take_free();
         slot.fill(msg);
+        slot.charge = charge;
         match inner.ready.push(slot) {
             Ok(()) => {
                 inner.enqueued.fetch_add(1, Ordering::Relaxed);
                 inner.gate.wake_one();
                 Ok(())
             }
-            Err(mut slot) => {
+            Err(slot) => {
                 inner.rejected.fetch_add(1, Ordering::Relaxed);
-                slot.clear();
-                let _ = inner.free.push(slot);
+                inner.give_back(slot);
                 Err(PublishError::Full)
             }
         }
@@ -118,6 +154,39 @@ impl PooledQueue {
     /// Slots waiting in the free list (for tests and diagnostics).
     pub fn free_slots(&self) -> usize {
         self.inner.free.len()
+    }
+
+    /// Buffer capacity the free slots keep, in bytes (for tests and diagnostics).
+    pub fn retained_bytes(&self) -> usize {
+        self.inner.retained.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    fn take_free(&self) -> Box<Slot> {
+        match self.free.pop() {
+            Some(slot) => {
+                self.retained.fetch_sub(slot.capacity(), Ordering::Relaxed);
+                slot
+            }
+            None => Box::default(),
+        }
+    }
+
+    /// Clears `slot` and keeps it for the next message, within [`RETAINED_TOTAL`] (its
+    /// buffers go back to the allocator when they would pass it).
+    fn give_back(&self, mut slot: Box<Slot>) {
+        slot.clear();
+        let mut capacity = slot.capacity();
+        if self.retained.load(Ordering::Relaxed) + capacity > RETAINED_TOTAL {
+            *slot = Slot::default();
+            capacity = 0;
+        }
+        self.retained.fetch_add(capacity, Ordering::Relaxed);
+        if self.free.push(slot).is_err() {
+            // A full free list means the pool already holds enough slots: let this one go.
+            self.retained.fetch_sub(capacity, Ordering::Relaxed);
+        }
     }
 }
 
@@ -199,8 +268,19 @@ impl Slot {
         }
     }
 
+    /// Bytes of buffer capacity the slot holds.
+    fn capacity(&self) -> usize {
+        let pairs: usize = self
+            .pairs
+            .iter()
+            .map(|(k, v)| k.capacity() + v.capacity())
+            .sum();
+        self.id.capacity() + self.source.capacity() + self.payload.capacity() + pairs
+    }
+
     /// Forgets the message, keeping (bounded) capacity for the next one.
     fn clear(&mut self) {
+        self.charge = None;
         clear_string(&mut self.id);
         clear_string(&mut self.source);
         self.payload.clear();
@@ -241,10 +321,8 @@ impl Delivery for PooledDelivery {
 
 impl Drop for PooledDelivery {
     fn drop(&mut self) {
-        if let Some(mut slot) = self.slot.take() {
-            slot.clear();
-            // A full free list means the pool already holds enough slots: let this one go.
-            let _ = self.queue.free.push(slot);
+        if let Some(slot) = self.slot.take() {
+            self.queue.give_back(slot);
         }
     }
 }

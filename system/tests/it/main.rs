@@ -2,9 +2,12 @@
 
 mod alloc_count;
 mod binary;
+mod budget;
 mod gateway;
 mod grpc;
 mod hop;
+mod hop_faults;
+mod idempotency;
 mod hostile;
 mod nats;
 mod nats_crash;
