@@ -3,7 +3,9 @@
 //! 30, at most 300) and the answer is a pprof protobuf (`go tool pprof`, speedscope, ...) or,
 //! with `format=flamegraph`, an SVG flame graph. The sampler is process-wide, so one profile
 //! runs at a time: a second request gets 409 until the first is done. Frames of libc, libgcc,
-//! pthread and the vDSO are left out, as in `cargo xtask profile`.
+//! pthread and the vDSO are left out, as in `cargo xtask profile`. A profile gives back the
+//! memory it took once it is answered (`debug/sampler.rs`); the sampler is Linux's, and
+//! elsewhere the path answers 501.
 
 use std::{
     collections::HashMap,
@@ -21,6 +23,9 @@ use axum::{
 use pprof::protos::Message as _;
 
 use crate::http_error::ApiError;
+
+#[cfg(target_os = "linux")]
+mod sampler;
 
 /// Seconds sampled when the request does not say.
 pub const DEFAULT_SECONDS: u64 = 30;
@@ -55,25 +60,43 @@ enum Format {
 
 async fn profile(Query(params): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
     let (seconds, format) = parse(&params)?;
-    let _running = Running::start().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "a profile is already being taken; try again when it is done",
-        )
-    })?;
-    let guard = pprof::ProfilerGuardBuilder::default()
-        .frequency(FREQUENCY)
-        .blocklist(&BLOCKLIST)
-        .build()
-        .map_err(internal)?;
+    let _running = Running::start().ok_or_else(busy)?;
+    take(seconds, format).await
+}
+
+#[cfg(target_os = "linux")]
+async fn take(seconds: u64, format: Format) -> Result<Response, ApiError> {
+    let sampler =
+        sampler::Sampler::start(FREQUENCY, seconds, &BLOCKLIST).map_err(|err| match err {
+            sampler::StartError::Busy => busy(),
+            sampler::StartError::Os(err) => internal(err),
+        })?;
     // Dropping this future (the client went away, or shutdown ended the connection) drops
-    // the guard, which stops the sampler.
+    // the sampler, which stops it.
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     // Resolving symbols takes a while: off the async threads.
-    let rendered = tokio::task::spawn_blocking(move || render(&guard, format))
-        .await
-        .map_err(internal)??;
-    Ok(rendered)
+    tokio::task::spawn_blocking(move || {
+        let rendered = render(&sampler.finish(), format);
+        sampler::give_back_memory();
+        rendered
+    })
+    .await
+    .map_err(internal)?
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn take(_seconds: u64, _format: Format) -> Result<Response, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "profiles can be taken on Linux only",
+    ))
+}
+
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "a profile is already being taken; try again when it is done",
+    )
 }
 
 fn parse(params: &HashMap<String, String>) -> Result<(u64, Format), ApiError> {
@@ -109,8 +132,8 @@ fn parse(params: &HashMap<String, String>) -> Result<(u64, Format), ApiError> {
     Ok((seconds, format))
 }
 
-fn render(guard: &pprof::ProfilerGuard<'_>, format: Format) -> Result<Response, ApiError> {
-    let report = guard.report().build().map_err(internal)?;
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn render(report: &pprof::Report, format: Format) -> Result<Response, ApiError> {
     Ok(match format {
         Format::Pprof => {
             let body = report.pprof().map_err(internal)?.encode_to_vec();

@@ -38,6 +38,7 @@ use crate::{
     message::MessageRef,
     net::BoundedListener,
     proto::{DataMessage, IngestRequest},
+    ready,
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
 };
@@ -95,6 +96,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let listener = BoundedListener::new(listener, config.max_connections);
+    let readiness = ready::FrontDoor::new("gateway", &config.forwarder.processor_url);
     let gateway = Arc::new(Gateway {
         tracer: Tracer::new(&config.forwarder),
         forwarder: Forwarder::new(config.forwarder),
@@ -107,7 +109,8 @@ pub async fn serve(
         refused: AtomicU64::new(0),
         failed: AtomicU64::new(0),
     });
-    let router = router(gateway, config.profile_endpoint);
+    let router = router(gateway, config.profile_endpoint).merge(readiness.routes());
+    let shutdown = readiness.until(shutdown);
     server::serve(listener, router, config.limits, Protocols::Auto, shutdown).await;
 }
 

@@ -42,6 +42,7 @@ use crate::{
         FILE_DESCRIPTOR_SET, IngestRequest, IngestResponse,
         ingest_service_server::{IngestService, IngestServiceServer},
     },
+    ready,
     server::{self, HttpLimits, Protocols},
     validate,
     wire::IngestView,
@@ -101,17 +102,20 @@ pub async fn serve(
     let ingest = IngestServiceServer::from_arc(server)
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<IngestServiceServer<IngestServer>>()
-        .await;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = ready::GrpcHealth::start(
+        reporter,
+        <IngestServiceServer<IngestServer> as tonic::server::NamedService>::NAME,
+        &stream.server.forwarder.config().processor_url,
+    )
+    .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let router = Routes::new(ingest)
-        .add_service(health_service)
+        .add_service(health.gate(health_service))
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .prepare()
@@ -120,6 +124,7 @@ pub async fn serve(
         .merge(debug::routes(config.profile_endpoint))
         .layer(MapResponseLayer::new(contract_status::<axum::body::Body>));
     let listener = BoundedListener::new(listener, config.max_connections);
+    let shutdown = health.until(shutdown);
     server::serve(listener, router, config.limits, Protocols::Http2, shutdown).await;
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod processor;
 pub mod prometheus;
 pub mod proto;
 pub mod queue;
+pub mod ready;
 pub mod server;
 pub mod shutdown;
 pub mod validate;

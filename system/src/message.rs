@@ -93,15 +93,23 @@ impl<'a> From<&'a DataMessage> for MessageRef<'a> {
 
 impl MessageRef<'_> {
     /// The bytes the message's fields take (what holding it costs, near enough): its
-    /// strings, payload and metadata, plus a fixed allowance for the structure.
+    /// strings, payload and metadata, plus a fixed allowance for the structure. A message
+    /// still in its encoding counts the whole encoding instead of reading its metadata (it
+    /// holds the other fields too, so this errs on the large side).
     pub fn size(&self) -> usize {
         const OVERHEAD: usize = 64;
-        let metadata: usize = match self.metadata {
-            Metadata::Map(map) => map.iter().map(|(k, v)| k.len() + v.len()).sum(),
-            Metadata::Pairs(pairs) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
-            Metadata::Wire(wire) => wire.iter().map(|(k, v)| k.len() + v.len()).sum(),
+        let fields = match self.metadata {
+            Metadata::Map(map) => {
+                let metadata: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+                metadata + self.source.len() + self.payload.len()
+            }
+            Metadata::Pairs(pairs) => {
+                let metadata: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+                metadata + self.source.len() + self.payload.len()
+            }
+            Metadata::Wire(wire) => wire.message_len(),
         };
-        OVERHEAD + self.id.len() + self.source.len() + self.payload.len() + metadata
+        OVERHEAD + self.id.len() + fields
     }
 
     /// Copies the view into a freshly allocated [`DataMessage`].

@@ -48,6 +48,7 @@ use crate::{
         AnyQueue, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, NatsConfig, NatsQueue, NatsStats,
         PublishError, Published, Queue, QueueStats, QueueType, RecentIds,
     },
+    ready,
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
     wire,
@@ -183,6 +184,8 @@ pub struct Processor {
     state: Arc<AppState>,
     pool: WorkerPool<AnyQueue>,
     results_reader: JoinHandle<()>,
+    /// Begun when shutdown begins: `/ready` answers 503 from then on.
+    draining: ready::Draining,
 }
 
 #[derive(Debug)]
@@ -262,6 +265,7 @@ impl Processor {
             state,
             pool,
             results_reader,
+            draining: ready::Draining::default(),
         }
     }
 
@@ -273,6 +277,10 @@ impl Processor {
             .route("/stats", get(stats))
             .route("/health", get(health))
             .route("/metrics", get(metrics::render))
+            .merge(ready::processor_routes(
+                Arc::clone(&self.state.queue),
+                self.draining.clone(),
+            ))
             .merge(debug::routes(self.state.profile_endpoint))
             .fallback(http_error::not_found)
             .method_not_allowed_fallback(http_error::method_not_allowed)
@@ -287,6 +295,7 @@ impl Processor {
     /// Closes the queue, waits until every accepted message is processed and every result
     /// read, and returns the final counters.
     pub async fn stop(self) -> ProcessorStats {
+        self.draining.begin();
         self.pool.stop().await;
         if let Err(err) = self.results_reader.await {
             tracing::error!(%err, "results reader ended abnormally");
@@ -355,6 +364,7 @@ pub async fn serve(
     };
     let listener = BoundedListener::new(listener, config.max_connections);
     let processor = Processor::start_with_queue(queue, &config, listener.accepted_counter());
+    let shutdown = processor.draining.clone().after(shutdown);
     server::serve(
         listener,
         processor.router(),
@@ -397,7 +407,7 @@ async fn enqueue(
     complete(&mut msg, state.queue.kind())?;
     let published = state
         .queue
-        .publish_once(MessageRef::from(&msg), &state.recent)
+        .publish_once(MessageRef::from(&msg), &state.recent, unix_now())
         .await
         .map_err(publish_error)?;
     let (status, replayed) = match published {
@@ -431,16 +441,16 @@ async fn enqueue_batch(
         .collect();
     let queue = &*state.queue;
     let pairs = messages.iter().zip(&checked);
-    let recent = &state.recent;
+    let (recent, now) = (&state.recent, unix_now());
     let outcomes = if let AnyQueue::Nats(_) = queue {
         // Each publish waits for a broker round trip: have them all in flight at once.
         // The batch is bounded by the body limit, the publishes by the queue's own bound.
-        let publishes = pairs.map(|(msg, checked)| publish_one(queue, recent, msg, checked));
+        let publishes = pairs.map(|(msg, checked)| publish_one(queue, recent, now, msg, checked));
         futures_util::future::join_all(publishes).await
     } else {
         let mut outcomes = Vec::with_capacity(messages.len());
         for (msg, checked) in pairs {
-            outcomes.push(publish_one(queue, recent, msg, checked).await);
+            outcomes.push(publish_one(queue, recent, now, msg, checked).await);
         }
         outcomes
     };
@@ -485,12 +495,12 @@ async fn enqueue_wire_batch(state: &AppState, body: &[u8]) -> Result<Response, A
         // Each publish waits for a broker round trip: have them all in flight at once.
         let publishes = completed
             .clone()
-            .map(|(sent, msg)| publish_view(queue, recent, sent, msg));
+            .map(|(sent, msg)| publish_view(queue, recent, now, sent, msg));
         futures_util::future::join_all(publishes).await
     } else {
         let mut outcomes = Vec::with_capacity(count);
         for (sent, msg) in completed.clone() {
-            outcomes.push(publish_view(queue, recent, sent, msg).await);
+            outcomes.push(publish_view(queue, recent, now, sent, msg).await);
         }
         outcomes
     };
@@ -532,13 +542,14 @@ fn completed<'a>(msg: &MessageRef<'a>, id: Option<&'a MessageId>, now: i64) -> M
 async fn publish_view(
     queue: &AnyQueue,
     recent: &RecentIds,
+    now: i64,
     sent: MessageRef<'_>,
     msg: MessageRef<'_>,
 ) -> (Outcome, Option<String>) {
     if let Err(err) = validate::check(sent) {
         return (Outcome::Invalid, Some(err.to_string()));
     }
-    match queue.publish_once(msg, recent).await {
+    match queue.publish_once(msg, recent, now).await {
         Ok(published) => (published_outcome(published), None),
         Err(err) => (outcome_of(err), Some(publish_error(err).message)),
     }
@@ -555,12 +566,13 @@ fn published_outcome(published: Published) -> Outcome {
 async fn publish_one(
     queue: &AnyQueue,
     recent: &RecentIds,
+    now: i64,
     msg: &DataMessage,
     checked: &Result<(), ApiError>,
 ) -> (Outcome, String) {
     match checked {
         Err(err) => (Outcome::Invalid, err.message.clone()),
-        Ok(()) => match queue.publish_once(MessageRef::from(msg), recent).await {
+        Ok(()) => match queue.publish_once(MessageRef::from(msg), recent, now).await {
             Ok(published) => (published_outcome(published), String::new()),
             Err(err) => (outcome_of(err), publish_error(err).message),
         },

@@ -29,7 +29,7 @@ use std::{fmt, future::Future, sync::Arc};
 
 pub use memory::{MemoryDelivery, MemoryQueue};
 pub use nats::{NatsConfig, NatsDelivery, NatsError, NatsQueue, NatsStats};
-pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES, RETAINED_TOTAL};
+pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES, RETAINED_TOTAL, SMALL_SLOT};
 pub use recent::{DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, Published, RecentIds};
 
 use crate::{budget::Budget, message::MessageRef};
@@ -109,6 +109,11 @@ pub trait Delivery: Send + 'static {
 
     /// Tells the queue the message has been handled.
     fn ack(self) -> impl Future<Output = ()> + Send;
+
+    /// Tells the queue that handling the message failed. The in-memory queues let it go
+    /// (the worker pool counts it as an error); a broker-backed queue delivers it again
+    /// soon, until its deliveries are used up and it is dead-lettered.
+    fn nack(self) -> impl Future<Output = ()> + Send;
 }
 
 /// Which queue implementation the processor runs (`QUEUE_TYPE`).
@@ -201,14 +206,16 @@ impl AnyQueue {
     /// Publishes `msg` unless a message with its id was accepted lately: the in-memory
     /// queues ask `recent`, the NATS queue JetStream's de-duplication (by the
     /// `Nats-Msg-Id` header, within the stream's duplicate window).
+    /// `now` is the caller's clock, in Unix seconds.
     pub async fn publish_once(
         &self,
         msg: MessageRef<'_>,
         recent: &RecentIds,
+        now: i64,
     ) -> Result<Published, PublishError> {
         match self {
-            AnyQueue::Memory(q) => recent.publish_once(msg.id, || q.try_publish(msg)),
-            AnyQueue::Pooled(q) => recent.publish_once(msg.id, || q.try_publish(msg)),
+            AnyQueue::Memory(q) => recent.publish_once(msg.id, now, || q.try_publish(msg)),
+            AnyQueue::Pooled(q) => recent.publish_once(msg.id, now, || q.try_publish(msg)),
             AnyQueue::Nats(q) => q.publish_once(msg).await,
         }
     }
@@ -292,6 +299,14 @@ impl Delivery for AnyDelivery {
             AnyDelivery::Memory(d) => d.ack().await,
             AnyDelivery::Pooled(d) => d.ack().await,
             AnyDelivery::Nats(d) => d.ack().await,
+        }
+    }
+
+    async fn nack(self) {
+        match self {
+            AnyDelivery::Memory(d) => d.nack().await,
+            AnyDelivery::Pooled(d) => d.nack().await,
+            AnyDelivery::Nats(d) => d.nack().await,
         }
     }
 }

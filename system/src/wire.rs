@@ -104,6 +104,12 @@ pub struct WireMap<'a> {
 }
 
 impl<'a> WireMap<'a> {
+    /// Bytes of the whole encoded message the map is part of (an upper bound on what its
+    /// entries take, found without reading them).
+    pub fn message_len(&self) -> usize {
+        self.message.len()
+    }
+
     /// Every entry in the order they were written, repeated keys included.
     fn entries(self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         let field = self.field;

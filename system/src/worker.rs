@@ -37,6 +37,8 @@ use crate::{
 
 /// Most messages a batched worker takes in one go.
 pub const BATCH: usize = 32;
+// A worker notes which messages of a batch failed as the bits of one `u64`.
+const _: () = assert!(BATCH <= u64::BITS as usize);
 
 /// How workers take messages and hand results on (`WORKER_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -213,7 +215,8 @@ impl<Q: Queue> Worker<Q> {
         while let Some(first) = self.queue.consume().await {
             deliveries.push(first);
             let started = Instant::now();
-            let mut errors = 0;
+            // Bit i set: the processing of deliveries[i] failed.
+            let mut failed = 0u64;
             let mut batch = match &self.batches {
                 Some(pool) => {
                     // Take what is ready now, up to a batch, without waiting for more.
@@ -224,17 +227,18 @@ impl<Q: Queue> Worker<Q> {
                         }
                     }
                     let mut batch = pool.take(BATCH);
-                    for delivery in &deliveries {
-                        errors += u64::from(!self.fill(delivery.message(), batch.push()));
+                    for (i, delivery) in deliveries.iter().enumerate() {
+                        failed |= u64::from(!self.fill(delivery.message(), batch.push())) << i;
                     }
                     batch
                 }
                 None => {
                     let mut result = ProcessingResult::default();
-                    errors += u64::from(!self.fill(deliveries[0].message(), &mut result));
+                    failed = u64::from(!self.fill(deliveries[0].message(), &mut result));
                     ResultBatch::one(result)
                 }
             };
+            let errors = u64::from(failed.count_ones());
             let finished = Instant::now();
             let processed_at = self.clock.unix_seconds(finished);
             for result in batch.iter_mut() {
@@ -250,8 +254,14 @@ impl<Q: Queue> Worker<Q> {
             counters
                 .processed
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            for delivery in deliveries.drain(..) {
-                delivery.ack().await;
+            // A failed message goes back to the queue, which may deliver it again (NATS)
+            // or let it go (the in-memory queues); either way it is counted as an error.
+            for (i, delivery) in deliveries.drain(..).enumerate() {
+                if failed & (1 << i) == 0 {
+                    delivery.ack().await;
+                } else {
+                    delivery.nack().await;
+                }
             }
             // When nobody reads results any more, keep processing so the queue still drains.
             let _ = self.results.send(batch).await;

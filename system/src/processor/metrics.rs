@@ -112,6 +112,12 @@ pub(super) async fn render(State(state): State<Arc<AppState>>) -> impl IntoRespo
             nats.acknowledged as f64,
         )
         .metric(
+            "processor_nats_nacked_total",
+            Kind::Counter,
+            "Deliveries whose processing failed, negatively acknowledged to JetStream.",
+            nats.nacked as f64,
+        )
+        .metric(
             "processor_nats_redelivered_total",
             Kind::Counter,
             "Deliveries received that were not a message's first.",

@@ -172,4 +172,6 @@ impl Delivery for MemoryDelivery {
     }
 
     async fn ack(self) {}
+
+    async fn nack(self) {}
 }

@@ -7,9 +7,11 @@
 //!   confirmation at once, and one more answers [`PublishError::Full`] without waiting;
 //! - a message leaves the stream only when a worker acknowledged it after processing, or
 //!   after [`NatsConfig::max_deliver`] deliveries without an acknowledgement, when it is
-//!   moved to the dead-letter stream and counted (at-least-once, never silently lost); the
-//!   one exception is a payload that does not decode as a message, which is dropped with a
-//!   warning since no delivery could ever process it;
+//!   moved to the dead-letter stream and counted (at-least-once, never silently lost); a
+//!   delivery whose processing failed is negatively acknowledged, so it comes back after
+//!   [`NAK_DELAY`] rather than the whole ack wait; the one exception is a payload that
+//!   does not decode as a message, which is dropped with a warning since no delivery could
+//!   ever process it;
 //! - nothing here is unbounded: the stream holds at most [`NatsConfig::capacity`] messages;
 //!   a processor holds what its open pull requests asked for (about
 //!   [`NatsConfig::fetch_batch`]), a channel of `fetch_batch` to the workers and one message
@@ -39,7 +41,7 @@ use async_nats::{
     jetstream::{
         self, Context, ErrorCode,
         context::PublishErrorKind,
-        message::{Acker, PublishMessage},
+        message::{AckKind, Acker, PublishMessage},
     },
 };
 use bytes::Bytes;
@@ -49,6 +51,11 @@ use tokio::sync::{Mutex, mpsc, watch};
 use super::{Delivery, PublishError, Published, QueueStats};
 use crate::{message::MessageRef, proto::DataMessage};
 
+/// How long JetStream waits before it delivers again a message whose processing failed:
+/// long enough that a failure from a passing condition may be over, short enough that a
+/// message that always fails reaches the dead-letter stream in seconds, not ack waits.
+pub(crate) const NAK_DELAY: Duration = Duration::from_millis(500);
+
 /// Counters of the NATS side, shown in `/stats` and `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +64,9 @@ pub struct NatsStats {
     pub published: u64,
     /// Messages this processor acknowledged after processing.
     pub acknowledged: u64,
+    /// Deliveries this processor failed to process and negatively acknowledged, so that
+    /// JetStream delivers them again (or dead-letters them after their last delivery).
+    pub nacked: u64,
     /// Deliveries this processor received that were not the message's first.
     pub redelivered: u64,
     /// Messages this processor moved to the dead-letter stream.
@@ -92,14 +102,16 @@ struct Counters {
     delivered: AtomicU64,
     redelivered: AtomicU64,
     acknowledged: AtomicU64,
+    nacked: AtomicU64,
     dead_lettered: AtomicU64,
     pending: AtomicU64,
     waiting: AtomicU64,
     capacity: AtomicU64,
 }
 
-/// A message fetched from JetStream; [`Delivery::ack`] acknowledges it. Dropped without an
-/// acknowledgement it is delivered again (to any processor) once the ack wait is over.
+/// A message fetched from JetStream; [`Delivery::ack`] acknowledges it, [`Delivery::nack`]
+/// has it delivered again after a short delay (half a second). Dropped without either it is delivered again
+/// (to any processor) once the ack wait is over.
 // Boxed so that `AnyDelivery` stays as small as the in-memory deliveries; the NATS path
 // allocates per message anyway.
 pub struct NatsDelivery(Box<Held>);
@@ -175,6 +187,13 @@ impl NatsQueue {
         NatsQueue { inner: None }
     }
 
+    /// Whether the client is connected to the server now (a detached queue never is).
+    pub fn is_connected(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|inner| inner.client.connection_state() == State::Connected)
+    }
+
     /// The NATS-side counters.
     pub fn nats_stats(&self) -> NatsStats {
         let Some(inner) = &self.inner else {
@@ -184,6 +203,7 @@ impl NatsQueue {
         NatsStats {
             published: c.published.load(Ordering::Relaxed),
             acknowledged: c.acknowledged.load(Ordering::Relaxed),
+            nacked: c.nacked.load(Ordering::Relaxed),
             redelivered: c.redelivered.load(Ordering::Relaxed),
             dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
             pending: c.pending.load(Ordering::Relaxed),
@@ -352,6 +372,22 @@ impl Delivery for NatsDelivery {
             }
             // The message will be delivered again after the ack wait: at-least-once.
             Err(err) => tracing::warn!(%err, id = %message.id, "cannot acknowledge"),
+        }
+    }
+
+    async fn nack(self) {
+        let Held {
+            message,
+            acker,
+            counters,
+        } = *self.0;
+        tracing::debug!(message_id = %message.id, "nats nack");
+        match acker.ack_with(AckKind::Nak(Some(NAK_DELAY))).await {
+            Ok(()) => {
+                counters.nacked.fetch_add(1, Ordering::Relaxed);
+            }
+            // Unanswered, the message comes back after the ack wait instead.
+            Err(err) => tracing::warn!(%err, id = %message.id, "cannot acknowledge negatively"),
         }
     }
 }

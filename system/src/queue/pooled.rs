@@ -6,8 +6,9 @@
 //!   payload buffer and its metadata pairs all keep their capacity (a payload or a string
 //!   larger than [`RETAINED_BYTES`] is trimmed on return, so one huge message cannot pin
 //!   memory for ever, and the next one that large allocates again);
-//! - the free list keeps at most [`RETAINED_TOTAL`] bytes of buffers in all: a slot that
-//!   would pass it gives its buffers back to the allocator when it returns;
+//! - the free list keeps at most [`RETAINED_TOTAL`] bytes of buffers in the slots that
+//!   keep more than [`SMALL_SLOT`] each (the others are bounded by their number): a slot
+//!   that would pass it gives its buffers back to the allocator when it returns;
 //! - no message can observe another's data: a slot is cleared when it returns, every field
 //!   is overwritten on publish, and only the live metadata pairs are visible;
 //! - counters are atomics on their own cache lines, so publishers and consumers never wait
@@ -33,8 +34,12 @@ pub const RETAINED_BYTES: usize = 64 * 1024;
 const RETAINED_PAIRS: usize = 64;
 /// Free slots kept beyond the queue's capacity, for messages held by consumers.
 const SPARE_SLOTS: usize = 256;
-/// Most bytes of buffer capacity the free slots keep, all together.
+/// Most bytes of buffer capacity the free slots keep, all together (of those keeping more
+/// than [`SMALL_SLOT`]).
 pub const RETAINED_TOTAL: usize = 8 * 1024 * 1024;
+/// Slots keeping at most this much are not counted against [`RETAINED_TOTAL`], so the
+/// common small message costs no shared counter.
+pub const SMALL_SLOT: usize = 4 * 1024;
 
 /// The pooled in-memory queue. Cloning gives another handle to the same queue.
 #[derive(Debug, Clone)]
@@ -67,6 +72,8 @@ struct Slot {
     live_pairs: usize,
     /// The message's bytes, taken from the queue's byte bound while it waits or is held.
     charge: Option<Charge>,
+    /// Buffer capacity kept while the slot is free (counted in `Inner::retained`).
+    kept: usize,
 }
 
 /// A message taken from a [`PooledQueue`]; its slot returns to the pool on drop.
@@ -166,7 +173,9 @@ impl Inner {
     fn take_free(&self) -> Box<Slot> {
         match self.free.pop() {
             Some(slot) => {
-                self.retained.fetch_sub(slot.capacity(), Ordering::Relaxed);
+                if slot.kept > SMALL_SLOT {
+                    self.retained.fetch_sub(slot.kept, Ordering::Relaxed);
+                }
                 slot
             }
             None => Box::default(),
@@ -177,15 +186,17 @@ impl Inner {
     /// buffers go back to the allocator when they would pass it).
     fn give_back(&self, mut slot: Box<Slot>) {
         slot.clear();
-        let mut capacity = slot.capacity();
-        if self.retained.load(Ordering::Relaxed) + capacity > RETAINED_TOTAL {
+        let counted = slot.kept > SMALL_SLOT;
+        if counted
+            && self.retained.fetch_add(slot.kept, Ordering::Relaxed) + slot.kept > RETAINED_TOTAL
+        {
+            self.retained.fetch_sub(slot.kept, Ordering::Relaxed);
             *slot = Slot::default();
-            capacity = 0;
         }
-        self.retained.fetch_add(capacity, Ordering::Relaxed);
-        if self.free.push(slot).is_err() {
+        let kept = slot.kept;
+        if self.free.push(slot).is_err() && kept > SMALL_SLOT {
             // A full free list means the pool already holds enough slots: let this one go.
-            self.retained.fetch_sub(capacity, Ordering::Relaxed);
+            self.retained.fetch_sub(kept, Ordering::Relaxed);
         }
     }
 }
@@ -268,17 +279,8 @@ impl Slot {
         }
     }
 
-    /// Bytes of buffer capacity the slot holds.
-    fn capacity(&self) -> usize {
-        let pairs: usize = self
-            .pairs
-            .iter()
-            .map(|(k, v)| k.capacity() + v.capacity())
-            .sum();
-        self.id.capacity() + self.source.capacity() + self.payload.capacity() + pairs
-    }
-
-    /// Forgets the message, keeping (bounded) capacity for the next one.
+    /// Forgets the message, keeping (bounded) capacity for the next one, and notes in
+    /// `kept` how much that is.
     fn clear(&mut self) {
         self.charge = None;
         clear_string(&mut self.id);
@@ -287,10 +289,13 @@ impl Slot {
         self.payload.shrink_to(RETAINED_BYTES);
         self.timestamp = 0;
         self.pairs.truncate(RETAINED_PAIRS);
+        let mut kept = self.id.capacity() + self.source.capacity() + self.payload.capacity();
         for (k, v) in &mut self.pairs {
             clear_string(k);
             clear_string(v);
+            kept += k.capacity() + v.capacity();
         }
+        self.kept = kept;
         self.live_pairs = 0;
     }
 }
@@ -317,6 +322,8 @@ impl Delivery for PooledDelivery {
     }
 
     async fn ack(self) {}
+
+    async fn nack(self) {}
 }
 
 impl Drop for PooledDelivery {

@@ -9,15 +9,20 @@
 //! - an id counts as accepted only once its publish succeeded: the check, the publish and
 //!   the record happen under one lock (of the id's shard), so two concurrent sends of one
 //!   id queue it once and a refused publish leaves no record;
-//! - ids are kept as 128-bit keyed hashes (16 bytes each whatever the id's length); two
-//!   distinct ids are mistaken for each other with a probability of about 2^-128 per pair.
+//! - ids are kept as 128-bit keyed hashes (16 bytes each whatever the id's length: two
+//!   seeded 64-bit hashes); two distinct ids are mistaken for each other with a probability
+//!   of about 2^-128 per pair;
+//! - time is the caller's clock in whole seconds (a batch reads the clock once), so an id
+//!   is remembered for the window give or take a second.
 
 use std::{
     collections::{HashSet, VecDeque},
-    hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
+    hash::{BuildHasher, BuildHasherDefault, Hasher},
     sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use foldhash::quality::RandomState;
 
 use super::PublishError;
 
@@ -44,15 +49,15 @@ pub enum Published {
 pub struct RecentIds {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
-    window: Duration,
+    window: i64,
     keys: (RandomState, RandomState),
 }
 
 #[derive(Debug, Default)]
 struct Shard {
     known: HashSet<u128, BuildHasherDefault<KeyHasher>>,
-    /// Keys in the order they were accepted, with when.
-    order: VecDeque<(u128, Instant)>,
+    /// Keys in the order they were accepted, with when (Unix seconds).
+    order: VecDeque<(u128, i64)>,
 }
 
 impl RecentIds {
@@ -61,16 +66,17 @@ impl RecentIds {
         RecentIds {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             per_shard: capacity.div_ceil(SHARDS),
-            window,
-            keys: (RandomState::new(), RandomState::new()),
+            window: i64::try_from(window.as_secs()).unwrap_or(i64::MAX),
+            keys: (RandomState::default(), RandomState::default()),
         }
     }
 
-    /// Runs `publish` unless `id` was accepted within the window, and remembers `id` when
-    /// it succeeds. An empty id is never remembered.
+    /// Runs `publish` unless `id` was accepted within the window before `now` (Unix
+    /// seconds), and remembers `id` when it succeeds. An empty id is never remembered.
     pub fn publish_once(
         &self,
         id: &str,
+        now: i64,
         publish: impl FnOnce() -> Result<(), PublishError>,
     ) -> Result<Published, PublishError> {
         if id.is_empty() || self.per_shard == 0 {
@@ -81,7 +87,6 @@ impl RecentIds {
         let mut shard = shard
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
         shard.forget_older_than(now, self.window);
         if shard.known.contains(&key) {
             return Ok(Published::Duplicate);
@@ -124,9 +129,9 @@ impl RecentIds {
 }
 
 impl Shard {
-    fn forget_older_than(&mut self, now: Instant, window: Duration) {
+    fn forget_older_than(&mut self, now: i64, window: i64) {
         while let Some(&(key, at)) = self.order.front() {
-            if now.duration_since(at) < window {
+            if now.saturating_sub(at) < window {
                 break;
             }
             self.order.pop_front();
@@ -166,12 +171,12 @@ mod tests {
     #[test]
     fn an_id_is_published_once_within_the_window() {
         let recent = RecentIds::new(1000, Duration::from_secs(60));
-        assert_eq!(recent.publish_once("a", ok), Ok(Published::New));
-        assert_eq!(recent.publish_once("a", ok), Ok(Published::Duplicate));
-        assert_eq!(recent.publish_once("b", ok), Ok(Published::New));
+        assert_eq!(recent.publish_once("a", 0, ok), Ok(Published::New));
+        assert_eq!(recent.publish_once("a", 0, ok), Ok(Published::Duplicate));
+        assert_eq!(recent.publish_once("b", 0, ok), Ok(Published::New));
         // Empty ids are never remembered.
-        assert_eq!(recent.publish_once("", ok), Ok(Published::New));
-        assert_eq!(recent.publish_once("", ok), Ok(Published::New));
+        assert_eq!(recent.publish_once("", 0, ok), Ok(Published::New));
+        assert_eq!(recent.publish_once("", 0, ok), Ok(Published::New));
         assert_eq!(recent.len(), 2);
     }
 
@@ -179,28 +184,32 @@ mod tests {
     fn a_refused_publish_leaves_no_record() {
         let recent = RecentIds::new(1000, Duration::from_secs(60));
         assert_eq!(
-            recent.publish_once("a", || Err(PublishError::Full)),
+            recent.publish_once("a", 0, || Err(PublishError::Full)),
             Err(PublishError::Full)
         );
-        assert_eq!(recent.publish_once("a", ok), Ok(Published::New));
+        assert_eq!(recent.publish_once("a", 0, ok), Ok(Published::New));
     }
 
     #[test]
     fn ids_are_forgotten_after_the_window_and_beyond_the_capacity() {
-        let recent = RecentIds::new(1000, Duration::ZERO);
-        assert_eq!(recent.publish_once("a", ok), Ok(Published::New));
-        assert_eq!(recent.publish_once("a", ok), Ok(Published::New));
+        let recent = RecentIds::new(1000, Duration::from_secs(60));
+        assert_eq!(recent.publish_once("a", 100, ok), Ok(Published::New));
+        assert_eq!(recent.publish_once("a", 159, ok), Ok(Published::Duplicate));
+        assert_eq!(recent.publish_once("a", 160, ok), Ok(Published::New));
 
         let recent = RecentIds::new(SHARDS * 4, Duration::from_secs(60));
         for i in 0..10_000 {
-            assert_eq!(recent.publish_once(&i.to_string(), ok), Ok(Published::New));
+            assert_eq!(
+                recent.publish_once(&i.to_string(), 0, ok),
+                Ok(Published::New)
+            );
         }
         assert!(recent.len() <= SHARDS * 4, "{}", recent.len());
         // The latest are still known.
-        assert_eq!(recent.publish_once("9999", ok), Ok(Published::Duplicate));
+        assert_eq!(recent.publish_once("9999", 0, ok), Ok(Published::Duplicate));
 
         let off = RecentIds::new(0, Duration::from_secs(60));
-        assert_eq!(off.publish_once("a", ok), Ok(Published::New));
-        assert_eq!(off.publish_once("a", ok), Ok(Published::New));
+        assert_eq!(off.publish_once("a", 0, ok), Ok(Published::New));
+        assert_eq!(off.publish_once("a", 0, ok), Ok(Published::New));
     }
 }

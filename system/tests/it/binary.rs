@@ -20,7 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_system");
 /// logged, and the rest of its log lines.
 // The child is handed to the caller, which waits for it; clippy cannot follow that.
 #[allow(clippy::zombie_processes)]
-fn start(
+pub(crate) fn start(
     args: &[&str],
     envs: &[(&str, &str)],
     roles: &[&str],

@@ -385,3 +385,93 @@ async fn a_full_stream_and_too_many_pending_publishes_answer_503() {
     );
     narrow.shutdown().await;
 }
+
+/// A message whose processing fails is negatively acknowledged: JetStream delivers it again
+/// after a short delay (the ack wait here is far longer than the test), and after
+/// `max_deliver` deliveries it is moved to the dead-letter stream and counted; the other
+/// messages are processed once. `/stats` and `/metrics` count the negative
+/// acknowledgements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_processing_fails_is_redelivered_then_dead_lettered() {
+    const MAX_DELIVER: u32 = 3;
+    const POISON: &str = "poison-2";
+    let Some(server) = NatsServer::start("a_message_whose_processing_fails") else {
+        return;
+    };
+    let seen: Seen = Arc::default();
+    let sink = Arc::clone(&seen);
+    let failing: ProcessFn = Arc::new(move |msg: MessageRef<'_>, out: &mut Vec<u8>| {
+        sink.lock().unwrap().push(msg.id.to_owned());
+        if msg.id == POISON {
+            return Err("this message cannot be processed".to_owned());
+        }
+        seed_processing(msg, out)
+    });
+    let processor = start(&server.url(), |c| {
+        c.process = failing;
+        c.nats.max_deliver = MAX_DELIVER;
+        c.nats.ack_wait = Duration::from_secs(120);
+    })
+    .await;
+    let client = Client::new();
+    let accepted = post_batch(&client, &processor.url, messages("poison", 0..5)).await;
+    assert_eq!(accepted.len(), 5);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = processor.stats().await;
+        if stats["nats"]["deadLettered"] == 1 && stats["nats"]["pending"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not dead-lettered: {stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A moment more, so one delivery too many would show.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let seen = seen.lock().unwrap().clone();
+    for id in &accepted {
+        let times = seen.iter().filter(|s| *s == id).count();
+        let expected = if id == POISON {
+            MAX_DELIVER as usize
+        } else {
+            1
+        };
+        assert_eq!(
+            times, expected,
+            "{id} was processed {times} times: {seen:?}"
+        );
+    }
+
+    let metrics = reqwest::get(format!("{}/metrics", processor.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let metrics = crate::support::parse_prometheus(&metrics);
+    assert_eq!(
+        metrics.get("processor_nats_nacked_total"),
+        Some(&f64::from(MAX_DELIVER)),
+        "{metrics:?}"
+    );
+    assert_eq!(
+        metrics.get("processor_nats_dead_lettered_total"),
+        Some(&1.0)
+    );
+
+    let stats = processor.shutdown().await;
+    let nats = stats.nats.unwrap();
+    assert_eq!(nats.acknowledged, 4);
+    assert_eq!(nats.nacked, u64::from(MAX_DELIVER));
+    assert_eq!(nats.redelivered, u64::from(MAX_DELIVER - 1));
+    assert_eq!(nats.dead_lettered, 1);
+    assert_eq!(stats.workers.errors, u64::from(MAX_DELIVER));
+
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let dead = async_nats::jetstream::new(client)
+        .get_stream(NatsConfig::default().dead_letter_stream())
+        .await
+        .unwrap();
+    let stored = dead.get_raw_message(1).await.unwrap();
+    assert_eq!(DataMessage::decode(stored.payload).unwrap().id, POISON);
+}
