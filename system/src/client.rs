@@ -607,7 +607,7 @@ fn status_error(status: StatusCode, body: &[u8]) -> ForwardError {
 }
 
 /// The error and its causes on one line ("connection refused" hides in the source chain).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

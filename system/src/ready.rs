@@ -252,12 +252,15 @@ async fn check(
         .body(Empty::new())
         .map_err(|err| format!("cannot ask the processor at {url}: {err}"))?;
     let asked = async {
-        let response = client.request(request).await.map_err(|err| chain(&err))?;
+        let response = client
+            .request(request)
+            .await
+            .map_err(|err| crate::client::error_chain(&err))?;
         let status = response.status();
         Limited::new(response.into_body(), PROBE_ANSWER_LIMIT)
             .collect()
             .await
-            .map_err(|err| chain(&*err))?;
+            .map_err(|err| crate::client::error_chain(&*err))?;
         Ok::<_, String>(status)
     };
     match tokio::time::timeout(PROBE_TIMEOUT, asked).await {
@@ -268,18 +271,6 @@ async fn check(
             "the processor at {url} did not answer within {PROBE_TIMEOUT:?}"
         )),
     }
-}
-
-/// An error and its causes, as one line ("client error (Connect): connection refused").
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The gRPC health of a server: the service it names and the server as a whole (`""`)

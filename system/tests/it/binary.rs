@@ -5,11 +5,7 @@ use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-        mpsc,
-    },
+    sync::mpsc,
     thread,
     time::Duration,
 };
@@ -235,40 +231,13 @@ async fn the_profile_endpoint_profiles_the_running_process_one_at_a_time() {
     }
 
     let first = tokio::spawn(profile(&gateway, "seconds=2"));
-    // The sampler leaves out frames in libc, where a process answering small requests
-    // spends most of its time; so the load is large JSON bodies full of escapes, which the
-    // gateway parses and encodes again and the processor parses once more, all in our own
-    // code. It runs until the profile is done, however fast or slow this machine is.
-    let loading = Arc::new(AtomicBool::new(true));
-    let load: Vec<_> = (0..4)
-        .map(|_| {
-            let (client, loading) = (client.clone(), Arc::clone(&loading));
-            let url = format!("{gateway}/api/v1/ingest");
-            let body =
-                serde_json::json!({"source": "profile-test", "data": "\"\\".repeat(100_000)})
-                    .to_string();
-            tokio::spawn(async move {
-                while loading.load(Ordering::Relaxed) {
-                    let response = client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .unwrap();
-                    assert!(response.status().is_success(), "{}", response.status());
-                }
-            })
-        })
-        .collect();
+    // The load runs until the profile is done, however fast or slow this machine is.
+    let load = crate::profile_memory::Load::start(&client, &gateway, 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let second = profile(&gateway, "seconds=1").await.unwrap();
     crate::support::assert_error(second, reqwest::StatusCode::CONFLICT, "already").await;
     let first = first.await.unwrap().unwrap();
-    loading.store(false, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
+    load.stop().await;
     assert_eq!(first.status(), reqwest::StatusCode::OK);
     assert_eq!(
         first.headers()[reqwest::header::CONTENT_TYPE],
