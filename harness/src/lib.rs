@@ -12,6 +12,7 @@ pub mod peers;
 pub mod profile;
 pub mod results;
 pub mod smoke;
+pub mod soak;
 pub mod stages;
 pub mod system_load;
 pub mod workloads;

@@ -1,6 +1,7 @@
 //! The harness CLI: `load` runs a scenario against a server on this machine, `serve-bare`
 //! runs the bare reference servers, `peers` compares our generator with wrk and h2load and
-//! the gateway with the bare servers. Measuring commands can write a result file.
+//! the gateway with the bare servers, `soak` runs the system for minutes under a steady mix.
+//! Measuring commands can write a result file.
 
 use std::{
     net::SocketAddr,
@@ -49,6 +50,37 @@ enum Cmd {
     /// each protocol, and splits the CPU per message by stage; writes
     /// reports/results/stages.json.
     Stages(StagesArgs),
+    /// Runs the system for minutes under a steady mix of valid, retried, invalid and
+    /// oversized requests through both front doors (and, with NATS, kills a processor
+    /// halfway); judges memory, delivery and errors; writes reports/results/soak.json and
+    /// fails when a criterion did not hold.
+    Soak(SoakArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SoakArgs {
+    /// The `system` binary.
+    #[arg(long)]
+    system: PathBuf,
+    /// Minutes of load per phase.
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// `nats-server`, for the NATS phase (skipped without it).
+    #[arg(long)]
+    nats_server: Option<PathBuf>,
+    /// Only this phase (memory, nats); may be repeated.
+    #[arg(long, value_parser = parse_phase)]
+    only: Vec<harness::soak::Phase>,
+    /// Requests per second through each front door (default: a quarter of its capacity in
+    /// the load suite's results, the server as a whole at half its capacity).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Core to pin the system processes to with taskset.
+    #[arg(long)]
+    server_core: Option<String>,
+    /// Directory of the result file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -205,6 +237,53 @@ fn main() -> anyhow::Result<()> {
         Cmd::Peers(args) => peers_command(args),
         Cmd::SystemLoad(args) => system_load_command(args),
         Cmd::Stages(args) => stages_command(args),
+        Cmd::Soak(args) => soak_command(args),
+    }
+}
+
+fn soak_command(args: SoakArgs) -> anyhow::Result<()> {
+    use harness::soak::{self, Phase};
+    if !(args.minutes > 0.0 && args.minutes <= 600.0) {
+        bail!("--minutes must be in (0, 600]");
+    }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r <= 1e6)) {
+        bail!("--rate must be in (0, 1000000]");
+    }
+    let mut options = soak::Options::new(
+        args.system,
+        std::time::Duration::from_secs_f64(args.minutes * 60.0),
+    );
+    options.nats_server = args.nats_server;
+    options.server_core = args.server_core;
+    options.rate = args.rate;
+    if !args.only.is_empty() {
+        options.phases = [Phase::Memory, Phase::Nats]
+            .into_iter()
+            .filter(|p| args.only.contains(p))
+            .collect();
+    }
+    let outcome = soak::run(&options, &command_line(), &mut |line| {
+        eprintln!("soak: {line}")
+    })?;
+    write_result(&outcome.file, args.out)?;
+    if !outcome.held() {
+        let failed: Vec<String> = outcome
+            .criteria
+            .iter()
+            .filter(|c| !c.held)
+            .map(|c| format!("{} {}", c.phase.as_str(), c.name))
+            .collect();
+        bail!("the soak did not hold: {}", failed.join(", "));
+    }
+    eprintln!("soak: every criterion held");
+    Ok(())
+}
+
+fn parse_phase(text: &str) -> Result<harness::soak::Phase, String> {
+    match text {
+        "memory" => Ok(harness::soak::Phase::Memory),
+        "nats" => Ok(harness::soak::Phase::Nats),
+        other => Err(format!("unknown phase {other} (memory, nats)")),
     }
 }
 

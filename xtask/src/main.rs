@@ -9,6 +9,7 @@ mod gate;
 mod profile;
 mod report;
 mod smoke;
+mod soak;
 mod tools;
 
 use std::process::ExitCode;
@@ -26,7 +27,11 @@ commands:
   profile [--seconds N] [COMPONENT...]
                     CPU profiles and flame graphs into reports/profiles/
   report [--check]  render reports/PHASE3_COMPLETE.md from reports/results/
-  smoke             start the system; check h2c, gRPC reflection and the trace endpoint";
+  smoke             start the system; check h2c, gRPC reflection and the trace endpoint
+  soak [--minutes N] [--out DIR]
+                    the system for N minutes (10) per phase at half its capacity, a mix of
+                    valid, retried, invalid and oversized requests, a NATS processor killed
+                    halfway; memory, delivery and errors judged → reports/results/soak.json";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
         Some("profile") => profile::run(rest),
         Some("report") => report::run(rest),
         Some("smoke") => smoke::run(),
+        Some("soak") => soak::run(rest),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

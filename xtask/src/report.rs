@@ -76,6 +76,9 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
     for (name, _, svg) in &charts {
         rendered.insert(format!("charts/{name}.svg"), svg.clone());
     }
+    if let Some(svg) = evidence.soak_chart() {
+        rendered.insert("charts/soak_rss.svg".to_owned(), svg);
+    }
     let template = fs::read_to_string(&paths.template)
         .with_context(|| format!("reading {}", paths.template.display()))?;
     let files: Vec<_> = evidence
@@ -111,6 +114,7 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
         "charts": charts.iter().map(|(name, title, _)| json!({"name": name, "title": title})).collect::<Vec<_>>(),
         "hot_paths": hot_paths(&paths.profiles)?,
         "profiles": evidence.profiles,
+        "soak": evidence.soak(),
     });
     let context = tera::Context::from_serialize(context)?;
     let markdown =

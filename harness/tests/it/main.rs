@@ -18,4 +18,5 @@ mod peers_run;
 mod profile;
 mod report_schema;
 mod servers;
+mod soak;
 mod stages;

@@ -3,6 +3,7 @@
 //! original success metrics and the harness targets against what was measured.
 
 mod end_to_end;
+mod soak;
 mod stages;
 
 use std::collections::BTreeMap;
