@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use harness::workloads::{Placement, Stack, reference_forwarder, sample_message};
+use harness::workloads::{Placement, Stack, distinct_copies, reference_forwarder, sample_message};
 use system::{
     client::{ClientMode, ForwarderConfig, HopProtocol},
     codec::Codec,
@@ -29,6 +29,7 @@ fn client(c: &mut Criterion) {
         .build()
         .expect("a tokio runtime");
     let msg = sample_message();
+    let ids = std::sync::atomic::AtomicU64::new(0);
     let reference = reference_forwarder;
     type Variant = (&'static str, fn(ForwarderConfig) -> ForwarderConfig);
     let axes: [(&str, [Variant; 2]); 4] = [
@@ -84,10 +85,14 @@ fn client(c: &mut Criterion) {
                         let mut left = iters as usize;
                         while left > 0 {
                             let chunk = left.min(64);
-                            let results = forwarder.forward_batch(vec![msg.clone(); chunk]).await;
+                            let results = forwarder
+                                .forward_batch(distinct_copies(&msg, chunk, &ids))
+                                .await;
                             assert!(
-                                results.iter().all(Result::is_ok),
-                                "the processor refused a message"
+                                results
+                                    .iter()
+                                    .all(|r| *r == Ok(system::client::Accepted::New)),
+                                "the processor refused a message or took it for a repeat"
                             );
                             left -= chunk;
                         }

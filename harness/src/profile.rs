@@ -31,7 +31,7 @@ use system::{
 use crate::{
     callgrind::{Protocol, RoundTrip},
     workloads::{
-        Placement, Stack, contended, drain_with_pool, prefilled, publish_consume,
+        Placement, Stack, contended, distinct_copies, drain_with_pool, prefilled, publish_consume,
         reference_forwarder, sample_message, warm_queue,
     },
 };
@@ -166,6 +166,7 @@ fn percent(part: isize, total: isize) -> f64 {
 /// Runs the component's load until `duration` has passed; returns its contention view.
 fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json::Value>> {
     let msg = sample_message();
+    let ids = std::sync::atomic::AtomicU64::new(0);
     let started = Instant::now();
     let until = || started.elapsed() < duration;
     match component {
@@ -216,7 +217,7 @@ fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json
                 })
             });
             while until() {
-                runtime.block_on(forwarder.forward_batch(vec![msg.clone(); 64]));
+                runtime.block_on(forwarder.forward_batch(distinct_copies(&msg, 64, &ids)));
             }
             Ok(Some(runtime_view(&runtime, started.elapsed())))
         }

@@ -20,6 +20,25 @@ use tokio::sync::mpsc;
 /// Payload size of the sample message, in bytes.
 pub const PAYLOAD_BYTES: usize = 256;
 
+/// `n` copies of `msg`, each under an id of its own: the processor answers a message sent
+/// again under an id it accepted as a duplicate and does not queue it, which is not the
+/// path the client suites measure. The ids are written into the copies' own strings (as
+/// long as the sample's), so this allocates what `n` clones do and no more.
+pub fn distinct_copies(
+    msg: &DataMessage,
+    n: usize,
+    next: &std::sync::atomic::AtomicU64,
+) -> Vec<DataMessage> {
+    use std::fmt::Write as _;
+    let mut copies = vec![msg.clone(); n];
+    for copy in &mut copies {
+        let number = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        copy.id.clear();
+        let _ = write!(copy.id, "bench-{number:030}");
+    }
+    copies
+}
+
 /// The message every suite uses: fixed content, four metadata pairs.
 pub fn sample_message() -> DataMessage {
     DataMessage {

@@ -13,8 +13,8 @@ use harness::{
     pairs::side,
     results::{Case, Metric, ResultFile, default_dir},
     workloads::{
-        Placement, RunningPool, Stack, decode, encode, publish_consume, reference_forwarder,
-        sample_message, warm_queue,
+        Placement, RunningPool, Stack, decode, distinct_copies, encode, publish_consume,
+        reference_forwarder, sample_message, warm_queue,
     },
 };
 use system::{
@@ -194,6 +194,7 @@ fn client_cases() -> Vec<Case> {
         }),
     ];
     let msg = sample_message();
+    let ids = std::sync::atomic::AtomicU64::new(0);
     axes.into_iter()
         .map(|(group, variant, adjust)| {
             let runtime = current_thread();
@@ -212,10 +213,14 @@ fn client_cases() -> Vec<Case> {
             let send = || {
                 runtime.block_on(async {
                     for _ in 0..REQUESTS / 64 {
-                        let results = forwarder.forward_batch(vec![msg.clone(); 64]).await;
+                        let results = forwarder
+                            .forward_batch(distinct_copies(&msg, 64, &ids))
+                            .await;
                         assert!(
-                            results.iter().all(Result::is_ok),
-                            "the processor refused a message"
+                            results
+                                .iter()
+                                .all(|r| *r == Ok(system::client::Accepted::New)),
+                            "the processor refused a message or took it for a repeat"
                         );
                     }
                 })
