@@ -123,9 +123,13 @@ impl ForwarderConfig {
 /// Why a message could not be handed to the processor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ForwardError {
-    /// No connection could be made, or it broke before an answer.
+    /// No connection could be made: the request was not sent.
     #[error("processor unreachable: {0}")]
     Unreachable(String),
+    /// The request went out but the connection ended before a whole answer came back:
+    /// the processor may have accepted the message.
+    #[error("no complete answer from the processor: {0}")]
+    Broken(String),
     /// The processor is full or shutting down; retry later.
     #[error("processor overloaded: {0}")]
     Overloaded(String),
@@ -185,7 +189,7 @@ impl ForwardError {
     pub fn may_have_succeeded(&self) -> bool {
         matches!(
             self,
-            ForwardError::Unreachable(_) | ForwardError::Timeout(_) | ForwardError::Failed { .. }
+            ForwardError::Broken(_) | ForwardError::Timeout(_) | ForwardError::Failed { .. }
         )
     }
 }
@@ -503,16 +507,20 @@ impl Hop {
             }
         };
         let exchange = async {
-            let response = client
-                .request(request)
-                .await
-                .map_err(|err| ForwardError::Unreachable(error_chain(&err)))?;
+            let response = client.request(request).await.map_err(|err| {
+                let text = error_chain(&err);
+                if err.is_connect() {
+                    ForwardError::Unreachable(text)
+                } else {
+                    ForwardError::Broken(text)
+                }
+            })?;
             let status = response.status();
             let replayed = response.headers().contains_key(REPLAYED_HEADER);
             let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(|err| ForwardError::Unreachable(format!("reading the answer: {err}")))?
+                .map_err(|err| ForwardError::Broken(format!("reading the answer: {err}")))?
                 .to_bytes();
             Ok(Answer {
                 status,

@@ -345,9 +345,10 @@ fn forward_error(err: ForwardError) -> ApiError {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, err.to_string())
         }
         ForwardError::Rejected(_) => ApiError::bad_request(err.to_string()),
-        ForwardError::Unreachable(_) | ForwardError::Timeout(_) | ForwardError::Failed { .. } => {
-            ApiError::new(StatusCode::BAD_GATEWAY, err.to_string())
-        }
+        ForwardError::Unreachable(_)
+        | ForwardError::Broken(_)
+        | ForwardError::Timeout(_)
+        | ForwardError::Failed { .. } => ApiError::new(StatusCode::BAD_GATEWAY, err.to_string()),
     }
 }
 

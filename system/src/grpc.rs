@@ -525,9 +525,10 @@ impl tonic::codec::Decoder for FrameDecoder {
 
 fn forward_status(err: ForwardError) -> Status {
     let code = match err {
-        ForwardError::Overloaded(_) | ForwardError::Unreachable(_) | ForwardError::Timeout(_) => {
-            Code::Unavailable
-        }
+        ForwardError::Overloaded(_)
+        | ForwardError::Unreachable(_)
+        | ForwardError::Broken(_)
+        | ForwardError::Timeout(_) => Code::Unavailable,
         ForwardError::TooLarge { .. } => Code::ResourceExhausted,
         ForwardError::Rejected(_) => Code::InvalidArgument,
         ForwardError::Failed { .. } => Code::Internal,

@@ -48,7 +48,10 @@ impl Batcher {
             .send((msg, len, reply))
             .await
             .map_err(|_| stopped())?;
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        // Once handed over, the message may have gone out before the batcher stopped.
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ForwardError::Broken("the batcher has stopped".to_owned())))
     }
 }
 

@@ -244,6 +244,14 @@ async fn an_unreachable_processor_is_unavailable() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    // Nothing was sent, so nothing is uncertain: resume from the first message.
+    let get = |key| {
+        err.metadata()
+            .get(key)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(get(standing::RESUME_FROM).as_deref(), Some("0"), "{err:?}");
+    assert_eq!(get(standing::UNCERTAIN), None, "{err:?}");
     stack.shutdown().await;
 }
 

@@ -87,7 +87,7 @@ fn expected(answer: Answer, batch: bool) -> Expect {
         Answer::Garbage(_) | Answer::Broken => refused(502, Code::Internal, "processor answered 2"),
         Answer::Miscounted(_) => refused(502, Code::Internal, "outcomes for"),
         Answer::CutBody => refused(502, Code::Unavailable, "reading the answer"),
-        Answer::Close => refused(502, Code::Unavailable, "processor unreachable"),
+        Answer::Close => refused(502, Code::Unavailable, "no complete answer"),
     }
 }
 
