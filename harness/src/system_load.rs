@@ -327,18 +327,24 @@ pub fn saturated(cpu_share: f64) -> bool {
 
 /// The hop's connection reuse as the gateway reports it on `/api/v1/status`.
 fn hop_reuse(gateway: &str) -> Option<f64> {
-    let mut stream = TcpStream::connect(gateway).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let status = get_json(gateway, "/api/v1/status", Duration::from_secs(5))?;
+    status["gateway"]["forwarder"]["connectionReuse"].as_f64()
+}
+
+/// The JSON answer of `GET path` at `addr` (plain HTTP/1.1, one connection), or `None`
+/// when there is no readable answer within `timeout`.
+pub(crate) fn get_json(addr: &str, path: &str, timeout: Duration) -> Option<serde_json::Value> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
     write!(
         stream,
-        "GET /api/v1/status HTTP/1.1\r\nHost: {gateway}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
     let body = text.split_once("\r\n\r\n")?.1;
-    let status: serde_json::Value = serde_json::from_str(body).ok()?;
-    status["gateway"]["forwarder"]["connectionReuse"].as_f64()
+    serde_json::from_str(body).ok()
 }
 
 /// A `nats-server -js` on a free port with a temporary store, stopped on drop.

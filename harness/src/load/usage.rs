@@ -33,10 +33,20 @@ pub fn peak_rss_bytes(pid: u32) -> io::Result<u64> {
 }
 
 fn peak_rss_bytes_of(pid: &str) -> io::Result<u64> {
+    status_bytes(pid, "VmHWM")
+}
+
+/// Resident memory (`VmRSS`) of process `pid` now, in bytes.
+pub fn rss_bytes(pid: u32) -> io::Result<u64> {
+    status_bytes(&pid.to_string(), "VmRSS")
+}
+
+/// A size field (`VmRSS`, `VmHWM`, ...) of `/proc/<pid>/status`, in bytes.
+fn status_bytes(pid: &str, field: &str) -> io::Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|rest| {
             rest.trim()
                 .trim_end_matches("kB")
@@ -45,7 +55,12 @@ fn peak_rss_bytes_of(pid: &str) -> io::Result<u64> {
                 .ok()
         })
         .map(|kib| kib * 1024)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmHWM in /proc status"))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("no {field} in /proc status"),
+            )
+        })
 }
 
 /// `utime + stime` in clock ticks from the text of `/proc/<pid>/stat`. The command name

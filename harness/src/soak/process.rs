@@ -6,7 +6,7 @@
 
 use std::{
     collections::{BTreeMap, VecDeque},
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader, Read},
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -221,18 +221,7 @@ fn read_log(
 
 /// Resident memory (`VmRSS`) of process `pid`, in bytes.
 pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kib| kib * 1024)
+    crate::load::usage::rss_bytes(pid).ok()
 }
 
 /// Open file descriptors of process `pid`.
@@ -242,17 +231,7 @@ pub(crate) fn open_fds(pid: u32) -> Option<u64> {
 
 /// `workers.processed` from a processor's `/stats`.
 pub(crate) fn processed(processor: &str) -> Option<u64> {
-    let mut stream = TcpStream::connect(processor).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET /stats HTTP/1.1\r\nHost: {processor}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    let stats: serde_json::Value = serde_json::from_str(body).ok()?;
+    let stats = crate::system_load::get_json(processor, "/stats", Duration::from_secs(2))?;
     stats["workers"]["processed"].as_u64()
 }
 

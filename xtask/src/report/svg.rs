@@ -119,7 +119,7 @@ impl BarChart<'_> {
 }
 
 /// The smallest 1, 2 or 5 times a power of ten at or above `value`.
-fn nice_ceiling(value: f64) -> f64 {
+pub(crate) fn nice_ceiling(value: f64) -> f64 {
     if value <= 0.0 {
         return 1.0;
     }
@@ -149,7 +149,8 @@ pub(crate) fn short(value: f64) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
+/// `text` with the characters that SVG markup gives a meaning escaped.
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

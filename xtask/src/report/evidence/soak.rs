@@ -10,6 +10,7 @@ use harness::results::{Case, ResultFile};
 use serde::Serialize;
 
 use super::Evidence;
+use crate::report::svg::{escape, nice_ceiling};
 
 /// The section, as the template sees it.
 #[derive(Debug, Serialize)]
@@ -196,7 +197,7 @@ fn line_chart(lines: &[(String, Vec<f64>)]) -> String {
         .iter()
         .flat_map(|(_, s)| s.iter().copied())
         .fold(0.0_f64, f64::max);
-    let scale = nice(top);
+    let scale = nice_ceiling(top);
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let x = |i: usize| LEFT + plot_w * i as f64 / seconds as f64;
@@ -273,25 +274,6 @@ fn line_chart(lines: &[(String, Vec<f64>)]) -> String {
     }
     svg.push_str("</svg>\n");
     svg
-}
-
-/// The smallest 1, 2 or 5 times a power of ten at or above `value`.
-fn nice(value: f64) -> f64 {
-    if value <= 0.0 {
-        return 1.0;
-    }
-    let magnitude = 10f64.powf(value.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * magnitude)
-        .find(|&v| v >= value)
-        .unwrap_or(10.0 * magnitude)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
