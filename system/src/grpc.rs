@@ -363,16 +363,12 @@ impl<'a> StreamForwarding<'a> {
             return Err(self.failure(Status::invalid_argument(reason.to_string())));
         }
         let held = frame.len() + msg.size();
-        if self.charge.grow(held).is_err() {
-            // What this stream holds goes first; then there may be room.
-            self.flush().await?;
-            if let Err(exhausted) = self.charge.grow(held) {
-                return Err(self.failure(Status::resource_exhausted(exhausted.to_string())));
-            }
-        }
+        self.hold(held).await?;
         let added = match self.forwarder.add(&mut self.batch, msg) {
             Ok(Added::Full) => {
+                // The flush gives back what the batch held, this message's share with it.
                 self.flush().await?;
+                self.hold(held).await?;
                 self.forwarder.add(&mut self.batch, msg)
             }
             other => other,
@@ -391,6 +387,18 @@ impl<'a> StreamForwarding<'a> {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    /// Takes `bytes` more from the budget for the batch; when they do not fit, sends what
+    /// the stream holds first (giving its share back) and tries once more.
+    async fn hold(&mut self, bytes: usize) -> Result<(), Status> {
+        if self.charge.grow(bytes).is_ok() {
+            return Ok(());
+        }
+        self.flush().await?;
+        self.charge
+            .grow(bytes)
+            .map_err(|exhausted| self.failure(Status::resource_exhausted(exhausted.to_string())))
     }
 
     /// Forwards the pending messages; fails the call when one is not accepted, saying
