@@ -12,13 +12,15 @@ pub(crate) struct BarChart<'a> {
     pub(crate) series: Vec<(String, Vec<Option<f64>>)>,
 }
 
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 360.0;
+/// The size of every chart, and its margins around the plot.
+pub(crate) const WIDTH: f64 = 760.0;
+pub(crate) const HEIGHT: f64 = 360.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 50.0;
-const BOTTOM: f64 = 70.0;
-const COLOURS: [&str; 6] = [
+pub(crate) const RIGHT: f64 = 20.0;
+pub(crate) const TOP: f64 = 50.0;
+pub(crate) const BOTTOM: f64 = 70.0;
+/// Series colours, in the order series get them.
+pub(crate) const COLOURS: [&str; 6] = [
     "#8c8c8c", "#2b7bba", "#e07b39", "#4daf4a", "#984ea3", "#e41a1c",
 ];
 
@@ -32,18 +34,7 @@ impl BarChart<'_> {
         let scale_max = nice_ceiling(max);
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
-        let mut svg = String::new();
-        let _ = writeln!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-        );
-        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#,
-            WIDTH / 2.0,
-            escape(self.title)
-        );
+        let mut svg = open(self.title);
         for tick in 0..=4 {
             let value = scale_max * f64::from(tick) / 4.0;
             let y = TOP + plot_h - plot_h * f64::from(tick) / 4.0;
@@ -147,6 +138,24 @@ pub(crate) fn short(value: f64) -> String {
     } else {
         format!("{value:.2}")
     }
+}
+
+/// The start of a chart: the `svg` element, a white background and `title` centred above
+/// the plot.
+pub(crate) fn open(title: &str) -> String {
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#,
+        WIDTH / 2.0,
+        escape(title)
+    );
+    svg
 }
 
 /// `text` with the characters that SVG markup gives a meaning escaped.

@@ -10,7 +10,7 @@ use harness::results::{Case, ResultFile};
 use serde::Serialize;
 
 use super::Evidence;
-use crate::report::svg::{escape, nice_ceiling};
+use crate::report::svg::{BOTTOM, COLOURS, HEIGHT, RIGHT, TOP, WIDTH, escape, nice_ceiling, open};
 
 /// The section, as the template sees it.
 #[derive(Debug, Serialize)]
@@ -180,15 +180,8 @@ impl Evidence {
     }
 }
 
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 360.0;
+/// The left margin: the axis labels here are shorter than the bar charts'.
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 50.0;
-const BOTTOM: f64 = 70.0;
-const COLOURS: [&str; 6] = [
-    "#2b7bba", "#e07b39", "#4daf4a", "#984ea3", "#e41a1c", "#8c8c8c",
-];
 
 /// A line chart of `lines` (name, one value a second; 0 for no value), from 0 up.
 fn line_chart(lines: &[(String, Vec<f64>)]) -> String {
@@ -202,17 +195,7 @@ fn line_chart(lines: &[(String, Vec<f64>)]) -> String {
     let plot_h = HEIGHT - TOP - BOTTOM;
     let x = |i: usize| LEFT + plot_w * i as f64 / seconds as f64;
     let y = |v: f64| TOP + plot_h - plot_h * v / scale;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="24" text-anchor="middle" font-size="15">Soak: resident memory of each system process</text>"#,
-        WIDTH / 2.0
-    );
+    let mut svg = open("Soak: resident memory of each system process");
     for tick in 0..=4 {
         let value = scale * f64::from(tick) / 4.0;
         let _ = writeln!(
@@ -242,7 +225,8 @@ fn line_chart(lines: &[(String, Vec<f64>)]) -> String {
         TOP + plot_h / 2.0
     );
     for (n, (name, samples)) in lines.iter().enumerate() {
-        let colour = COLOURS[n % COLOURS.len()];
+        // The bar charts give their first colour (grey) to the baseline; lines skip it.
+        let colour = COLOURS[(n + 1) % COLOURS.len()];
         // A process that was not running leaves a gap, not a drop to zero.
         let mut segment = Vec::new();
         let mut segments = Vec::new();
