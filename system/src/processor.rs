@@ -15,7 +15,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -38,7 +38,7 @@ use crate::{
         read_body_charged,
     },
     debug,
-    gateway::unix_now,
+    gateway::{ACCEPTED, DUPLICATE, unix_now},
     http_error::{self, ApiError},
     ids::MessageId,
     message::MessageRef,
@@ -411,8 +411,8 @@ async fn enqueue(
         .await
         .map_err(publish_error)?;
     let (status, replayed) = match published {
-        Published::New => ("accepted", None),
-        Published::Duplicate => ("duplicate", Some([(REPLAYED_HEADER, "true")])),
+        Published::New => (ACCEPTED, None),
+        Published::Duplicate => (DUPLICATE, Some([(REPLAYED_HEADER, "true")])),
     };
     let answer = Json(Accepted {
         message_id: msg.id,
@@ -597,9 +597,7 @@ fn complete(msg: &mut DataMessage, queue: QueueType) -> Result<(), ApiError> {
         msg.id = MessageId::generate(queue.id_source()).as_str().to_owned();
     }
     if msg.timestamp == 0 {
-        msg.timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        msg.timestamp = unix_now();
     }
     Ok(())
 }
