@@ -4,15 +4,14 @@
 
 pub mod alloc;
 pub mod callgrind;
-pub mod criterion_results;
-pub mod gate;
 pub mod load;
 pub mod pairs;
 pub mod peers;
 pub mod profile;
-pub mod results;
 pub mod smoke;
 pub mod soak;
 pub mod stages;
 pub mod system_load;
 pub mod workloads;
+
+pub use study::{criterion_results, gate, results};

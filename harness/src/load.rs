@@ -8,8 +8,11 @@
 //! at the end. The runners speak the wire protocols directly from pre-built requests
 //! (`load/http1.rs`, `load/h2.rs`) so the generator costs less CPU per request than the
 //! servers it drives. Every run is bounded: the scenario's duration plus warm-up, plus at
-//! most one request timeout to let requests in flight finish.
+//! most one request timeout to let requests in flight finish. [`measure`] also hands back
+//! the run's whole latency histogram, which [`hgrm`] writes as a `.hgrm` file.
 
+pub mod duration;
+pub mod hgrm;
 pub mod http1;
 pub mod http2;
 pub mod pace;
@@ -27,6 +30,7 @@ use std::{
 };
 
 use futures_util::future::join_all;
+use hdrhistogram::Histogram;
 
 use self::{pace::Pacer, record::Recorder, request::Prepared};
 pub use self::{
@@ -72,8 +76,23 @@ pub(crate) struct Context {
     spin: Duration,
 }
 
+/// A run's report and its whole latency distribution.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// What the run measured.
+    pub report: Report,
+    /// Latency of the successful requests, in nanoseconds, from when each was due (the
+    /// histogram the report's percentiles are read from).
+    pub latency_ns: Histogram<u64>,
+}
+
 /// Runs `scenario` and reports what it measured.
 pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, LoadError> {
+    measure(scenario, options).map(|measured| measured.report)
+}
+
+/// Runs `scenario` and returns its report together with its latency histogram.
+pub fn measure(scenario: &Scenario, options: &RunOptions) -> Result<Measured, LoadError> {
     scenario.validate()?;
     let addr = scenario
         .target
@@ -140,7 +159,10 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, LoadErro
         Ok((merged, usage))
     })?;
     let (merged, usage) = recorders;
-    Ok(Report::new(scenario, started_unix, &merged, usage))
+    Ok(Measured {
+        report: Report::new(scenario, started_unix, &merged, usage),
+        latency_ns: merged.latency_ns,
+    })
 }
 
 /// CPU and memory over the measured window, sampled at its two ends.

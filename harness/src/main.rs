@@ -7,12 +7,13 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Command,
+    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use harness::{
-    load::{self, Mode, Protocol, RunOptions, Scenario},
+    load::{self, Mode, Protocol, Report, RunOptions, Scenario, duration, hgrm},
     peers::{self, PeersOptions},
     results::{self, ResultFile},
 };
@@ -20,6 +21,7 @@ use harness::{
 #[derive(Debug, Parser)]
 #[command(
     name = "harness",
+    version,
     about = "Load generator and peer comparisons of the ingest system"
 )]
 struct Cli {
@@ -65,6 +67,9 @@ struct SoakArgs {
     /// Minutes of load per phase.
     #[arg(long, default_value_t = 10.0)]
     minutes: f64,
+    /// Load per phase as a duration (e.g. 10m, 90s), instead of --minutes.
+    #[arg(long, short, value_parser = duration::parse, conflicts_with = "minutes")]
+    duration: Option<Duration>,
     /// `nats-server`, for the NATS phase (skipped without it).
     #[arg(long)]
     nats_server: Option<PathBuf>,
@@ -88,17 +93,18 @@ struct StagesArgs {
     /// The `system` binary.
     #[arg(long)]
     system: PathBuf,
-    /// Seconds each process is profiled.
-    #[arg(long, default_value_t = 5)]
-    seconds: u64,
-    /// Seconds of load before the profiles start.
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
+    /// How long each process is profiled (e.g. 5s, 1m; a bare number is seconds), rounded
+    /// up to whole seconds.
+    #[arg(long, short, visible_alias = "seconds", value_parser = duration::parse, default_value = "5s")]
+    duration: Duration,
+    /// Load before the profiles start (e.g. 2s, 500ms).
+    #[arg(long, value_parser = duration::parse, default_value = "2s")]
+    warmup: Duration,
     /// Core to pin both server processes to with taskset.
     #[arg(long)]
     server_core: Option<String>,
-    /// Only this protocol (http1, h2c, grpc-unary, grpc-stream); may be repeated.
-    #[arg(long, value_parser = parse_protocol)]
+    /// Only this protocol; may be repeated.
+    #[arg(long, value_enum)]
     only: Vec<Protocol>,
     /// Directory of the result file.
     #[arg(long)]
@@ -119,16 +125,17 @@ struct SystemLoadArgs {
     /// Rounds; each runs every variant once.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Measured seconds per run.
-    #[arg(long, default_value_t = 3.0)]
-    seconds: f64,
+    /// Measured time per run (e.g. 3s, 500ms; a bare number is seconds).
+    #[arg(long, short, visible_alias = "seconds", value_parser = duration::parse, default_value = "3s")]
+    duration: Duration,
     /// Core to pin the server to with taskset.
     #[arg(long)]
     server_core: Option<String>,
     /// Only the pairs of this group (e.g. `load/hop_batching`); may be repeated.
     #[arg(long)]
     only: Vec<String>,
-    /// Directory of the result file.
+    /// Directory of the result file; each latency run's `.hgrm` file goes under its
+    /// `hgrm/load/`.
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -141,33 +148,33 @@ struct LoadArgs {
     /// Server address (host:port on this machine).
     #[arg(long)]
     target: Option<String>,
-    /// Protocol: http1, h2c, grpc-unary, grpc-stream.
-    #[arg(long, value_parser = parse_protocol)]
+    /// Protocol.
+    #[arg(long, value_enum)]
     protocol: Option<Protocol>,
     /// Request path.
     #[arg(long)]
     path: Option<String>,
     /// Open loop at this many requests per second (sets the mode to open).
-    #[arg(long)]
+    #[arg(long, short = 'R')]
     rate: Option<f64>,
     /// Closed loop (drops the scenario's rate).
     #[arg(long, conflicts_with = "rate")]
     closed: bool,
     /// Connections.
-    #[arg(long)]
+    #[arg(long, short)]
     connections: Option<u32>,
     /// Requests in flight per connection.
     #[arg(long)]
     in_flight: Option<u32>,
     /// Generator threads.
-    #[arg(long)]
+    #[arg(long, short)]
     threads: Option<u32>,
-    /// Seconds measured.
-    #[arg(long)]
-    duration: Option<f64>,
-    /// Seconds of warm-up.
-    #[arg(long)]
-    warmup: Option<f64>,
+    /// Time measured (e.g. 30s, 2m, 500ms, 1m30s; a bare number is seconds).
+    #[arg(long, short, value_parser = duration::parse)]
+    duration: Option<Duration>,
+    /// Warm-up before measuring (e.g. 1s, 500ms; a bare number is seconds).
+    #[arg(long, value_parser = duration::parse)]
+    warmup: Option<Duration>,
     /// Open loop: poll the clock before each due time instead of trusting tokio's
     /// millisecond timer (costs generator CPU).
     #[arg(long)]
@@ -181,6 +188,10 @@ struct LoadArgs {
     /// Also write the JSON report to this file (`-` for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the whole latency distribution to this file, in HdrHistogram's percentile
+    /// distribution text format (`.hgrm`, values in milliseconds).
+    #[arg(long, value_name = "FILE")]
+    hgrm: Option<PathBuf>,
     /// Write reports/results/<SUITE>.json with this run as one case.
     #[arg(long)]
     result: Option<String>,
@@ -201,9 +212,10 @@ struct PeersArgs {
     /// Rounds of each pair.
     #[arg(long)]
     rounds: Option<u32>,
-    /// Seconds measured per run (whole seconds).
-    #[arg(long)]
-    duration: Option<u64>,
+    /// Time measured per run (e.g. 2s; a bare number is seconds), rounded up to whole
+    /// seconds.
+    #[arg(long, short, visible_alias = "seconds", value_parser = duration::parse)]
+    duration: Option<Duration>,
     /// Name of the result file; `peers` (or `peers-quick`) by default.
     #[arg(long)]
     suite: Option<String>,
@@ -243,16 +255,16 @@ fn main() -> anyhow::Result<()> {
 
 fn soak_command(args: SoakArgs) -> anyhow::Result<()> {
     use harness::soak::{self, Phase};
-    if !(args.minutes > 0.0 && args.minutes <= 600.0) {
-        bail!("--minutes must be in (0, 600]");
+    let minutes = args
+        .duration
+        .map_or(args.minutes, |d| d.as_secs_f64() / 60.0);
+    if !(minutes > 0.0 && minutes <= 600.0) {
+        bail!("each phase must last more than 0 and at most 600 minutes (--minutes, --duration)");
     }
     if args.rate.is_some_and(|r| !(r > 0.0 && r <= 1e6)) {
         bail!("--rate must be in (0, 1000000]");
     }
-    let mut options = soak::Options::new(
-        args.system,
-        std::time::Duration::from_secs_f64(args.minutes * 60.0),
-    );
+    let mut options = soak::Options::new(args.system, Duration::from_secs_f64(minutes * 60.0));
     options.nats_server = args.nats_server;
     options.server_core = args.server_core;
     options.rate = args.rate;
@@ -265,7 +277,7 @@ fn soak_command(args: SoakArgs) -> anyhow::Result<()> {
     let outcome = soak::run(&options, &command_line(), &mut |line| {
         eprintln!("soak: {line}")
     })?;
-    write_result(&outcome.file, args.out)?;
+    write_result(&outcome.file, &results_dir(args.out))?;
     if !outcome.held() {
         let failed: Vec<String> = outcome
             .criteria
@@ -290,8 +302,8 @@ fn parse_phase(text: &str) -> Result<harness::soak::Phase, String> {
 fn stages_command(args: StagesArgs) -> anyhow::Result<()> {
     let options = harness::stages::Options {
         system: args.system,
-        seconds: args.seconds.max(1),
-        warmup: args.warmup,
+        seconds: whole_seconds(args.duration).max(1),
+        warmup: args.warmup.as_secs_f64(),
         server_core: args.server_core,
         protocols: if args.only.is_empty() {
             harness::stages::PROTOCOLS.to_vec()
@@ -302,43 +314,43 @@ fn stages_command(args: StagesArgs) -> anyhow::Result<()> {
     let file = harness::stages::run(&options, &command_line(), &mut |line| {
         eprintln!("stages: {line}")
     })?;
-    write_result(&file, args.out)
+    write_result(&file, &results_dir(args.out))
 }
 
 fn system_load_command(args: SystemLoadArgs) -> anyhow::Result<()> {
+    let out = results_dir(args.out);
     let options = harness::system_load::Options {
         system: args.system,
         system_mimalloc: args.mimalloc,
         bare: std::env::current_exe().ok(),
         nats_server: args.nats_server,
         rounds: args.rounds.max(1),
-        seconds: args.seconds,
+        seconds: args.duration.as_secs_f64(),
         server_core: args.server_core,
         only: args.only,
+        histograms: Some(out.clone()),
     };
     let file = harness::system_load::run(&options, &command_line(), &mut |line| {
         eprintln!("system-load: {line}")
     })?;
-    write_result(&file, args.out)
+    write_result(&file, &out)
 }
 
-/// Writes `file` under `out` (the results directory when not given) and says where.
-fn write_result(file: &results::ResultFile, out: Option<PathBuf>) -> anyhow::Result<()> {
-    let path = file.write(&out.unwrap_or_else(results::default_dir))?;
+/// The directory result files go to: `out`, or the workspace's results directory.
+fn results_dir(out: Option<PathBuf>) -> PathBuf {
+    out.unwrap_or_else(results::default_dir)
+}
+
+/// Writes `file` under `dir` and says where.
+fn write_result(file: &results::ResultFile, dir: &Path) -> anyhow::Result<()> {
+    let path = file.write(dir)?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }
 
-fn parse_protocol(text: &str) -> Result<Protocol, String> {
-    match text {
-        "http1" => Ok(Protocol::Http1),
-        "h2c" => Ok(Protocol::H2c),
-        "grpc-unary" => Ok(Protocol::GrpcUnary),
-        "grpc-stream" => Ok(Protocol::GrpcStream),
-        other => Err(format!(
-            "unknown protocol {other} (http1, h2c, grpc-unary, grpc-stream)"
-        )),
-    }
+/// A duration in whole seconds, rounded up (for runs that count whole seconds).
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 fn scenario_path(name: &str) -> PathBuf {
@@ -353,86 +365,92 @@ fn scenario_path(name: &str) -> PathBuf {
     }
 }
 
+impl LoadArgs {
+    /// The scenario file with the command line's overrides applied.
+    fn scenario(&self) -> anyhow::Result<Scenario> {
+        let mut s = Scenario::load(&scenario_path(&self.scenario))?;
+        s.target = self.target.clone().unwrap_or(s.target);
+        s.protocol = self.protocol.unwrap_or(s.protocol);
+        s.path = self.path.clone().or(s.path);
+        if let Some(rate) = self.rate {
+            s.mode = Mode::Open;
+            s.rate = Some(rate);
+        }
+        if self.closed {
+            s.mode = Mode::Closed;
+            s.rate = None;
+        }
+        s.connections = self.connections.unwrap_or(s.connections);
+        s.in_flight = self.in_flight.unwrap_or(s.in_flight);
+        s.threads = self.threads.unwrap_or(s.threads);
+        s.duration_secs = self.duration.map_or(s.duration_secs, |d| d.as_secs_f64());
+        s.warmup_secs = self.warmup.map_or(s.warmup_secs, |d| d.as_secs_f64());
+        s.precise_timing |= self.precise_timing;
+        s.spin_us = self.spin_us.unwrap_or(s.spin_us);
+        Ok(s)
+    }
+}
+
 fn load_command(args: LoadArgs) -> anyhow::Result<()> {
-    let mut scenario = Scenario::load(&scenario_path(&args.scenario))?;
-    if let Some(target) = args.target {
-        scenario.target = target;
+    let scenario = args.scenario()?;
+    let options = RunOptions {
+        target_pid: args.target_pid,
+    };
+    let measured = load::measure(&scenario, &options)?;
+    show_report(&args, &measured.report)?;
+    if let Some(path) = &args.hgrm {
+        hgrm::write(path, &measured.latency_ns)?;
     }
-    if let Some(protocol) = args.protocol {
-        scenario.protocol = protocol;
+    if let Some(suite) = &args.result {
+        write_load_result(suite, &args.scenario, &measured.report)?;
     }
-    if args.path.is_some() {
-        scenario.path = args.path;
+    if args.fail_on_error {
+        check_outcomes(&measured.report)?;
     }
-    if let Some(rate) = args.rate {
-        scenario.mode = Mode::Open;
-        scenario.rate = Some(rate);
-    }
-    if args.closed {
-        scenario.mode = Mode::Closed;
-        scenario.rate = None;
-    }
-    if let Some(n) = args.connections {
-        scenario.connections = n;
-    }
-    if let Some(n) = args.in_flight {
-        scenario.in_flight = n;
-    }
-    if let Some(n) = args.threads {
-        scenario.threads = n;
-    }
-    if let Some(s) = args.duration {
-        scenario.duration_secs = s;
-    }
-    if let Some(s) = args.warmup {
-        scenario.warmup_secs = s;
-    }
-    if args.precise_timing {
-        scenario.precise_timing = true;
-    }
-    if let Some(spin) = args.spin_us {
-        scenario.spin_us = spin;
-    }
-    let report = load::run(
-        &scenario,
-        &RunOptions {
-            target_pid: args.target_pid,
-        },
-    )?;
+    Ok(())
+}
+
+/// Prints the table (unless quiet) and writes the JSON report where `--json` asks.
+fn show_report(args: &LoadArgs, report: &Report) -> anyhow::Result<()> {
     let json_to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if !args.quiet && !json_to_stdout {
         print!("{}", report.table());
     }
-    if let Some(path) = args.json {
-        let text = serde_json::to_string_pretty(&report)? + "\n";
-        if path.as_os_str() == "-" {
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(report)? + "\n";
+        if json_to_stdout {
             print!("{text}");
         } else {
-            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         }
     }
-    if let Some(suite) = args.result {
-        let mut file = ResultFile::new(&suite, &command_line());
-        file.notes
-            .insert("scenario".to_owned(), args.scenario.clone());
-        file.cases.push(report.case(
-            &format!("load/{}", scenario.name),
-            scenario.protocol.as_str(),
-        ));
-        let path = file.write(&results::default_dir())?;
-        eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Writes reports/results/<suite>.json with the run as its one case.
+fn write_load_result(suite: &str, scenario_name: &str, report: &Report) -> anyhow::Result<()> {
+    let mut file = ResultFile::new(suite, &command_line());
+    file.notes
+        .insert("scenario".to_owned(), scenario_name.to_owned());
+    let scenario = &report.scenario;
+    file.cases.push(report.case(
+        &format!("load/{}", scenario.name),
+        scenario.protocol.as_str(),
+    ));
+    write_result(&file, &results::default_dir())
+}
+
+/// Fails when a request failed or none succeeded (rejections are not failures).
+fn check_outcomes(report: &Report) -> anyhow::Result<()> {
+    if report.requests.errors > 0 {
+        bail!(
+            "{} request(s) failed: {:?}",
+            report.requests.errors,
+            report.errors
+        );
     }
-    if args.fail_on_error {
-        if report.requests.errors > 0 {
-            bail!(
-                "{} request(s) failed: {:?}",
-                report.requests.errors,
-                report.errors
-            );
-        }
-        if report.requests.ok == 0 {
-            bail!("no request succeeded");
-        }
+    if report.requests.ok == 0 {
+        bail!("no request succeeded");
     }
     Ok(())
 }
@@ -475,7 +493,7 @@ fn peers_command(args: PeersArgs) -> anyhow::Result<()> {
         options.rounds = rounds.clamp(1, 20);
     }
     if let Some(duration) = args.duration {
-        options.duration_secs = duration.clamp(1, 60);
+        options.duration_secs = whole_seconds(duration).clamp(1, 60);
     }
     if let Some(suite) = args.suite {
         options.suite = suite;
@@ -483,17 +501,7 @@ fn peers_command(args: PeersArgs) -> anyhow::Result<()> {
     options.use_tools = !args.no_tools;
     options.spin_us = args.spin_us;
     if options.use_tools && !args.no_install {
-        let script = results::workspace_root()
-            .join("scripts")
-            .join("ensure-tools");
-        let status = Command::new(&script)
-            .args(["wrk", "h2load=nghttp2-client"])
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!(
-                "peers: wrk or h2load could not be installed; they are skipped where missing"
-            );
-        }
+        install_peer_tools();
     }
     if !args.no_system {
         options.system_bin = Some(match args.system_bin {
@@ -502,10 +510,20 @@ fn peers_command(args: PeersArgs) -> anyhow::Result<()> {
         });
     }
     let result = peers::run(&options, &mut |line| eprintln!("peers: {line}"))?;
-    let dir = args.out.unwrap_or_else(results::default_dir);
-    let path = result.write(&dir)?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
+    write_result(&result, &results_dir(args.out))
+}
+
+/// Tries to install wrk and h2load; the run goes on without the ones that are missing.
+fn install_peer_tools() {
+    let script = results::workspace_root()
+        .join("scripts")
+        .join("ensure-tools");
+    let status = Command::new(&script)
+        .args(["wrk", "h2load=nghttp2-client"])
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("peers: wrk or h2load could not be installed; they are skipped where missing");
+    }
 }
 
 /// Builds the release `system` binary and returns its path (beside this program when this
@@ -533,7 +551,6 @@ fn build_system(harness_bin: &Path) -> anyhow::Result<PathBuf> {
         .context("the release system binary was not found after building it")
 }
 
-/// The command line as this program was invoked.
 /// The command line as invoked, with paths inside the workspace shown relative to it.
 fn command_line() -> String {
     std::env::args()

@@ -36,18 +36,7 @@ use crate::{
     },
 };
 
-/// Every component `cargo xtask profile` profiles.
-pub const COMPONENTS: [&str; 9] = [
-    "queue_memory",
-    "queue_pooled",
-    "worker_pool",
-    "client_baseline",
-    "client_pooled",
-    "gateway_http1",
-    "gateway_h2c",
-    "grpc_unary",
-    "grpc_stream",
-];
+pub use study::catalogue::COMPONENTS;
 
 /// How many frames the top lists keep.
 const TOP: usize = 15;

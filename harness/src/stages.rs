@@ -37,15 +37,7 @@ use crate::{
     results::{Case, Metric, ResultFile},
 };
 
-/// The stages of a message's way, in order, each with the key of its metric.
-pub const STAGES: [(&str, &str); 6] = [
-    ("front_door", "front-door protocol"),
-    ("decode_validate", "decode and validate"),
-    ("hop_client", "hop client"),
-    ("processor_server", "processor server"),
-    ("queue", "queue"),
-    ("worker", "worker"),
-];
+pub use study::catalogue::{STAGES, UNSAMPLED};
 
 /// The protocols profiled, in the report's order.
 pub const PROTOCOLS: [Protocol; 4] = [
@@ -57,9 +49,6 @@ pub const PROTOCOLS: [Protocol; 4] = [
 
 /// Samples per second of CPU time the profile endpoint takes (its sampling rate).
 const SAMPLES_PER_CPU_SECOND: f64 = 99.0;
-
-/// The metric of the CPU time per message the sampler could not see (libc and the kernel).
-pub const UNSAMPLED: &str = "unsampled";
 
 /// Messages per gRPC stream, as in the load suite.
 const MESSAGES_PER_STREAM: u32 = 64;

@@ -13,6 +13,10 @@
 //! reference servers for `load/vs_bare`), pinned to one core when `taskset` exists, and the
 //! rounds alternate the sides so that the machine's drift cancels out of the ratios. The
 //! pairs are data, in `system_load/variants.rs`; the runs are in `system_load/measure.rs`.
+//!
+//! Each latency run's whole distribution is kept as a `.hgrm` file beside the result file
+//! (`hgrm/load/<group>/<variant>/<protocol>-<load>pct-r<round>.hgrm`, the group's `/` as
+//! `_`), and its latency case names the files of its rounds in its `hgrm` param.
 
 mod measure;
 mod variants;
@@ -26,18 +30,20 @@ use std::{
 };
 
 use self::{
-    measure::{Capacity, SATURATED, Timing},
+    measure::{Capacity, Timing},
     variants::{Pair, Server as Kind, Side as PairSide},
 };
 use crate::{
-    load::{self, Protocol},
+    load::{
+        self, Protocol,
+        hgrm::{SuiteHistograms, file_part},
+    },
     pairs::side,
     peers::process::{Server, pinned},
     results::{Case, Metric, ResultFile},
 };
 
-/// The open-loop rates, as fractions of the smaller capacity of a pair.
-pub const LOADS: [f64; 3] = [0.25, 0.5, 0.75];
+pub use study::catalogue::{LOADS, saturated};
 
 /// How a run of the suite is made.
 #[derive(Debug, Clone)]
@@ -59,6 +65,10 @@ pub struct Options {
     pub server_core: Option<String>,
     /// Only the pairs of these groups (all when empty).
     pub only: Vec<String>,
+    /// The results directory under which each latency run's `.hgrm` file is kept (in
+    /// `hgrm/load/`, replaced as a whole when the run has finished); none are kept when
+    /// absent.
+    pub histograms: Option<PathBuf>,
 }
 
 /// What one side measured in one round.
@@ -67,7 +77,17 @@ struct Rounds {
     capacity: Vec<Capacity>,
     /// One report per round for each of [`LOADS`].
     latency: [Vec<load::Report>; LOADS.len()],
+    /// The `.hgrm` files of those runs (paths relative to the results directory).
+    hgrm: [Vec<String>; LOADS.len()],
     reuse: Vec<f64>,
+}
+
+/// What every measurement of a run shares.
+struct Bench<'a> {
+    options: &'a Options,
+    nats: Option<&'a NatsServer>,
+    timing: Timing,
+    histograms: Option<&'a SuiteHistograms>,
 }
 
 /// Runs every pair `rounds` times, alternating its sides; `log` hears about each run.
@@ -82,25 +102,59 @@ pub fn run(
         .as_deref()
         .map(NatsServer::start)
         .transpose()?;
-    let timing = Timing {
-        seconds: options.seconds,
-        warmup: options.seconds / 3.0,
+    let histograms = options
+        .histograms
+        .as_deref()
+        .map(|results| SuiteHistograms::new(results, "load"))
+        .transpose()?;
+    let bench = Bench {
+        options,
+        nats: nats.as_ref(),
+        timing: Timing {
+            seconds: options.seconds,
+            warmup: options.seconds / 3.0,
+        },
+        histograms: histograms.as_ref(),
     };
+    let measured = rounds(&bench, &pairs, log)?;
+    let file = result_file(options, command, &pairs, &measured);
+    if let Some(histograms) = histograms {
+        histograms.publish()?;
+    }
+    Ok(file)
+}
+
+/// Every round of every pair, alternating the sides; what each side measured, by pair.
+fn rounds(
+    bench: &Bench<'_>,
+    pairs: &[Pair],
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<Vec<Vec<Rounds>>> {
     let mut measured: Vec<Vec<Rounds>> = pairs
         .iter()
         .map(|pair| pair.sides.iter().map(|_| Rounds::default()).collect())
         .collect();
-    for round in 1..=options.rounds {
+    let count = bench.options.rounds;
+    for round in 1..=count {
         for (pair, measured) in pairs.iter().zip(&mut measured) {
             log(&format!(
-                "round {round}/{}: {} ({})",
-                options.rounds,
+                "round {round}/{count}: {} ({})",
                 pair.group,
                 pair.sides[0].protocol.as_str()
             ));
-            measure_pair(options, nats.as_ref(), pair, timing, measured)?;
+            measure_pair(bench, pair, round, measured)?;
         }
     }
+    Ok(measured)
+}
+
+/// The result file of the measured rounds.
+fn result_file(
+    options: &Options,
+    command: &str,
+    pairs: &[Pair],
+    measured: &[Vec<Rounds>],
+) -> ResultFile {
     let mut file = ResultFile::new("load", command);
     file.notes.insert("method".into(), format!(
         "each side in a server process of its own, our generator in this process; {} alternating rounds; capacity: closed loop, concurrency raised until the throughput rose less than 5%, {} s per level; latency: open loop at {} of the smaller capacity of the pair in the same round, every side at the same rates, timed from each request's due time",
@@ -115,12 +169,12 @@ pub fn run(
             None => "none (taskset not available)".to_owned(),
         },
     );
-    for (pair, measured) in pairs.iter().zip(&measured) {
+    for (pair, measured) in pairs.iter().zip(measured) {
         for (pair_side, rounds) in pair.sides.iter().zip(measured) {
             file.cases.extend(cases(pair.group, pair_side, rounds));
         }
     }
-    Ok(file)
+    file
 }
 
 /// The pairs whose sides can be run here, without the sides that cannot.
@@ -145,17 +199,48 @@ fn available(options: &Options) -> Vec<Pair> {
 /// One round of one pair: the capacity of every side, then every side at the same rates:
 /// fractions of the smallest capacity of the pair, so that every side can sustain them.
 fn measure_pair(
-    options: &Options,
-    nats: Option<&NatsServer>,
+    bench: &Bench<'_>,
     pair: &Pair,
-    timing: Timing,
+    round: usize,
     measured: &mut [Rounds],
 ) -> anyhow::Result<()> {
+    let mut servers = capacities(bench, pair, measured)?;
+    let reference = measured
+        .iter()
+        .filter_map(|rounds| rounds.capacity.last().map(|c| c.rate))
+        .fold(f64::INFINITY, f64::min);
+    for ((pair_side, rounds), (server, target)) in
+        pair.sides.iter().zip(measured.iter_mut()).zip(&mut servers)
+    {
+        for (index, load) in LOADS.iter().enumerate() {
+            let rate = (reference * load).max(1.0);
+            let run =
+                measure::latency(pair_side.protocol, target, server.pid(), rate, bench.timing)?;
+            if let Some(histograms) = bench.histograms
+                && !run.latency_ns.is_empty()
+            {
+                let name = hgrm_name(pair.group, pair_side, *load, round);
+                rounds.hgrm[index].push(histograms.write(&name, &run.latency_ns)?);
+            }
+            rounds.latency[index].push(run.report);
+        }
+        server.stop();
+    }
+    Ok(())
+}
+
+/// Starts every side's server and measures its capacity; the servers are left running
+/// for the latency runs, each with the address its load goes to.
+fn capacities(
+    bench: &Bench<'_>,
+    pair: &Pair,
+    measured: &mut [Rounds],
+) -> anyhow::Result<Vec<(Server, String)>> {
     let mut servers = Vec::with_capacity(pair.sides.len());
     for (pair_side, rounds) in pair.sides.iter().zip(measured.iter_mut()) {
-        let server = start(options, nats, pair_side)?;
+        let server = start(bench.options, bench.nats, pair_side)?;
         let target = target(&server, pair_side);
-        let capacity = measure::capacity(pair_side.protocol, &target, server.pid(), timing)?;
+        let capacity = measure::capacity(pair_side.protocol, &target, server.pid(), bench.timing)?;
         rounds.capacity.push(capacity);
         // Only the gateway's own hop is reported on its status page.
         if matches!(pair_side.server, Kind::System { .. })
@@ -166,21 +251,18 @@ fn measure_pair(
         }
         servers.push((server, target));
     }
-    let reference = measured
-        .iter()
-        .filter_map(|rounds| rounds.capacity.last().map(|c| c.rate))
-        .fold(f64::INFINITY, f64::min);
-    for ((pair_side, rounds), (server, target)) in
-        pair.sides.iter().zip(measured.iter_mut()).zip(&mut servers)
-    {
-        for (load, reports) in LOADS.iter().zip(&mut rounds.latency) {
-            let rate = (reference * load).max(1.0);
-            let report = measure::latency(pair_side.protocol, target, server.pid(), rate, timing)?;
-            reports.push(report);
-        }
-        server.stop();
-    }
-    Ok(())
+    Ok(servers)
+}
+
+/// The file of one latency run, inside the suite's histograms directory.
+fn hgrm_name(group: &str, pair_side: &PairSide, load: f64, round: usize) -> String {
+    format!(
+        "{}/{}/{}-{:.0}pct-r{round}.hgrm",
+        file_part(group),
+        file_part(pair_side.variant),
+        pair_side.protocol.as_str(),
+        load * 100.0
+    )
 }
 
 /// Starts the server of one side, pinned when asked.
@@ -291,38 +373,35 @@ fn cases(group: &str, pair_side: &PairSide, rounds: &Rounds) -> Vec<Case> {
         );
     }
     let mut all = vec![capacity_case];
-    for (load, reports) in LOADS.iter().zip(&rounds.latency) {
+    for ((load, reports), hgrm) in LOADS.iter().zip(&rounds.latency).zip(&rounds.hgrm) {
         let series = |f: &dyn Fn(&load::Report) -> Option<f64>| {
             reports.iter().filter_map(f).collect::<Vec<f64>>()
         };
         let ms = |f: fn(&load::report::Latency) -> f64| {
             Metric::from_samples("ms", series(&|r| r.latency_us.map(|l| f(&l) / 1000.0)))
         };
+        let mut case = new("latency").param("load", percent(*load));
+        if !hgrm.is_empty() {
+            case = case.param("hgrm", hgrm.join(","));
+        }
         all.push(
-            new("latency")
-                .param("load", percent(*load))
-                .metric(
-                    "rate",
-                    Metric::from_samples("msg/s", series(&|r| Some(r.throughput.messages_per_sec))),
-                )
-                .metric("p50", ms(|l| l.p50))
-                .metric("p99", ms(|l| l.p99))
-                .metric("p999", ms(|l| l.p999))
-                .metric(
-                    "errors",
-                    Metric::from_samples(
-                        "requests",
-                        series(&|r| Some((r.requests.errors + r.requests.rejected) as f64)),
-                    ),
+            case.metric(
+                "rate",
+                Metric::from_samples("msg/s", series(&|r| Some(r.throughput.messages_per_sec))),
+            )
+            .metric("p50", ms(|l| l.p50))
+            .metric("p99", ms(|l| l.p99))
+            .metric("p999", ms(|l| l.p999))
+            .metric(
+                "errors",
+                Metric::from_samples(
+                    "requests",
+                    series(&|r| Some((r.requests.errors + r.requests.rejected) as f64)),
                 ),
+            ),
         );
     }
     all
-}
-
-/// Whether a capacity was measured on a saturated server (median CPU share).
-pub fn saturated(cpu_share: f64) -> bool {
-    cpu_share >= SATURATED
 }
 
 /// The hop's connection reuse as the gateway reports it on `/api/v1/status`.

@@ -10,7 +10,10 @@
 //!   `POST /enqueue/batch`, and with `batch_unary` concurrent single messages are coalesced
 //!   by a background batcher. Every caller still learns the fate of its own message.
 //!
-//! Requests and opened connections are counted, so reuse = 1 − opened / requests.
+//! Requests and opened connections are counted, so reuse = 1 − opened / requests; each
+//! request carrying messages is timed and its messages counted, into two histograms
+//! ([`Forwarder::hop_latency`], [`Forwarder::hop_batch`]) that the front doors show on
+//! `/metrics`.
 
 mod batcher;
 pub mod buffers;
@@ -23,7 +26,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::{BufMut, Bytes};
@@ -41,6 +44,7 @@ use crate::{
     codec::{BATCH_FRAME_BYTES, Codec, MAX_BATCH_MESSAGES, entry_len},
     message::MessageRef,
     processor::DEFAULT_BODY_LIMIT,
+    prometheus::{self, Histogram},
     proto::{BatchOutcome, DataMessage, DataMessageBatch, Outcome},
 };
 
@@ -229,6 +233,10 @@ struct Hop {
     requests: AtomicU64,
     opened: Arc<AtomicU64>,
     failures: AtomicU64,
+    /// Time of each request carrying messages.
+    latency: Arc<Histogram>,
+    /// Messages per request.
+    batch_sizes: Arc<Histogram>,
 }
 
 impl Forwarder {
@@ -257,6 +265,8 @@ impl Forwarder {
             requests: AtomicU64::new(0),
             opened,
             failures: AtomicU64::new(0),
+            latency: prometheus::HOP_DURATION.histogram(),
+            batch_sizes: prometheus::HOP_BATCH.histogram(),
             config,
         });
         let batcher = (hop.config.batch_unary && hop.config.batch > 1)
@@ -342,6 +352,16 @@ impl Forwarder {
         })
     }
 
+    /// The time of each hop request carrying messages, answered or not.
+    pub fn hop_latency(&self) -> &Arc<Histogram> {
+        &self.hop.latency
+    }
+
+    /// The messages of each hop request.
+    pub fn hop_batch(&self) -> &Arc<Histogram> {
+        &self.hop.batch_sizes
+    }
+
     /// Current counters.
     pub fn stats(&self) -> ForwarderStats {
         let requests = self.hop.requests.load(Ordering::Relaxed);
@@ -408,7 +428,7 @@ impl Hop {
     }
 
     async fn send_one(&self, msg: DataMessage) -> Forwarded {
-        let answer = self.post(&self.enqueue_uri, &msg).await?;
+        let answer = self.post(&self.enqueue_uri, &msg, 1).await?;
         lone_answer(&answer)
     }
 
@@ -422,7 +442,7 @@ impl Hop {
         }
         let count = msgs.len();
         let batch = DataMessageBatch { messages: msgs };
-        let answer = match self.post(&self.batch_uri, &batch).await {
+        let answer = match self.post(&self.batch_uri, &batch, count).await {
             Ok(Answer {
                 status: StatusCode::OK,
                 body,
@@ -453,8 +473,9 @@ impl Hop {
         }
     }
 
-    /// Encodes `body` with the configured codec and POSTs it to `uri`.
-    async fn post<T>(&self, uri: &Uri, body: &T) -> Result<Answer, ForwardError>
+    /// Encodes `body` (holding `messages` messages) with the configured codec and POSTs it
+    /// to `uri`.
+    async fn post<T>(&self, uri: &Uri, body: &T, messages: usize) -> Result<Answer, ForwardError>
     where
         T: prost::Message + Serialize,
     {
@@ -476,22 +497,32 @@ impl Hop {
             }
         }
         let payload = buffer.freeze();
-        let answer = self.post_bytes(uri, payload.clone()).await;
+        let answer = self.post_bytes(uri, payload.clone(), messages).await;
         if pooled {
             self.buffers.give_back(payload);
         }
         answer
     }
 
-    /// POSTs `payload`, encoded with the configured codec, to `uri`.
-    async fn post_bytes(&self, uri: &Uri, payload: Bytes) -> Result<Answer, ForwardError> {
+    /// POSTs `payload` (`messages` messages, encoded with the configured codec) to `uri`,
+    /// timing the request and counting its messages.
+    async fn post_bytes(
+        &self,
+        uri: &Uri,
+        payload: Bytes,
+        messages: usize,
+    ) -> Result<Answer, ForwardError> {
         let request = Request::builder()
             .method(Method::POST)
             .uri(uri.clone())
             .header(header::CONTENT_TYPE, self.config.codec.content_type())
             .body(Full::new(payload))
             .map_err(|err| ForwardError::Unreachable(err.to_string()))?;
-        self.exchange(request).await
+        let started = Instant::now();
+        let answer = self.exchange(request).await;
+        self.latency.observe_since(started);
+        self.batch_sizes.observe(messages as u64);
+        answer
     }
 
     /// Sends `request`, reads the whole answer (so the connection can be reused), within

@@ -61,6 +61,12 @@ pub struct Settings {
     #[arg(long, env = "GRPC_PORT", default_value_t = 50051, global = true)]
     pub grpc_port: u16,
 
+    /// Port of a plain HTTP `GET /metrics` for the gRPC role (0 picks a free one), whose own
+    /// port speaks HTTP/2 only; unset: none. With all roles in one process the gateway's
+    /// `/metrics` already shows the gRPC role's families, and this port answers the same.
+    #[arg(long, env = "GRPC_METRICS_PORT", global = true)]
+    pub grpc_metrics_port: Option<u16>,
+
     /// Where the gateway and the gRPC server find the processor (with all roles in one
     /// process, they use the processor of that process).
     #[arg(long, env = "PROCESSOR_URL", default_value = "http://127.0.0.1:8082", global = true,
@@ -226,7 +232,8 @@ impl Settings {
         Duration::from_secs(u64::from(self.shutdown_timeout))
     }
 
-    fn limits(&self) -> HttpLimits {
+    /// The limits and the shutdown drain of the front doors' HTTP servers.
+    pub(crate) fn http_limits(&self) -> HttpLimits {
         HttpLimits {
             drain_timeout: self.drain_timeout(),
             ..HttpLimits::default()
@@ -299,7 +306,7 @@ impl Settings {
             budget: Arc::clone(budget),
             body_limit: self.body_limit as usize,
             max_connections: self.max_connections as usize,
-            limits: self.limits(),
+            limits: self.http_limits(),
             profile_endpoint: self.profile_endpoint,
             ..GatewayConfig::new(self.forwarder(processor_url))
         }
@@ -310,7 +317,7 @@ impl Settings {
         GrpcConfig {
             budget: Arc::clone(budget),
             max_connections: self.max_connections as usize,
-            limits: self.limits(),
+            limits: self.http_limits(),
             profile_endpoint: self.profile_endpoint,
             ..GrpcConfig::new(self.forwarder(processor_url))
         }

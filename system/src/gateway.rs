@@ -1,5 +1,6 @@
 //! The HTTP gateway: `POST /api/v1/ingest` over HTTP/1.1 or h2c, forwarded to the processor
-//! by the [`Forwarder`]; `/api/v1/status`, `/api/v1/trace`, `/health`, `/metrics`.
+//! by the [`Forwarder`]; `/api/v1/status`, `/api/v1/trace`, `/health`, `/metrics` (its
+//! families, and those of the roles sharing its registry: see [`GatewayConfig::metrics`]).
 //!
 //! A 202 means the processor accepted the message; every failure is mapped once, here, to
 //! the status the contract fixes (400, 413, 415, 502, 503 + `Retry-After`).
@@ -20,7 +21,7 @@ use axum::{
     Json, Router,
     body::Body,
     extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode, Version},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -37,6 +38,7 @@ use crate::{
     ids::{IdSource, MessageId},
     message::MessageRef,
     net::BoundedListener,
+    prometheus::Registry,
     proto::{DataMessage, IngestRequest},
     ready,
     server::{self, HttpLimits, Protocols},
@@ -59,6 +61,11 @@ pub struct GatewayConfig {
     /// The process's budget of bytes in flight: each ingest holds its body and message
     /// against it until it is answered.
     pub budget: Arc<Budget>,
+    /// Where the gateway's metric families go: a registry shared with the other roles of
+    /// the process (the gateway's `/metrics` then shows theirs too), or `None` for one of
+    /// its own. Share one with at most one role of each kind: two gateways in one registry
+    /// would write their families twice.
+    pub metrics: Option<Registry>,
 }
 
 impl GatewayConfig {
@@ -71,6 +78,7 @@ impl GatewayConfig {
             limits: HttpLimits::default(),
             profile_endpoint: false,
             budget: Budget::process_default(),
+            metrics: None,
         }
     }
 }
@@ -87,6 +95,7 @@ struct Gateway {
     accepted: AtomicU64,
     refused: AtomicU64,
     failed: AtomicU64,
+    latency: metrics::IngestLatency,
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains open requests.
@@ -108,8 +117,13 @@ pub async fn serve(
         accepted: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        latency: metrics::IngestLatency::new(),
     });
-    let router = router(gateway, config.profile_endpoint).merge(readiness.routes());
+    let registry = config.metrics.unwrap_or_default();
+    metrics::register(&registry, &gateway);
+    let router = router(gateway, config.profile_endpoint)
+        .merge(readiness.routes())
+        .merge(registry.routes());
     let shutdown = readiness.until(shutdown);
     server::serve(listener, router, config.limits, Protocols::Auto, shutdown).await;
 }
@@ -120,7 +134,6 @@ fn router(gateway: Arc<Gateway>, profile_endpoint: bool) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/trace", get(trace))
         .route("/health", get(health))
-        .route("/metrics", get(metrics::render))
         .merge(debug::routes(profile_endpoint))
         .fallback(http_error::not_found)
         .method_not_allowed_fallback(http_error::method_not_allowed)
@@ -210,10 +223,13 @@ pub fn status_word(accepted: Accepted) -> &'static str {
 
 async fn ingest(
     State(gateway): State<Arc<Gateway>>,
+    version: Version,
     headers: HeaderMap,
     body: Body,
 ) -> Result<IngestAnswer, ApiError> {
+    let started = Instant::now();
     let result = accept(&gateway, &headers, body).await;
+    gateway.latency.observe(version, started);
     let counter = match &result {
         Ok(_) => &gateway.accepted,
         Err(err)

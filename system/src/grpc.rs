@@ -11,6 +11,7 @@
 //! ([`IngestView`]), checked, and written straight into the next hop request
 //! ([`HopBatch`]), so a warm stream allocates nothing per message.
 
+mod metrics;
 pub mod standing;
 
 use std::{
@@ -19,7 +20,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::{Buf, Bytes};
@@ -38,6 +39,7 @@ use crate::{
     ids::{IdSource, MessageId},
     message::{MessageRef, Metadata},
     net::BoundedListener,
+    prometheus::{Histogram, Registry},
     proto::{
         FILE_DESCRIPTOR_SET, IngestRequest, IngestResponse,
         ingest_service_server::{IngestService, IngestServiceServer},
@@ -65,6 +67,10 @@ pub struct GrpcConfig {
     /// The process's budget of bytes in flight: a call holds its messages against it until
     /// the processor answers them.
     pub budget: Arc<Budget>,
+    /// Where the role's metric families go: a registry shared with the other roles of the
+    /// process (whose `/metrics` then shows them), or `None` for one of its own. Either way
+    /// the gRPC port answers `GET /metrics` over h2c.
+    pub metrics: Option<Registry>,
 }
 
 impl GrpcConfig {
@@ -77,6 +83,7 @@ impl GrpcConfig {
             limits: HttpLimits::default(),
             profile_endpoint: false,
             budget: Budget::process_default(),
+            metrics: None,
         }
     }
 }
@@ -94,7 +101,11 @@ pub async fn serve(
         forwarder,
         budget: Arc::clone(&config.budget),
         idle_timeout: config.limits.idle_timeout,
+        latency: metrics::IngestLatency::new(),
     });
+    let listener = BoundedListener::new(listener, config.max_connections);
+    let registry = config.metrics.unwrap_or_default();
+    metrics::register(&registry, &server, listener.accepted_counter());
     let stream = StreamRoute {
         server: Arc::clone(&server),
         max_message_bytes: config.max_message_bytes,
@@ -122,8 +133,8 @@ pub async fn serve(
         .into_axum_router()
         .route_service(STREAM_PATH, stream)
         .merge(debug::routes(config.profile_endpoint))
+        .merge(registry.routes())
         .layer(MapResponseLayer::new(contract_status::<axum::body::Body>));
-    let listener = BoundedListener::new(listener, config.max_connections);
     let shutdown = health.until(shutdown);
     server::serve(listener, router, config.limits, Protocols::Http2, shutdown).await;
     Ok(())
@@ -176,11 +187,37 @@ struct IngestServer {
     budget: Arc<Budget>,
     /// Longest a stream may go without a message before it is ended.
     idle_timeout: Duration,
+    latency: metrics::IngestLatency,
 }
 
 #[tonic::async_trait]
 impl IngestService for IngestServer {
     async fn ingest(
+        &self,
+        request: Request<IngestRequest>,
+    ) -> Result<Response<IngestResponse>, Status> {
+        let started = Instant::now();
+        let answer = self.ingest_one(request).await;
+        self.latency.unary.observe_since(started);
+        answer
+    }
+
+    async fn ingest_stream(
+        &self,
+        request: Request<Streaming<IngestRequest>>,
+    ) -> Result<Response<IngestResponse>, Status> {
+        // Served by `StreamRoute` from raw frames; this path (for callers of the generated
+        // service) encodes each message again and takes the same way.
+        let frames = request
+            .into_inner()
+            .map(|next| next.map(|msg| Bytes::from(prost::Message::encode_to_vec(&msg))));
+        self.forward_stream(frames).await
+    }
+}
+
+impl IngestServer {
+    /// A unary `Ingest`.
+    async fn ingest_one(
         &self,
         request: Request<IngestRequest>,
     ) -> Result<Response<IngestResponse>, Status> {
@@ -207,27 +244,14 @@ impl IngestService for IngestServer {
         }))
     }
 
-    async fn ingest_stream(
-        &self,
-        request: Request<Streaming<IngestRequest>>,
-    ) -> Result<Response<IngestResponse>, Status> {
-        // Served by `StreamRoute` from raw frames; this path (for callers of the generated
-        // service) encodes each message again and takes the same way.
-        let frames = request
-            .into_inner()
-            .map(|next| next.map(|msg| Bytes::from(prost::Message::encode_to_vec(&msg))));
-        self.forward_stream(frames).await
-    }
-}
-
-impl IngestServer {
     /// Forwards a stream of encoded `IngestRequest`s.
     async fn forward_stream(
         &self,
         frames: impl Stream<Item = Result<Bytes, Status>> + Unpin,
     ) -> Result<Response<IngestResponse>, Status> {
         let mut frames = frames;
-        let mut forwarding = StreamForwarding::new(&self.forwarder, &self.budget);
+        let mut forwarding =
+            StreamForwarding::new(&self.forwarder, &self.budget, &self.latency.stream);
         loop {
             let next = if forwarding.batch.is_empty() {
                 // A stream holds a slot of its connection: one that sends nothing is ended.
@@ -296,6 +320,9 @@ struct StreamForwarding<'a> {
     /// What the batch holds (its frames and their encoding in the hop request), charged
     /// to the budget until the batch is answered.
     charge: Charge,
+    /// When the batch's first message was read, and where the time until its answer goes.
+    batch_began: Option<Instant>,
+    latency: &'a Histogram,
 }
 
 /// The id of a stream's message: the client's own (a slice of the frame it came in), or
@@ -316,7 +343,7 @@ impl StreamId {
 }
 
 impl<'a> StreamForwarding<'a> {
-    fn new(forwarder: &'a Forwarder, budget: &Arc<Budget>) -> Self {
+    fn new(forwarder: &'a Forwarder, budget: &Arc<Budget>, latency: &'a Histogram) -> Self {
         StreamForwarding {
             forwarder,
             batch: HopBatch::default(),
@@ -330,6 +357,8 @@ impl<'a> StreamForwarding<'a> {
             batch_start: 0,
             standing: None,
             charge: budget.empty_charge(),
+            batch_began: None,
+            latency,
         }
     }
 
@@ -377,6 +406,9 @@ impl<'a> StreamForwarding<'a> {
             Ok(_) => {
                 self.ids.push(id);
                 self.read += 1;
+                if self.batch_began.is_none() {
+                    self.batch_began = Some(Instant::now());
+                }
             }
             Err(err) => {
                 self.flush().await?;
@@ -411,6 +443,9 @@ impl<'a> StreamForwarding<'a> {
         self.forwarder
             .send(&mut self.batch, &mut self.outcomes)
             .await;
+        if let Some(began) = self.batch_began.take() {
+            self.latency.observe_since(began);
+        }
         self.charge.release();
         let start = std::mem::replace(&mut self.batch_start, self.read);
         let mut first_error = None;

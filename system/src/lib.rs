@@ -33,7 +33,10 @@ use tokio::{
     sync::{oneshot, watch},
 };
 
-use crate::config::{Cli, Role, Settings};
+use crate::{
+    config::{Cli, Role, Settings},
+    prometheus::Registry,
+};
 
 /// Why the system stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -81,18 +84,25 @@ pub async fn run(
         }
         Some(Role::Grpc) => {
             let listener = bind(settings, settings.grpc_port, "grpc").await?;
-            grpc::serve(
-                listener,
-                settings.grpc(settings.processor_url.clone(), budget),
-                stopped(),
-            )
-            .await?;
+            let metrics = Registry::new();
+            let metrics_port = serve_grpc_metrics(settings, &metrics, stopped()).await?;
+            let config = grpc::GrpcConfig {
+                metrics: Some(metrics),
+                ..settings.grpc(settings.processor_url.clone(), budget)
+            };
+            grpc::serve(listener, config, stopped()).await?;
+            if let Some(metrics_port) = metrics_port {
+                metrics_port.await?;
+            }
         }
         None => {
             let processor_listener = bind(settings, settings.processor_port, "processor").await?;
             let gateway_listener = bind(settings, settings.api_port, "gateway").await?;
             let grpc_listener = bind(settings, settings.grpc_port, "grpc").await?;
             let url = local_url(processor_listener.local_addr()?);
+            // The front doors share a registry: the gateway's `/metrics` shows both.
+            let fronts_metrics = Registry::new();
+            let metrics_port = serve_grpc_metrics(settings, &fronts_metrics, stopped()).await?;
             let (fronts_done, fronts_stopped) = oneshot::channel::<()>();
             let processor = tokio::spawn(processor::serve(
                 processor_listener,
@@ -103,17 +113,46 @@ pub async fn run(
             ));
             let gateway = gateway::serve(
                 gateway_listener,
-                settings.gateway(url.clone(), budget),
+                gateway::GatewayConfig {
+                    metrics: Some(fronts_metrics.clone()),
+                    ..settings.gateway(url.clone(), budget)
+                },
                 stopped(),
             );
-            let grpc = grpc::serve(grpc_listener, settings.grpc(url, budget), stopped());
+            let grpc_config = grpc::GrpcConfig {
+                metrics: Some(fronts_metrics),
+                ..settings.grpc(url, budget)
+            };
+            let grpc = grpc::serve(grpc_listener, grpc_config, stopped());
             let ((), grpc_result) = tokio::join!(gateway, grpc);
             let _ = fronts_done.send(());
             processor.await??;
             grpc_result?;
+            if let Some(metrics_port) = metrics_port {
+                metrics_port.await?;
+            }
         }
     }
     Ok(())
+}
+
+/// Starts the `GRPC_METRICS_PORT` server of `metrics`, when that port is set.
+async fn serve_grpc_metrics(
+    settings: &Settings,
+    metrics: &Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(port) = settings.grpc_metrics_port else {
+        return Ok(None);
+    };
+    let listener = bind(settings, port, "grpc metrics").await?;
+    Ok(Some(tokio::spawn(prometheus::serve(
+        listener,
+        metrics.clone(),
+        settings.max_connections as usize,
+        settings.http_limits(),
+        shutdown,
+    ))))
 }
 
 /// The URL under which a front door in this process reaches the processor.

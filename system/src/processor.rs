@@ -43,10 +43,11 @@ use crate::{
     ids::MessageId,
     message::MessageRef,
     net::BoundedListener,
+    prometheus::Registry,
     proto::{BatchOutcome, DataMessage, MessageOutcome, Outcome},
     queue::{
         AnyQueue, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, NatsConfig, NatsQueue, NatsStats,
-        PublishError, Published, Queue, QueueStats, QueueType, RecentIds,
+        PublishError, Published, Queue, QueueStats, QueueType, RecentIds, Stamp,
     },
     ready,
     server::{self, HttpLimits, Protocols},
@@ -100,6 +101,9 @@ pub struct ProcessorConfig {
     pub budget: Arc<Budget>,
     /// Most bytes of messages waiting in an in-memory queue (within `budget`).
     pub queue_bytes: usize,
+    /// Where the processor's metric families go: a registry shared with other roles of the
+    /// process, or `None` for one of its own (what its `/metrics` shows).
+    pub metrics: Option<Registry>,
 }
 
 impl Default for ProcessorConfig {
@@ -127,6 +131,7 @@ impl Default for ProcessorConfig {
             dedup_window: DEFAULT_DEDUP_WINDOW,
             budget: Budget::process_default(),
             queue_bytes: DEFAULT_QUEUE_BYTES,
+            metrics: None,
         }
     }
 }
@@ -203,6 +208,7 @@ struct AppState {
     results: Arc<AtomicU64>,
     enqueue_requests: AtomicU64,
     batch_requests: AtomicU64,
+    metrics: Registry,
 }
 
 impl Processor {
@@ -260,7 +266,9 @@ impl Processor {
             results,
             enqueue_requests: AtomicU64::new(0),
             batch_requests: AtomicU64::new(0),
+            metrics: config.metrics.clone().unwrap_or_default(),
         });
+        metrics::register(&state.metrics, &state);
         Processor {
             state,
             pool,
@@ -276,7 +284,7 @@ impl Processor {
             .route("/enqueue/batch", post(enqueue_batch))
             .route("/stats", get(stats))
             .route("/health", get(health))
-            .route("/metrics", get(metrics::render))
+            .merge(self.state.metrics.routes())
             .merge(ready::processor_routes(
                 Arc::clone(&self.state.queue),
                 self.draining.clone(),
@@ -407,7 +415,12 @@ async fn enqueue(
     complete(&mut msg, state.queue.kind())?;
     let published = state
         .queue
-        .publish_once(MessageRef::from(&msg), &state.recent, unix_now())
+        .publish_once_at(
+            MessageRef::from(&msg),
+            &state.recent,
+            unix_now(),
+            Stamp::now(),
+        )
         .await
         .map_err(publish_error)?;
     let (status, replayed) = match published {
@@ -441,16 +454,20 @@ async fn enqueue_batch(
         .collect();
     let queue = &*state.queue;
     let pairs = messages.iter().zip(&checked);
-    let (recent, now) = (&state.recent, unix_now());
+    let at = At {
+        recent: &state.recent,
+        now: unix_now(),
+        stamp: Stamp::now(),
+    };
     let outcomes = if let AnyQueue::Nats(_) = queue {
         // Each publish waits for a broker round trip: have them all in flight at once.
         // The batch is bounded by the body limit, the publishes by the queue's own bound.
-        let publishes = pairs.map(|(msg, checked)| publish_one(queue, recent, now, msg, checked));
+        let publishes = pairs.map(|(msg, checked)| publish_one(queue, &at, msg, checked));
         futures_util::future::join_all(publishes).await
     } else {
         let mut outcomes = Vec::with_capacity(messages.len());
         for (msg, checked) in pairs {
-            outcomes.push(publish_one(queue, recent, now, msg, checked).await);
+            outcomes.push(publish_one(queue, &at, msg, checked).await);
         }
         outcomes
     };
@@ -490,17 +507,21 @@ async fn enqueue_wire_batch(state: &AppState, body: &[u8]) -> Result<Response, A
         .iter()
         .map(|(msg, id)| (*msg, completed(msg, id.as_ref(), now)));
     let queue = &*state.queue;
-    let recent = &state.recent;
+    let at = At {
+        recent: &state.recent,
+        now,
+        stamp: Stamp::now(),
+    };
     let outcomes = if let AnyQueue::Nats(_) = queue {
         // Each publish waits for a broker round trip: have them all in flight at once.
         let publishes = completed
             .clone()
-            .map(|(sent, msg)| publish_view(queue, recent, now, sent, msg));
+            .map(|(sent, msg)| publish_view(queue, &at, sent, msg));
         futures_util::future::join_all(publishes).await
     } else {
         let mut outcomes = Vec::with_capacity(count);
         for (sent, msg) in completed.clone() {
-            outcomes.push(publish_view(queue, recent, now, sent, msg).await);
+            outcomes.push(publish_view(queue, &at, sent, msg).await);
         }
         outcomes
     };
@@ -537,19 +558,38 @@ fn completed<'a>(msg: &MessageRef<'a>, id: Option<&'a MessageId>, now: i64) -> M
     }
 }
 
+/// What the messages of one request are published with: the ids accepted lately, the
+/// request's time in Unix seconds and its [`Stamp`] (one clock reading per request).
+struct At<'a> {
+    recent: &'a RecentIds,
+    now: i64,
+    stamp: Stamp,
+}
+
+impl At<'_> {
+    async fn publish(
+        &self,
+        queue: &AnyQueue,
+        msg: MessageRef<'_>,
+    ) -> Result<Published, PublishError> {
+        queue
+            .publish_once_at(msg, self.recent, self.now, self.stamp)
+            .await
+    }
+}
+
 /// Checks `sent` (a message as it arrived) and publishes it as `msg` (completed); what
 /// became of it, with the reason when it was not accepted.
 async fn publish_view(
     queue: &AnyQueue,
-    recent: &RecentIds,
-    now: i64,
+    at: &At<'_>,
     sent: MessageRef<'_>,
     msg: MessageRef<'_>,
 ) -> (Outcome, Option<String>) {
     if let Err(err) = validate::check(sent) {
         return (Outcome::Invalid, Some(err.to_string()));
     }
-    match queue.publish_once(msg, recent, now).await {
+    match at.publish(queue, msg).await {
         Ok(published) => (published_outcome(published), None),
         Err(err) => (outcome_of(err), Some(publish_error(err).message)),
     }
@@ -565,14 +605,13 @@ fn published_outcome(published: Published) -> Outcome {
 /// Publishes one message of a batch that passed its checks, and says what became of it.
 async fn publish_one(
     queue: &AnyQueue,
-    recent: &RecentIds,
-    now: i64,
+    at: &At<'_>,
     msg: &DataMessage,
     checked: &Result<(), ApiError>,
 ) -> (Outcome, String) {
     match checked {
         Err(err) => (Outcome::Invalid, err.message.clone()),
-        Ok(()) => match queue.publish_once(MessageRef::from(msg), recent, now).await {
+        Ok(()) => match at.publish(queue, MessageRef::from(msg)).await {
             Ok(published) => (published_outcome(published), String::new()),
             Err(err) => (outcome_of(err), publish_error(err).message),
         },

@@ -25,7 +25,12 @@ mod nats;
 mod pooled;
 mod recent;
 
-use std::{fmt, future::Future, sync::Arc};
+use std::{
+    fmt,
+    future::Future,
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
 pub use memory::{MemoryDelivery, MemoryQueue};
 pub use nats::{NatsConfig, NatsDelivery, NatsError, NatsQueue, NatsStats};
@@ -77,6 +82,43 @@ pub struct QueueStats {
     pub lock_wait_nanos: u64,
 }
 
+/// When a message was published, on the process's monotonic clock (nanoseconds since the
+/// first stamp was taken), kept beside the message in the queue so that a worker can tell
+/// how long it waited. [`Stamp::NONE`] marks a message published without one: its wait is
+/// not measured. The processor takes one stamp per request, for all its messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(u64);
+
+impl Stamp {
+    /// No stamp.
+    pub const NONE: Stamp = Stamp(0);
+
+    /// Now.
+    pub fn now() -> Stamp {
+        Stamp::at(Instant::now())
+    }
+
+    /// The stamp of `instant` (an instant before the process's first stamp counts as that
+    /// first stamp).
+    pub fn at(instant: Instant) -> Stamp {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        let since = instant.saturating_duration_since(*EPOCH.get_or_init(Instant::now));
+        // Plus one, so that no stamp is `NONE`.
+        Stamp(u64::try_from(since.as_nanos()).map_or(u64::MAX, |nanos| nanos.saturating_add(1)))
+    }
+
+    /// `Some(self)` unless this is [`Stamp::NONE`].
+    #[inline]
+    pub fn get(self) -> Option<Stamp> {
+        (self != Stamp::NONE).then_some(self)
+    }
+
+    /// Nanoseconds from this stamp to `later` (0 when `later` is not later).
+    pub fn nanos_until(self, later: Stamp) -> u64 {
+        later.0.saturating_sub(self.0)
+    }
+}
+
 /// A bounded multi-producer, multi-consumer queue of messages.
 pub trait Queue: Send + Sync + 'static {
     /// What a consumer holds while it works on a message.
@@ -109,6 +151,12 @@ pub trait Delivery: Send + 'static {
 
     /// Tells the queue the message has been handled.
     fn ack(self) -> impl Future<Output = ()> + Send;
+
+    /// When the message was published, if its publisher stamped it (see [`Stamp`]); the
+    /// NATS queue does not.
+    fn queued_at(&self) -> Option<Stamp> {
+        None
+    }
 
     /// Tells the queue that handling the message failed. The in-memory queues let it go
     /// (the worker pool counts it as an error); a broker-backed queue delivers it again
@@ -213,9 +261,24 @@ impl AnyQueue {
         recent: &RecentIds,
         now: i64,
     ) -> Result<Published, PublishError> {
+        self.publish_once_at(msg, recent, now, Stamp::NONE).await
+    }
+
+    /// [`AnyQueue::publish_once`], the message stamped `queued_at` in an in-memory queue.
+    pub async fn publish_once_at(
+        &self,
+        msg: MessageRef<'_>,
+        recent: &RecentIds,
+        now: i64,
+        queued_at: Stamp,
+    ) -> Result<Published, PublishError> {
         match self {
-            AnyQueue::Memory(q) => recent.publish_once(msg.id, now, || q.try_publish(msg)),
-            AnyQueue::Pooled(q) => recent.publish_once(msg.id, now, || q.try_publish(msg)),
+            AnyQueue::Memory(q) => {
+                recent.publish_once(msg.id, now, || q.try_publish_at(msg, queued_at))
+            }
+            AnyQueue::Pooled(q) => {
+                recent.publish_once(msg.id, now, || q.try_publish_at(msg, queued_at))
+            }
             AnyQueue::Nats(q) => q.publish_once(msg).await,
         }
     }
@@ -291,6 +354,15 @@ impl Delivery for AnyDelivery {
             AnyDelivery::Memory(d) => d.message(),
             AnyDelivery::Pooled(d) => d.message(),
             AnyDelivery::Nats(d) => d.message(),
+        }
+    }
+
+    #[inline]
+    fn queued_at(&self) -> Option<Stamp> {
+        match self {
+            AnyDelivery::Memory(d) => d.queued_at(),
+            AnyDelivery::Pooled(d) => d.queued_at(),
+            AnyDelivery::Nats(d) => d.queued_at(),
         }
     }
 

@@ -8,10 +8,12 @@
 //! message once warm, see [`results`]).
 //!
 //! Stats are per-worker atomics on their own cache lines, summed when read, so workers never
-//! share a lock or a contended counter. [`WorkerPool::stop`] closes the queue and waits
-//! until the workers have processed everything already accepted. Whoever owns the results
-//! receiver must keep draining it until it yields `None`: the channel is bounded, and a full
-//! one makes workers wait (that is its backpressure).
+//! share a lock or a contended counter. The time each stamped message waited in the queue
+//! goes into the pool's histogram (two atomic adds per message, against the clock read once
+//! per batch). [`WorkerPool::stop`] closes the queue and waits until the workers have
+//! processed everything already accepted. Whoever owns the results receiver must keep
+//! draining it until it yields `None`: the channel is bounded, and a full one makes workers
+//! wait (that is its backpressure).
 
 pub mod results;
 
@@ -31,8 +33,9 @@ use self::results::BatchPool;
 pub use self::results::ResultBatch;
 use crate::{
     message::MessageRef,
+    prometheus::{self, Histogram},
     proto::ProcessingResult,
-    queue::{Delivery, Queue},
+    queue::{Delivery, Queue, Stamp},
 };
 
 /// Most messages a batched worker takes in one go.
@@ -100,6 +103,8 @@ pub struct WorkerPool<Q> {
 #[derive(Debug)]
 pub struct PoolStats {
     per_worker: Vec<CachePadded<WorkerCounters>>,
+    /// How long the messages the workers took had waited in the queue.
+    queue_wait: Arc<Histogram>,
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +145,7 @@ impl<Q: Queue> WorkerPool<Q> {
         };
         let stats = Arc::new(PoolStats {
             per_worker: (0..workers).map(|_| CachePadded::default()).collect(),
+            queue_wait: prometheus::QUEUE_WAIT.histogram(),
         });
         let clock = Clock::new();
         let handles = (0..workers)
@@ -182,6 +188,12 @@ impl<Q: Queue> WorkerPool<Q> {
 }
 
 impl PoolStats {
+    /// The time the messages the workers took had waited in the queue (those published
+    /// with a [`Stamp`]).
+    pub fn queue_wait(&self) -> &Arc<Histogram> {
+        &self.queue_wait
+    }
+
     /// Sums the per-worker counters.
     pub fn snapshot(&self) -> WorkerStats {
         let mut total = WorkerStats {
@@ -226,6 +238,7 @@ impl<Q: Queue> Worker<Q> {
                             None => break,
                         }
                     }
+                    self.note_waits(&deliveries, started);
                     let mut batch = pool.take(BATCH);
                     for (i, delivery) in deliveries.iter().enumerate() {
                         failed |= u64::from(!self.fill(delivery.message(), batch.push())) << i;
@@ -233,6 +246,7 @@ impl<Q: Queue> Worker<Q> {
                     batch
                 }
                 None => {
+                    self.note_waits(&deliveries, started);
                     let mut result = ProcessingResult::default();
                     failed = u64::from(!self.fill(deliveries[0].message(), &mut result));
                     ResultBatch::one(result)
@@ -265,6 +279,23 @@ impl<Q: Queue> Worker<Q> {
             }
             // When nobody reads results any more, keep processing so the queue still drains.
             let _ = self.results.send(batch).await;
+        }
+    }
+
+    /// Counts how long each stamped delivery waited until `taken` (the batch's start: a
+    /// message published after it, while the batch was gathered, counts as no wait). The
+    /// processor stamps every message it publishes and a bare queue none, so a batch whose
+    /// first message has no stamp is passed over with that one check.
+    #[inline]
+    fn note_waits(&self, deliveries: &[Q::Delivery], taken: Instant) {
+        if deliveries.first().and_then(Delivery::queued_at).is_none() {
+            return;
+        }
+        let now = Stamp::at(taken);
+        for delivery in deliveries {
+            if let Some(queued_at) = delivery.queued_at() {
+                self.stats.queue_wait.observe(queued_at.nanos_until(now));
+            }
         }
     }
 

@@ -1,22 +1,21 @@
-//! `cargo xtask bench [--quick] [--out DIR] [--only SUITE]...`: runs every suite (or the
-//! ones named) and writes its result file to
+//! `cargo xtask bench [--quick] [--out DIR] [--only SUITE]... [--json]`: runs every suite
+//! (or the ones named) and writes its result file to
 //! `reports/results/`: allocation counts, instruction counts (callgrind), and wall-clock
 //! times (criterion), the latter in alternating rounds because this machine's speed drifts:
 //! each round runs both sides of every pair, so ratios are taken round by round and a
-//! drift between rounds cancels out. Prints a short table at the end.
+//! drift between rounds cancels out. Prints a short table at the end (JSON with `--json`).
 
 use std::{collections::BTreeMap, path::Path};
 
-use anyhow::Context as _;
-use harness::{
+use indicatif::{ProgressBar, ProgressStyle};
+use study::{
     criterion_results::read_medians,
     pairs::side,
-    results::{Case, Metric, ResultFile, default_dir},
+    results::{Case, Metric, ResultFile, Side, default_dir},
 };
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
-    cmd::{cargo_logged, workspace_root},
+    cmd::{cargo_logged, print_out, workspace_root},
     tools,
 };
 
@@ -34,15 +33,39 @@ const CRITERION: [(&str, &str); 4] = [
 /// measured this many times (once with `--quick`).
 const ROUNDS: usize = 3;
 
-/// The suites, in the order they run; `--only NAME` (repeatable) runs some of them.
-const SUITES: [&str; 6] = [
-    "allocations",
-    "callgrind",
-    "criterion",
-    "load",
-    "stages",
-    "peers",
-];
+/// A suite `--only` can name; they run in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Suite {
+    /// Allocations per operation, counted exactly.
+    Allocations,
+    /// Instructions per operation (callgrind).
+    Callgrind,
+    /// Wall-clock time per operation (criterion), in alternating rounds.
+    Criterion,
+    /// The system binary under load: capacity and latency of every A/B pair.
+    Load,
+    /// Where the time goes: both processes profiled at capacity.
+    Stages,
+    /// Our generator against wrk and h2load, the gateway against bare servers.
+    Peers,
+}
+
+/// `cargo xtask bench`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// One short round of each suite instead of the full study.
+    #[arg(long)]
+    quick: bool,
+    /// Directory of the result files (default: reports/results), relative to the workspace.
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
+    /// Only this suite; may be repeated.
+    #[arg(long, value_enum, value_name = "SUITE")]
+    only: Vec<Suite>,
+    /// Print the summary of the pairs as JSON on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
 
 /// What one run of the suites shares.
 struct Run {
@@ -52,32 +75,24 @@ struct Run {
     bar: ProgressBar,
 }
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let out = match args.iter().position(|a| a == "--out") {
-        Some(i) => {
-            let dir = args.get(i + 1).context("--out needs a directory")?;
-            workspace_root().join(dir)
-        }
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let quick = args.quick;
+    let out = match &args.out {
+        Some(dir) => workspace_root().join(dir),
         None => default_dir(),
     };
-    let only: Vec<&str> = args
-        .windows(2)
-        .filter(|w| w[0] == "--only")
-        .map(|w| w[1].as_str())
-        .collect();
-    if let Some(unknown) = only.iter().find(|s| !SUITES.contains(s)) {
-        anyhow::bail!("unknown suite `{unknown}`; known: {}", SUITES.join(", "));
-    }
-    let wants = |suite: &str| only.is_empty() || only.contains(&suite);
+    let wants = |suite: Suite| args.only.is_empty() || args.only.contains(&suite);
     std::fs::create_dir_all(&out)?;
     let log = workspace_root().join("target/xtask-bench.log");
     std::fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
     std::fs::write(&log, "")?;
     let rounds = if quick { 1 } else { ROUNDS };
     let steps = 1
-        + SUITES.iter().filter(|s| wants(s)).count()
-        + if wants("criterion") {
+        + <Suite as clap::ValueEnum>::value_variants()
+            .iter()
+            .filter(|s| wants(**s))
+            .count()
+        + if wants(Suite::Criterion) {
             rounds * CRITERION.len() - 1
         } else {
             0
@@ -98,11 +113,27 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
     run.bar.set_message("building the suites");
     cargo_logged(&["bench", "-p", "harness", "--no-run"], &run.log)?;
+    // The system's defaults, which the report names beside the pairs they decide.
+    let out_arg = run.out.to_string_lossy().into_owned();
+    cargo_logged(
+        &[
+            "run",
+            "-p",
+            "harness",
+            "--release",
+            "--bin",
+            "defaults",
+            "--",
+            "--out",
+            &out_arg,
+        ],
+        &run.log,
+    )?;
     run.bar.inc(1);
-    if wants("allocations") {
+    if wants(Suite::Allocations) {
         allocations(&run)?;
     }
-    if wants("callgrind") {
+    if wants(Suite::Callgrind) {
         run.bar.set_message("instruction counts (callgrind)");
         crate::callgrind::measure(
             "cargo bench -p harness --bench callgrind -- --save-summary=json",
@@ -111,26 +142,26 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         .write(&run.out)?;
         run.bar.inc(1);
     }
-    if wants("criterion") {
+    if wants(Suite::Criterion) {
         criterion(&run, rounds)?;
     }
-    if wants("load") {
+    if wants(Suite::Load) {
         run.bar
             .set_message("the system under load (A/B pairs in alternating rounds)");
         system_load(quick, &run.out, &run.log)?;
         run.bar.inc(1);
     }
-    if wants("stages") {
+    if wants(Suite::Stages) {
         run.bar
             .set_message("where the time goes (both processes profiled at capacity)");
         stages(quick, &run.out, &run.log)?;
         run.bar.inc(1);
     }
-    if wants("peers") {
+    if wants(Suite::Peers) {
         peers(&run)?;
     }
     run.bar.finish_with_message("done");
-    print_table(&run.out)?;
+    print_summary(&run.out, args.json)?;
     Ok(())
 }
 
@@ -162,7 +193,9 @@ fn criterion(run: &Run, rounds_wanted: usize) -> anyhow::Result<()> {
     let criterion_dir = workspace_root().join("target/criterion");
     let mut rounds: Vec<BTreeMap<(String, String), f64>> = Vec::new();
     for round in 1..=rounds_wanted {
-        let _ = std::fs::remove_dir_all(&criterion_dir);
+        // Criterion's history (its baselines and change reports) is kept; a round reads
+        // the estimates written since it began.
+        let began = std::time::SystemTime::now();
         for (bench, quick_filter) in CRITERION {
             run.bar
                 .set_message(format!("criterion round {round}/{rounds_wanted}: {bench}"));
@@ -174,7 +207,7 @@ fn criterion(run: &Run, rounds_wanted: usize) -> anyhow::Result<()> {
             cargo_logged(&args, &run.log)?;
             run.bar.inc(1);
         }
-        rounds.push(read_medians(&criterion_dir)?);
+        rounds.push(read_medians(&criterion_dir, began)?);
     }
     let command = if quick {
         "cargo xtask bench --quick"
@@ -337,12 +370,23 @@ fn split_params(group: &str) -> (String, Vec<(&'static str, String)>) {
     (group.to_owned(), Vec::new())
 }
 
-/// A short table of every pair in the result files of `dir`: baseline, optimized, ratio.
-fn print_table(dir: &Path) -> anyhow::Result<()> {
-    println!(
-        "\n{:<26} {:<18} {:>14} {:>14} {:>8}",
-        "pair", "metric", "baseline", "optimized", "ratio"
-    );
+/// One pair of the deterministic and criterion suites, as the summary shows it.
+#[derive(Debug, serde::Serialize)]
+struct SummaryRow {
+    suite: String,
+    group: String,
+    variant: String,
+    params: BTreeMap<String, String>,
+    metric: String,
+    unit: String,
+    baseline: f64,
+    optimized: f64,
+    ratio: f64,
+}
+
+/// Every pair in the result files of `dir`: baseline, optimized, ratio.
+fn summary(dir: &Path) -> Vec<SummaryRow> {
+    let mut rows = Vec::new();
     for suite in ["allocations", "callgrind", "criterion"] {
         let path = dir.join(format!("{suite}.json"));
         let Ok(file) = ResultFile::read(&path) else {
@@ -353,15 +397,11 @@ fn print_table(dir: &Path) -> anyhow::Result<()> {
             let key = (case.group.clone(), format!("{:?}", case.params));
             by_group.entry(key).or_default().push(case);
         }
-        for ((group, _), cases) in by_group {
-            let baseline = cases
-                .iter()
-                .find(|c| c.side == Some(harness::results::Side::Baseline));
-            for optimized in cases
-                .iter()
-                .filter(|c| c.side == Some(harness::results::Side::Optimized))
-            {
-                let Some(baseline) = baseline else { continue };
+        for cases in by_group.values() {
+            let Some(baseline) = cases.iter().find(|c| c.side == Some(Side::Baseline)) else {
+                continue;
+            };
+            for optimized in cases.iter().filter(|c| c.side == Some(Side::Optimized)) {
                 for (name, metric) in &optimized.metrics {
                     let Some(base) = baseline.metrics.get(name) else {
                         continue;
@@ -369,24 +409,49 @@ fn print_table(dir: &Path) -> anyhow::Result<()> {
                     if name.ends_with("_total") {
                         continue;
                     }
-                    let ratio = if base.median == 0.0 {
-                        f64::NAN
-                    } else {
-                        metric.median / base.median
-                    };
-                    let label = if optimized.params.is_empty() {
-                        format!("{group} {}", optimized.variant)
-                    } else {
-                        let params: Vec<String> = optimized.params.values().cloned().collect();
-                        format!("{group} {} [{}]", optimized.variant, params.join(","))
-                    };
-                    println!(
-                        "{label:<26} {name:<18} {:>14.1} {:>14.1} {ratio:>8.2}",
-                        base.median, metric.median
-                    );
+                    rows.push(SummaryRow {
+                        suite: suite.to_owned(),
+                        group: optimized.group.clone(),
+                        variant: optimized.variant.clone(),
+                        params: optimized.params.clone(),
+                        metric: name.clone(),
+                        unit: metric.unit.clone(),
+                        baseline: base.median,
+                        optimized: metric.median,
+                        ratio: if base.median == 0.0 {
+                            f64::NAN
+                        } else {
+                            metric.median / base.median
+                        },
+                    });
                 }
             }
         }
     }
-    Ok(())
+    rows
+}
+
+/// The summary as a table on stdout, or as JSON with `json`.
+fn print_summary(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let rows = summary(dir);
+    if json {
+        return print_out(&(serde_json::to_string_pretty(&rows)? + "\n"));
+    }
+    let mut text = format!(
+        "\n{:<26} {:<18} {:>14} {:>14} {:>8}\n",
+        "pair", "metric", "baseline", "optimized", "ratio"
+    );
+    for row in rows {
+        let label = if row.params.is_empty() {
+            format!("{} {}", row.group, row.variant)
+        } else {
+            let params: Vec<&str> = row.params.values().map(String::as_str).collect();
+            format!("{} {} [{}]", row.group, row.variant, params.join(","))
+        };
+        text += &format!(
+            "{label:<26} {:<18} {:>14.1} {:>14.1} {:>8.2}\n",
+            row.metric, row.baseline, row.optimized, row.ratio
+        );
+    }
+    print_out(&text)
 }

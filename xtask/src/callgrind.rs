@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use harness::results::ResultFile;
+use study::results::ResultFile;
 
 use crate::{
     cmd::{cargo, cargo_logged, workspace_root},
@@ -37,6 +37,6 @@ pub(crate) fn measure(command: &str, log: Option<&Path>) -> anyhow::Result<Resul
             tools::gungraun_version()?
         ),
     );
-    file.cases = harness::callgrind::read_summaries(&out).context("reading gungraun summaries")?;
+    file.cases = study::callgrind::read_summaries(&out).context("reading gungraun summaries")?;
     Ok(file)
 }

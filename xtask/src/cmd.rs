@@ -55,3 +55,16 @@ pub(crate) fn run_logged(mut command: Command, log: &Path) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
+pub(crate) fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+        _ => Ok(()),
+    }
+}

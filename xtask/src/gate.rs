@@ -1,40 +1,57 @@
-//! `cargo xtask gate [--save]`: runs the deterministic suites (callgrind instruction counts
-//! and allocation counts) and compares them with the committed baseline in
-//! `reports/baseline/` (rules in `harness::gate`). Exits non-zero with a table of what
-//! regressed. `--save` makes the current counts the new baseline. `--from DIR` compares the
-//! result files a `cargo xtask bench --out DIR` run already wrote instead of measuring again.
+//! `cargo xtask gate [--save] [--from DIR] [--json]`: runs the deterministic suites
+//! (callgrind instruction counts and allocation counts) and compares them with the committed
+//! baseline in `reports/baseline/` (rules in `study::gate`). A finding is a regression
+//! (exit code 3) with a table of what regressed; a failure to measure is exit code 1.
+//! `--save` makes the current counts the new baseline. `--from DIR` compares the result
+//! files a `cargo xtask bench --out DIR` run already wrote instead of measuring again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use harness::{
-    gate::{compare, table},
+use anyhow::Context;
+use study::{
+    gate::{Finding, compare, table},
     results::ResultFile,
 };
 
-use crate::cmd::{cargo, workspace_root};
+use crate::{
+    Regression,
+    cmd::{cargo, print_out, workspace_root},
+};
 
 /// How much worse than the baseline a count may get.
 const TOLERANCE: f64 = 0.05;
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let save = args.iter().any(|a| a == "--save");
+/// `cargo xtask gate`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Make the counts measured now the committed baseline (reports/baseline/).
+    #[arg(long, conflicts_with = "json")]
+    save: bool,
+    /// Read the counts a `cargo xtask bench --out DIR` run wrote instead of measuring.
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
+    /// Print the verdict and every finding as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the gate found, as `--json` prints it.
+#[derive(Debug, serde::Serialize)]
+struct Verdict<'a> {
+    passed: bool,
+    tolerance: f64,
+    cases: usize,
+    findings: &'a [Finding],
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let root = workspace_root();
-    let current = match args.iter().position(|a| a == "--from") {
-        Some(i) => {
-            let dir = root.join(args.get(i + 1).context("--from needs a directory")?);
-            ["callgrind", "allocations"]
-                .into_iter()
-                .map(|suite| {
-                    let path = dir.join(format!("{suite}.json"));
-                    ResultFile::read(&path).with_context(|| format!("reading {}", path.display()))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?
-        }
+    let current = match &args.from {
+        Some(dir) => read_counts(&root.join(dir))?,
         None => measure(&root.join("target/gate"))?,
     };
     let baseline_dir = root.join("reports/baseline");
-    if save {
+    if args.save {
         for file in &current {
             file.write(&baseline_dir)?;
         }
@@ -53,18 +70,43 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         findings.extend(compare(&committed, file, TOLERANCE));
     }
     let cases: usize = current.iter().map(|f| f.cases.len()).sum();
+    if args.json {
+        let verdict = Verdict {
+            passed: findings.is_empty(),
+            tolerance: TOLERANCE,
+            cases,
+            findings: &findings,
+        };
+        print_out(&(serde_json::to_string_pretty(&verdict)? + "\n"))?;
+    }
     if findings.is_empty() {
-        println!(
-            "gate: {cases} cases within {:.0}% of the baseline; optimizations that beat their baseline still do",
-            TOLERANCE * 100.0
-        );
+        if !args.json {
+            println!(
+                "gate: {cases} cases within {:.0}% of the baseline; optimizations that beat their baseline still do",
+                TOLERANCE * 100.0
+            );
+        }
         return Ok(());
     }
-    eprintln!("{}", table(&findings));
-    bail!(
+    if !args.json {
+        eprintln!("{}", table(&findings));
+    }
+    Err(Regression(format!(
         "gate: {} finding(s) against the committed baseline",
         findings.len()
-    )
+    ))
+    .into())
+}
+
+/// The counts a `bench --out DIR` run wrote.
+fn read_counts(dir: &Path) -> anyhow::Result<Vec<ResultFile>> {
+    ["callgrind", "allocations"]
+        .into_iter()
+        .map(|suite| {
+            let path = dir.join(format!("{suite}.json"));
+            ResultFile::read(&path).with_context(|| format!("reading {}", path.display()))
+        })
+        .collect()
 }
 
 /// Runs both deterministic suites; the results are also written to `dir`.
@@ -83,6 +125,5 @@ fn measure(dir: &Path) -> anyhow::Result<Vec<ResultFile>> {
         "--out",
         &dir_arg,
     ])?;
-    let allocations = ResultFile::read(&dir.join("allocations.json"))?;
-    Ok(vec![instructions, allocations])
+    read_counts(dir)
 }

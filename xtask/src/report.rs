@@ -1,11 +1,14 @@
-//! `cargo xtask report [--check]`: renders `templates/PHASE3_COMPLETE.md.tera` into
-//! `reports/PHASE3_COMPLETE.md`, and the charts into `reports/charts/`, from the result files
-//! in `reports/results/` and the profiles in `reports/profiles/` alone. The same files always
-//! render to the same bytes, so `--check` can tell whether the committed report is what the
-//! committed results say.
+//! `cargo xtask report [--check] [--html]`: renders `templates/PHASE3_COMPLETE.md.tera` into
+//! `reports/PHASE3_COMPLETE.md`, the charts into `reports/charts/` and both into one
+//! self-contained page, `reports/PHASE3_COMPLETE.html`, from the result files in
+//! `reports/results/` (with the histograms they name) and the profiles in `reports/profiles/`
+//! alone. The same files always render to the same bytes, so `--check` can tell whether the
+//! committed report is what the committed results say.
 
 mod charts;
 mod evidence;
+mod html;
+mod spectrum;
 mod svg;
 
 use std::{
@@ -15,8 +18,8 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use harness::results::ResultFile;
 use serde_json::json;
+use study::results::ResultFile;
 
 use self::evidence::Evidence;
 use crate::cmd::workspace_root;
@@ -46,10 +49,28 @@ impl Paths {
 /// The rendered report: file name (relative to the output directory) → contents.
 pub(crate) type Rendered = BTreeMap<String, String>;
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+/// `cargo xtask report`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Write nothing; fail when the committed report is not what the results render to.
+    #[arg(long)]
+    check: bool,
+    /// Only the self-contained HTML page (reports/PHASE3_COMPLETE.html): write it, or with
+    /// --check check it.
+    #[arg(long)]
+    html: bool,
+}
+
+/// The Markdown report's file name in the output directory.
+const MARKDOWN: &str = "PHASE3_COMPLETE.md";
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let paths = Paths::project();
-    let rendered = render(&paths)?;
-    if args.iter().any(|a| a == "--check") {
+    let mut rendered = render(&paths)?;
+    if args.html {
+        rendered.retain(|name, _| name == html::PAGE);
+    }
+    if args.check {
         let stale = stale_files(&paths.out, &rendered);
         if stale.is_empty() {
             println!("report: up to date with reports/results");
@@ -61,20 +82,31 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         );
     }
     write(&paths.out, &rendered)?;
-    println!(
-        "report: wrote {}",
-        paths.out.join("PHASE3_COMPLETE.md").display()
-    );
+    let page = paths.out.join(html::PAGE);
+    if args.html {
+        println!("{}", page.display());
+    } else {
+        println!(
+            "report: wrote {}, {} and {} charts",
+            paths.out.join(MARKDOWN).display(),
+            page.display(),
+            rendered.keys().filter(|k| k.starts_with("charts/")).count()
+        );
+    }
     Ok(())
 }
 
-/// Renders the report and its charts from the files under `paths`.
+/// Renders the report, its charts and its page from the files under `paths`.
 pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
     let evidence = load(paths)?;
     let mut rendered = Rendered::new();
     let charts = charts::all(&evidence);
     for (name, _, svg) in &charts {
         rendered.insert(format!("charts/{name}.svg"), svg.clone());
+    }
+    let spectra = spectrum::all(&evidence, &paths.results)?;
+    for s in &spectra {
+        rendered.insert(format!("charts/{}.svg", s.name), s.svg.clone());
     }
     if let Some(svg) = evidence.soak_chart() {
         rendered.insert("charts/soak_rss.svg".to_owned(), svg);
@@ -107,11 +139,12 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
         "defaults": evidence.defaults(),
         "stages": evidence.stages(),
         "stage_names": evidence.stage_names(),
-        "loads": harness::system_load::LOADS.map(|l| format!("{:.0}%", l * 100.0)),
+        "loads": study::catalogue::LOADS.map(|l| format!("{:.0}%", l * 100.0)),
         "checklist": checklist,
         "targets": evidence.targets(),
         "peers": evidence.peers(),
         "charts": charts.iter().map(|(name, title, _)| json!({"name": name, "title": title})).collect::<Vec<_>>(),
+        "spectra": spectra.iter().map(|s| json!({"name": s.name, "title": s.title})).collect::<Vec<_>>(),
         "hot_paths": hot_paths(&paths.profiles)?,
         "profiles": evidence.profiles,
         "soak": evidence.soak(),
@@ -119,7 +152,9 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
     let context = tera::Context::from_serialize(context)?;
     let markdown =
         tera::Tera::one_off(&template, &context, false).context("rendering the template")?;
-    rendered.insert("PHASE3_COMPLETE.md".to_owned(), markdown);
+    let page = html::page(&markdown, &rendered)?;
+    rendered.insert(MARKDOWN.to_owned(), markdown);
+    rendered.insert(html::PAGE.to_owned(), page);
     Ok(rendered)
 }
 
@@ -187,6 +222,9 @@ fn hot_paths(dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
 }
 
 fn write(out: &Path, rendered: &Rendered) -> anyhow::Result<()> {
+    for name in leftover_charts(out, rendered) {
+        fs::remove_file(out.join(name))?;
+    }
     for (name, contents) in rendered {
         let path = out.join(name);
         if let Some(parent) = path.parent() {
@@ -197,16 +235,42 @@ fn write(out: &Path, rendered: &Rendered) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Files whose committed contents differ from what the results render to.
+/// Files whose committed contents differ from what the results render to, and charts the
+/// results no longer render.
 fn stale_files(out: &Path, rendered: &Rendered) -> Vec<String> {
-    rendered
+    let mut stale: Vec<String> = rendered
         .iter()
         .filter(|(name, contents)| {
             fs::read_to_string(out.join(name)).ok().as_deref() != Some(contents.as_str())
         })
         .map(|(name, _)| name.clone())
-        .collect()
+        .collect();
+    stale.extend(
+        leftover_charts(out, rendered)
+            .into_iter()
+            .map(|name| format!("{name} (no longer rendered)")),
+    );
+    stale
 }
 
+/// Charts in `out/charts/` that a full rendering (one with the Markdown) does not produce.
+fn leftover_charts(out: &Path, rendered: &Rendered) -> Vec<String> {
+    if !rendered.contains_key(MARKDOWN) {
+        return Vec::new();
+    }
+    let Ok(entries) = fs::read_dir(out.join("charts")) else {
+        return Vec::new();
+    };
+    let mut leftover: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| format!("charts/{}", e.file_name().to_string_lossy()))
+        .filter(|name| name.ends_with(".svg") && !rendered.contains_key(name))
+        .collect();
+    leftover.sort();
+    leftover
+}
+
+#[cfg(test)]
+mod chromium_tests;
 #[cfg(test)]
 mod tests;

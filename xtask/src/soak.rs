@@ -14,32 +14,26 @@ use crate::{
     tools,
 };
 
-const USAGE: &str = "usage: cargo xtask soak [--minutes N] [--out DIR]";
+/// `cargo xtask soak`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Minutes of load per phase.
+    #[arg(long, default_value = "10", value_parser = minutes)]
+    minutes: String,
+    /// Directory of the result file (default: reports/results), relative to the workspace.
+    #[arg(long, value_name = "DIR")]
+    out: Option<String>,
+}
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut minutes = "10".to_owned();
-    let mut out = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--minutes" => {
-                let value = args.next().context(USAGE)?;
-                let parsed: f64 = value
-                    .parse()
-                    .with_context(|| format!("--minutes {value}: not a number"))?;
-                if !(parsed > 0.0 && parsed <= 600.0) {
-                    bail!("--minutes must be in (0, 600]");
-                }
-                minutes.clone_from(value);
-            }
-            "--out" => out = Some(args.next().context(USAGE)?.clone()),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
-        }
+fn minutes(text: &str) -> Result<String, String> {
+    match text.parse::<f64>() {
+        Ok(m) if m > 0.0 && m <= 600.0 => Ok(text.to_owned()),
+        _ => Err(format!("`{text}` is not a number of minutes in (0, 600]")),
     }
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let Args { minutes, out } = args;
     cargo(&["build", "--release", "-p", "system"])?;
     cargo(&["build", "--release", "-p", "harness", "--bin", "harness"])?;
     let root = workspace_root();
@@ -57,7 +51,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "--system",
         "target/release/system",
         "--minutes",
-        &minutes,
+        minutes.as_str(),
     ]);
     // By its name, found on PATH, so that the result file names no directory of this
     // machine.
@@ -69,7 +63,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if pin {
         command.args(["--server-core", "0"]);
     }
-    if let Some(out) = &out {
+    if let Some(out) = out {
         command.args(["--out", out]);
     }
     eprintln!("$ {command:?}");

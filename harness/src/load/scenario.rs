@@ -73,9 +73,11 @@ pub struct Scenario {
     pub payload: Payload,
 }
 
-/// The protocol a scenario speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The protocol a scenario speaks. Its one spelling ([`Protocol::as_str`]) is used in files,
+/// in scenarios and on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
 pub enum Protocol {
     /// HTTP/1.1 keep-alive, `POST` of a JSON body.
     Http1,
@@ -348,4 +350,21 @@ fn default_timeout_ms() -> u64 {
 
 fn one() -> u32 {
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_spells_each_protocol_as_files_do() {
+        for protocol in Protocol::value_variants() {
+            let value = protocol.to_possible_value().expect("not hidden");
+            assert_eq!(value.get_name(), protocol.as_str());
+            let json = serde_json::to_string(protocol).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", protocol.as_str()));
+        }
+    }
 }

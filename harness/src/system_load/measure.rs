@@ -9,9 +9,6 @@ use crate::load::{self, Mode, Protocol, Report, RunOptions, Scenario, scenario::
 /// smaller step would chase noise).
 const RISE: f64 = 1.05;
 
-/// A server whose CPU time was at least this share of one core was saturated.
-pub(crate) const SATURATED: f64 = 0.9;
-
 /// Messages per gRPC stream in every run.
 pub(crate) const MESSAGES_PER_STREAM: u32 = 64;
 
@@ -94,14 +91,15 @@ pub(crate) fn capacity(
 }
 
 /// An open loop at `rate` messages per second against `target`, timed from each request's
-/// due time, on enough connections that the generator never waits for a free one.
+/// due time, on enough connections that the generator never waits for a free one; the
+/// report and the whole latency histogram.
 pub(crate) fn latency(
     protocol: Protocol,
     target: &str,
     pid: u32,
     rate: f64,
     timing: Timing,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<load::Measured> {
     let (connections, in_flight) = match protocol {
         Protocol::Http1 => (256, 1),
         Protocol::H2c | Protocol::GrpcUnary => (4, 64),
@@ -119,7 +117,7 @@ pub(crate) fn latency(
         precise_timing: true,
         ..base(protocol, target, timing)
     };
-    Ok(load::run(&scenario, &options(pid))?)
+    Ok(load::measure(&scenario, &options(pid))?)
 }
 
 fn base(protocol: Protocol, target: &str, timing: Timing) -> Scenario {

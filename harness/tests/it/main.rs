@@ -13,6 +13,7 @@ mod errors;
 mod gate;
 mod http2_client;
 mod lean_path;
+mod load_cli;
 mod parsing;
 mod peers_run;
 mod profile;

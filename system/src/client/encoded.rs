@@ -123,7 +123,7 @@ impl Forwarder {
         } else {
             (&self.hop.batch_uri, body.clone())
         };
-        let answer = self.hop.post_bytes(uri, payload).await;
+        let answer = self.hop.post_bytes(uri, payload, count).await;
         self.hop.buffers.give_back(body);
         let answer = match answer {
             Ok(answer) if lone => lone_answer(&answer).map(|accepted| outcomes.push(Ok(accepted))),

@@ -1,61 +1,90 @@
-//! `GET /metrics` of the gateway.
+//! The gateway's families on `/metrics`: its counters (read from its atomics when
+//! scraped), the time of each ingest by protocol, and its hop to the processor.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    sync::{Arc, Weak, atomic::Ordering},
+    time::Instant,
+};
 
-use axum::{extract::State, http::header, response::IntoResponse};
+use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
 
 use super::Gateway;
-use crate::prometheus::{CONTENT_TYPE, Exposition, Kind};
+use crate::prometheus::{self, Families, Histogram, INGEST_DURATION, Registry};
 
-pub(super) async fn render(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    let hop = gateway.forwarder.stats();
-    let count = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed) as f64;
-    let mut out = Exposition::default();
-    out.family(
-        "gateway_ingest_total",
-        Kind::Counter,
-        "Ingest requests by outcome: accepted, refused (4xx, 503) or failed (502).",
-        &[
-            (&[("outcome", "accepted")], count(&gateway.accepted)),
-            (&[("outcome", "refused")], count(&gateway.refused)),
-            (&[("outcome", "failed")], count(&gateway.failed)),
-        ],
-    )
-    .metric(
-        "gateway_connections_accepted_total",
-        Kind::Counter,
-        "TCP connections accepted by the gateway.",
-        count(&gateway.connections),
-    )
-    .metric(
-        "gateway_hop_requests_total",
-        Kind::Counter,
-        "Requests sent to the processor.",
-        hop.requests as f64,
-    )
-    .metric(
-        "gateway_hop_connections_opened_total",
-        Kind::Counter,
-        "Connections opened to the processor.",
-        hop.connections_opened as f64,
-    )
-    .metric(
-        "gateway_hop_failures_total",
-        Kind::Counter,
-        "Requests to the processor that failed.",
-        hop.failures as f64,
-    )
-    .metric(
-        "gateway_hop_connection_reuse_ratio",
-        Kind::Gauge,
-        "1 - connections opened / requests sent to the processor.",
-        hop.connection_reuse.unwrap_or(0.0),
-    )
-    .metric(
-        "gateway_uptime_seconds",
-        Kind::Gauge,
-        "Seconds since the gateway started.",
-        gateway.started.elapsed().as_secs() as f64,
-    );
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], out.finish())
+/// The time of each ingest, by the HTTP version it came in.
+#[derive(Debug)]
+pub(super) struct IngestLatency {
+    http1: Arc<Histogram>,
+    h2c: Arc<Histogram>,
+}
+
+impl IngestLatency {
+    pub(super) fn new() -> IngestLatency {
+        IngestLatency {
+            http1: INGEST_DURATION.histogram(),
+            h2c: INGEST_DURATION.histogram(),
+        }
+    }
+
+    /// Counts an ingest that came in over `version` and began at `started`.
+    pub(super) fn observe(&self, version: http::Version, started: Instant) {
+        let histogram = if version == http::Version::HTTP_2 {
+            &self.h2c
+        } else {
+            &self.http1
+        };
+        histogram.observe_since(started);
+    }
+}
+
+/// Adds the gateway's families to `registry`.
+pub(super) fn register(registry: &Registry, gateway: &Arc<Gateway>) {
+    for (protocol, histogram) in [
+        ("http1", &gateway.latency.http1),
+        ("h2c", &gateway.latency.h2c),
+    ] {
+        registry.add_histogram(
+            &INGEST_DURATION,
+            vec![("door", "gateway"), ("protocol", protocol)],
+            Arc::clone(histogram),
+        );
+    }
+    prometheus::add_hop(registry, "gateway", &gateway.forwarder);
+    registry.add_collector(GatewayCollector(Arc::downgrade(gateway)));
+}
+
+/// Reads the gateway's counters when `/metrics` is scraped. It holds the gateway weakly:
+/// the gateway's router holds the registry, and so this collector.
+#[derive(Debug)]
+struct GatewayCollector(Weak<Gateway>);
+
+impl Collector for GatewayCollector {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let Some(gateway) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let count = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+        let mut out = Families::new(encoder);
+        out.counters(
+            "gateway_ingest",
+            "Ingest requests by outcome: accepted, refused (4xx, 503) or failed (502).",
+            &[
+                (&[("outcome", "accepted")], count(&gateway.accepted)),
+                (&[("outcome", "refused")], count(&gateway.refused)),
+                (&[("outcome", "failed")], count(&gateway.failed)),
+            ],
+        )?
+        .counter(
+            "gateway_connections_accepted",
+            "TCP connections accepted by the gateway.",
+            count(&gateway.connections),
+        )?;
+        prometheus::hop_counters(&mut out, "gateway", &gateway.forwarder)?;
+        out.gauge(
+            "gateway_uptime_seconds",
+            "Seconds since the gateway started.",
+            gateway.started.elapsed().as_secs(),
+        )?;
+        Ok(())
+    }
 }

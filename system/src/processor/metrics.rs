@@ -1,140 +1,148 @@
-//! `GET /metrics` of the processor.
+//! The processor's families on `/metrics`: its queue, worker and request counters (read
+//! from their atomics when scraped) and the time messages waited in the queue.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use axum::{extract::State, http::header, response::IntoResponse};
+use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
 
 use super::AppState;
-use crate::prometheus::{CONTENT_TYPE, Exposition, Kind};
+use crate::{
+    prometheus::{Families, QUEUE_WAIT, Registry},
+    queue::QueueType,
+};
 
-pub(super) async fn render(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let stats = state.stats();
-    let queue = [("queue", stats.queue_type)];
-    let mut out = Exposition::default();
-    out.family(
-        "processor_messages_enqueued_total",
-        Kind::Counter,
-        "Messages accepted into the queue.",
-        &[(&queue, stats.queue.enqueued as f64)],
-    )
-    .family(
-        "processor_messages_rejected_total",
-        Kind::Counter,
-        "Messages refused because the queue was full.",
-        &[(&queue, stats.queue.rejected as f64)],
-    )
-    .family(
-        "processor_messages_dequeued_total",
-        Kind::Counter,
-        "Messages handed to workers.",
-        &[(&queue, stats.queue.dequeued as f64)],
-    )
-    .family(
-        "processor_queue_size",
-        Kind::Gauge,
-        "Messages waiting in the queue.",
-        &[(&queue, stats.queue.size as f64)],
-    )
-    .family(
-        "processor_queue_capacity",
-        Kind::Gauge,
-        "Most messages that can wait in the queue.",
-        &[(&queue, stats.queue.capacity as f64)],
-    )
-    .family(
-        "processor_queue_lock_waits_total",
-        Kind::Counter,
-        "Times a publisher or consumer waited for a lock of the queue (0 without locks).",
-        &[(&queue, stats.queue.lock_waits as f64)],
-    )
-    .family(
-        "processor_queue_lock_wait_seconds_total",
-        Kind::Counter,
-        "Time spent waiting for locks of the queue, summed over threads.",
-        &[(&queue, stats.queue.lock_wait_nanos as f64 / 1e9)],
-    )
-    .metric(
-        "processor_workers",
-        Kind::Gauge,
-        "Number of workers.",
-        stats.workers.workers as f64,
-    )
-    .metric(
-        "processor_messages_processed_total",
-        Kind::Counter,
-        "Messages processed by the workers.",
-        stats.workers.processed as f64,
-    )
-    .metric(
-        "processor_processing_errors_total",
-        Kind::Counter,
-        "Messages whose processing failed.",
-        stats.workers.errors as f64,
-    )
-    .metric(
-        "processor_processing_seconds_total",
-        Kind::Counter,
-        "Time the workers spent processing.",
-        stats.workers.processing_nanos as f64 / 1e9,
-    )
-    .family(
-        "processor_http_requests_total",
-        Kind::Counter,
-        "Ingest requests received, by route.",
-        &[
-            (&[("route", "/enqueue")], stats.enqueue_requests as f64),
-            (&[("route", "/enqueue/batch")], stats.batch_requests as f64),
-        ],
-    )
-    .metric(
-        "processor_connections_accepted_total",
-        Kind::Counter,
-        "TCP connections accepted.",
-        stats.connections_accepted as f64,
-    )
-    .metric(
-        "processor_uptime_seconds",
-        Kind::Gauge,
-        "Seconds since the processor started.",
-        stats.uptime_seconds as f64,
-    );
-    if let Some(nats) = stats.nats {
-        out.metric(
-            "processor_nats_published_total",
-            Kind::Counter,
-            "Publishes JetStream confirmed.",
-            nats.published as f64,
-        )
-        .metric(
-            "processor_nats_acknowledged_total",
-            Kind::Counter,
-            "Messages acknowledged to JetStream after processing.",
-            nats.acknowledged as f64,
-        )
-        .metric(
-            "processor_nats_nacked_total",
-            Kind::Counter,
-            "Deliveries whose processing failed, negatively acknowledged to JetStream.",
-            nats.nacked as f64,
-        )
-        .metric(
-            "processor_nats_redelivered_total",
-            Kind::Counter,
-            "Deliveries received that were not a message's first.",
-            nats.redelivered as f64,
-        )
-        .metric(
-            "processor_nats_dead_lettered_total",
-            Kind::Counter,
-            "Messages moved to the dead-letter stream after their last delivery.",
-            nats.dead_lettered as f64,
-        )
-        .metric(
-            "processor_nats_stream_pending",
-            Kind::Gauge,
-            "Messages in the stream not yet acknowledged.",
-            nats.pending as f64,
+/// Adds the processor's families to `registry`.
+pub(super) fn register(registry: &Registry, state: &Arc<AppState>) {
+    // Messages in the NATS stream carry no stamp of this process: their wait is unknown.
+    let kind = state.queue.kind();
+    if kind != QueueType::Nats {
+        registry.add_histogram(
+            &QUEUE_WAIT,
+            vec![("queue", kind.as_str())],
+            Arc::clone(state.pool_stats.queue_wait()),
         );
     }
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], out.finish())
+    registry.add_collector(ProcessorCollector(Arc::downgrade(state)));
+}
+
+/// Reads the processor's counters when `/metrics` is scraped. It holds the state weakly:
+/// the state holds the registry, and so this collector.
+#[derive(Debug)]
+struct ProcessorCollector(Weak<AppState>);
+
+impl Collector for ProcessorCollector {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let Some(state) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let stats = state.stats();
+        let queue: &[(&str, &str)] = &[("queue", stats.queue_type)];
+        let mut out = Families::new(encoder);
+        out.counters(
+            "processor_messages_enqueued",
+            "Messages accepted into the queue.",
+            &[(queue, stats.queue.enqueued)],
+        )?
+        .counters(
+            "processor_messages_rejected",
+            "Messages refused because the queue was full.",
+            &[(queue, stats.queue.rejected)],
+        )?
+        .counters(
+            "processor_messages_dequeued",
+            "Messages handed to workers.",
+            &[(queue, stats.queue.dequeued)],
+        )?
+        .gauges(
+            "processor_queue_size",
+            "Messages waiting in the queue.",
+            &[(queue, stats.queue.size)],
+        )?
+        .gauges(
+            "processor_queue_capacity",
+            "Most messages that can wait in the queue.",
+            &[(queue, stats.queue.capacity)],
+        )?
+        .counters(
+            "processor_queue_lock_waits",
+            "Times a publisher or consumer waited for a lock of the queue (0 without locks).",
+            &[(queue, stats.queue.lock_waits)],
+        )?
+        .counters(
+            "processor_queue_lock_wait_seconds",
+            "Time spent waiting for locks of the queue, summed over threads.",
+            &[(queue, stats.queue.lock_wait_nanos as f64 / 1e9)],
+        )?
+        .gauge(
+            "processor_workers",
+            "Number of workers.",
+            stats.workers.workers,
+        )?
+        .counter(
+            "processor_messages_processed",
+            "Messages processed by the workers.",
+            stats.workers.processed,
+        )?
+        .counter(
+            "processor_processing_errors",
+            "Messages whose processing failed.",
+            stats.workers.errors,
+        )?
+        .counter(
+            "processor_processing_seconds",
+            "Time the workers spent processing.",
+            stats.workers.processing_nanos as f64 / 1e9,
+        )?
+        .counters(
+            "processor_http_requests",
+            "Ingest requests received, by route.",
+            &[
+                (&[("route", "/enqueue")], stats.enqueue_requests),
+                (&[("route", "/enqueue/batch")], stats.batch_requests),
+            ],
+        )?
+        .counter(
+            "processor_connections_accepted",
+            "TCP connections accepted.",
+            stats.connections_accepted,
+        )?
+        .gauge(
+            "processor_uptime_seconds",
+            "Seconds since the processor started.",
+            stats.uptime_seconds,
+        )?;
+        if let Some(nats) = stats.nats {
+            out.counter(
+                "processor_nats_published",
+                "Publishes JetStream confirmed.",
+                nats.published,
+            )?
+            .counter(
+                "processor_nats_acknowledged",
+                "Messages acknowledged to JetStream after processing.",
+                nats.acknowledged,
+            )?
+            .counter(
+                "processor_nats_nacked",
+                "Deliveries whose processing failed, negatively acknowledged to JetStream.",
+                nats.nacked,
+            )?
+            .counter(
+                "processor_nats_redelivered",
+                "Deliveries received that were not a message's first.",
+                nats.redelivered,
+            )?
+            .counter(
+                "processor_nats_dead_lettered",
+                "Messages moved to the dead-letter stream after their last delivery.",
+                nats.dead_lettered,
+            )?
+            .gauge(
+                "processor_nats_stream_pending",
+                "Messages in the stream not yet acknowledged.",
+                nats.pending,
+            )?;
+        }
+        Ok(())
+    }
 }

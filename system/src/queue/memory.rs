@@ -15,17 +15,21 @@ use std::{
     time::Instant,
 };
 
-use super::{Delivery, PublishError, Queue, QueueStats, gate::Gate};
+use super::{Delivery, PublishError, Queue, QueueStats, Stamp, gate::Gate};
 use crate::{
     budget::{Budget, Charge},
     message::MessageRef,
     proto::DataMessage,
 };
 
+/// A waiting message: its own allocation, its share of the byte bound, when it was
+/// published.
+type Entry = (Box<DataMessage>, Option<Charge>, Stamp);
+
 /// The baseline in-memory queue.
 #[derive(Debug)]
 pub struct MemoryQueue {
-    ring: Mutex<VecDeque<(Box<DataMessage>, Option<Charge>)>>,
+    ring: Mutex<VecDeque<Entry>>,
     stats: Mutex<QueueStats>,
     capacity: usize,
     /// The bound on the bytes of waiting messages, when there is one.
@@ -46,6 +50,7 @@ pub struct MemoryDelivery(
     Box<DataMessage>,
     // Held to give the message's bytes back when the delivery is dropped.
     #[allow(dead_code)] Option<Charge>,
+    Stamp,
 );
 
 impl MemoryQueue {
@@ -75,8 +80,17 @@ impl MemoryQueue {
         }
     }
 
-    /// Accepts a copy of `msg` without waiting.
+    /// Accepts a copy of `msg` without waiting (unstamped: its wait is not measured).
     pub fn try_publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        self.try_publish_at(msg, Stamp::NONE)
+    }
+
+    /// Accepts a copy of `msg`, published at `queued_at`, without waiting.
+    pub fn try_publish_at(
+        &self,
+        msg: MessageRef<'_>,
+        queued_at: Stamp,
+    ) -> Result<(), PublishError> {
         let _entered = self.gate.enter()?;
         let charge = match &self.bytes {
             Some(bytes) => match bytes.try_charge(msg.size()) {
@@ -96,7 +110,7 @@ impl MemoryQueue {
                 self.lock(&self.stats).rejected += 1;
                 return Err(PublishError::Full);
             }
-            ring.push_back((boxed, charge));
+            ring.push_back((boxed, charge, queued_at));
         }
         self.lock(&self.stats).enqueued += 1;
         self.gate.wake_one();
@@ -105,9 +119,9 @@ impl MemoryQueue {
 
     /// Takes the next message without waiting.
     pub fn try_consume(&self) -> Option<MemoryDelivery> {
-        let (boxed, charge) = self.lock(&self.ring).pop_front()?;
+        let (boxed, charge, queued_at) = self.lock(&self.ring).pop_front()?;
         self.lock(&self.stats).dequeued += 1;
-        Some(MemoryDelivery(boxed, charge))
+        Some(MemoryDelivery(boxed, charge, queued_at))
     }
 
     /// Locks one of this queue's mutexes, counting the wait when it is held. A poisoned
@@ -169,6 +183,11 @@ impl MemoryDelivery {
 impl Delivery for MemoryDelivery {
     fn message(&self) -> MessageRef<'_> {
         MemoryDelivery::message(self)
+    }
+
+    #[inline]
+    fn queued_at(&self) -> Option<Stamp> {
+        self.2.get()
     }
 
     async fn ack(self) {}

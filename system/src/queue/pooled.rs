@@ -11,6 +11,8 @@
 //!   that would pass it gives its buffers back to the allocator when it returns;
 //! - no message can observe another's data: a slot is cleared when it returns, every field
 //!   is overwritten on publish, and only the live metadata pairs are visible;
+//! - a message's [`Stamp`] (when it was published) is a plain field of its slot: measuring
+//!   its wait costs no allocation;
 //! - counters are atomics on their own cache lines, so publishers and consumers never wait
 //!   on a lock.
 
@@ -22,7 +24,7 @@ use std::sync::{
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 
-use super::{Delivery, PublishError, Queue, QueueStats, gate::Gate};
+use super::{Delivery, PublishError, Queue, QueueStats, Stamp, gate::Gate};
 use crate::{
     budget::{Budget, Charge},
     message::{MessageRef, Metadata},
@@ -70,6 +72,8 @@ struct Slot {
     /// Pairs beyond `live_pairs` are spare capacity, never shown.
     pairs: Vec<(String, String)>,
     live_pairs: usize,
+    /// When the message was published.
+    queued_at: Stamp,
     /// The message's bytes, taken from the queue's byte bound while it waits or is held.
     charge: Option<Charge>,
     /// Buffer capacity kept while the slot is free (counted in `Inner::retained`).
@@ -112,8 +116,17 @@ impl PooledQueue {
         }
     }
 
-    /// Accepts a copy of `msg` without waiting.
+    /// Accepts a copy of `msg` without waiting (unstamped: its wait is not measured).
     pub fn try_publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
+        self.try_publish_at(msg, Stamp::NONE)
+    }
+
+    /// Accepts a copy of `msg`, published at `queued_at`, without waiting.
+    pub fn try_publish_at(
+        &self,
+        msg: MessageRef<'_>,
+        queued_at: Stamp,
+    ) -> Result<(), PublishError> {
         let inner = &*self.inner;
         let _entered = inner.gate.enter()?;
         if inner.ready.is_full() {
@@ -133,6 +146,7 @@ impl PooledQueue {
         };
         let mut slot = inner.take_free();
         slot.fill(msg);
+        slot.queued_at = queued_at;
         slot.charge = charge;
         match inner.ready.push(slot) {
             Ok(()) => {
@@ -288,6 +302,7 @@ impl Slot {
         self.payload.clear();
         self.payload.shrink_to(RETAINED_BYTES);
         self.timestamp = 0;
+        self.queued_at = Stamp::NONE;
         self.pairs.truncate(RETAINED_PAIRS);
         let mut kept = self.id.capacity() + self.source.capacity() + self.payload.capacity();
         for (k, v) in &mut self.pairs {
@@ -319,6 +334,11 @@ impl PooledDelivery {
 impl Delivery for PooledDelivery {
     fn message(&self) -> MessageRef<'_> {
         PooledDelivery::message(self)
+    }
+
+    #[inline]
+    fn queued_at(&self) -> Option<Stamp> {
+        self.slot.as_ref().and_then(|slot| slot.queued_at.get())
     }
 
     async fn ack(self) {}

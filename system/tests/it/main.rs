@@ -9,6 +9,7 @@ mod hop;
 mod hop_faults;
 mod hostile;
 mod idempotency;
+mod metrics_exposition;
 mod nats;
 mod nats_crash;
 mod nats_server;

@@ -47,7 +47,13 @@ pub fn parse_prometheus(text: &str) -> HashMap<String, f64> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "bad metric name in {line:?}"
         );
-        assert!(typed.contains(name), "{name} has no TYPE line");
+        // A histogram's samples are its name with `_bucket`, `_sum` or `_count`.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| typed.contains(*base))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "{name} has no TYPE line");
         if let Some(labels) = series.strip_prefix(name) {
             assert!(
                 labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),

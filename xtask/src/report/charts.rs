@@ -1,10 +1,14 @@
 //! The report's charts, each drawn only from result files (a chart without data is left out).
+//! A bar is the median of its rounds, with a whisker over the range of the rounds.
 
 use std::collections::BTreeMap;
 
-use harness::results::Case;
+use study::results::Case;
 
-use super::{evidence::Evidence, svg::BarChart};
+use super::{
+    evidence::Evidence,
+    svg::{Bar, BarChart},
+};
 
 /// (file name, title, SVG) of every chart the evidence supports.
 pub(crate) fn all(evidence: &Evidence) -> Vec<(String, String, String)> {
@@ -72,7 +76,7 @@ pub(crate) fn all(evidence: &Evidence) -> Vec<(String, String, String)> {
 }
 
 /// One bar per variant of a `load/*` group (the cases with these params) and per metric
-/// (median of the rounds).
+/// (median and range of the rounds).
 fn load_chart(
     evidence: &Evidence,
     (group, params): (&str, &[(&str, &str)]),
@@ -102,7 +106,7 @@ fn load_chart(
                     (*m).to_owned(),
                     cases
                         .iter()
-                        .map(|c| c.metrics.get(*m).map(|x| x.median))
+                        .map(|c| c.metrics.get(*m).map(Bar::of))
                         .collect(),
                 )
             })
@@ -124,10 +128,10 @@ fn queue_threads(evidence: &Evidence) -> Option<BarChart<'static>> {
     if cases.is_empty() {
         return None;
     }
-    let mut by_shape: BTreeMap<(u32, u32), BTreeMap<String, f64>> = BTreeMap::new();
+    let mut by_shape: BTreeMap<(u32, u32), BTreeMap<String, Bar>> = BTreeMap::new();
     for case in cases {
         let param = |k: &str| case.params.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let time = case.metrics.get("time_per_op")?.median;
+        let time = Bar::of(case.metrics.get("time_per_op")?);
         by_shape
             .entry((param("producers"), param("consumers")))
             .or_default()
@@ -166,14 +170,14 @@ fn per_protocol(
         return None;
     }
     let order = ["http1", "h2c", "grpc_unary", "grpc_stream"];
-    let values: Vec<Option<f64>> = order
+    let values: Vec<Option<Bar>> = order
         .iter()
         .map(|v| {
             cases
                 .iter()
                 .find(|c| c.variant == *v)
                 .and_then(|c| c.metrics.get(metric))
-                .map(|m| m.median)
+                .map(Bar::of)
         })
         .collect();
     Some(BarChart {
@@ -200,13 +204,15 @@ fn client_pairs(evidence: &Evidence) -> Option<BarChart<'static>> {
             cases.iter().find(|c| c.side == Some(s)).map(|c| {
                 (
                     c.variant.clone(),
-                    c.metrics.get("time_per_op").map(|m| m.median / 1000.0),
+                    c.metrics
+                        .get("time_per_op")
+                        .map(|m| Bar::of(m).scaled(1e-3)),
                 )
             })
         };
         let (Some((b_name, b)), Some((o_name, o))) = (
-            side(harness::results::Side::Baseline),
-            side(harness::results::Side::Optimized),
+            side(study::results::Side::Baseline),
+            side(study::results::Side::Optimized),
         ) else {
             continue;
         };

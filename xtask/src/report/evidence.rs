@@ -8,8 +8,8 @@ mod stages;
 
 use std::collections::BTreeMap;
 
-use harness::results::{Case, ResultFile, Side};
 use serde::Serialize;
+use study::results::{Case, ResultFile, Side};
 
 use super::svg::short;
 
@@ -235,7 +235,7 @@ impl Evidence {
             .into_iter()
             .filter(|s| self.files.contains_key(*s))
             .collect();
-        let components = harness::profile::COMPONENTS;
+        let components = study::catalogue::COMPONENTS;
         let profiled: Vec<&str> = components
             .iter()
             .copied()
@@ -517,7 +517,7 @@ impl Evidence {
     }
 }
 
-fn with_range(metric: &harness::results::Metric) -> String {
+fn with_range(metric: &study::results::Metric) -> String {
     if metric.samples.len() > 1 {
         format!(
             "{} ({}..{})",

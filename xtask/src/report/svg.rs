@@ -1,15 +1,49 @@
 //! Grouped bar charts as plain SVG, written by hand so that the same numbers always give
-//! the same bytes (the report's `--check` compares them) and no font files are needed.
+//! the same bytes (the report's `--check` compares them) and no font files are needed. A bar
+//! is the median of its rounds; a whisker on it spans the smallest to the largest round.
 
 use std::fmt::Write as _;
+
+use study::results::Metric;
 
 /// A grouped bar chart: one group of bars per category, one bar per series.
 pub(crate) struct BarChart<'a> {
     pub(crate) title: &'a str,
     pub(crate) unit: &'a str,
     pub(crate) categories: Vec<String>,
-    /// (series name, one value per category; `None` where not measured).
-    pub(crate) series: Vec<(String, Vec<Option<f64>>)>,
+    /// (series name, one bar per category; `None` where not measured).
+    pub(crate) series: Vec<(String, Vec<Option<Bar>>)>,
+}
+
+/// One bar: the median, and the range of the rounds behind it when they differ.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Bar {
+    pub(crate) value: f64,
+    /// (smallest, largest) round; `None` for one round or an exact count.
+    pub(crate) range: Option<(f64, f64)>,
+}
+
+impl Bar {
+    /// The median of `metric`, with its range when it has several rounds that differ.
+    pub(crate) fn of(metric: &Metric) -> Bar {
+        Bar {
+            value: metric.median,
+            range: (metric.samples.len() > 1 && metric.min < metric.max)
+                .then_some((metric.min, metric.max)),
+        }
+    }
+
+    /// The same bar in another unit (`factor` times each figure).
+    pub(crate) fn scaled(self, factor: f64) -> Bar {
+        Bar {
+            value: self.value * factor,
+            range: self.range.map(|(lo, hi)| (lo * factor, hi * factor)),
+        }
+    }
+
+    fn top(&self) -> f64 {
+        self.range.map_or(self.value, |(_, hi)| hi.max(self.value))
+    }
 }
 
 /// The size of every chart, and its margins around the plot.
@@ -26,11 +60,13 @@ pub(crate) const COLOURS: [&str; 6] = [
 
 impl BarChart<'_> {
     pub(crate) fn render(&self) -> String {
-        let max = self
-            .series
-            .iter()
-            .flat_map(|(_, values)| values.iter().flatten())
-            .fold(0.0_f64, |a, &b| a.max(b));
+        let bars = || {
+            self.series
+                .iter()
+                .flat_map(|(_, bars)| bars.iter().flatten())
+        };
+        let max = bars().map(Bar::top).fold(0.0_f64, f64::max);
+        let whiskers = bars().any(|bar| bar.range.is_some());
         let scale_max = nice_ceiling(max);
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
@@ -60,19 +96,22 @@ impl BarChart<'_> {
         );
         let groups = self.categories.len().max(1) as f64;
         let group_w = plot_w / groups;
-        let bars = self.series.len().max(1) as f64;
-        let bar_w = group_w * 0.8 / bars;
+        let per_group = self.series.len().max(1) as f64;
+        let bar_w = group_w * 0.8 / per_group;
+        let height = |value: f64| {
+            if scale_max > 0.0 {
+                plot_h * value / scale_max
+            } else {
+                0.0
+            }
+        };
         for (c, category) in self.categories.iter().enumerate() {
             let x0 = LEFT + group_w * c as f64 + group_w * 0.1;
-            for (s, (_, values)) in self.series.iter().enumerate() {
-                let Some(value) = values.get(c).copied().flatten() else {
+            for (s, (_, bars)) in self.series.iter().enumerate() {
+                let Some(bar) = bars.get(c).copied().flatten() else {
                     continue;
                 };
-                let h = if scale_max > 0.0 {
-                    plot_h * value / scale_max
-                } else {
-                    0.0
-                };
+                let h = height(bar.value);
                 let x = x0 + bar_w * s as f64;
                 let y = TOP + plot_h - h;
                 let _ = writeln!(
@@ -81,8 +120,20 @@ impl BarChart<'_> {
                     bar_w * 0.95,
                     COLOURS[s % COLOURS.len()],
                     escape(category),
-                    short(value)
+                    short(bar.value)
                 );
+                if let Some((lo, hi)) = bar.range {
+                    let centre = x + bar_w * 0.95 / 2.0;
+                    let (y_lo, y_hi) = (TOP + plot_h - height(lo), TOP + plot_h - height(hi));
+                    let _ = writeln!(
+                        svg,
+                        r#"<path class="whisker" {}><title>{}: range of the rounds: {}–{}</title></path>"#,
+                        whisker(centre, y_lo, y_hi, (bar_w * 0.2).min(6.0)),
+                        escape(category),
+                        short(lo),
+                        short(hi)
+                    );
+                }
             }
             let _ = writeln!(
                 svg,
@@ -104,9 +155,30 @@ impl BarChart<'_> {
                 escape(name)
             );
         }
+        if whiskers {
+            let x = LEFT + 140.0 * self.series.len() as f64;
+            let y = HEIGHT - 18.0;
+            let _ = writeln!(
+                svg,
+                r#"<path class="whisker-key" {}/><text x="{:.1}" y="{y:.1}">whiskers: min–max of the rounds</text>"#,
+                whisker(x + 6.0, y + 1.0, y - 11.0, 4.0),
+                x + 16.0
+            );
+        }
         svg.push_str("</svg>\n");
         svg
     }
+}
+
+/// The attributes of a whisker at `x` from `y_lo` up to `y_hi`, its caps `cap` wide each side.
+fn whisker(x: f64, y_lo: f64, y_hi: f64, cap: f64) -> String {
+    format!(
+        r##"d="M{x:.1} {y_lo:.1}V{y_hi:.1}M{:.1} {y_lo:.1}H{:.1}M{:.1} {y_hi:.1}H{:.1}" stroke="#333333" stroke-width="1.2" fill="none""##,
+        x - cap,
+        x + cap,
+        x - cap,
+        x + cap
+    )
 }
 
 /// The smallest 1, 2 or 5 times a power of ten at or above `value`.

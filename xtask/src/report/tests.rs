@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use harness::results::{Case, Metric, ResultFile, Side};
+use study::results::{Case, Metric, ResultFile, Side};
 
 use super::{Paths, render, stale_files, write};
 
@@ -88,7 +88,23 @@ fn check_finds_a_stale_report() {
     );
     write_allocations(&dir, 1.0);
     let stale = stale_files(&paths.out, &render(&paths).unwrap());
-    assert_eq!(stale, ["PHASE3_COMPLETE.md"]);
+    assert_eq!(stale, ["PHASE3_COMPLETE.html", "PHASE3_COMPLETE.md"]);
+}
+
+#[test]
+fn a_chart_the_results_no_longer_render_is_stale_and_removed() {
+    let dir = fixture_dir("leftover");
+    write_allocations(&dir, 0.0);
+    let paths = paths(&dir);
+    write(&paths.out, &render(&paths).unwrap()).unwrap();
+    let stray = paths.out.join("charts/spectrum_gone.svg");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, "<svg/>").unwrap();
+    let stale = stale_files(&paths.out, &render(&paths).unwrap());
+    assert_eq!(stale, ["charts/spectrum_gone.svg (no longer rendered)"]);
+    write(&paths.out, &render(&paths).unwrap()).unwrap();
+    assert!(!stray.exists(), "writing the report removes it");
+    assert!(stale_files(&paths.out, &render(&paths).unwrap()).is_empty());
 }
 
 fn load_case(group: &str, variant: &str, side: Side, protocol: &str, measure: &str) -> Case {
@@ -178,4 +194,190 @@ fn end_to_end_pairs_show_capacity_latency_and_stages_and_judge_the_bare_targets(
         !markdown.contains("| load/vs_bare: bare → system | protocol=http1"),
         "load pairs are not repeated in the table of every pair"
     );
+}
+
+/// Latency cases of `load/ingress` at 50% with three rounds each, and the allocation counts
+/// of the protocol pairs (exact: one value each).
+fn write_rounds_and_counts(dir: &std::path::Path) {
+    let mut file = ResultFile::new("load", "fixture");
+    for (variant, side) in [("bare", Side::Baseline), ("system", Side::Optimized)] {
+        file.cases.push(
+            load_case("load/ingress", variant, side, "http1", "latency")
+                .param("load", "50%")
+                .metric("p50", Metric::from_samples("ms", vec![1.0, 2.0, 5.0]))
+                .metric("p99", Metric::from_samples("ms", vec![3.0, 4.0, 9.0])),
+        );
+    }
+    file.write(&dir.join("results")).unwrap();
+    let mut allocations = ResultFile::new("allocations", "fixture");
+    for (variant, side, count) in [
+        ("http1", Side::Baseline, 30.0),
+        ("h2c", Side::Optimized, 20.0),
+    ] {
+        allocations.cases.push(
+            Case::new("protocol/round_trip", variant, Some(side))
+                .metric("allocs_per_op", Metric::exact("allocations", count)),
+        );
+    }
+    allocations.write(&dir.join("results")).unwrap();
+}
+
+/// Each bar of a chart drawn from rounds carries a whisker from the smallest to the largest
+/// round, and the legend says what the whiskers are; an exact count gets none.
+#[test]
+fn bars_of_rounds_carry_a_whisker_from_min_to_max() {
+    let dir = fixture_dir("whiskers");
+    write_rounds_and_counts(&dir);
+    let report = render(&paths(&dir)).unwrap();
+    let chart = &report["charts/load_latency.svg"];
+    assert_eq!(
+        chart.matches("<path class=\"whisker\"").count(),
+        4,
+        "{chart}"
+    );
+    assert!(chart.contains("range of the rounds: 1.0–5.0"), "{chart}");
+    assert!(chart.contains("whiskers: min–max of the rounds"), "{chart}");
+    let exact = &report["charts/protocol_allocations.svg"];
+    assert!(exact.contains("<rect x="), "{exact}");
+    assert!(!exact.contains("whisker"), "{exact}");
+}
+
+/// A small `.hgrm` file: latency `scale` ms at the median, rising towards the tail.
+fn hgrm(scale: f64) -> String {
+    let mut text = "       Value     Percentile TotalCount 1/(1-Percentile)\n\n".to_owned();
+    for (p, factor) in [
+        (0.0, 0.5),
+        (0.5, 1.0),
+        (0.9, 1.5),
+        (0.99, 3.0),
+        (0.999, 6.0),
+        (0.9999, 9.0),
+    ] {
+        text.push_str(&format!(
+            "{:12.3} {p:.12} {:10} {:14.2}\n",
+            scale * factor,
+            (p * 10_000.0) as u64,
+            1.0 / (1.0 - p)
+        ));
+    }
+    text.push_str(&format!(
+        "{:12.3} 1.000000000000      10000\n",
+        scale * 10.0
+    ));
+    text.push_str("#[Mean    =        0.063, StdDeviation   =        0.034]\n");
+    text
+}
+
+/// Latency cases of `load/vs_bare` for http1 at 25% and 50%, each side with three rounds
+/// whose histograms are written under `results/hgrm/load/`; added to the load results
+/// already written.
+fn write_load_with_histograms(dir: &std::path::Path, with_histograms: bool) {
+    let mut file = ResultFile::read(&dir.join("results/load.json"))
+        .unwrap_or_else(|_| ResultFile::new("load", "fixture"));
+    for (variant, side, scale) in [
+        ("bare", Side::Baseline, 0.1),
+        ("system", Side::Optimized, 1.0),
+    ] {
+        for load in ["25%", "50%"] {
+            let mut case = load_case("load/vs_bare", variant, side, "http1", "latency")
+                .param("load", load)
+                .metric("p99", Metric::from_samples("ms", vec![scale * 3.0]));
+            if with_histograms {
+                let mut names = Vec::new();
+                for (round, factor) in [1.0, 4.0, 2.0].into_iter().enumerate() {
+                    let name = format!("hgrm/load/http1-{variant}-{load}-{round}.hgrm");
+                    let path = dir.join("results").join(&name);
+                    fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    fs::write(&path, hgrm(scale * factor)).unwrap();
+                    names.push(name);
+                }
+                case = case.param("hgrm", names.join(","));
+            }
+            file.cases.push(case);
+        }
+    }
+    file.write(&dir.join("results")).unwrap();
+}
+
+/// One spectrum per front door, a line per side at 50% of capacity: the round with the
+/// median p99 drawn solid and the other rounds faint.
+#[test]
+fn histograms_give_a_percentile_spectrum_per_front_door() {
+    let dir = fixture_dir("spectrum");
+    write_load_with_histograms(&dir, true);
+    let report = render(&paths(&dir)).unwrap();
+    let chart = &report["charts/spectrum_http1.svg"];
+    assert_eq!(
+        chart.matches("<polyline class=\"round\"").count(),
+        2,
+        "one solid line per side: {chart}"
+    );
+    assert_eq!(
+        chart.matches("<polyline class=\"other-round\"").count(),
+        4,
+        "two faint rounds per side: {chart}"
+    );
+    for label in ["50%", "90%", "99%", "99.9%", "99.99%"] {
+        assert!(
+            chart.contains(&format!(">{label}</text>")),
+            "{label}: {chart}"
+        );
+    }
+    // The solid line of the system is its middle round (scale 2: p99 at 6 ms), not the
+    // slowest (scale 4: 12 ms).
+    assert!(chart.contains("system: p99 6.00 ms"), "{chart}");
+    assert!(chart.contains("bare: p99 0.600 ms"), "{chart}");
+    let markdown = &report["PHASE3_COMPLETE.md"];
+    assert!(
+        markdown.contains("](charts/spectrum_http1.svg)"),
+        "{markdown}"
+    );
+    assert!(
+        !markdown.contains("hold no latency histograms"),
+        "{markdown}"
+    );
+}
+
+#[test]
+fn without_histograms_the_report_says_so_and_draws_no_spectrum() {
+    let dir = fixture_dir("no-spectrum");
+    write_load_with_histograms(&dir, false);
+    let report = render(&paths(&dir)).unwrap();
+    assert!(!report.keys().any(|k| k.contains("spectrum")), "{report:?}");
+    assert!(report["PHASE3_COMPLETE.md"].contains(
+        "The load results hold no latency histograms yet, so no percentile spectrum is drawn."
+    ),);
+}
+
+#[test]
+fn a_missing_histogram_file_is_an_error_naming_it() {
+    let dir = fixture_dir("missing-hgrm");
+    write_load_with_histograms(&dir, true);
+    fs::remove_file(dir.join("results/hgrm/load/http1-system-50%-2.hgrm")).unwrap();
+    let err = format!("{:#}", render(&paths(&dir)).unwrap_err());
+    assert!(err.contains("http1-system-50%-2.hgrm"), "{err}");
+}
+
+/// The page holds what the Markdown holds, with every chart inline and nothing to load.
+#[test]
+fn the_html_page_is_self_contained_and_the_same_every_time() {
+    let dir = fixture_dir("html");
+    write_rounds_and_counts(&dir);
+    write_load_with_histograms(&dir, true);
+    let report = render(&paths(&dir)).unwrap();
+    let html = &report["PHASE3_COMPLETE.html"];
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(
+        html.contains("<title>Phase 3: optimization and profiling — results</title>"),
+        "{html}"
+    );
+    let charts = report.keys().filter(|k| k.starts_with("charts/")).count();
+    assert!(charts >= 2, "{report:?}");
+    assert_eq!(html.matches("<svg ").count(), charts, "{html}");
+    assert!(html.contains("<table>"), "{html}");
+    assert!(html.contains("<style>"), "{html}");
+    for external in ["<img", "<script", "<link", "src=", "url("] {
+        assert!(!html.contains(external), "{external} in the page");
+    }
+    assert_eq!(&render(&paths(&dir)).unwrap()["PHASE3_COMPLETE.html"], html);
 }

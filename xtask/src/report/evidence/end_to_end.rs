@@ -1,11 +1,11 @@
 //! The end-to-end pairs of `results/load.json`: capacity and latency side by side, and the
 //! targets against the bare servers.
 
-use harness::{
-    results::{Case, Side},
-    system_load::{LOADS, saturated},
-};
 use serde::Serialize;
+use study::{
+    catalogue::{LOADS, saturated},
+    results::{Case, Side},
+};
 
 use super::{Evidence, Target, short};
 
@@ -284,13 +284,20 @@ const SETTINGS: [(&str, &str, [&str; 2]); 5] = [
 ];
 
 impl Evidence {
-    /// The defaults of the `system` binary (read from its command line, not typed here)
-    /// against the other side of their pairs.
+    /// The default of the `system` binary's setting `env`, as `defaults.json` records it
+    /// (written from the binary's command-line definition, not typed here).
+    fn default_setting(&self, env: &str) -> Option<String> {
+        let file = self.files.get("defaults")?;
+        let case = file.cases.iter().find(|c| c.variant == env)?;
+        case.params.get("value").cloned()
+    }
+
+    /// The defaults of the `system` binary against the other side of their pairs.
     pub(crate) fn defaults(&self) -> Vec<DefaultRow> {
         SETTINGS
             .iter()
             .filter_map(|&(setting, group, sides)| {
-                let default = harness::pairs::default_setting(setting)?;
+                let default = self.default_setting(setting)?;
                 // HOP_BATCH_HTTP is a flag: true is the batched side.
                 let variant = match default.as_str() {
                     "true" => "batched",

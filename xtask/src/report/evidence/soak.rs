@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
-use harness::results::{Case, ResultFile};
 use serde::Serialize;
+use study::results::{Case, ResultFile};
 
 use super::Evidence;
 use crate::report::svg::{BOTTOM, COLOURS, HEIGHT, RIGHT, TOP, WIDTH, escape, nice_ceiling, open};
@@ -264,7 +264,7 @@ fn line_chart(lines: &[(String, Vec<f64>)]) -> String {
 mod tests {
     use std::fs;
 
-    use harness::results::{Case, Metric, ResultFile};
+    use study::results::{Case, Metric, ResultFile};
 
     use crate::report::{Paths, render};
 

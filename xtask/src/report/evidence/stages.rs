@@ -2,8 +2,8 @@
 //! front door, from profiles at capacity) beside the bare server's CPU per message
 //! (`results/load.json`), and the stage a missed target is blamed on.
 
-use harness::stages::{STAGES, UNSAMPLED};
 use serde::Serialize;
+use study::catalogue::{STAGES, UNSAMPLED};
 
 use super::Evidence;
 

@@ -16,7 +16,7 @@ use crate::results::{Case, ResultFile, Side};
 pub const GATED_METRICS: [&str; 2] = ["instructions_per_op", "allocs_per_op"];
 
 /// One broken rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Finding {
     /// `group variant [params]` of the case.
     pub case: String,
@@ -31,7 +31,8 @@ pub struct Finding {
 }
 
 /// Which rule a finding breaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// More than the tolerance worse.
     Regressed,

@@ -172,21 +172,20 @@ impl ResultFile {
     /// Reads a result file, refusing other schema versions.
     pub fn read(path: &Path) -> io::Result<ResultFile> {
         let text = fs::read_to_string(path)?;
-        let file: ResultFile = serde_json::from_str(&text).map_err(|err| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {err}", path.display()),
-            )
-        })?;
+        ResultFile::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses the text of a result file read from `origin` (named in errors), refusing
+    /// other schema versions.
+    pub fn parse(text: &str, origin: &str) -> io::Result<ResultFile> {
+        let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidData, message);
+        let file: ResultFile =
+            serde_json::from_str(text).map_err(|err| invalid(format!("{origin}: {err}")))?;
         if file.schema_version != SCHEMA_VERSION {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{}: schema version {} (expected {SCHEMA_VERSION})",
-                    path.display(),
-                    file.schema_version
-                ),
-            ));
+            return Err(invalid(format!(
+                "{origin}: schema version {} (expected {SCHEMA_VERSION})",
+                file.schema_version
+            )));
         }
         Ok(file)
     }

@@ -1,0 +1,73 @@
+//! Reading the counts gungraun writes back into cases of a result file.
+
+use crate::catalogue::{OPS, ROUND_TRIPS};
+
+/// Reads the summaries gungraun wrote under `dir` (its output directory for this bench,
+/// e.g. `target/gungraun/harness/callgrind`) into cases with instructions per operation.
+pub fn read_summaries(dir: &std::path::Path) -> std::io::Result<Vec<crate::results::Case>> {
+    let mut files = Vec::new();
+    collect_summaries(dir, &mut files)?;
+    files.sort();
+    let mut cases = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path)?;
+        let summary: serde_json::Value = serde_json::from_str(&text).map_err(|err| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {err}", path.display()),
+            )
+        })?;
+        let function = summary["function_name"].as_str().unwrap_or_default();
+        let variant = summary["id"].as_str().unwrap_or_default();
+        let instructions = summary["profiles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["tool"] == "Callgrind")
+            .and_then(|p| p["data"]["total"]["metrics"]["Ir"]["values"]["new"].as_f64());
+        let (Some(instructions), Some((group, ops))) = (instructions, group_of(function)) else {
+            continue;
+        };
+        cases.push(
+            crate::results::Case::new(group, variant, crate::pairs::side(variant))
+                .param("operations", ops)
+                .metric(
+                    "instructions_total",
+                    crate::results::Metric::exact("instructions", instructions),
+                )
+                .metric(
+                    "instructions_per_op",
+                    crate::results::Metric::exact("instructions", instructions / ops as f64),
+                ),
+        );
+    }
+    Ok(cases)
+}
+
+/// The report group of a benchmark function, and how many operations it performs.
+fn group_of(function: &str) -> Option<(&'static str, usize)> {
+    Some(match function {
+        "queue_publish_consume" => ("queue/publish_consume", OPS),
+        "codec_encode" => ("codec/encode", OPS),
+        "codec_decode" => ("codec/decode", OPS),
+        "worker_pool_run" => ("worker_pool", OPS),
+        "worker_mode_run" => ("worker_pool/mode", OPS),
+        "round_trip" => ("protocol/round_trip", ROUND_TRIPS),
+        _ => return None,
+    })
+}
+
+fn collect_summaries(
+    dir: &std::path::Path,
+    out: &mut Vec<std::path::PathBuf>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_summaries(&path, out)?;
+        } else if path.file_name().is_some_and(|n| n == "summary.json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
