@@ -117,11 +117,36 @@ pub fn table(rows: &[Row], a_label: &str, b_label: &str) -> String {
             format!("{} ({}–{})", round(v[0]), round(v[1]), round(v[2]))
         }
     };
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|row| {
+            [
+                row.case.clone(),
+                format!("{} ({})", row.metric, row.unit),
+                value(row.a),
+                value(row.b),
+            ]
+        })
+        .collect();
+    let width = |i: usize, header: &str| {
+        cells
+            .iter()
+            .map(|c| c[i].chars().count())
+            .chain([header.chars().count()])
+            .max()
+            .unwrap_or_default()
+    };
+    let (w0, w1, w2, w3) = (
+        width(0, "case"),
+        width(1, "metric"),
+        width(2, a_label),
+        width(3, b_label),
+    );
     let mut out = format!(
-        "{:<56} {:<20} {:>26} {:>26} {:>7}  verdict\n",
+        "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>7}  verdict\n",
         "case", "metric", a_label, b_label, "ratio"
     );
-    for row in rows {
+    for (row, [case, metric, a, b]) in rows.iter().zip(&cells) {
         let verdict = match row.verdict {
             Verdict::Same => "",
             Verdict::Better => "better",
@@ -129,11 +154,7 @@ pub fn table(rows: &[Row], a_label: &str, b_label: &str) -> String {
             Verdict::Changed => "changed",
         };
         out.push_str(&format!(
-            "{:<56} {:<20} {:>26} {:>26} {:>7.3}  {verdict}\n",
-            row.case,
-            format!("{} ({})", row.metric, row.unit),
-            value(row.a),
-            value(row.b),
+            "{case:<w0$}  {metric:<w1$}  {a:>w2$}  {b:>w3$}  {:>7.3}  {verdict}\n",
             row.ratio
         ));
     }

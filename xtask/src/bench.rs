@@ -114,21 +114,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     run.bar.set_message("building the suites");
     cargo_logged(&["bench", "-p", "harness", "--no-run"], &run.log)?;
     // The system's defaults, which the report names beside the pairs they decide.
-    let out_arg = run.out.to_string_lossy().into_owned();
-    cargo_logged(
-        &[
-            "run",
-            "-p",
-            "harness",
-            "--release",
-            "--bin",
-            "defaults",
-            "--",
-            "--out",
-            &out_arg,
-        ],
-        &run.log,
-    )?;
+    harness_program(&run, "defaults")?;
     run.bar.inc(1);
     if wants(Suite::Allocations) {
         allocations(&run)?;
@@ -167,23 +153,26 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 
 fn allocations(run: &Run) -> anyhow::Result<()> {
     run.bar.set_message("allocations");
-    let out = run.out.to_string_lossy();
-    cargo_logged(
-        &[
-            "run",
-            "-p",
-            "harness",
-            "--release",
-            "--bin",
-            "allocs",
-            "--",
-            "--out",
-            &out,
-        ],
-        &run.log,
-    )?;
+    harness_program(run, "allocs")?;
     run.bar.inc(1);
     Ok(())
+}
+
+/// Runs the harness's release program `bin` with `--out` the run's results directory.
+fn harness_program(run: &Run, bin: &str) -> anyhow::Result<()> {
+    let out = run.out.to_string_lossy();
+    let args = [
+        "run",
+        "-p",
+        "harness",
+        "--release",
+        "--bin",
+        bin,
+        "--",
+        "--out",
+        &out,
+    ];
+    cargo_logged(&args, &run.log)
 }
 
 /// Every criterion suite, `rounds` times alternating, into `criterion.json`.

@@ -8,9 +8,7 @@
 use std::{
     collections::HashMap,
     io::Write as _,
-    path::Path,
     process::{Child, Command, Stdio},
-    sync::OnceLock,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -363,7 +361,7 @@ fn assert_process_and_build(samples: &HashMap<String, f64>, text: &str) {
 /// `promtool check metrics` reads `text` on its standard input and finds nothing wrong:
 /// neither a parse error nor a lint problem (its exit code is 1 and 3 for those).
 fn promtool_accepts(text: &str, what: &str) {
-    if !promtool_available() {
+    if !crate::support::tool_available("promtool", "promtool=prometheus") {
         eprintln!(
             "skipping the promtool check of {what}: `promtool` is not installed and \
              `scripts/ensure-tools promtool=prometheus` could not install it"
@@ -391,25 +389,4 @@ fn promtool_accepts(text: &str, what: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
     );
-}
-
-/// Asked once per test run, so parallel tests do not install concurrently.
-fn promtool_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        let installed = || {
-            Command::new("promtool")
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success())
-        };
-        if installed() {
-            return true;
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ensure-tools");
-        let _ = Command::new(script).arg("promtool=prometheus").status();
-        installed()
-    })
 }

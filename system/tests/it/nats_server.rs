@@ -6,9 +6,8 @@
 use std::{
     io::{BufRead, BufReader},
     net::TcpListener,
-    path::Path,
     process::{Child, Command, Stdio},
-    sync::{OnceLock, mpsc},
+    sync::mpsc,
     thread,
     time::Duration,
 };
@@ -25,7 +24,7 @@ pub struct NatsServer {
 impl NatsServer {
     /// A running server, or `None` (after saying why) when `nats-server` is not available.
     pub fn start(test: &str) -> Option<NatsServer> {
-        if !available() {
+        if !crate::support::tool_available("nats-server", "nats-server") {
             eprintln!(
                 "skipping {test}: `nats-server` is not installed and `scripts/ensure-tools \
                  nats-server` could not install it"
@@ -95,29 +94,6 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Asked once per test run, so parallel tests do not install concurrently.
-fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(install_if_missing)
-}
-
-fn install_if_missing() -> bool {
-    let installed = || {
-        Command::new("nats-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    if installed() {
-        return true;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ensure-tools");
-    let _ = Command::new(script).arg("nats-server").status();
-    installed()
 }
 
 /// A port nobody listens on right now (the OS does not hand it out again at once).

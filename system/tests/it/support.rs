@@ -1,6 +1,11 @@
 //! Helpers shared by the tests.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    path::Path,
+    process::{Command, Stdio},
+    sync::Mutex,
+};
 
 use system::proto::DataMessage;
 
@@ -106,4 +111,33 @@ pub async fn accepted_or_refused(response: reqwest::Response) -> bool {
         }
         other => panic!("unexpected {other}"),
     }
+}
+
+/// Whether `command` runs (`command --version` succeeds), after `scripts/ensure-tools
+/// SPEC` tried to install it when it did not. Asked once per command and test run, one
+/// command at a time, so parallel tests never install concurrently.
+pub fn tool_available(command: &str, spec: &str) -> bool {
+    static KNOWN: Mutex<Option<HashMap<String, bool>>> = Mutex::new(None);
+    let mut known = KNOWN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let known = known.get_or_insert_with(HashMap::new);
+    if let Some(&available) = known.get(command) {
+        return available;
+    }
+    let runs = || {
+        Command::new(command)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let available = runs() || {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ensure-tools");
+        let _ = Command::new(script).arg(spec).status();
+        runs()
+    };
+    known.insert(command.to_owned(), available);
+    available
 }
