@@ -306,8 +306,26 @@ impl<'a> Families<'a> {
     }
 }
 
+/// Adds a front door's histograms: its ingest latency per protocol (`door` and `protocol`
+/// labels) and its hop's latency and batch size.
+pub(crate) fn add_door(
+    registry: &Registry,
+    door: &'static str,
+    ingest: [(&'static str, &Arc<Histogram>); 2],
+    forwarder: &Forwarder,
+) {
+    for (protocol, histogram) in ingest {
+        registry.add_histogram(
+            &INGEST_DURATION,
+            vec![("door", door), ("protocol", protocol)],
+            Arc::clone(histogram),
+        );
+    }
+    add_hop(registry, door, forwarder);
+}
+
 /// Adds the hop histograms of a front door's `forwarder`, labelled with its `door`.
-pub(crate) fn add_hop(registry: &Registry, door: &'static str, forwarder: &Forwarder) {
+fn add_hop(registry: &Registry, door: &'static str, forwarder: &Forwarder) {
     registry.add_histogram(
         &HOP_DURATION,
         vec![("door", door)],

@@ -39,17 +39,9 @@ impl IngestLatency {
 
 /// Adds the gateway's families to `registry`.
 pub(super) fn register(registry: &Registry, gateway: &Arc<Gateway>) {
-    for (protocol, histogram) in [
-        ("http1", &gateway.latency.http1),
-        ("h2c", &gateway.latency.h2c),
-    ] {
-        registry.add_histogram(
-            &INGEST_DURATION,
-            vec![("door", "gateway"), ("protocol", protocol)],
-            Arc::clone(histogram),
-        );
-    }
-    prometheus::add_hop(registry, "gateway", &gateway.forwarder);
+    let latency = &gateway.latency;
+    let ingest = [("http1", &latency.http1), ("h2c", &latency.h2c)];
+    prometheus::add_door(registry, "gateway", ingest, &gateway.forwarder);
     registry.add_collector(GatewayCollector(Arc::downgrade(gateway)));
 }
 

@@ -41,17 +41,9 @@ pub(super) fn register(
     server: &Arc<IngestServer>,
     connections: Arc<AtomicU64>,
 ) {
-    for (protocol, histogram) in [
-        ("unary", &server.latency.unary),
-        ("stream", &server.latency.stream),
-    ] {
-        registry.add_histogram(
-            &INGEST_DURATION,
-            vec![("door", "grpc"), ("protocol", protocol)],
-            Arc::clone(histogram),
-        );
-    }
-    prometheus::add_hop(registry, "grpc", &server.forwarder);
+    let latency = &server.latency;
+    let ingest = [("unary", &latency.unary), ("stream", &latency.stream)];
+    prometheus::add_door(registry, "grpc", ingest, &server.forwarder);
     registry.add_collector(GrpcCollector {
         server: Arc::downgrade(server),
         connections,
