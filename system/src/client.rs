@@ -40,7 +40,9 @@ use serde::Serialize;
 
 pub use self::encoded::{Added, HopBatch};
 use self::{batcher::Batcher, buffers::BufferPool, connector::CountingConnector};
+use crate::tls::{ALPN_H2, ALPN_HTTP1, HopTls};
 use crate::{
+    auth::Secret,
     codec::{BATCH_FRAME_BYTES, Codec, MAX_BATCH_MESSAGES, entry_len},
     message::MessageRef,
     processor::DEFAULT_BODY_LIMIT,
@@ -71,7 +73,8 @@ pub enum ClientMode {
 pub enum HopProtocol {
     /// HTTP/1.1.
     Http1,
-    /// HTTP/2 with prior knowledge, without TLS.
+    /// HTTP/2: with prior knowledge (h2c) to an `http` processor, chosen by ALPN (`h2`) over
+    /// TLS to an `https` one.
     H2c,
 }
 
@@ -103,6 +106,11 @@ pub struct ForwarderConfig {
     /// Largest request body the processor accepts (its body limit): batches are cut so
     /// that none is larger, and a message that does not fit even alone is refused.
     pub max_request_bytes: usize,
+    /// TLS for an `https` processor: whom to trust, what to present; the system's roots
+    /// when `None`.
+    pub tls: Option<HopTls>,
+    /// The processor's bearer token (`PROCESSOR_TOKEN`), sent on every request to it.
+    pub processor_token: Option<Secret>,
 }
 
 impl ForwarderConfig {
@@ -120,7 +128,27 @@ impl ForwarderConfig {
             timeout: Duration::from_secs(5),
             max_idle_per_host: 200,
             max_request_bytes: DEFAULT_BODY_LIMIT,
+            tls: None,
+            processor_token: None,
         }
+    }
+
+    /// The connector of a client for this processor: TLS with ALPN for `protocol` when the
+    /// URL is `https`. Counts new connections into `opened`; with `timing`, reports each
+    /// one's phases there.
+    pub(crate) fn connector(
+        &self,
+        opened: Arc<AtomicU64>,
+        timing: Option<connector::TimingSlot>,
+    ) -> CountingConnector {
+        let alpn = match self.protocol {
+            HopProtocol::Http1 => ALPN_HTTP1,
+            HopProtocol::H2c => ALPN_H2,
+        };
+        let https = self.processor_url.scheme_str() == Some("https");
+        let fallback = (https && self.tls.is_none()).then(|| HopTls::trusting(&[]));
+        let tls = self.tls.as_ref().or(fallback.as_ref());
+        CountingConnector::new(opened, self.timeout, timing, tls.map(|tls| (tls, alpn)))
     }
 }
 
@@ -191,10 +219,14 @@ impl ForwardError {
     /// out but no usable answer came back (a broken connection, no answer in time, an
     /// answer that cannot be read). A retry under the message's own id settles it.
     pub fn may_have_succeeded(&self) -> bool {
-        matches!(
-            self,
-            ForwardError::Broken(_) | ForwardError::Timeout(_) | ForwardError::Failed { .. }
-        )
+        match self {
+            // Refused for its token, before the processor read the request.
+            ForwardError::Failed { status: 401, .. } => false,
+            ForwardError::Broken(_) | ForwardError::Timeout(_) | ForwardError::Failed { .. } => {
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -246,7 +278,7 @@ impl Forwarder {
         // The processor refuses larger batches.
         config.batch = config.batch.clamp(1, MAX_BATCH_MESSAGES);
         let opened = Arc::new(AtomicU64::new(0));
-        let connector = CountingConnector::new(Arc::clone(&opened), config.timeout, None);
+        let connector = config.connector(Arc::clone(&opened), None);
         let shared = build_client(&config, connector.clone(), true);
         let base = config.processor_url.to_string();
         let base = base.trim_end_matches('/');
@@ -527,7 +559,14 @@ impl Hop {
 
     /// Sends `request`, reads the whole answer (so the connection can be reused), within
     /// the timeout.
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Answer, ForwardError> {
+    async fn exchange(&self, mut request: Request<Full<Bytes>>) -> Result<Answer, ForwardError> {
+        // Every request to the processor passes here: each carries its token.
+        let token = self.config.processor_token.as_ref();
+        if let Some(value) = token.and_then(Secret::authorization) {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, value.clone());
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let fresh;
         let client = match self.config.mode {

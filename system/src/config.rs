@@ -2,12 +2,13 @@
 //! the same meaning. A bad value stops the program at start-up with a message that names
 //! the setting (clap's error names the flag and the variable's name).
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use http::Uri;
 
 use crate::{
+    auth::{self, Scope, Secret, TokenError, Tokens},
     budget::{Budget, DEFAULT_MEMORY_BUDGET, DEFAULT_QUEUE_BYTES},
     client::{ClientMode, ForwarderConfig, HopProtocol},
     codec::{Codec, MAX_BATCH_MESSAGES},
@@ -16,6 +17,7 @@ use crate::{
     processor::{DEFAULT_BODY_LIMIT, ProcessorConfig},
     queue::{DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, NatsConfig, QueueType},
     server::HttpLimits,
+    tls::{Tls, TlsError, TlsFiles},
     worker::{WorkerMode, seed_processing},
 };
 
@@ -49,9 +51,23 @@ pub enum Role {
 /// Every setting, each with its environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// Address the servers listen on.
+    /// Address the servers listen on (unless a role's own address below is set).
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1", global = true)]
     pub bind_addr: IpAddr,
+
+    /// Address the gateway listens on; `BIND_ADDR` when unset.
+    #[arg(long, env = "GATEWAY_BIND_ADDR", global = true)]
+    pub gateway_bind_addr: Option<IpAddr>,
+
+    /// Address the gRPC server (and its `GRPC_METRICS_PORT`) listens on; `BIND_ADDR` when
+    /// unset.
+    #[arg(long, env = "GRPC_BIND_ADDR", global = true)]
+    pub grpc_bind_addr: Option<IpAddr>,
+
+    /// Address the processor listens on; `BIND_ADDR` when unset (so the gateway can listen
+    /// publicly while the processor stays on loopback).
+    #[arg(long, env = "PROCESSOR_BIND_ADDR", global = true)]
+    pub processor_bind_addr: Option<IpAddr>,
 
     /// Port of the HTTP gateway (0 picks a free one).
     #[arg(long, env = "API_PORT", default_value_t = 8080, global = true)]
@@ -224,9 +240,170 @@ pub struct Settings {
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value_t = 10, global = true,
           value_parser = clap::value_parser!(u32).range(0..=3600))]
     pub shutdown_timeout: u32,
+
+    // Access tokens (see `auth`): each unset by default, which leaves its routes open. A
+    // token is given as a value or as a file, not both; `Settings::tokens` reads and
+    // checks them. A value on the command line shows in the process list: prefer the
+    // variable or the file.
+    /// Bearer token the front doors want on ingest (`POST /api/v1/ingest`,
+    /// `GET /api/v1/trace`, gRPC `Ingest` and `IngestStream`).
+    #[arg(long, env = "INGEST_TOKEN", hide_env_values = true, global = true)]
+    pub ingest_token: Option<Secret>,
+
+    /// File holding `INGEST_TOKEN` (its trailing newline dropped).
+    #[arg(long, env = "INGEST_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub ingest_token_file: Option<PathBuf>,
+
+    /// Bearer token the processor wants on `/enqueue` and `/enqueue/batch`; the front doors
+    /// send it.
+    #[arg(long, env = "PROCESSOR_TOKEN", hide_env_values = true, global = true)]
+    pub processor_token: Option<Secret>,
+
+    /// File holding `PROCESSOR_TOKEN` (its trailing newline dropped).
+    #[arg(long, env = "PROCESSOR_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub processor_token_file: Option<PathBuf>,
+
+    /// Bearer token wanted on `/debug/*` (the profile endpoint).
+    #[arg(long, env = "DEBUG_TOKEN", hide_env_values = true, global = true)]
+    pub debug_token: Option<Secret>,
+
+    /// File holding `DEBUG_TOKEN` (its trailing newline dropped).
+    #[arg(long, env = "DEBUG_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub debug_token_file: Option<PathBuf>,
+
+    /// Certificate chain (PEM) that every server of the process presents: TLS on the
+    /// gateway's, the gRPC and the processor's ports. With `TLS_KEY`.
+    #[arg(
+        long,
+        env = "TLS_CERT",
+        global = true,
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of `TLS_CERT`.
+    #[arg(
+        long,
+        env = "TLS_KEY",
+        global = true,
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve TLS with a certificate for this machine's loopback names, signed by a local CA
+    /// kept in DIR (`--tls-self-signed=DIR`; `tls` when given alone): point clients at
+    /// DIR/ca.pem. Instead of `TLS_CERT`.
+    #[arg(long, env = "TLS_SELF_SIGNED", global = true, value_name = "DIR", num_args = 0..=1,
+          default_missing_value = "tls", require_equals = true,
+          conflicts_with_all = ["tls_cert", "tls_key"],
+          help_heading = "TLS")]
+    pub tls_self_signed: Option<PathBuf>,
+
+    /// CA (PEM) of the client certificates the processor requires (mutual TLS); unset:
+    /// none is asked for.
+    #[arg(
+        long,
+        env = "TLS_CLIENT_CA",
+        global = true,
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Port where the gateway also serves plain HTTP/1.1 and h2c while TLS is on (0 picks a
+    /// free one); unset: none.
+    #[arg(long, env = "API_PLAIN_PORT", global = true, help_heading = "TLS")]
+    pub api_plain_port: Option<u16>,
+
+    /// CA (PEM) the front doors trust for an `https` `PROCESSOR_URL`, besides the system's
+    /// roots (and the self-signed CA, in that mode).
+    #[arg(
+        long,
+        env = "PROCESSOR_CA",
+        global = true,
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub processor_ca: Option<PathBuf>,
+
+    /// Name expected in the processor's certificate, instead of the host of `PROCESSOR_URL`.
+    #[arg(long, env = "PROCESSOR_TLS_NAME", global = true, help_heading = "TLS")]
+    pub processor_tls_name: Option<String>,
+
+    /// Certificate chain (PEM) the front doors present to a processor that asks for one
+    /// (`TLS_CLIENT_CA` there). With `HOP_CLIENT_KEY`.
+    #[arg(
+        long,
+        env = "HOP_CLIENT_CERT",
+        global = true,
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub hop_client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of `HOP_CLIENT_CERT`.
+    #[arg(
+        long,
+        env = "HOP_CLIENT_KEY",
+        global = true,
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub hop_client_key: Option<PathBuf>,
 }
 
 impl Settings {
+    /// The address `role` listens on: its own, or `BIND_ADDR`.
+    pub fn bind_addr_for(&self, role: Role) -> IpAddr {
+        let own = match role {
+            Role::Gateway => self.gateway_bind_addr,
+            Role::Grpc => self.grpc_bind_addr,
+            Role::Processor => self.processor_bind_addr,
+        };
+        own.unwrap_or(self.bind_addr)
+    }
+
+    /// The access tokens, each read from its value or its file and checked; an error names
+    /// the setting (and never holds a token).
+    pub fn tokens(&self) -> Result<Tokens, TokenError> {
+        let load = |scope, value: &Option<Secret>, file: &Option<PathBuf>| {
+            auth::load(scope, value.as_ref(), file.as_deref())
+        };
+        Ok(Tokens {
+            ingest: load(Scope::Ingest, &self.ingest_token, &self.ingest_token_file)?,
+            processor: load(
+                Scope::Processor,
+                &self.processor_token,
+                &self.processor_token_file,
+            )?,
+            debug: load(Scope::Debug, &self.debug_token, &self.debug_token_file)?,
+        })
+    }
+
+    /// The TLS files the settings name.
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            self_signed: self.tls_self_signed.clone(),
+            client_ca: self.tls_client_ca.clone(),
+            processor_ca: self.processor_ca.clone(),
+            hop_cert: self.hop_client_cert.clone(),
+            hop_key: self.hop_client_key.clone(),
+            processor_name: self.processor_tls_name.clone(),
+        }
+    }
+
+    /// Reads the TLS files (once, at start-up); a bad one is an error naming its setting.
+    /// A self-signed certificate also names the addresses the roles listen on.
+    pub fn tls(&self) -> Result<Tls, TlsError> {
+        let hosts =
+            [Role::Gateway, Role::Grpc, Role::Processor].map(|role| self.bind_addr_for(role));
+        self.tls_files().load(&hosts)
+    }
+
     /// The shutdown drain timeout.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(u64::from(self.shutdown_timeout))
@@ -245,8 +422,8 @@ impl Settings {
         Budget::new("MEMORY_BUDGET", self.memory_budget as usize)
     }
 
-    /// The processor role's configuration, within `budget`.
-    pub fn processor(&self, budget: &Arc<Budget>) -> ProcessorConfig {
+    /// The processor role's configuration, within `budget`, wanting `tokens`.
+    pub fn processor(&self, budget: &Arc<Budget>, tokens: &Tokens) -> ProcessorConfig {
         let defaults = ProcessorConfig::default();
         ProcessorConfig {
             queue_type: self.queue_type,
@@ -266,6 +443,8 @@ impl Settings {
             dedup_window: Duration::from_secs(u64::from(self.dedup_window_secs)),
             budget: Arc::clone(budget),
             queue_bytes: self.queue_bytes as usize,
+            processor_token: tokens.processor.clone(),
+            debug_token: tokens.debug.clone(),
             ..defaults
         }
     }
@@ -284,8 +463,9 @@ impl Settings {
         }
     }
 
-    /// The processor client's configuration, for a processor at `processor_url`.
-    pub fn forwarder(&self, processor_url: Uri) -> ForwarderConfig {
+    /// The processor client's configuration, for a processor at `processor_url` (sending
+    /// the processor token of `tokens`).
+    pub fn forwarder(&self, processor_url: Uri, tokens: &Tokens) -> ForwarderConfig {
         ForwarderConfig {
             mode: self.client_mode,
             protocol: self.hop_protocol,
@@ -296,41 +476,51 @@ impl Settings {
             batch_unary: self.hop_batch_http,
             timeout: Duration::from_millis(u64::from(self.hop_timeout_ms)),
             max_request_bytes: self.processor_body_limit as usize,
+            processor_token: tokens.processor.clone(),
             ..ForwarderConfig::new(processor_url)
         }
     }
 
-    /// The gateway role's configuration, within `budget`.
-    pub fn gateway(&self, processor_url: Uri, budget: &Arc<Budget>) -> GatewayConfig {
+    /// The gateway role's configuration, within `budget`, with `tokens`.
+    pub fn gateway(
+        &self,
+        processor_url: Uri,
+        budget: &Arc<Budget>,
+        tokens: &Tokens,
+    ) -> GatewayConfig {
         GatewayConfig {
             budget: Arc::clone(budget),
             body_limit: self.body_limit as usize,
             max_connections: self.max_connections as usize,
             limits: self.http_limits(),
             profile_endpoint: self.profile_endpoint,
-            ..GatewayConfig::new(self.forwarder(processor_url))
+            ingest_token: tokens.ingest.clone(),
+            debug_token: tokens.debug.clone(),
+            ..GatewayConfig::new(self.forwarder(processor_url, tokens))
         }
     }
 
-    /// The gRPC role's configuration, within `budget`.
-    pub fn grpc(&self, processor_url: Uri, budget: &Arc<Budget>) -> GrpcConfig {
+    /// The gRPC role's configuration, within `budget`, with `tokens`.
+    pub fn grpc(&self, processor_url: Uri, budget: &Arc<Budget>, tokens: &Tokens) -> GrpcConfig {
         GrpcConfig {
             budget: Arc::clone(budget),
             max_connections: self.max_connections as usize,
             limits: self.http_limits(),
             profile_endpoint: self.profile_endpoint,
-            ..GrpcConfig::new(self.forwarder(processor_url))
+            ingest_token: tokens.ingest.clone(),
+            debug_token: tokens.debug.clone(),
+            ..GrpcConfig::new(self.forwarder(processor_url, tokens))
         }
     }
 }
 
 fn parse_processor_url(value: &str) -> Result<Uri, String> {
     let uri: Uri = value.parse().map_err(|err| format!("not a URL: {err}"))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err("expected http://host:port".to_owned());
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err("expected http://host:port or https://host:port".to_owned());
     }
     if uri.path() != "/" && !uri.path().is_empty() {
-        return Err("expected no path, only http://host:port".to_owned());
+        return Err("expected no path, only http(s)://host:port".to_owned());
     }
     Ok(uri)
 }

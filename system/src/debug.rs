@@ -5,7 +5,8 @@
 //! runs at a time: a second request gets 409 until the first is done. Frames of libc, libgcc,
 //! pthread and the vDSO are left out, as in `cargo xtask profile`. A profile gives back the
 //! memory it took once it is answered (`debug/sampler.rs`); the sampler is Linux's, and
-//! elsewhere the path answers 501.
+//! elsewhere the path answers 501. With `DEBUG_TOKEN` set, the path wants it as a bearer
+//! token (see [`crate::auth`]).
 
 use std::{
     collections::HashMap,
@@ -22,7 +23,7 @@ use axum::{
 };
 use pprof::protos::Message as _;
 
-use crate::http_error::ApiError;
+use crate::{auth::Guard, http_error::ApiError};
 
 #[cfg(target_os = "linux")]
 mod sampler;
@@ -43,10 +44,11 @@ pub const BLOCKLIST: [&str; 4] = ["/libc.so", "/libgcc_s.so", "/libpthread.so", 
 /// Set while a profile is being taken, by whichever server of this process took it.
 static PROFILING: AtomicBool = AtomicBool::new(false);
 
-/// The profile route when `enabled`, nothing otherwise (the path then answers 404).
-pub fn routes<S: Clone + Send + Sync + 'static>(enabled: bool) -> Router<S> {
+/// The profile route behind `guard` (`DEBUG_TOKEN`) when `enabled`, nothing otherwise
+/// (the path then answers 404).
+pub fn routes<S: Clone + Send + Sync + 'static>(enabled: bool, guard: &Guard) -> Router<S> {
     if enabled {
-        Router::new().route("/debug/pprof/profile", get(profile))
+        guard.protect(Router::new().route("/debug/pprof/profile", get(profile)))
     } else {
         Router::new()
     }

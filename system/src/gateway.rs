@@ -3,7 +3,9 @@
 //! families, and those of the roles sharing its registry: see [`GatewayConfig::metrics`]).
 //!
 //! A 202 means the processor accepted the message; every failure is mapped once, here, to
-//! the status the contract fixes (400, 413, 415, 502, 503 + `Retry-After`).
+//! the status the contract fixes (400, 413, 415, 502, 503 + `Retry-After`). With
+//! `INGEST_TOKEN` set, ingest and trace want it as a bearer token (401 otherwise, see
+//! [`crate::auth`]); status, health, readiness and metrics stay open.
 
 mod metrics;
 
@@ -30,6 +32,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::{
+    auth::{Guard, Scope, Secret},
     budget::Budget,
     client::{Accepted, ForwardError, Forwarder, ForwarderConfig, REPLAYED_HEADER, trace::Tracer},
     codec::{Codec, read_body_charged},
@@ -66,6 +69,12 @@ pub struct GatewayConfig {
     /// its own. Share one with at most one role of each kind: two gateways in one registry
     /// would write their families twice.
     pub metrics: Option<Registry>,
+    /// TLS on the gateway's port (ALPN `h2`, `http/1.1`); plain HTTP/1.1 and h2c when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The bearer token wanted on ingest and trace (`INGEST_TOKEN`); open when `None`.
+    pub ingest_token: Option<Secret>,
+    /// The bearer token wanted on `/debug/*` (`DEBUG_TOKEN`); open when `None`.
+    pub debug_token: Option<Secret>,
 }
 
 impl GatewayConfig {
@@ -79,6 +88,9 @@ impl GatewayConfig {
             profile_endpoint: false,
             budget: Budget::process_default(),
             metrics: None,
+            tls: None,
+            ingest_token: None,
+            debug_token: None,
         }
     }
 }
@@ -104,8 +116,19 @@ pub async fn serve(
     config: GatewayConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_also_plain(listener, None, config, shutdown).await;
+}
+
+/// Serves the gateway on `listener` (over TLS with `config.tls`) and, with `plain`, the
+/// same gateway in plain text (HTTP/1.1 and h2c) on that listener too.
+pub async fn serve_also_plain(
+    listener: TcpListener,
+    plain: Option<TcpListener>,
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()>,
+) {
     let listener = BoundedListener::new(listener, config.max_connections);
-    let readiness = ready::FrontDoor::new("gateway", &config.forwarder.processor_url);
+    let readiness = ready::FrontDoor::new("gateway", &config.forwarder);
     let gateway = Arc::new(Gateway {
         tracer: Tracer::new(&config.forwarder),
         forwarder: Forwarder::new(config.forwarder),
@@ -121,20 +144,54 @@ pub async fn serve(
     });
     let registry = config.metrics.unwrap_or_default();
     metrics::register(&registry, &gateway);
-    let router = router(gateway, config.profile_endpoint)
+    let guards = Guards {
+        ingest: Guard::new(Scope::Ingest, REALM, config.ingest_token),
+        debug: Guard::new(Scope::Debug, REALM, config.debug_token),
+    };
+    let router = router(gateway, config.profile_endpoint, &guards)
         .merge(readiness.routes())
         .merge(registry.routes());
-    let shutdown = readiness.until(shutdown);
-    server::serve(listener, router, config.limits, Protocols::Auto, shutdown).await;
+    let shutdown = futures_util::FutureExt::shared(readiness.until(shutdown));
+    let (limits, tls) = (config.limits, config.tls);
+    let served = server::serve(
+        listener,
+        router.clone(),
+        limits,
+        Protocols::Auto,
+        tls,
+        shutdown.clone(),
+    );
+    match plain {
+        Some(plain) => {
+            let plain = BoundedListener::new(plain, config.max_connections);
+            let plain = server::serve(plain, router, limits, Protocols::Auto, None, shutdown);
+            tokio::join!(served, plain);
+        }
+        None => served.await,
+    }
 }
 
-fn router(gateway: Arc<Gateway>, profile_endpoint: bool) -> Router {
-    Router::new()
+/// The realm of the gateway's `WWW-Authenticate` challenges.
+const REALM: &str = "gateway";
+
+/// The token checks of the gateway's routes.
+struct Guards {
+    /// Ingest and trace (`INGEST_TOKEN`).
+    ingest: Guard,
+    /// `/debug/*` (`DEBUG_TOKEN`).
+    debug: Guard,
+}
+
+fn router(gateway: Arc<Gateway>, profile_endpoint: bool, guards: &Guards) -> Router {
+    // A trace sends a real message to the processor: it is ingest too.
+    let guarded = Router::new()
         .route("/api/v1/ingest", post(ingest))
+        .route("/api/v1/trace", get(trace));
+    Router::new()
+        .merge(guards.ingest.protect(guarded))
         .route("/api/v1/status", get(status))
-        .route("/api/v1/trace", get(trace))
         .route("/health", get(health))
-        .merge(debug::routes(profile_endpoint))
+        .merge(debug::routes(profile_endpoint, &guards.debug))
         .fallback(http_error::not_found)
         .method_not_allowed_fallback(http_error::method_not_allowed)
         .with_state(gateway)

@@ -10,6 +10,10 @@
 //! `IngestStream` is served from the raw frames: each message is read in place
 //! ([`IngestView`]), checked, and written straight into the next hop request
 //! ([`HopBatch`]), so a warm stream allocates nothing per message.
+//!
+//! With `INGEST_TOKEN` set, both calls want the metadata `authorization: Bearer <token>`
+//! (`UNAUTHENTICATED` otherwise, before a message is read); health and reflection stay
+//! open (see [`crate::auth`]).
 
 mod metrics;
 pub mod standing;
@@ -32,6 +36,7 @@ use tower::util::MapResponseLayer;
 
 use self::standing::Standing;
 use crate::{
+    auth::{Guard, Scope, Secret},
     budget::{Budget, Charge},
     client::{Accepted, Added, ForwardError, Forwarded, Forwarder, ForwarderConfig, HopBatch},
     debug,
@@ -71,6 +76,13 @@ pub struct GrpcConfig {
     /// process (whose `/metrics` then shows them), or `None` for one of its own. Either way
     /// the gRPC port answers `GET /metrics` over h2c.
     pub metrics: Option<Registry>,
+    /// TLS on the gRPC port (ALPN `h2`); h2c when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The bearer token wanted on `Ingest` and `IngestStream` (`INGEST_TOKEN`); open when
+    /// `None`.
+    pub ingest_token: Option<Secret>,
+    /// The bearer token wanted on `/debug/*` (`DEBUG_TOKEN`); open when `None`.
+    pub debug_token: Option<Secret>,
 }
 
 impl GrpcConfig {
@@ -84,6 +96,9 @@ impl GrpcConfig {
             profile_endpoint: false,
             budget: Budget::process_default(),
             metrics: None,
+            tls: None,
+            ingest_token: None,
+            debug_token: None,
         }
     }
 }
@@ -102,6 +117,7 @@ pub async fn serve(
         budget: Arc::clone(&config.budget),
         idle_timeout: config.limits.idle_timeout,
         latency: metrics::IngestLatency::new(),
+        guard: Guard::new(Scope::Ingest, REALM, config.ingest_token),
     });
     let listener = BoundedListener::new(listener, config.max_connections);
     let registry = config.metrics.unwrap_or_default();
@@ -117,7 +133,7 @@ pub async fn serve(
     let health = ready::GrpcHealth::start(
         reporter,
         <IngestServiceServer<IngestServer> as tonic::server::NamedService>::NAME,
-        &stream.server.forwarder.config().processor_url,
+        stream.server.forwarder.config(),
     )
     .await;
     let reflection = || {
@@ -132,13 +148,28 @@ pub async fn serve(
         .prepare()
         .into_axum_router()
         .route_service(STREAM_PATH, stream)
-        .merge(debug::routes(config.profile_endpoint))
+        .merge(debug::routes(
+            config.profile_endpoint,
+            &Guard::new(Scope::Debug, REALM, config.debug_token),
+        ))
         .merge(registry.routes())
         .layer(MapResponseLayer::new(contract_status::<axum::body::Body>));
     let shutdown = health.until(shutdown);
-    server::serve(listener, router, config.limits, Protocols::Http2, shutdown).await;
+    let tls = config.tls;
+    server::serve(
+        listener,
+        router,
+        config.limits,
+        Protocols::Http2,
+        tls,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
+
+/// The role named in the challenges of the port's HTTP routes (`/debug/*`).
+const REALM: &str = "grpc";
 
 /// Why the gRPC server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +219,8 @@ struct IngestServer {
     /// Longest a stream may go without a message before it is ended.
     idle_timeout: Duration,
     latency: metrics::IngestLatency,
+    /// `INGEST_TOKEN`, wanted in the `authorization` metadata of both calls.
+    guard: Guard,
 }
 
 #[tonic::async_trait]
@@ -196,6 +229,7 @@ impl IngestService for IngestServer {
         &self,
         request: Request<IngestRequest>,
     ) -> Result<Response<IngestResponse>, Status> {
+        self.guard.check_grpc(request.metadata().as_ref())?;
         let started = Instant::now();
         let answer = self.ingest_one(request).await;
         self.latency.unary.observe_since(started);
@@ -208,6 +242,7 @@ impl IngestService for IngestServer {
     ) -> Result<Response<IngestResponse>, Status> {
         // Served by `StreamRoute` from raw frames; this path (for callers of the generated
         // service) encodes each message again and takes the same way.
+        self.guard.check_grpc(request.metadata().as_ref())?;
         let frames = request
             .into_inner()
             .map(|next| next.map(|msg| Bytes::from(prost::Message::encode_to_vec(&msg))));
@@ -519,6 +554,10 @@ impl tower::Service<http::Request<axum::body::Body>> for StreamRoute {
     fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
         let route = self.clone();
         Box::pin(async move {
+            // Refused before a frame is read.
+            if let Err(status) = route.server.guard.check_grpc(request.headers()) {
+                return Ok(status.into_http());
+            }
             let mut grpc = tonic::server::Grpc::new(FrameCodec).apply_max_message_size_config(
                 Some(route.max_message_bytes),
                 Some(route.max_message_bytes),

@@ -1,6 +1,7 @@
 //! HTTP errors as the public contract fixes them: a status code and a JSON body
-//! `{"error": "..."}` written for a person, plus `Retry-After` on 503. Every handler maps
-//! its failures here, once, at the edge.
+//! `{"error": "..."}` written for a person, plus `Retry-After` on 503 (and a
+//! `WWW-Authenticate` challenge on the 401 of [`crate::auth`]). Every handler maps its
+//! failures here, once, at the edge.
 
 use axum::{
     Json,

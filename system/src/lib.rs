@@ -3,6 +3,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod budget;
 pub mod client;
 pub mod codec;
@@ -21,6 +22,7 @@ pub mod queue;
 pub mod ready;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 pub mod validate;
 pub mod wire;
 pub mod worker;
@@ -36,6 +38,7 @@ use tokio::{
 use crate::{
     config::{Cli, Role, Settings},
     prometheus::Registry,
+    tls::Tls,
 };
 
 /// Why the system stopped with an error.
@@ -50,6 +53,12 @@ pub enum RunError {
     /// A role's task ended abnormally.
     #[error("a server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A token setting cannot be used (the message names it).
+    #[error("{0}")]
+    Token(#[from] auth::TokenError),
+    /// A TLS setting cannot be used (the message names it).
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Runs the roles `cli` asks for (all of them by default) until `shutdown` completes, then
@@ -60,6 +69,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let settings = &cli.settings;
+    let tokens = &settings.tokens()?;
+    let tls = &settings.tls()?;
+    if let Some(ca) = &tls.self_signed_ca {
+        tracing::info!(
+            "TLS with a self-signed certificate; clients trust it with its CA {}",
+            ca.display()
+        );
+    }
     let budget = &settings.budget();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -74,21 +91,26 @@ pub async fn run(
     };
     match cli.role {
         Some(Role::Processor) => {
-            let listener = bind(settings, settings.processor_port, "processor").await?;
-            processor::serve(listener, settings.processor(budget), stopped()).await?;
+            let listener = listen(settings, Role::Processor).await?;
+            let config = processor_tls(tls, settings.processor(budget, tokens));
+            processor::serve(listener, config, stopped()).await?;
         }
         Some(Role::Gateway) => {
-            let listener = bind(settings, settings.api_port, "gateway").await?;
-            let config = settings.gateway(settings.processor_url.clone(), budget);
-            gateway::serve(listener, config, stopped()).await;
+            let listener = listen(settings, Role::Gateway).await?;
+            let plain = listen_plain(settings, tls).await?;
+            let config = settings.gateway(settings.processor_url.clone(), budget, tokens);
+            gateway::serve_also_plain(listener, plain, gateway_tls(tls, config), stopped()).await;
         }
         Some(Role::Grpc) => {
-            let listener = bind(settings, settings.grpc_port, "grpc").await?;
+            let listener = listen(settings, Role::Grpc).await?;
             let metrics = Registry::new();
             let metrics_port = serve_grpc_metrics(settings, &metrics, stopped()).await?;
             let config = grpc::GrpcConfig {
                 metrics: Some(metrics),
-                ..settings.grpc(settings.processor_url.clone(), budget)
+                ..grpc_tls(
+                    tls,
+                    settings.grpc(settings.processor_url.clone(), budget, tokens),
+                )
             };
             grpc::serve(listener, config, stopped()).await?;
             if let Some(metrics_port) = metrics_port {
@@ -96,32 +118,34 @@ pub async fn run(
             }
         }
         None => {
-            let processor_listener = bind(settings, settings.processor_port, "processor").await?;
-            let gateway_listener = bind(settings, settings.api_port, "gateway").await?;
-            let grpc_listener = bind(settings, settings.grpc_port, "grpc").await?;
-            let url = local_url(processor_listener.local_addr()?);
+            let processor_listener = listen(settings, Role::Processor).await?;
+            let gateway_listener = listen(settings, Role::Gateway).await?;
+            let grpc_listener = listen(settings, Role::Grpc).await?;
+            let plain = listen_plain(settings, tls).await?;
+            let url = local_url(processor_listener.local_addr()?, tls.processor.is_some());
             // The front doors share a registry: the gateway's `/metrics` shows both.
             let fronts_metrics = Registry::new();
             let metrics_port = serve_grpc_metrics(settings, &fronts_metrics, stopped()).await?;
             let (fronts_done, fronts_stopped) = oneshot::channel::<()>();
             let processor = tokio::spawn(processor::serve(
                 processor_listener,
-                settings.processor(budget),
+                processor_tls(tls, settings.processor(budget, tokens)),
                 async move {
                     let _ = fronts_stopped.await;
                 },
             ));
-            let gateway = gateway::serve(
+            let gateway = gateway::serve_also_plain(
                 gateway_listener,
+                plain,
                 gateway::GatewayConfig {
                     metrics: Some(fronts_metrics.clone()),
-                    ..settings.gateway(url.clone(), budget)
+                    ..gateway_tls(tls, settings.gateway(url.clone(), budget, tokens))
                 },
                 stopped(),
             );
             let grpc_config = grpc::GrpcConfig {
                 metrics: Some(fronts_metrics),
-                ..settings.grpc(url, budget)
+                ..grpc_tls(tls, settings.grpc(url, budget, tokens))
             };
             let grpc = grpc::serve(grpc_listener, grpc_config, stopped());
             let ((), grpc_result) = tokio::join!(gateway, grpc);
@@ -145,7 +169,7 @@ async fn serve_grpc_metrics(
     let Some(port) = settings.grpc_metrics_port else {
         return Ok(None);
     };
-    let listener = bind(settings, port, "grpc metrics").await?;
+    let listener = bind(settings, Role::Grpc, port, "grpc metrics").await?;
     Ok(Some(tokio::spawn(prometheus::serve(
         listener,
         metrics.clone(),
@@ -155,26 +179,87 @@ async fn serve_grpc_metrics(
     ))))
 }
 
-/// The URL under which a front door in this process reaches the processor.
-fn local_url(addr: SocketAddr) -> Uri {
+/// The gateway's plain port (`API_PLAIN_PORT`), when TLS is on and one is asked for.
+async fn listen_plain(settings: &Settings, tls: &Tls) -> io::Result<Option<TcpListener>> {
+    match (settings.api_plain_port, &tls.gateway) {
+        (Some(port), Some(_)) => Ok(Some(
+            bind(settings, Role::Gateway, port, "gateway (plain)").await?,
+        )),
+        (Some(_), None) => {
+            tracing::warn!("API_PLAIN_PORT is ignored: TLS is off, the gateway's port is plain");
+            Ok(None)
+        }
+        (None, _) => Ok(None),
+    }
+}
+
+/// The processor's configuration with TLS on its port, when TLS is on.
+fn processor_tls(tls: &Tls, config: processor::ProcessorConfig) -> processor::ProcessorConfig {
+    processor::ProcessorConfig {
+        tls: tls.processor.clone(),
+        ..config
+    }
+}
+
+/// The gateway's configuration with TLS on its port and on its hop.
+fn gateway_tls(tls: &Tls, config: gateway::GatewayConfig) -> gateway::GatewayConfig {
+    gateway::GatewayConfig {
+        tls: tls.gateway.clone(),
+        forwarder: hop_tls(tls, config.forwarder),
+        ..config
+    }
+}
+
+/// The gRPC role's configuration with TLS on its port and on its hop.
+fn grpc_tls(tls: &Tls, config: grpc::GrpcConfig) -> grpc::GrpcConfig {
+    grpc::GrpcConfig {
+        tls: tls.grpc.clone(),
+        forwarder: hop_tls(tls, config.forwarder),
+        ..config
+    }
+}
+
+fn hop_tls(tls: &Tls, forwarder: client::ForwarderConfig) -> client::ForwarderConfig {
+    client::ForwarderConfig {
+        tls: Some(tls.hop.clone()),
+        ..forwarder
+    }
+}
+
+/// The URL under which a front door in this process reaches the processor (`https` when
+/// the processor serves TLS).
+fn local_url(addr: SocketAddr, tls: bool) -> Uri {
     let host = if addr.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
     } else {
         addr
     };
-    format!("http://{host}")
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}")
         .parse()
         .unwrap_or_else(|_| Uri::from_static("http://127.0.0.1:8082"))
 }
 
-async fn bind(settings: &Settings, port: u16, role: &str) -> io::Result<TcpListener> {
-    let addr = SocketAddr::new(settings.bind_addr, port);
+/// Listens on the port of `role`, at its address.
+async fn listen(settings: &Settings, role: Role) -> io::Result<TcpListener> {
+    let (port, name) = match role {
+        Role::Processor => (settings.processor_port, "processor"),
+        Role::Gateway => (settings.api_port, "gateway"),
+        Role::Grpc => (settings.grpc_port, "grpc"),
+    };
+    bind(settings, role, port, name).await
+}
+
+/// Listens on `port` at the address of `role` (its own, or `BIND_ADDR`), for the server
+/// `name`.
+async fn bind(settings: &Settings, role: Role, port: u16, name: &str) -> io::Result<TcpListener> {
+    let addr = SocketAddr::new(settings.bind_addr_for(role), port);
     let listener = TcpListener::bind(addr).await.map_err(|err| {
         io::Error::new(
             err.kind(),
-            format!("{role}: cannot listen on {addr}: {err}"),
+            format!("{name}: cannot listen on {addr}: {err}"),
         )
     })?;
-    tracing::info!("{role} listening on {}", listener.local_addr()?);
+    tracing::info!("{name} listening on {}", listener.local_addr()?);
     Ok(listener)
 }

@@ -3,7 +3,8 @@
 //! [`BoundedListener`] stops accepting while `limit` connections are open (the kernel's
 //! backlog then pushes back on clients) and counts every connection it accepts, so
 //! connection reuse can be measured from the server's side. A [`BoundedStream`] can close
-//! itself after a period without traffic, and raise a flag once the peer has sent enough.
+//! itself after a period without traffic; a [`Greeting`] around any stream (plain, or TLS
+//! after the handshake) raises a flag once the peer has sent enough.
 
 use std::{
     future::Future,
@@ -40,12 +41,12 @@ pub struct BoundedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
     idle: Option<Idle>,
-    arrival: Option<Arrival>,
 }
 
-/// A flag to raise once the peer has sent a number of bytes.
+/// A stream that raises a flag once the peer has sent a number of bytes through it.
 #[derive(Debug)]
-struct Arrival {
+pub struct Greeting<S> {
+    inner: S,
     flag: Arc<AtomicBool>,
     remaining: usize,
 }
@@ -92,7 +93,6 @@ impl BoundedListener {
                             stream,
                             _permit: permit,
                             idle: None,
-                            arrival: None,
                         },
                         addr,
                     );
@@ -121,27 +121,6 @@ impl BoundedStream {
             deadline: Box::pin(tokio::time::sleep(after)),
         });
         self
-    }
-
-    /// Sets `flag` once the peer has sent `bytes` bytes (a server uses it to see that a
-    /// client is past protocol detection).
-    pub fn with_arrival_flag(mut self, flag: Arc<AtomicBool>, bytes: usize) -> BoundedStream {
-        self.arrival = Some(Arrival {
-            flag,
-            remaining: bytes,
-        });
-        self
-    }
-
-    fn received(&mut self, bytes: usize) {
-        self.touch();
-        if let Some(arrival) = &mut self.arrival {
-            arrival.remaining = arrival.remaining.saturating_sub(bytes);
-            if arrival.remaining == 0 {
-                arrival.flag.store(true, Ordering::Relaxed);
-                self.arrival = None;
-            }
-        }
     }
 
     fn touch(&mut self) {
@@ -177,9 +156,8 @@ impl AsyncRead for BoundedStream {
         let before = buf.filled().len();
         match Pin::new(&mut self.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let read = buf.filled().len() - before;
-                if read > 0 {
-                    self.received(read);
+                if buf.filled().len() > before {
+                    self.touch();
                 }
                 Poll::Ready(Ok(()))
             }
@@ -227,5 +205,66 @@ impl AsyncWrite for BoundedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl<S> Greeting<S> {
+    /// Sets `flag` once the peer has sent `bytes` bytes through `inner` (a server uses it
+    /// to see that a client is past protocol detection).
+    pub fn new(inner: S, flag: Arc<AtomicBool>, bytes: usize) -> Greeting<S> {
+        Greeting {
+            inner,
+            flag,
+            remaining: bytes,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Greeting<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.remaining > 0 && matches!(read, Poll::Ready(Ok(()))) {
+            let got = buf.filled().len() - before;
+            self.remaining = self.remaining.saturating_sub(got);
+            if self.remaining == 0 {
+                self.flag.store(true, Ordering::Relaxed);
+            }
+        }
+        read
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Greeting<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

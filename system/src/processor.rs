@@ -5,6 +5,10 @@
 //! [`serve`] returns: shutting down loses nothing that was accepted. With the NATS queue
 //! the queue is the shared stream: a 202 means JetStream stored the message, and shutting
 //! down processes what this processor fetched and leaves the rest to the other processors.
+//!
+//! With `PROCESSOR_TOKEN` set, `/enqueue` and `/enqueue/batch` want it as a bearer token
+//! (401 otherwise, before the body is read; see [`crate::auth`]); `/stats`, `/health`,
+//! `/ready` and `/metrics` stay open.
 
 mod metrics;
 
@@ -31,6 +35,7 @@ use serde::Serialize;
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 use crate::{
+    auth::{Guard, Scope, Secret},
     budget::{Budget, BudgetStats, Charge, DEFAULT_QUEUE_BYTES},
     client::REPLAYED_HEADER,
     codec::{
@@ -62,6 +67,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// What one outcome of an accepted message takes in a batch answer (its id and code).
 const OUTCOME_BYTES: usize = 44;
+
+/// The realm of the processor's `WWW-Authenticate` challenges.
+const REALM: &str = "processor";
 
 /// Most result batches the reader takes from the channel per wake-up.
 const RESULTS_BATCH: usize = 64;
@@ -104,6 +112,14 @@ pub struct ProcessorConfig {
     /// Where the processor's metric families go: a registry shared with other roles of the
     /// process, or `None` for one of its own (what its `/metrics` shows).
     pub metrics: Option<Registry>,
+    /// TLS on the processor's port (ALPN `h2`, `http/1.1`; with a client verifier for
+    /// mutual TLS); plain HTTP/1.1 and h2c when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The bearer token wanted on `/enqueue` and `/enqueue/batch` (`PROCESSOR_TOKEN`);
+    /// open when `None`.
+    pub processor_token: Option<Secret>,
+    /// The bearer token wanted on `/debug/*` (`DEBUG_TOKEN`); open when `None`.
+    pub debug_token: Option<Secret>,
 }
 
 impl Default for ProcessorConfig {
@@ -132,6 +148,9 @@ impl Default for ProcessorConfig {
             budget: Budget::process_default(),
             queue_bytes: DEFAULT_QUEUE_BYTES,
             metrics: None,
+            tls: None,
+            processor_token: None,
+            debug_token: None,
         }
     }
 }
@@ -201,6 +220,10 @@ struct AppState {
     pool_stats: Arc<PoolStats>,
     worker_mode: WorkerMode,
     profile_endpoint: bool,
+    /// `/enqueue` and `/enqueue/batch` (`PROCESSOR_TOKEN`).
+    enqueue_guard: Guard,
+    /// `/debug/*` (`DEBUG_TOKEN`).
+    debug_guard: Guard,
     started: Instant,
     body_limit: usize,
     body_timeout: Duration,
@@ -259,6 +282,8 @@ impl Processor {
             pool_stats: pool.stats(),
             worker_mode: config.worker_mode,
             profile_endpoint: config.profile_endpoint,
+            enqueue_guard: Guard::new(Scope::Processor, REALM, config.processor_token.clone()),
+            debug_guard: Guard::new(Scope::Debug, REALM, config.debug_token.clone()),
             started: Instant::now(),
             body_limit: config.body_limit,
             body_timeout: config.limits.body_timeout,
@@ -279,9 +304,11 @@ impl Processor {
 
     /// The HTTP routes.
     pub fn router(&self) -> Router {
-        Router::new()
+        let enqueue = Router::new()
             .route("/enqueue", post(enqueue))
-            .route("/enqueue/batch", post(enqueue_batch))
+            .route("/enqueue/batch", post(enqueue_batch));
+        Router::new()
+            .merge(self.state.enqueue_guard.protect(enqueue))
             .route("/stats", get(stats))
             .route("/health", get(health))
             .merge(self.state.metrics.routes())
@@ -289,7 +316,10 @@ impl Processor {
                 Arc::clone(&self.state.queue),
                 self.draining.clone(),
             ))
-            .merge(debug::routes(self.state.profile_endpoint))
+            .merge(debug::routes(
+                self.state.profile_endpoint,
+                &self.state.debug_guard,
+            ))
             .fallback(http_error::not_found)
             .method_not_allowed_fallback(http_error::method_not_allowed)
             .with_state(Arc::clone(&self.state))
@@ -378,6 +408,7 @@ pub async fn serve(
         processor.router(),
         config.limits,
         Protocols::Auto,
+        config.tls,
         shutdown,
     )
     .await;

@@ -218,7 +218,7 @@ pub async fn serve(
         .fallback(http_error::not_found)
         .method_not_allowed_fallback(http_error::method_not_allowed);
     let listener = BoundedListener::new(listener, max_connections);
-    server::serve(listener, router, limits, Protocols::Auto, shutdown).await;
+    server::serve(listener, router, limits, Protocols::Auto, None, shutdown).await;
 }
 
 /// The series of one histogram family, added by the roles sharing a registry.

@@ -35,7 +35,11 @@ use tokio::sync::{Mutex, watch};
 use tonic::server::NamedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{http_error::ApiError, queue::AnyQueue};
+use crate::{
+    client::{ForwarderConfig, connector::CountingConnector},
+    http_error::ApiError,
+    queue::AnyQueue,
+};
 
 /// How often a front door asks its processor's `/health`, once readiness was asked.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -126,12 +130,12 @@ pub struct FrontDoor {
 }
 
 impl FrontDoor {
-    /// The readiness of the front door called `name` whose processor is at
-    /// `processor_url`.
-    pub fn new(name: &'static str, processor_url: &Uri) -> FrontDoor {
+    /// The readiness of the front door called `name` whose processor `forwarder` reaches
+    /// (its URL, and its TLS when the URL is `https`).
+    pub fn new(name: &'static str, forwarder: &ForwarderConfig) -> FrontDoor {
         FrontDoor {
             name,
-            probe: ProcessorProbe::new(processor_url),
+            probe: ProcessorProbe::new(forwarder),
             draining: Draining::default(),
         }
     }
@@ -172,6 +176,7 @@ pub struct ProcessorProbe {
 #[derive(Debug)]
 struct ProbeShared {
     health_url: Uri,
+    connector: CountingConnector,
     /// The last verdict; `None` before the first probe has answered.
     verdicts: watch::Receiver<Option<Verdict>>,
     /// The sending side, until the first question starts the task that takes it. The task
@@ -180,12 +185,13 @@ struct ProbeShared {
 }
 
 impl ProcessorProbe {
-    /// A probe of the processor at `processor_url`; it sends nothing until asked.
-    pub fn new(processor_url: &Uri) -> ProcessorProbe {
+    /// A probe of the processor `forwarder` reaches; it sends nothing until asked.
+    pub fn new(forwarder: &ForwarderConfig) -> ProcessorProbe {
         let (sender, verdicts) = watch::channel(None);
         ProcessorProbe {
             shared: Arc::new(ProbeShared {
-                health_url: health_url(processor_url),
+                health_url: health_url(&forwarder.processor_url),
+                connector: forwarder.connector(Arc::default(), None),
                 verdicts,
                 idle: StdMutex::new(Some(sender)),
             }),
@@ -212,7 +218,8 @@ impl ProcessorProbe {
             .ok()
             .and_then(|mut idle| idle.take());
         if let Some(sender) = sender {
-            tokio::spawn(probe(self.shared.health_url.clone(), sender));
+            let client = Client::builder(TokioExecutor::new()).build(self.shared.connector.clone());
+            tokio::spawn(probe(client, self.shared.health_url.clone(), sender));
         }
     }
 }
@@ -226,8 +233,11 @@ fn health_url(url: &Uri) -> Uri {
 
 /// Asks `url` every [`PROBE_INTERVAL`] and publishes each verdict that differs from the
 /// last, until nobody holds a receiver any more.
-async fn probe(url: Uri, verdicts: watch::Sender<Option<Verdict>>) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+async fn probe(
+    client: Client<CountingConnector, Empty<Bytes>>,
+    url: Uri,
+    verdicts: watch::Sender<Option<Verdict>>,
+) {
     loop {
         let verdict = check(&client, &url).await;
         verdicts.send_if_modified(|last| {
@@ -244,10 +254,7 @@ async fn probe(url: Uri, verdicts: watch::Sender<Option<Verdict>>) {
     }
 }
 
-async fn check(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
-    url: &Uri,
-) -> Verdict {
+async fn check(client: &Client<CountingConnector, Empty<Bytes>>, url: &Uri) -> Verdict {
     let request = http::Request::get(url.clone())
         .body(Empty::new())
         .map_err(|err| format!("cannot ask the processor at {url}: {err}"))?;
@@ -286,17 +293,17 @@ pub struct GrpcHealth {
 }
 
 impl GrpcHealth {
-    /// Reports through `reporter`: NOT_SERVING until the processor at `processor_url` has
+    /// Reports through `reporter`: NOT_SERVING until the processor `forwarder` reaches has
     /// answered a probe, then following the probe.
     pub async fn start(
         reporter: HealthReporter,
         service: &'static str,
-        processor_url: &Uri,
+        forwarder: &ForwarderConfig,
     ) -> GrpcHealth {
         let health = GrpcHealth {
             reporter,
             service,
-            front: FrontDoor::new("gRPC server", processor_url),
+            front: FrontDoor::new("gRPC server", forwarder),
             applied: Arc::default(),
         };
         health.apply(ServingStatus::NotServing).await;

@@ -9,6 +9,10 @@
 //! that does not answer is dropped; a stalled request body is answered 408 after
 //! `body_timeout`.
 //!
+//! With TLS, the handshake runs in the connection's own task and must end within
+//! `header_read_timeout`; the protocol is then the one ALPN chose (hyper-util still tells
+//! HTTP/1.1 from HTTP/2 by the first bytes, which agree with it).
+//!
 //! Shutdown: once the signal fires the listener is dropped (no new connections), open
 //! connections are asked to finish (HTTP/1.1 closes after the current response, HTTP/2 sends
 //! GOAWAY), and connections still open after the drain timeout are abandoned.
@@ -23,10 +27,14 @@ use hyper_util::{
     server::conn::auto::Builder,
     service::TowerToHyperService,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::{mpsc, watch},
+};
+use tokio_rustls::TlsAcceptor;
 
 use self::conn::{Activity, Tracked};
-use crate::net::BoundedListener;
+use crate::net::{BoundedListener, Greeting};
 
 /// Protocol limits and deadlines of one HTTP server.
 #[derive(Debug, Clone, Copy)]
@@ -86,15 +94,18 @@ pub enum Protocols {
     Http2,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains (see module docs).
+/// Serves `router` on `listener` until `shutdown` completes, then drains (see module docs);
+/// over TLS with `tls`, in plain text without.
 pub async fn serve(
     mut listener: BoundedListener,
     router: Router,
     limits: HttpLimits,
     protocols: Protocols,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let builder = builder(&limits, protocols);
+    let tls = tls.map(TlsAcceptor::from);
     let (stop, stopping) = watch::channel(false);
     // Every connection task holds a sender; the drain is over when the last one is gone.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
@@ -104,21 +115,27 @@ pub async fn serve(
             () = &mut shutdown => break,
             (stream, _) = listener.accept() => stream,
         };
-        let activity = Activity::new();
-        let io = stream
-            .with_idle_timeout(limits.idle_timeout)
-            .with_arrival_flag(Arc::clone(&activity.greeted), conn::PREFACE_LEN);
-        let service = Tracked::new(TowerToHyperService::new(router.clone()), &activity);
-        let connection = builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned();
-        tokio::spawn(conn::watch(
-            connection,
-            activity,
+        let stream = stream.with_idle_timeout(limits.idle_timeout);
+        let connection = Connection {
+            builder: builder.clone(),
+            router: router.clone(),
             limits,
-            stopping.clone(),
-            open.clone(),
-        ));
+            stopping: stopping.clone(),
+            open: open.clone(),
+        };
+        match &tls {
+            None => connection.serve(stream),
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                        Ok(Ok(stream)) => connection.serve(stream),
+                        Ok(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake not done in time"),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     let _ = stop.send(true);
@@ -128,6 +145,38 @@ pub async fn serve(
         () = tokio::time::sleep(limits.drain_timeout) => {
             tracing::warn!(drain = ?limits.drain_timeout, "connections still open after the drain timeout; abandoning them");
         }
+    }
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    builder: Builder<TokioExecutor>,
+    router: Router,
+    limits: HttpLimits,
+    stopping: watch::Receiver<bool>,
+    open: mpsc::Sender<()>,
+}
+
+impl Connection {
+    /// Serves `stream` (plain, or TLS after its handshake) in a task of its own, watched.
+    fn serve<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Activity::new();
+        let io = Greeting::new(stream, Arc::clone(&activity.greeted), conn::PREFACE_LEN);
+        let service = Tracked::new(TowerToHyperService::new(self.router), &activity);
+        let connection = self
+            .builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        tokio::spawn(conn::watch(
+            connection,
+            activity,
+            self.limits,
+            self.stopping,
+            self.open,
+        ));
     }
 }
 

@@ -2,9 +2,9 @@
 //! and reports where the time went: DNS lookup, TCP connect, TLS handshake, server
 //! processing (from a ready connection to the response head) and total.
 //!
-//! A phase that did not happen is reported as `null`, never as a made-up number: the hop is
-//! plain HTTP, so there is no TLS handshake; an IP address needs no DNS lookup; a reused
-//! connection has neither lookup nor connect. Traces run one at a time, so the connector's
+//! A phase that did not happen is reported as `null`, never as a made-up number: a plain
+//! `http` hop has no TLS handshake; an IP address needs no DNS lookup; a reused connection
+//! has neither lookup, connect nor handshake. Traces run one at a time, so the connector's
 //! report belongs to this trace's request.
 
 use std::{
@@ -19,9 +19,10 @@ use serde::Serialize;
 
 use super::{
     ForwarderConfig, HyperClient, build_client,
-    connector::{CountingConnector, TimingSlot},
+    connector::{TimingSlot, TlsTiming},
 };
 use crate::{
+    auth::Secret,
     ids::{IdSource, MessageId},
     proto::DataMessage,
 };
@@ -47,6 +48,8 @@ pub struct Trace {
     pub connection_reused: bool,
     /// `HTTP/1.1` or `HTTP/2`; `null` when no answer came.
     pub protocol: Option<&'static str>,
+    /// What the TLS handshake agreed on; `null` for a plain hop or a reused connection.
+    pub tls: Option<TlsAgreed>,
     /// Unit of the latency figures.
     pub unit: &'static str,
     /// What went wrong, when `success` is false.
@@ -61,7 +64,7 @@ pub struct Latency {
     pub dns_lookup: Option<f64>,
     /// TCP connect; `null` for a reused connection.
     pub tcp_connection: Option<f64>,
-    /// Always `null`: the hop does not use TLS.
+    /// The TLS handshake; `null` for a plain hop or a reused connection.
     pub tls_handshake: Option<f64>,
     /// From a ready connection to the response head (time to first byte).
     pub server_processing: Option<f64>,
@@ -69,13 +72,30 @@ pub struct Latency {
     pub total: f64,
 }
 
+/// What a new TLS connection agreed on.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TlsAgreed {
+    /// The TLS version, such as `TLSv1.3`.
+    pub version: &'static str,
+    /// The protocol ALPN chose (`h2`, `http/1.1`); `null` when none was.
+    pub alpn: Option<&'static str>,
+}
+
+impl From<TlsTiming> for TlsAgreed {
+    fn from(timing: TlsTiming) -> TlsAgreed {
+        TlsAgreed {
+            version: timing.version,
+            alpn: timing.alpn,
+        }
+    }
+}
+
 impl Tracer {
     /// A traced client for the processor and hop settings of `config` (with its own
     /// connection pool, so its reuse does not depend on other traffic).
     pub fn new(config: &ForwarderConfig) -> Tracer {
         let timing: TimingSlot = Arc::new(Mutex::new(None));
-        let connector =
-            CountingConnector::new(Arc::default(), config.timeout, Some(Arc::clone(&timing)));
+        let connector = config.connector(Arc::default(), Some(Arc::clone(&timing)));
         let base = config.processor_url.to_string();
         let enqueue_uri = format!("{}/enqueue", base.trim_end_matches('/'))
             .parse()
@@ -101,11 +121,15 @@ impl Tracer {
             metadata: Default::default(),
         };
         let codec = self.config.codec;
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.enqueue_uri.clone())
-            .header(header::CONTENT_TYPE, codec.content_type())
-            .body(Full::new(Bytes::from(codec.encode(&msg))));
+            .header(header::CONTENT_TYPE, codec.content_type());
+        let token = self.config.processor_token.as_ref();
+        if let Some(value) = token.and_then(Secret::authorization) {
+            request = request.header(header::AUTHORIZATION, value.clone());
+        }
+        let request = request.body(Full::new(Bytes::from(codec.encode(&msg))));
         let started = Instant::now();
         let outcome = match request {
             Ok(request) => tokio::time::timeout(self.config.timeout, self.exchange(request))
@@ -122,7 +146,9 @@ impl Tracer {
         if let Some(connection) = connection {
             latency.dns_lookup = connection.dns.map(millis);
             latency.tcp_connection = Some(millis(connection.connect));
+            latency.tls_handshake = connection.tls.map(|tls| millis(tls.handshake));
         }
+        let tls = connection.and_then(|c| c.tls).map(TlsAgreed::from);
         match outcome {
             Ok((status, version, head_at)) => {
                 let ready = connection.and_then(|c| c.ready_at).unwrap_or(started);
@@ -133,6 +159,7 @@ impl Tracer {
                     latency,
                     connection_reused: connection.is_none(),
                     protocol: Some(protocol_name(version)),
+                    tls,
                     unit: "ms",
                     error: (!success).then(|| format!("processor answered {status}")),
                 }
@@ -142,6 +169,7 @@ impl Tracer {
                 latency,
                 connection_reused: false,
                 protocol: None,
+                tls,
                 unit: "ms",
                 error: Some(error),
             },

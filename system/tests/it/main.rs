@@ -1,6 +1,7 @@
 //! Integration tests of the `system` crate, in one binary to keep link time down.
 
 mod alloc_count;
+mod auth;
 mod binary;
 mod budget;
 mod gateway;
@@ -21,4 +22,5 @@ mod raw;
 mod ready;
 mod stack;
 mod support;
+mod tls;
 mod worker;
