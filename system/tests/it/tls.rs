@@ -480,3 +480,38 @@ fn bad_tls_files_stop_start_up_naming_the_setting() {
         assert!(stderr.contains(named), "{envs:?}: {stderr}");
     }
 }
+
+/// A client that opens a connection to a TLS port and never finishes the handshake (here:
+/// sends half a hello, then nothing) is dropped after the header deadline, like a silent
+/// plain client.
+#[tokio::test]
+async fn a_stalled_handshake_is_dropped_at_the_header_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let tls = self_signed(dir.path());
+    let gateway_tls = tls.gateway.clone().unwrap();
+    let stack = Stack::start(Setup {
+        gateway: Box::new(move |forwarder| system::gateway::GatewayConfig {
+            tls: Some(Arc::clone(&gateway_tls)),
+            ..system::gateway::GatewayConfig::new(forwarder)
+        }),
+        ..Setup::default()
+    })
+    .await;
+    let gateway: Uri = stack.gateway_url.parse().unwrap();
+    let mut stalled = TcpStream::connect(gateway.authority().unwrap().as_str())
+        .await
+        .unwrap();
+    // A TLS record header announcing a handshake message that never comes.
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(60), stalled.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the connection is still open: {closed:?}"
+    );
+    stack.shutdown().await;
+}
