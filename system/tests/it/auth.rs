@@ -340,15 +340,7 @@ async fn front_doors_reach_a_guarded_processor_with_its_token_over_every_hop() {
             .unwrap_or_else(|err| panic!("{label}: {err:?}"))
             .into_inner();
         assert_eq!(reply.accepted, 5, "{label}");
-        let traced: Value = client
-            .get(format!("{}/api/v1/trace", stack.gateway_url))
-            .header(header::AUTHORIZATION, INGEST_BEARER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let traced = traced(&client, &stack).await;
         assert_eq!(traced["success"], true, "{label}: {traced}");
         let stats = stack.shutdown().await;
         assert_eq!(stats.queue.enqueued, 3 + 1 + 5 + 1, "{label}");
@@ -356,6 +348,19 @@ async fn front_doors_reach_a_guarded_processor_with_its_token_over_every_hop() {
 }
 
 const INGEST_BEARER: &str = "Bearer ingest-7Hq2-token";
+
+/// `GET /api/v1/trace` with the ingest token.
+async fn traced(client: &Client, stack: &Stack) -> Value {
+    client
+        .get(format!("{}/api/v1/trace", stack.gateway_url))
+        .header(header::AUTHORIZATION, INGEST_BEARER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
 
 /// A front door sending the wrong processor token (or none) accepts nothing and tells its
 /// client why: 502 over HTTP, INTERNAL over gRPC, each naming the token; never a 202.
@@ -384,15 +389,7 @@ async fn a_front_door_with_the_wrong_processor_token_says_so_and_accepts_nothing
         let metadata = err.metadata();
         assert_eq!(metadata.get(standing::ACCEPTED).unwrap(), "0", "{err:?}");
         assert!(metadata.get(standing::UNCERTAIN).is_none(), "{err:?}");
-        let traced: Value = client
-            .get(format!("{}/api/v1/trace", stack.gateway_url))
-            .header(header::AUTHORIZATION, INGEST_BEARER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let traced = traced(&client, &stack).await;
         assert_eq!(traced["success"], false, "{traced}");
         assert!(
             traced["error"].as_str().unwrap().contains("401"),
