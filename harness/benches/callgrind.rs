@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use harness::{
-    callgrind::{OPS, Protocol, ROUND_TRIPS, RoundTrip},
+    callgrind::{NEW_CONNECTIONS, NewConnection, OPS, Protocol, ROUND_TRIPS, RoundTrip, Transport},
     workloads::{RunningPool, decode, encode, publish_consume, sample_message, warm_queue},
 };
 use system::{
@@ -94,9 +94,23 @@ fn round_trip(mut fixture: RoundTrip) -> RoundTrip {
     fixture
 }
 
+// One hop request on a new connection, plaintext against TLS: the handshake's cost. The
+// certificate is made and both ends warmed up in the setup; `tls_full` makes a full
+// handshake every time, `tls_resumed` resumes the previous connection's session (see
+// `harness::callgrind::NewConnection`).
+#[library_benchmark]
+#[bench::plain(args = (Transport::Plain), setup = NewConnection::start)]
+#[bench::tls_full(args = (Transport::TlsFull), setup = NewConnection::start)]
+#[bench::tls_resumed(args = (Transport::TlsResumed), setup = NewConnection::start)]
+fn new_connection(mut fixture: NewConnection) -> NewConnection {
+    fixture.run(NEW_CONNECTIONS);
+    fixture
+}
+
 library_benchmark_group!(name = queue; benchmarks = queue_publish_consume);
 library_benchmark_group!(name = codec; benchmarks = codec_encode, codec_decode);
 library_benchmark_group!(name = pool; benchmarks = worker_pool_run, worker_mode_run);
 library_benchmark_group!(name = protocol; benchmarks = round_trip);
+library_benchmark_group!(name = hop; benchmarks = new_connection);
 
-main!(library_benchmark_groups = queue, codec, pool, protocol);
+main!(library_benchmark_groups = queue, codec, pool, protocol, hop);

@@ -1,6 +1,7 @@
 //! Support for the callgrind suite (`benches/callgrind.rs`): how many operations each
-//! benchmark performs, the per-protocol round-trip fixture, and reading the counts gungraun
-//! writes back into cases of a result file.
+//! benchmark performs, the per-protocol round-trip fixture, the new-connection fixture of
+//! the handshake pair ([`NewConnection`]), and reading the counts gungraun writes back into
+//! cases of a result file.
 //!
 //! The round trips run client, gateway or gRPC server, and processor on one current-thread
 //! runtime, so the instruction count of a request is the whole system's, deterministic, and
@@ -24,6 +25,9 @@ use tonic::transport::Channel;
 
 use crate::workloads::{Placement, Stack};
 
+mod new_connection;
+
+pub use new_connection::{Counts, NEW_CONNECTION, NEW_CONNECTIONS, NewConnection, Transport};
 pub use study::catalogue::{OPS, ROUND_TRIPS};
 
 /// The ingress protocol of a round trip.

@@ -138,6 +138,10 @@ struct SystemLoadArgs {
     /// `hgrm/load/`.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Where the sides with TLS on the hop keep their self-signed CA and certificate
+    /// (default: target/load-tls in the workspace).
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -329,6 +333,9 @@ fn system_load_command(args: SystemLoadArgs) -> anyhow::Result<()> {
         server_core: args.server_core,
         only: args.only,
         histograms: Some(out.clone()),
+        tls_dir: args
+            .tls_dir
+            .unwrap_or_else(harness::system_load::default_tls_dir),
     };
     let file = harness::system_load::run(&options, &command_line(), &mut |line| {
         eprintln!("system-load: {line}")

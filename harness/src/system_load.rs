@@ -14,6 +14,10 @@
 //! rounds alternate the sides so that the machine's drift cancels out of the ratios. The
 //! pairs are data, in `system_load/variants.rs`; the runs are in `system_load/measure.rs`.
 //!
+//! A side with TLS on the hop (`load/hop_tls*`) runs the binary with `TLS_SELF_SIGNED` (its
+//! CA kept in [`Options::tls_dir`]) and `API_PLAIN_PORT`, and its load goes to the gateway's
+//! plaintext port, so that the two sides differ only in the hop.
+//!
 //! Each latency run's whole distribution is kept as a `.hgrm` file beside the result file
 //! (`hgrm/load/<group>/<variant>/<protocol>-<load>pct-r<round>.hgrm`, the group's `/` as
 //! `_`), and its latency case names the files of its rounds in its `hgrm` param.
@@ -69,7 +73,18 @@ pub struct Options {
     /// `hgrm/load/`, replaced as a whole when the run has finished); none are kept when
     /// absent.
     pub histograms: Option<PathBuf>,
+    /// Where a side with TLS keeps its self-signed CA and certificate (`TLS_SELF_SIGNED`).
+    pub tls_dir: PathBuf,
 }
+
+/// The default of [`Options::tls_dir`]: a directory under the workspace's `target/`.
+pub fn default_tls_dir() -> PathBuf {
+    crate::results::workspace_root().join("target/load-tls")
+}
+
+/// The role (in the server's `listening on` lines) that serves the gateway's plaintext
+/// port while TLS is on.
+const PLAIN_GATEWAY: &str = "gateway (plain)";
 
 /// What one side measured in one round.
 #[derive(Debug, Default)]
@@ -183,7 +198,7 @@ fn available(options: &Options) -> Vec<Pair> {
     for pair in &mut pairs {
         pair.sides.retain(|s| match s.server {
             Kind::Bare => options.bare.is_some(),
-            Kind::System { mimalloc, env } => {
+            Kind::System { mimalloc, env, .. } => {
                 (!mimalloc || options.system_mimalloc.is_some())
                     && (options.nats_server.is_some() || !env.contains(&("QUEUE_TYPE", "nats")))
             }
@@ -245,7 +260,7 @@ fn capacities(
         // Only the gateway's own hop is reported on its status page.
         if matches!(pair_side.server, Kind::System { .. })
             && matches!(pair_side.protocol, Protocol::Http1 | Protocol::H2c)
-            && let Some(ratio) = hop_reuse(server.addr("gateway"))
+            && let Some(ratio) = hop_reuse(server.addr(http_role(pair_side)))
         {
             rounds.reuse.push(ratio);
         }
@@ -271,19 +286,13 @@ fn start(
     nats: Option<&NatsServer>,
     pair_side: &PairSide,
 ) -> anyhow::Result<Server> {
-    let (program, roles): (&Path, &[&str]) = match pair_side.server {
-        Kind::Bare => (
-            options.bare.as_deref().unwrap_or(Path::new("harness")),
-            &["bare-http", "bare-grpc"],
-        ),
-        Kind::System { mimalloc: true, .. } => (
-            options
-                .system_mimalloc
-                .as_deref()
-                .unwrap_or(&options.system),
-            &["processor", "gateway", "grpc"],
-        ),
-        Kind::System { .. } => (&options.system, &["processor", "gateway", "grpc"]),
+    let program = match pair_side.server {
+        Kind::Bare => options.bare.as_deref().unwrap_or(Path::new("harness")),
+        Kind::System { mimalloc: true, .. } => options
+            .system_mimalloc
+            .as_deref()
+            .unwrap_or(&options.system),
+        Kind::System { .. } => &options.system,
     };
     let mut command = pinned(options.server_core.as_deref(), &program.to_string_lossy());
     match pair_side.server {
@@ -296,7 +305,7 @@ fn start(
                 "127.0.0.1:0",
             ]);
         }
-        Kind::System { env, .. } => {
+        Kind::System { env, tls, .. } => {
             command.envs([
                 ("API_PORT", "0"),
                 ("GRPC_PORT", "0"),
@@ -311,21 +320,46 @@ fn start(
                     ("NATS_MAX_PENDING", "4096"),
                 ]);
             }
+            if tls {
+                command.env("TLS_SELF_SIGNED", &options.tls_dir);
+                command.env("API_PLAIN_PORT", "0");
+            }
             command.envs(env.iter().copied());
         }
     }
-    Ok(Server::start(command, roles)?)
+    Ok(Server::start(command, &roles(pair_side))?)
+}
+
+/// The roles a side's server reports listening before it is measured.
+fn roles(pair_side: &PairSide) -> Vec<&'static str> {
+    match pair_side.server {
+        Kind::Bare => vec!["bare-http", "bare-grpc"],
+        Kind::System { tls: false, .. } => vec!["processor", "gateway", "grpc"],
+        Kind::System { tls: true, .. } => vec!["processor", "gateway", "grpc", PLAIN_GATEWAY],
+    }
+}
+
+/// The role whose address a side's load goes to.
+fn load_role(pair_side: &PairSide) -> &'static str {
+    match (pair_side.server, pair_side.protocol) {
+        (Kind::Bare, Protocol::GrpcUnary | Protocol::GrpcStream) => "bare-grpc",
+        (_, Protocol::GrpcUnary | Protocol::GrpcStream) => "grpc",
+        _ => http_role(pair_side),
+    }
+}
+
+/// The role serving a side's plaintext HTTP: the gateway's plaintext port when TLS is on.
+fn http_role(pair_side: &PairSide) -> &'static str {
+    match pair_side.server {
+        Kind::Bare => "bare-http",
+        Kind::System { tls: true, .. } => PLAIN_GATEWAY,
+        Kind::System { tls: false, .. } => "gateway",
+    }
 }
 
 /// The address the side's load goes to.
 fn target(server: &Server, pair_side: &PairSide) -> String {
-    let role = match (pair_side.server, pair_side.protocol) {
-        (Kind::Bare, Protocol::GrpcUnary | Protocol::GrpcStream) => "bare-grpc",
-        (Kind::Bare, _) => "bare-http",
-        (_, Protocol::GrpcUnary | Protocol::GrpcStream) => "grpc",
-        _ => "gateway",
-    };
-    server.addr(role).to_owned()
+    server.addr(load_role(pair_side)).to_owned()
 }
 
 fn percent(load: f64) -> String {
@@ -461,5 +495,25 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{load_role, roles, variants};
+
+    /// The load of a TLS side goes to the gateway's plain port (so that only the hop is
+    /// TLS), which its server must report; a plaintext side's to the gateway's own port.
+    #[test]
+    fn the_load_of_a_tls_side_goes_to_the_plain_gateway_port() {
+        for group in ["load/hop_tls", "load/hop_tls_baseline"] {
+            let pair = variants::pairs().into_iter().find(|p| p.group == group);
+            let pair = pair.unwrap_or_else(|| panic!("no pair {group}"));
+            let (plain, tls) = (&pair.sides[0], &pair.sides[1]);
+            assert_eq!(load_role(plain), "gateway", "{group}");
+            assert_eq!(load_role(tls), "gateway (plain)", "{group}");
+            assert!(roles(tls).contains(&"gateway (plain)"), "{group}");
+            assert!(!roles(plain).contains(&"gateway (plain)"), "{group}");
+        }
     }
 }

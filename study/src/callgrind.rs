@@ -1,6 +1,6 @@
 //! Reading the counts gungraun writes back into cases of a result file.
 
-use crate::catalogue::{OPS, ROUND_TRIPS};
+use crate::catalogue::{NEW_CONNECTION, NEW_CONNECTIONS, OPS, ROUND_TRIPS};
 
 /// Reads the summaries gungraun wrote under `dir` (its output directory for this bench,
 /// e.g. `target/gungraun/harness/callgrind`) into cases with instructions per operation.
@@ -53,6 +53,7 @@ fn group_of(function: &str) -> Option<(&'static str, usize)> {
         "worker_pool_run" => ("worker_pool", OPS),
         "worker_mode_run" => ("worker_pool/mode", OPS),
         "round_trip" => ("protocol/round_trip", ROUND_TRIPS),
+        "new_connection" => (NEW_CONNECTION, NEW_CONNECTIONS),
         _ => return None,
     })
 }
@@ -70,4 +71,52 @@ fn collect_summaries(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_summaries;
+    use crate::{catalogue::NEW_CONNECTIONS, results::Side};
+
+    /// A summary as gungraun writes it, with only the fields read here.
+    fn summary(function: &str, id: &str, instructions: f64) -> String {
+        serde_json::json!({
+            "function_name": function,
+            "id": id,
+            "profiles": [{
+                "tool": "Callgrind",
+                "data": {"total": {"metrics": {"Ir": {"values": {"new": instructions}}}}}
+            }]
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn new_connection_benches_are_the_handshake_pair_per_connection() {
+        let dir = std::env::temp_dir().join(format!("study-callgrind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (id, instructions) in [("plain", 1e6), ("tls_full", 4e7)] {
+            let at = dir.join("hop").join(format!("new_connection.{id}"));
+            std::fs::create_dir_all(&at).unwrap();
+            std::fs::write(
+                at.join("summary.json"),
+                summary("new_connection", id, instructions),
+            )
+            .unwrap();
+        }
+        let cases = read_summaries(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(cases.len(), 2, "{cases:?}");
+        let plain = &cases[0];
+        assert_eq!(
+            (plain.group.as_str(), plain.variant.as_str(), plain.side),
+            ("hop/new_connection", "plain", Some(Side::Baseline))
+        );
+        assert_eq!(plain.params["operations"], NEW_CONNECTIONS.to_string());
+        assert_eq!(
+            plain.metrics["instructions_per_op"].median,
+            1e6 / NEW_CONNECTIONS as f64
+        );
+        assert_eq!(cases[1].side, Some(Side::Optimized));
+    }
 }

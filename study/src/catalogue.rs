@@ -1,11 +1,32 @@
 //! Names and constants the suites, the gate and the report share: how many operations a
 //! deterministic benchmark performs, the components profiled, the stages a message passes,
-//! the open-loop loads and when a server counts as saturated.
+//! the open-loop loads, when a server counts as saturated, and the TLS pairs.
 
 /// Operations per benchmark of the queue, codec and worker-pool groups.
 pub const OPS: usize = 1000;
 /// Requests (or stream messages) per round-trip benchmark.
 pub const ROUND_TRIPS: usize = 100;
+/// Hop requests, each on a new connection, per benchmark of [`NEW_CONNECTION`]: fewer than
+/// the round trips, as a TLS handshake costs many times a request.
+pub const NEW_CONNECTIONS: usize = 20;
+
+/// The handshake pair: one hop request on a new connection (the baseline client, HTTP/1.1),
+/// plaintext against TLS with a full handshake and TLS resuming a session.
+pub const NEW_CONNECTION: &str = "hop/new_connection";
+/// The variants of [`NEW_CONNECTION`]: plaintext (the baseline), TLS with a full handshake
+/// on every connection (the client keeps no session), TLS resuming the session of a ticket
+/// from the previous connection (what a client keeping rustls' session cache does).
+pub const NEW_CONNECTION_VARIANTS: [&str; 3] = ["plain", "tls_full", "tls_resumed"];
+
+/// The load pairs of TLS on the hop (plaintext the baseline, the load on plaintext HTTP/1.1
+/// so that only the hop differs), each with the hop client it runs.
+pub const TLS_LOAD_PAIRS: [(&str, &str); 2] = [
+    ("load/hop_tls", "pooled"),
+    (
+        "load/hop_tls_baseline",
+        "baseline, unbatched (a new connection per message)",
+    ),
+];
 
 /// Every component `cargo xtask profile` profiles.
 pub const COMPONENTS: [&str; 9] = [
@@ -80,6 +101,8 @@ pub fn direction(name: &str) -> Option<Direction> {
         | "total" => Some(SmallerIsBetter),
         "capacity" | "throughput" | "messages_per_sec" | "connection_reuse"
         | "throughput_ratio" => Some(BiggerIsBetter),
+        // What kind of handshake a TLS case measured describes it; it does not judge it.
+        "resumed_share" => None,
         _ => None,
     }
 }

@@ -137,6 +137,7 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
         "pairs": evidence.pairs(),
         "end_to_end": evidence.end_to_end(),
         "defaults": evidence.defaults(),
+        "tls": evidence.tls(),
         "stages": evidence.stages(),
         "stage_names": evidence.stage_names(),
         "loads": study::catalogue::LOADS.map(|l| format!("{:.0}%", l * 100.0)),

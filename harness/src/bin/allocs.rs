@@ -3,13 +3,15 @@
 //! network cases, so client, servers and workers are all counted). Writes
 //! `reports/results/allocations.json`.
 //!
-//! Usage: `cargo run -p harness --release --bin allocs [-- --out DIR]`
+//! Usage: `cargo run -p harness --release --bin allocs [-- --out DIR] [--only GROUP]...`
+//! (`--only` keeps the cases of those groups, e.g. `hop/new_connection`, in the file it
+//! writes: point `--out` elsewhere than the committed results with it).
 
 use std::{path::PathBuf, process::ExitCode};
 
 use harness::{
     alloc::{self, Counting},
-    callgrind::{Protocol, RoundTrip},
+    callgrind::{NEW_CONNECTION, NewConnection, Protocol, RoundTrip, Transport},
     pairs::side,
     results::{Case, Metric, ResultFile, default_dir},
     workloads::{
@@ -32,29 +34,58 @@ static ALLOCATOR: Counting = Counting;
 const OPS: usize = 2000;
 /// Requests per measurement of the network cases.
 const REQUESTS: usize = 256;
+/// New connections per measurement of the handshake cases.
+const CONNECTIONS: usize = 64;
+
+/// Measures the cases of some groups.
+type Cases = fn() -> Vec<Case>;
 
 fn main() -> ExitCode {
     let mut out = default_dir();
+    let mut only = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
             ("--out", Some(dir)) => out = PathBuf::from(dir),
+            ("--only", Some(group)) => only.push(group),
             _ => {
-                eprintln!("usage: allocs [--out DIR]");
+                eprintln!("usage: allocs [--out DIR] [--only GROUP]...");
                 return ExitCode::from(2);
             }
         }
     }
+    let wants = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
     let mut file = ResultFile::new("allocations", "cargo run -p harness --release --bin allocs");
     file.notes.insert(
         "method".into(),
         "counting global allocator, one thread, after a warm-up".into(),
     );
-    file.cases.extend(queue_cases());
-    file.cases.extend(codec_cases());
-    file.cases.extend(pool_cases());
-    file.cases.extend(client_cases());
-    file.cases.extend(protocol_cases());
+    let suites: [(&[&str], Cases); 6] = [
+        (&["queue/publish_consume"], queue_cases),
+        (&["codec/encode", "codec/decode"], codec_cases),
+        (&["worker_pool", "worker_pool/mode"], pool_cases),
+        (
+            &[
+                "client/mode",
+                "client/protocol",
+                "client/codec",
+                "client/batching",
+            ],
+            client_cases,
+        ),
+        (&["protocol/round_trip"], protocol_cases),
+        (&[NEW_CONNECTION], new_connection_cases),
+    ];
+    for (groups, cases) in suites {
+        if groups.iter().any(|g| wants(g)) {
+            file.cases
+                .extend(cases().into_iter().filter(|case| wants(&case.group)));
+        }
+    }
+    if file.cases.is_empty() {
+        eprintln!("allocs: no case in the groups {only:?}");
+        return ExitCode::from(2);
+    }
     match file.write(&out) {
         Ok(path) => {
             for case in &file.cases {
@@ -255,4 +286,27 @@ fn protocol_cases() -> Vec<Case> {
         case("protocol/round_trip", variant, REQUESTS, counts)
     })
     .collect()
+}
+
+/// One hop request on a new connection per operation, plaintext against TLS (a full
+/// handshake each time, and a resumed session); the TLS cases also say which share of
+/// their handshakes resumed a session, as the processor counted them.
+fn new_connection_cases() -> Vec<Case> {
+    Transport::ALL
+        .into_iter()
+        .map(|transport| {
+            let mut fixture = NewConnection::start(transport);
+            let resumed = fixture.resumed();
+            let (counts, ()) = alloc::during(|| fixture.run(CONNECTIONS));
+            let resumed = fixture.resumed() - resumed;
+            let case = case(NEW_CONNECTION, transport.variant(), CONNECTIONS, counts);
+            if transport == Transport::Plain {
+                return case;
+            }
+            case.metric(
+                "resumed_share",
+                Metric::exact("ratio", resumed as f64 / CONNECTIONS as f64),
+            )
+        })
+        .collect()
 }

@@ -129,3 +129,27 @@ fn a_missing_case_fails() {
         "{findings:?}"
     );
 }
+
+#[test]
+fn a_case_the_baseline_does_not_hold_yet_is_no_finding() {
+    // A new pair measured before the baseline is saved again: its "optimized" side (TLS)
+    // costs more than its baseline side, and neither is in the committed baseline.
+    let mut current = committed();
+    current.cases.extend([
+        case(
+            "hop/new_connection",
+            "plain",
+            Side::Baseline,
+            200_000.0,
+            100.0,
+        ),
+        case(
+            "hop/new_connection",
+            "tls_full",
+            Side::Optimized,
+            5_000_000.0,
+            400.0,
+        ),
+    ]);
+    assert_eq!(compare(&committed(), &current, 0.05), []);
+}

@@ -14,6 +14,7 @@ mod gate;
 mod http2_client;
 mod lean_path;
 mod load_cli;
+mod new_connection;
 mod parsing;
 mod peers_run;
 mod profile;

@@ -1,10 +1,12 @@
 //! What the result files prove: the pairs with their ratios, the original Definition of Done
 //! as a checklist (a box is ticked only when a file proves it, and the file is named), the
-//! original success metrics and the harness targets against what was measured.
+//! original success metrics and the harness targets against what was measured, and what TLS
+//! on the hop costs.
 
 mod end_to_end;
 mod soak;
 mod stages;
+mod tls;
 
 use std::collections::BTreeMap;
 

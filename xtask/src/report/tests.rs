@@ -381,3 +381,114 @@ fn the_html_page_is_self_contained_and_the_same_every_time() {
     }
     assert_eq!(&render(&paths(&dir)).unwrap()["PHASE3_COMPLETE.html"], html);
 }
+
+/// The handshake pair (instructions and allocations per new connection) and the TLS load
+/// pairs, as the result files hold them.
+fn write_tls(dir: &std::path::Path) {
+    let per_connection = |suite: &str, metrics: &[(&str, &str, [f64; 3])]| {
+        let mut file = ResultFile::new(suite, "fixture");
+        for (index, (variant, side)) in [
+            ("plain", Side::Baseline),
+            ("tls_full", Side::Optimized),
+            ("tls_resumed", Side::Optimized),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut case = Case::new("hop/new_connection", variant, Some(side));
+            for (name, unit, values) in metrics {
+                case = case.metric(name, Metric::exact(unit, values[index]));
+            }
+            if suite == "allocations" && variant != "plain" {
+                let resumed = if variant == "tls_resumed" { 1.0 } else { 0.0 };
+                case = case.metric("resumed_share", Metric::exact("ratio", resumed));
+            }
+            file.cases.push(case);
+        }
+        file.write(&dir.join("results")).unwrap();
+    };
+    per_connection(
+        "callgrind",
+        &[(
+            "instructions_per_op",
+            "instructions",
+            [1_000_000.0, 9_000_000.0, 5_000_000.0],
+        )],
+    );
+    per_connection(
+        "allocations",
+        &[
+            ("allocs_per_op", "allocations", [100.0, 400.0, 300.0]),
+            ("bytes_per_op", "bytes", [20_000.0, 80_000.0, 60_000.0]),
+        ],
+    );
+    let mut load = ResultFile::new("load", "fixture");
+    for (group, plain_rate, tls_rate) in [
+        ("load/hop_tls", 20_000.0, 18_000.0),
+        ("load/hop_tls_baseline", 5_000.0, 1_000.0),
+    ] {
+        for (variant, side, rate, p99) in [
+            ("plain", Side::Baseline, plain_rate, 0.5),
+            ("tls", Side::Optimized, tls_rate, 0.6),
+        ] {
+            load.cases.push(
+                load_case(group, variant, side, "http1", "capacity")
+                    .metric("capacity", Metric::from_samples("msg/s", vec![rate]))
+                    .metric(
+                        "server_cpu_share",
+                        Metric::from_samples("cores", vec![0.99]),
+                    ),
+            );
+            for load_at in ["25%", "50%", "75%"] {
+                load.cases.push(
+                    load_case(group, variant, side, "http1", "latency")
+                        .param("load", load_at)
+                        .metric("p99", Metric::from_samples("ms", vec![p99])),
+                );
+            }
+        }
+    }
+    load.write(&dir.join("results")).unwrap();
+}
+
+/// The TLS section reads every figure from the result files: the handshake's instructions
+/// and allocations per new connection against plaintext, which handshakes resumed, and the
+/// two load pairs' capacity and p99 ratios.
+#[test]
+fn the_tls_section_shows_the_handshake_and_the_load_pairs_from_the_results() {
+    let dir = fixture_dir("tls");
+    write_tls(&dir);
+    let markdown = render(&paths(&dir))
+        .unwrap()
+        .remove("PHASE3_COMPLETE.md")
+        .unwrap();
+    for row in [
+        "| instructions | 1.0M | 9.0M | 5.0M | +8.0M (9.00×) | +4.0M (5.00×) | results/callgrind.json |",
+        "| allocations | 100 | 400 | 300 | +300 (4.00×) | +200 (3.00×) | results/allocations.json |",
+        "| bytes allocated | 20k | 80k | 60k | +60k (4.00×) | +40k (3.00×) | results/allocations.json |",
+        "| load/hop_tls: plain → tls | pooled | 20k → 18k | 0.90 | 0.50 → 0.60 (1.20×) | 0.50 → 0.60 (1.20×) | 0.50 → 0.60 (1.20×) |",
+        "| load/hop_tls_baseline: plain → tls | baseline, unbatched (a new connection per message) | 5000 → 1000 | 0.20 |",
+    ] {
+        assert!(markdown.contains(row), "{row}\n{markdown}");
+    }
+    assert!(
+        markdown.contains("were measured: tls_full 0% of its connections, tls_resumed 100%"),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("{{"), "unrendered template syntax");
+}
+
+/// Without the TLS cases (results measured before they existed) the section renders and
+/// says what is missing.
+#[test]
+fn without_tls_results_the_tls_section_says_they_are_not_measured() {
+    let dir = fixture_dir("no-tls");
+    write_allocations(&dir, 0.0);
+    let markdown = render(&paths(&dir))
+        .unwrap()
+        .remove("PHASE3_COMPLETE.md")
+        .unwrap();
+    assert!(markdown.contains("## TLS on the hop"), "{markdown}");
+    assert!(markdown.contains("No handshake counts yet"), "{markdown}");
+    assert!(markdown.contains("No TLS load run yet"), "{markdown}");
+}

@@ -231,12 +231,12 @@ fn is(case: &Case, key: &str, value: &str) -> bool {
     case.params.get(key).map(String::as_str) == Some(value)
 }
 
-fn median(case: &Case, metric: &str) -> Option<f64> {
+pub(super) fn median(case: &Case, metric: &str) -> Option<f64> {
     Some(case.metrics.get(metric)?.median)
 }
 
 /// A capacity, marked `*` when its server was not saturated.
-fn capacity_text(case: &Case) -> String {
+pub(super) fn capacity_text(case: &Case) -> String {
     let Some(rate) = median(case, "capacity") else {
         return "–".to_owned();
     };
