@@ -4,7 +4,10 @@
 //! plaintext against TLS). Each part is empty while its result file holds no such case.
 
 use serde::Serialize;
-use study::catalogue::{LOADS, NEW_CONNECTION, NEW_CONNECTION_VARIANTS, TLS_LOAD_PAIRS};
+use study::{
+    catalogue::{LOADS, NEW_CONNECTION, NEW_CONNECTION_VARIANTS, TLS_LOAD_PAIRS},
+    results::Case,
+};
 
 use super::{
     Evidence,
@@ -122,12 +125,15 @@ impl Evidence {
                     .map(|load| {
                         let load = format!("{:.0}%", load * 100.0);
                         let latency = [("measure", "latency"), ("load", load.as_str())];
-                        let of = |variant| {
-                            median(self.load_case(group, variant, None, &latency)?, "p99")
-                        };
-                        match (of("plain"), of("tls")) {
+                        let of = |variant| self.load_case(group, variant, None, &latency);
+                        let (plain, tls) = (of("plain"), of("tls"));
+                        let noise = mark(within_spread(plain, tls, "p99"));
+                        match (
+                            plain.and_then(|c| median(c, "p99")),
+                            tls.and_then(|c| median(c, "p99")),
+                        ) {
                             (Some(b), Some(o)) if b > 0.0 => {
-                                format!("{b:.2} → {o:.2} ({:.2}×)", o / b)
+                                format!("{b:.2} → {o:.2} ({:.2}×{noise})", o / b)
                             }
                             (b, o) => format!("{} → {}", ms(b), ms(o)),
                         }
@@ -138,7 +144,11 @@ impl Evidence {
                     client,
                     capacity: format!("{} → {}", capacity_text(plain), capacity_text(tls)),
                     ratio: match (median(plain, "capacity"), median(tls, "capacity")) {
-                        (Some(b), Some(o)) if b > 0.0 => format!("{:.2}", o / b),
+                        (Some(b), Some(o)) if b > 0.0 => format!(
+                            "{:.2}{}",
+                            o / b,
+                            mark(within_spread(Some(plain), Some(tls), "capacity"))
+                        ),
                         _ => "–".to_owned(),
                     },
                     p99,
@@ -159,6 +169,48 @@ fn extra(plain: Option<f64>, tls: Option<f64>) -> String {
     }
 }
 
+/// Whether the two cases' `metric` ranges over the rounds overlap: a difference of their
+/// medians is then within the noise of the runs.
+fn within_spread(a: Option<&Case>, b: Option<&Case>, metric: &str) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        return false;
+    };
+    match (a.metrics.get(metric), b.metrics.get(metric)) {
+        (Some(a), Some(b)) => a.min <= b.max && b.min <= a.max,
+        _ => false,
+    }
+}
+
+/// `≈` for a difference within the spread of the rounds.
+fn mark(within: bool) -> &'static str {
+    if within { " ≈" } else { "" }
+}
+
 fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use study::results::{Case, Metric};
+
+    use super::within_spread;
+
+    fn case(samples: &[f64]) -> Case {
+        Case::new("load/hop_tls", "plain", None)
+            .metric("p99", Metric::from_samples("ms", samples.to_vec()))
+    }
+
+    #[test]
+    fn a_difference_is_noise_when_the_rounds_overlap() {
+        let (a, b, c) = (
+            case(&[1.0, 2.0, 3.0]),
+            case(&[2.5, 4.0, 5.0]),
+            case(&[6.0, 7.0]),
+        );
+        assert!(within_spread(Some(&a), Some(&b), "p99"));
+        assert!(!within_spread(Some(&a), Some(&c), "p99"));
+        assert!(!within_spread(Some(&a), None, "p99"));
+        assert!(!within_spread(Some(&a), Some(&b), "capacity"));
+    }
 }
