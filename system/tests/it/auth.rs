@@ -3,14 +3,7 @@
 //! endpoint `DEBUG_TOKEN`; no token reaches a log or a `Debug`; bad token settings stop the
 //! start-up; each role listens on its own address.
 
-use std::{
-    io::{BufRead, BufReader},
-    net::IpAddr,
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    thread,
-    time::{Duration, Instant},
-};
+use std::net::IpAddr;
 
 use clap::Parser as _;
 use reqwest::{Client, StatusCode, header};
@@ -29,11 +22,11 @@ use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
+    binary::Running,
     stack::{Setup, Stack},
     support::assert_error,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_system");
 const INGEST: &str = "ingest-7Hq2-token";
 const PROCESSOR: &str = "processor-Zx9-token";
 const DEBUG: &str = "debug-Qm4-token";
@@ -489,97 +482,6 @@ fn no_token_shows_in_the_debug_of_the_settings() {
         for token in [INGEST, PROCESSOR, DEBUG] {
             assert!(!text.contains(token), "{token} shows in {text}");
         }
-    }
-}
-
-/// Runs the binary with `args` and `envs` on free ports and collects every line it logs.
-struct Running {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    fn start(args: &[&str], envs: &[(&str, &str)]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("PROCESSOR_PORT", "0")
-            .env("API_PORT", "0")
-            .env("GRPC_PORT", "0")
-            .env("RUST_LOG", "info")
-            .envs(envs.iter().copied())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// The address `role` logged it listens on, waiting up to 30 s for it.
-    fn address(&self, role: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let marker = format!("{role} listening on ");
-        loop {
-            let found = self.lines.lock().unwrap().iter().find_map(|line| {
-                line.split_once(&marker)
-                    .map(|(_, addr)| addr.trim().to_owned())
-            });
-            if let Some(addr) = found {
-                return addr;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{role} logged no address: {:?}",
-                self.lines.lock().unwrap()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits up to 30 s for the process to exit (killing it after that); its status and
-    /// what it logged.
-    fn exit(mut self) -> (Option<std::process::ExitStatus>, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
-        // The reader ends with the pipe; give it a moment to take the last lines.
-        thread::sleep(Duration::from_millis(100));
-        let lines = self.lines.lock().unwrap().join("\n");
-        (status, lines)
-    }
-
-    /// Sends SIGTERM and waits for the exit.
-    fn stop(self) -> (Option<std::process::ExitStatus>, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.exit()
-    }
-}
-
-impl Drop for Running {
-    /// A test that fails leaves no process behind.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -5,9 +5,9 @@ use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{Arc, Mutex, mpsc},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_system");
@@ -290,4 +290,95 @@ async fn the_profile_endpoint_profiles_the_running_process_one_at_a_time() {
     terminate(&plain);
     let mut plain = plain;
     assert!(plain.wait().unwrap().success());
+}
+
+/// Runs the binary with `args` and `envs` on free ports and collects every line it logs.
+pub(crate) struct Running {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    pub(crate) fn start(args: &[&str], envs: &[(&str, &str)]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("PROCESSOR_PORT", "0")
+            .env("API_PORT", "0")
+            .env("GRPC_PORT", "0")
+            .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The address `role` logged it listens on, waiting up to 30 s for it.
+    pub(crate) fn address(&self, role: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let marker = format!("{role} listening on ");
+        loop {
+            let found = self.lines.lock().unwrap().iter().find_map(|line| {
+                line.split_once(&marker)
+                    .map(|(_, addr)| addr.trim().to_owned())
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{role} logged no address: {:?}",
+                self.lines.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to 30 s for the process to exit (killing it after that); its status and
+    /// what it logged.
+    pub(crate) fn exit(mut self) -> (Option<std::process::ExitStatus>, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        // The reader ends with the pipe; give it a moment to take the last lines.
+        thread::sleep(Duration::from_millis(100));
+        let lines = self.lines.lock().unwrap().join("\n");
+        (status, lines)
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub(crate) fn stop(self) -> (Option<std::process::ExitStatus>, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.exit()
+    }
+}
+
+impl Drop for Running {
+    /// A test that fails leaves no process behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::{
-    binary,
+    binary::Running,
     stack::{Setup, Stack},
     support::tool_available,
 };
@@ -386,12 +386,11 @@ fn curl_ingests_over_h2_and_http1_with_the_self_signed_ca() {
     }
     let dir = tempfile::tempdir().unwrap();
     let tls_dir = dir.path().join("tls");
-    let (mut child, addresses, _logs) = binary::start(
+    let running = Running::start(
         &[&format!("--tls-self-signed={}", tls_dir.display())],
         &[("API_PLAIN_PORT", "0")],
-        &["gateway", "gateway (plain)"],
     );
-    let gateway = &addresses["gateway"];
+    let gateway = &running.address("gateway");
     let ca = tls_dir.join("ca.pem");
     let curl = |args: &[&str]| {
         let output = Command::new("curl")
@@ -437,11 +436,9 @@ fn curl_ingests_over_h2_and_http1_with_the_self_signed_ca() {
         "/dev/null",
         "-w",
         "%{http_code}",
-        &format!("http://{}/health", addresses["gateway (plain)"]),
+        &format!("http://{}/health", running.address("gateway (plain)")),
     ]);
     assert_eq!(plain, "200");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn port(addr: &str) -> &str {
