@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use harness::workloads::{Placement, Stack, distinct_copies, reference_forwarder, sample_message};
+use study::{cases::group, criterion_results::criterion_group, variant::Variant};
 use system::{
     client::{ClientMode, ForwarderConfig, HopProtocol},
     codec::Codec,
@@ -31,48 +32,48 @@ fn client(c: &mut Criterion) {
     let msg = sample_message();
     let ids = std::sync::atomic::AtomicU64::new(0);
     let reference = reference_forwarder;
-    type Variant = (&'static str, fn(ForwarderConfig) -> ForwarderConfig);
-    let axes: [(&str, [Variant; 2]); 4] = [
+    type Adjusted = (Variant, fn(ForwarderConfig) -> ForwarderConfig);
+    let axes: [(&str, [Adjusted; 2]); 4] = [
         (
-            "client.mode",
+            group::CLIENT_MODE,
             [
-                ("baseline", |c| ForwarderConfig {
+                (Variant::Baseline, |c| ForwarderConfig {
                     mode: ClientMode::Baseline,
                     ..c
                 }),
-                ("pooled", |c| c),
+                (Variant::Pooled, |c| c),
             ],
         ),
         (
-            "client.protocol",
+            group::CLIENT_PROTOCOL,
             [
-                ("http1", |c| c),
-                ("h2c", |c| ForwarderConfig {
+                (Variant::Http1, |c| c),
+                (Variant::H2c, |c| ForwarderConfig {
                     protocol: HopProtocol::H2c,
                     ..c
                 }),
             ],
         ),
         (
-            "client.codec",
+            group::CLIENT_CODEC,
             [
-                ("json", |c| c),
-                ("protobuf", |c| ForwarderConfig {
+                (Variant::Json, |c| c),
+                (Variant::Protobuf, |c| ForwarderConfig {
                     codec: Codec::Protobuf,
                     ..c
                 }),
             ],
         ),
         (
-            "client.batching",
+            group::CLIENT_BATCHING,
             [
-                ("unbatched", |c| c),
-                ("batched", |c| ForwarderConfig { batch: 64, ..c }),
+                (Variant::Unbatched, |c| c),
+                (Variant::Batched, |c| ForwarderConfig { batch: 64, ..c }),
             ],
         ),
     ];
     for (axis, variants) in axes {
-        let mut group = c.benchmark_group(axis);
+        let mut group = c.benchmark_group(criterion_group(axis));
         group.throughput(Throughput::Elements(1));
         for (name, adjust) in variants {
             let forwarder =

@@ -5,11 +5,12 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use harness::workloads::{decode, encode, sample_message};
+use study::{cases::group, criterion_results::criterion_group};
 use system::codec::Codec;
 
 fn codec(c: &mut Criterion) {
     let msg = sample_message();
-    let mut group = c.benchmark_group("codec.encode");
+    let mut group = c.benchmark_group(criterion_group(group::CODEC_ENCODE));
     group.throughput(Throughput::Elements(1));
     for codec in [Codec::Json, Codec::Protobuf] {
         let mut buf = Vec::new();
@@ -19,7 +20,7 @@ fn codec(c: &mut Criterion) {
     }
     group.finish();
 
-    let mut group = c.benchmark_group("codec.decode");
+    let mut group = c.benchmark_group(criterion_group(group::CODEC_DECODE));
     group.throughput(Throughput::Elements(1));
     for codec in [Codec::Json, Codec::Protobuf] {
         let mut encoded = Vec::new();

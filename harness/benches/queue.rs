@@ -10,13 +10,14 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use harness::workloads::{
     contended, publish_consume, sample_message, try_consume, try_publish, warm_queue,
 };
+use study::{cases::group, criterion_results::criterion_group};
 use system::queue::QueueType;
 
 const KINDS: [QueueType; 2] = [QueueType::Memory, QueueType::Pooled];
 
 fn single_thread(c: &mut Criterion) {
     let msg = sample_message();
-    let mut group = c.benchmark_group("queue.publish_consume");
+    let mut group = c.benchmark_group(criterion_group(group::QUEUE_PUBLISH_CONSUME));
     group.throughput(Throughput::Elements(1));
     for kind in KINDS {
         let queue = warm_queue(kind, 1024, &msg);
@@ -26,7 +27,7 @@ fn single_thread(c: &mut Criterion) {
     }
     group.finish();
 
-    let mut group = c.benchmark_group("queue.publish");
+    let mut group = c.benchmark_group(criterion_group(group::QUEUE_PUBLISH));
     group.throughput(Throughput::Elements(1));
     const CHUNK: usize = 1024;
     for kind in KINDS {
@@ -56,7 +57,13 @@ fn single_thread(c: &mut Criterion) {
 fn across_threads(c: &mut Criterion) {
     let msg = sample_message();
     for (producers, consumers) in [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2)] {
-        let mut group = c.benchmark_group(format!("queue.threads_p{producers}_c{consumers}"));
+        // The producers and consumers are in the name; `cargo xtask bench` reads them back
+        // into params of `queue/threads`.
+        let name = format!(
+            "{}_p{producers}_c{consumers}",
+            criterion_group(group::QUEUE_THREADS)
+        );
+        let mut group = c.benchmark_group(name);
         group.throughput(Throughput::Elements(1));
         group.sample_size(20);
         for kind in KINDS {

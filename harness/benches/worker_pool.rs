@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use harness::workloads::{drain_with_pool, prefilled, sample_message};
+use study::{cases::group, criterion_results::criterion_group, variant::Variant};
 use system::{queue::QueueType, worker::WorkerMode};
 
 fn pool(c: &mut Criterion) {
@@ -15,8 +16,8 @@ fn pool(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let mut run = |group: &str, variants: [(&str, QueueType, WorkerMode); 2]| {
-        let mut group = c.benchmark_group(group);
+    let mut run = |name: &str, variants: [(Variant, QueueType, WorkerMode); 2]| {
+        let mut group = c.benchmark_group(criterion_group(name));
         group.throughput(Throughput::Elements(1));
         for (variant, kind, mode) in variants {
             group.bench_function(BenchmarkId::from_parameter(variant), |b| {
@@ -34,17 +35,17 @@ fn pool(c: &mut Criterion) {
         group.finish();
     };
     run(
-        "worker_pool",
+        group::WORKER_POOL,
         [
-            ("memory", QueueType::Memory, WorkerMode::Batched),
-            ("pooled", QueueType::Pooled, WorkerMode::Batched),
+            (Variant::Memory, QueueType::Memory, WorkerMode::Batched),
+            (Variant::Pooled, QueueType::Pooled, WorkerMode::Batched),
         ],
     );
     run(
-        "worker_pool/mode",
+        group::WORKER_POOL_MODE,
         [
-            ("baseline", QueueType::Pooled, WorkerMode::Baseline),
-            ("batched", QueueType::Pooled, WorkerMode::Batched),
+            (Variant::Baseline, QueueType::Pooled, WorkerMode::Baseline),
+            (Variant::Batched, QueueType::Pooled, WorkerMode::Batched),
         ],
     );
 }

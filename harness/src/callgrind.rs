@@ -30,18 +30,9 @@ mod new_connection;
 pub use new_connection::{Counts, NEW_CONNECTION, NEW_CONNECTIONS, NewConnection, Transport};
 pub use study::catalogue::{OPS, ROUND_TRIPS};
 
-/// The ingress protocol of a round trip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// `POST /api/v1/ingest` over HTTP/1.1 keep-alive.
-    Http1,
-    /// `POST /api/v1/ingest` over HTTP/2 with prior knowledge.
-    H2c,
-    /// `IngestService/Ingest`.
-    GrpcUnary,
-    /// `IngestService/IngestStream`, counted per message.
-    GrpcStream,
-}
+/// The ingress protocol of a round trip (`IngestStream` counted per message); its name is
+/// the variant of [`study::cases::group::PROTOCOL_ROUND_TRIP`].
+pub use study::protocol::Protocol;
 
 /// A system on a current-thread runtime with one warm client of one protocol.
 pub struct RoundTrip {

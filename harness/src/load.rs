@@ -6,7 +6,7 @@
 //! Each generator thread has its own single-threaded tokio runtime and its own share of
 //! the connections, so threads share nothing while the load runs; their records are merged
 //! at the end. The runners speak the wire protocols directly from pre-built requests
-//! (`load/http1.rs`, `load/h2.rs`) so the generator costs less CPU per request than the
+//! (`load/http1.rs`, `load/http2.rs`) so the generator costs less CPU per request than the
 //! servers it drives. Every run is bounded: the scenario's duration plus warm-up, plus at
 //! most one request timeout to let requests in flight finish. [`measure`] also hands back
 //! the run's whole latency histogram, which [`hgrm`] writes as a `.hgrm` file.

@@ -104,7 +104,7 @@ struct StagesArgs {
     #[arg(long)]
     server_core: Option<String>,
     /// Only this protocol; may be repeated.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = load::scenario::protocol_parser())]
     only: Vec<Protocol>,
     /// Directory of the result file.
     #[arg(long)]
@@ -153,7 +153,7 @@ struct LoadArgs {
     #[arg(long)]
     target: Option<String>,
     /// Protocol.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = load::scenario::protocol_parser())]
     protocol: Option<Protocol>,
     /// Request path.
     #[arg(long)]
@@ -471,8 +471,14 @@ fn serve_bare(http: SocketAddr, grpc: SocketAddr) -> anyhow::Result<()> {
         let grpc_listener = tokio::net::TcpListener::bind(grpc)
             .await
             .with_context(|| format!("bare-grpc: cannot listen on {grpc}"))?;
-        println!("bare-http listening on {}", http_listener.local_addr()?);
-        println!("bare-grpc listening on {}", grpc_listener.local_addr()?);
+        println!(
+            "{}",
+            launch::ready_line("bare-http", http_listener.local_addr()?)
+        );
+        println!(
+            "{}",
+            launch::ready_line("bare-grpc", grpc_listener.local_addr()?)
+        );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
             let mut rx = stop_rx.clone();

@@ -18,19 +18,25 @@ pub fn default_setting(env: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-/// Every setting with a default, as (environment variable, default value), in the order the
-/// command line defines them.
+/// Every setting with a default, as (environment variable, default value): those of the
+/// command line without a role (all roles in one process), then any that only a role's
+/// command line has, each once, in the order the command line defines them.
 pub fn defaults() -> Vec<(String, String)> {
     use clap::CommandFactory as _;
     let command = system::config::Cli::command();
-    command
-        .get_arguments()
-        .filter_map(|arg| {
-            let env = arg.get_env()?.to_string_lossy().into_owned();
-            let value = arg.get_default_values().first()?.to_string_lossy();
-            Some((env, value.into_owned()))
-        })
-        .collect()
+    let mut found: Vec<(String, String)> = Vec::new();
+    let lines = std::iter::once(&command).chain(command.get_subcommands());
+    for arg in lines.flat_map(|line| line.get_arguments()) {
+        let Some(env) = arg.get_env() else { continue };
+        let Some(value) = arg.get_default_values().first() else {
+            continue;
+        };
+        let env = env.to_string_lossy().into_owned();
+        if !found.iter().any(|(known, _)| *known == env) {
+            found.push((env, value.to_string_lossy().into_owned()));
+        }
+    }
+    found
 }
 
 /// The result file `defaults.json`: one case per setting (`defaults` / its environment

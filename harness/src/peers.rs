@@ -20,6 +20,8 @@ use std::{
     process::{Command, Stdio},
 };
 
+use study::variant::Variant;
+
 use self::{
     measure::{Generator, Sample, Side, measure, shape, summary},
     process::{Server, pinned},
@@ -112,9 +114,50 @@ struct Pair {
     a_over_b: bool,
 }
 
+/// What every step of a peers run shares.
+struct Run<'a> {
+    options: &'a PeersOptions,
+    /// Where the generators' scenario, body and output files are written.
+    dir: &'a Path,
+    /// The core the servers are pinned to, when pinning.
+    server_cores: Option<&'static str>,
+    /// The core the generators are pinned to, when pinning.
+    generator_cores: Option<&'static str>,
+    have_wrk: bool,
+    have_h2load: bool,
+}
+
+/// A pair to measure, and whether its second side runs (a missing tool's does not).
+type Planned = (Pair, bool);
+
 /// Makes the peers run; `log` hears progress. Returns the result file (not yet written).
 pub fn run(options: &PeersOptions, log: &mut dyn FnMut(&str)) -> Result<ResultFile, PeersError> {
     let mut result = ResultFile::new(&options.suite, &options.command);
+    let (server_cores, generator_cores) = pinning(&mut result);
+    let wrk = options.use_tools.then(|| tools::version("wrk")).flatten();
+    let h2load = options
+        .use_tools
+        .then(|| tools::version("h2load"))
+        .flatten();
+    describe(&mut result, options, &wrk, &h2load);
+    let dir = std::env::temp_dir().join(format!("harness-peers-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let run = Run {
+        options,
+        dir: &dir,
+        server_cores,
+        generator_cores,
+        have_wrk: wrk.is_some(),
+        have_h2load: h2load.is_some(),
+    };
+    let outcome = run_pairs(&run, &mut result, log);
+    let _ = fs::remove_dir_all(&dir);
+    outcome.map(|()| result)
+}
+
+/// The cores of the servers and of the generators (when this machine has two and
+/// `taskset`), noted in the result file.
+fn pinning(result: &mut ResultFile) -> (Option<&'static str>, Option<&'static str>) {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let taskset = Command::new("taskset")
         .arg("-V")
@@ -134,17 +177,22 @@ pub fn run(options: &PeersOptions, log: &mut dyn FnMut(&str)) -> Result<ResultFi
             _ => format!("none ({cores} core(s), taskset available: {taskset})"),
         },
     );
-    let wrk = options.use_tools.then(|| tools::version("wrk")).flatten();
-    let h2load = options
-        .use_tools
-        .then(|| tools::version("h2load"))
-        .flatten();
+    (server_cores, generator_cores)
+}
+
+/// The notes on the tools and the method.
+fn describe(
+    result: &mut ResultFile,
+    options: &PeersOptions,
+    wrk: &Option<String>,
+    h2load: &Option<String>,
+) {
     let describe = |v: &Option<String>| {
         v.clone()
             .unwrap_or_else(|| "not installed (skipped)".to_owned())
     };
-    result.notes.insert("wrk".to_owned(), describe(&wrk));
-    result.notes.insert("h2load".to_owned(), describe(&h2load));
+    result.notes.insert("wrk".to_owned(), describe(wrk));
+    result.notes.insert("h2load".to_owned(), describe(h2load));
     result.notes.insert(
         "method".to_owned(),
         format!(
@@ -169,254 +217,260 @@ pub fn run(options: &PeersOptions, log: &mut dyn FnMut(&str)) -> Result<ResultFi
         "h2load_grpc".to_owned(),
         "h2load sends pre-encoded gRPC frames and counts HTTP 200 as success without reading grpc-status".to_owned(),
     );
-
-    let dir = std::env::temp_dir().join(format!("harness-peers-{}", std::process::id()));
-    fs::create_dir_all(&dir)?;
-    let outcome = run_pairs(
-        options,
-        &mut result,
-        &dir,
-        server_cores,
-        generator_cores,
-        wrk.is_some(),
-        h2load.is_some(),
-        log,
-    );
-    let _ = fs::remove_dir_all(&dir);
-    outcome.map(|()| result)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Starts the servers, plans the pairs and measures each; the servers stop at the end.
 fn run_pairs(
-    options: &PeersOptions,
+    run: &Run<'_>,
     result: &mut ResultFile,
-    dir: &Path,
-    server_cores: Option<&str>,
-    generator_cores: Option<&str>,
-    have_wrk: bool,
-    have_h2load: bool,
     log: &mut dyn FnMut(&str),
 ) -> Result<(), PeersError> {
-    let mut bare_command = pinned(server_cores, &options.harness_bin.display().to_string());
-    bare_command.args([
+    let bare = start_bare(run, log)?;
+    let mut pairs = tool_pairs(run, &bare, log);
+    let system = start_system(run, result, log)?;
+    if let Some(system) = &system {
+        pairs.extend(gateway_pairs(&bare, system));
+    }
+    for (pair, run_b) in &pairs {
+        measure_pair(run, pair, *run_b, result, log)?;
+    }
+    drop(system);
+    drop(bare);
+    Ok(())
+}
+
+/// The bare reference servers (`harness serve-bare`), pinned to the servers' core.
+fn start_bare(run: &Run<'_>, log: &mut dyn FnMut(&str)) -> Result<Server, PeersError> {
+    let mut command = pinned(
+        run.server_cores,
+        &run.options.harness_bin.display().to_string(),
+    );
+    command.args([
         "serve-bare",
         "--http",
         "127.0.0.1:0",
         "--grpc",
         "127.0.0.1:0",
     ]);
-    let bare = Server::start(bare_command, &["bare-http", "bare-grpc"])?;
+    let bare = Server::start(command, &["bare-http", "bare-grpc"])?;
     log(&format!(
         "bare servers: http {} grpc {} (pid {})",
         bare.addr("bare-http"),
         bare.addr("bare-grpc"),
         bare.pid()
     ));
-    let ours = |variant, target: &str, pid| Side {
+    Ok(bare)
+}
+
+/// A side driven by our generator.
+fn ours(variant: &'static str, target: &str, server_pid: u32) -> Side {
+    Side {
         variant,
         generator: Generator::Ours,
         target: target.to_owned(),
-        server_pid: pid,
-    };
-    let mut pairs = Vec::new();
-    let bare_http = bare.addr("bare-http").to_owned();
-    let bare_grpc = bare.addr("bare-grpc").to_owned();
-    for (group, protocol, target, tool, have) in [
-        (
-            "peers/http1",
-            Protocol::Http1,
-            &bare_http,
-            Generator::Wrk,
-            have_wrk,
-        ),
-        (
-            "peers/h2c",
-            Protocol::H2c,
-            &bare_http,
-            Generator::H2load,
-            have_h2load,
-        ),
+        server_pid,
+    }
+}
+
+/// Our generator against a peer tool, on the bare servers; a pair whose tool is missing
+/// runs only our side.
+fn tool_pairs(run: &Run<'_>, bare: &Server, log: &mut dyn FnMut(&str)) -> Vec<Planned> {
+    let (http, grpc) = (bare.addr("bare-http"), bare.addr("bare-grpc"));
+    let (wrk, h2load) = (run.have_wrk, run.have_h2load);
+    let table = [
+        ("peers/http1", Protocol::Http1, http, Generator::Wrk, wrk),
+        ("peers/h2c", Protocol::H2c, http, Generator::H2load, h2load),
         (
             "peers/grpc_unary",
             Protocol::GrpcUnary,
-            &bare_grpc,
+            grpc,
             Generator::H2load,
-            have_h2load,
+            h2load,
         ),
         // h2load sends the pre-encoded frames of a whole stream as one request body: a
         // client-streaming call.
         (
             "peers/grpc_stream",
             Protocol::GrpcStream,
-            &bare_grpc,
+            grpc,
             Generator::H2load,
-            have_h2load,
+            h2load,
         ),
-    ] {
+    ];
+    let mut pairs = Vec::new();
+    for (group, protocol, target, tool, have) in table {
         if !have {
             log(&format!(
                 "{group}: {tool:?} is not installed; measuring only our generator"
             ));
         }
-        let a = ours("ours", target, bare.pid());
         let b = Side {
             variant: if tool == Generator::Wrk {
-                "wrk"
+                Variant::Wrk.as_str()
             } else {
-                "h2load"
+                Variant::H2load.as_str()
             },
             generator: tool,
-            target: target.clone(),
+            target: target.to_owned(),
             server_pid: bare.pid(),
         };
-        pairs.push((
-            Pair {
-                group: group.to_owned(),
-                protocol,
-                a,
-                b,
-                a_over_b: true,
-            },
-            have,
-        ));
+        let pair = Pair {
+            group: group.to_owned(),
+            protocol,
+            a: ours(Variant::Ours.as_str(), target, bare.pid()),
+            b,
+            a_over_b: true,
+        };
+        pairs.push((pair, have));
     }
+    pairs
+}
 
-    let system = match &options.system_bin {
-        Some(bin) => {
-            let mut command = pinned(server_cores, &bin.display().to_string());
-            command
-                .env("API_PORT", "0")
-                .env("GRPC_PORT", "0")
-                .env("PROCESSOR_PORT", "0")
-                .env("BIND_ADDR", "127.0.0.1")
-                .env("RUST_LOG", "info");
-            let system = Server::start(command, &["gateway", "grpc", "processor"])?;
-            log(&format!(
-                "system: gateway {} grpc {} (pid {})",
-                system.addr("gateway"),
-                system.addr("grpc"),
-                system.pid()
-            ));
-            result.notes.insert(
-                "gateway".to_owned(),
-                format!(
-                    "{} with all roles in one process, default settings, ports picked by the system",
-                    crate::results::shown_path(bin)
-                ),
-            );
-            Some(system)
-        }
-        None => {
-            log("gateway_vs_bare: no system binary; skipped");
-            result.notes.insert(
-                "gateway".to_owned(),
-                "not measured (no system binary)".to_owned(),
-            );
-            None
-        }
+/// The system with all roles in one process, pinned to the servers' core, when its binary
+/// was given.
+fn start_system(
+    run: &Run<'_>,
+    result: &mut ResultFile,
+    log: &mut dyn FnMut(&str),
+) -> Result<Option<Server>, PeersError> {
+    let Some(bin) = &run.options.system_bin else {
+        log("gateway_vs_bare: no system binary; skipped");
+        result.notes.insert(
+            "gateway".to_owned(),
+            "not measured (no system binary)".to_owned(),
+        );
+        return Ok(None);
     };
-    if let Some(system) = &system {
-        for (group, protocol, bare_target, role) in [
-            (
-                "gateway_vs_bare/http1",
-                Protocol::Http1,
-                &bare_http,
-                "gateway",
-            ),
-            ("gateway_vs_bare/h2c", Protocol::H2c, &bare_http, "gateway"),
-            (
-                "gateway_vs_bare/grpc_unary",
-                Protocol::GrpcUnary,
-                &bare_grpc,
-                "grpc",
-            ),
-            (
-                "gateway_vs_bare/grpc_stream",
-                Protocol::GrpcStream,
-                &bare_grpc,
-                "grpc",
-            ),
-        ] {
-            let pair = Pair {
-                group: group.to_owned(),
-                protocol,
-                a: ours("bare", bare_target, bare.pid()),
-                b: ours("gateway", system.addr(role), system.pid()),
-                a_over_b: false,
-            };
-            pairs.push((pair, true));
+    let mut command = pinned(run.server_cores, &bin.display().to_string());
+    command
+        .env("API_PORT", "0")
+        .env("GRPC_PORT", "0")
+        .env("PROCESSOR_PORT", "0")
+        .env("BIND_ADDR", "127.0.0.1")
+        .env("RUST_LOG", "info");
+    let system = Server::start(command, &["gateway", "grpc", "processor"])?;
+    log(&format!(
+        "system: gateway {} grpc {} (pid {})",
+        system.addr("gateway"),
+        system.addr("grpc"),
+        system.pid()
+    ));
+    result.notes.insert(
+        "gateway".to_owned(),
+        format!(
+            "{} with all roles in one process, default settings, ports picked by the system",
+            crate::results::shown_path(bin)
+        ),
+    );
+    Ok(Some(system))
+}
+
+/// Our generator against the bare servers and against the system's front doors.
+fn gateway_pairs(bare: &Server, system: &Server) -> Vec<Planned> {
+    let (http, grpc) = (bare.addr("bare-http"), bare.addr("bare-grpc"));
+    [
+        ("gateway_vs_bare/http1", Protocol::Http1, http, "gateway"),
+        ("gateway_vs_bare/h2c", Protocol::H2c, http, "gateway"),
+        (
+            "gateway_vs_bare/grpc_unary",
+            Protocol::GrpcUnary,
+            grpc,
+            "grpc",
+        ),
+        (
+            "gateway_vs_bare/grpc_stream",
+            Protocol::GrpcStream,
+            grpc,
+            "grpc",
+        ),
+    ]
+    .into_iter()
+    .map(|(group, protocol, bare_target, role)| {
+        let pair = Pair {
+            group: group.to_owned(),
+            protocol,
+            a: ours(Variant::Bare.as_str(), bare_target, bare.pid()),
+            b: ours(Variant::Gateway.as_str(), system.addr(role), system.pid()),
+            a_over_b: false,
+        };
+        (pair, true)
+    })
+    .collect()
+}
+
+/// The rounds of one pair, A B A B ..., and its cases: one per side and their ratio.
+fn measure_pair(
+    run: &Run<'_>,
+    pair: &Pair,
+    run_b: bool,
+    result: &mut ResultFile,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), PeersError> {
+    let options = run.options;
+    let mut a_samples = Vec::new();
+    let mut b_samples = Vec::new();
+    for round in 1..=options.rounds {
+        let sides = [(&pair.a, &mut a_samples), (&pair.b, &mut b_samples)];
+        for (side, samples) in sides.into_iter().take(if run_b { 2 } else { 1 }) {
+            let sample = measure(run, side, pair.protocol)?;
+            log(&format!(
+                "{} round {round} {}: {}",
+                pair.group,
+                side.variant,
+                summary(&sample)
+            ));
+            samples.push(sample);
         }
     }
-
-    for (pair, run_b) in &pairs {
-        let mut a_samples = Vec::new();
-        let mut b_samples = Vec::new();
-        for round in 0..options.rounds {
-            let a = measure(options, &pair.a, pair.protocol, dir, generator_cores)?;
-            log(&format!(
-                "{} round {} {}: {}",
-                pair.group,
-                round + 1,
-                pair.a.variant,
-                summary(&a)
-            ));
-            a_samples.push(a);
-            if *run_b {
-                let b = measure(options, &pair.b, pair.protocol, dir, generator_cores)?;
-                log(&format!(
-                    "{} round {} {}: {}",
-                    pair.group,
-                    round + 1,
-                    pair.b.variant,
-                    summary(&b)
-                ));
-                b_samples.push(b);
-            }
-        }
-        let params = params(options, pair);
-        result.cases.push(case(
+    let params = params(options, pair);
+    let side_case = |side: &Side, samples: &[Sample]| {
+        case(
             options,
             &pair.group,
-            pair.a.variant,
+            side.variant,
             &params,
-            &a_samples,
-            pair.a.generator,
-        ));
-        if *run_b {
-            result.cases.push(case(
-                options,
-                &pair.group,
-                pair.b.variant,
-                &params,
-                &b_samples,
-                pair.b.generator,
-            ));
-            let ratios: Vec<f64> = a_samples
-                .iter()
-                .zip(&b_samples)
-                .filter_map(|(a, b)| {
-                    let (a, b) = (a.throughput?, b.throughput?);
-                    Some(if pair.a_over_b { a / b } else { b / a })
-                })
-                .filter(|r| r.is_finite())
-                .collect();
-            if !ratios.is_empty() {
-                let (numerator, denominator) = if pair.a_over_b {
-                    (pair.a.variant, pair.b.variant)
-                } else {
-                    (pair.b.variant, pair.a.variant)
-                };
-                let mut ratio = Case::new(&pair.group, &format!("{numerator}/{denominator}"), None);
-                ratio.params = params.clone();
-                result
-                    .cases
-                    .push(ratio.metric("throughput_ratio", Metric::from_samples("ratio", ratios)));
-            }
-        }
+            samples,
+            side.generator,
+        )
+    };
+    result.cases.push(side_case(&pair.a, &a_samples));
+    if run_b {
+        result.cases.push(side_case(&pair.b, &b_samples));
+        result
+            .cases
+            .extend(ratio_case(pair, &params, &a_samples, &b_samples));
     }
-    drop(system);
-    drop(bare);
     Ok(())
+}
+
+/// The throughput ratio of a pair, round by round, named as "numerator/denominator";
+/// none when no round measured both sides.
+fn ratio_case(
+    pair: &Pair,
+    params: &BTreeMap<String, String>,
+    a_samples: &[Sample],
+    b_samples: &[Sample],
+) -> Option<Case> {
+    let ratios: Vec<f64> = a_samples
+        .iter()
+        .zip(b_samples)
+        .filter_map(|(a, b)| {
+            let (a, b) = (a.throughput?, b.throughput?);
+            Some(if pair.a_over_b { a / b } else { b / a })
+        })
+        .filter(|r| r.is_finite())
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    let (numerator, denominator) = if pair.a_over_b {
+        (pair.a.variant, pair.b.variant)
+    } else {
+        (pair.b.variant, pair.a.variant)
+    };
+    let mut ratio = Case::new(&pair.group, &format!("{numerator}/{denominator}"), None);
+    ratio.params = params.clone();
+    Some(ratio.metric("throughput_ratio", Metric::from_samples("ratio", ratios)))
 }
 
 fn params(options: &PeersOptions, pair: &Pair) -> BTreeMap<String, String> {

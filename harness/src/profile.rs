@@ -51,79 +51,100 @@ pub fn run(component: &str, duration: Duration, dir: &Path) -> anyhow::Result<()
     let contention = load(component, duration)?;
     let report = guard.report().build()?;
     drop(guard);
+    let file = |suffix: &str| dir.join(format!("{component}.{suffix}"));
     if let Some(kind) = queue_kind(component) {
-        fs::write(
-            dir.join(format!("{component}.alloc_sites.json")),
-            serde_json::to_string_pretty(&alloc_sites(kind))? + "\n",
-        )?;
+        write_json(&file("alloc_sites.json"), &alloc_sites(kind))?;
     }
+    write_profile(&report, &file("svg"), &file("pb"))?;
+    let mut counts = FrameCounts::default();
+    for (frames, count) in &report.data {
+        let names: Vec<String> = frames.frames.iter().flatten().map(|s| s.name()).collect();
+        counts.add(&names, *count);
+    }
+    write_json(&file("top.json"), &counts.summary(component))?;
+    if let Some(view) = contention {
+        write_json(&file("contention.json"), &view)?;
+    }
+    Ok(())
+}
 
-    let mut svg = Vec::new();
-    report.flamegraph(&mut svg)?;
-    fs::write(dir.join(format!("{component}.svg")), svg)?;
+/// Writes `value` as pretty JSON with a final newline.
+fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    fs::write(path, serde_json::to_string_pretty(value)? + "\n")?;
+    Ok(())
+}
+
+/// Writes the flame graph to `svg` and the pprof protobuf, with portable source paths, to
+/// `pb`.
+fn write_profile(report: &pprof::Report, svg: &Path, pb: &Path) -> anyhow::Result<()> {
+    let mut graph = Vec::new();
+    report.flamegraph(&mut graph)?;
+    fs::write(svg, graph)?;
     let mut profile = report.pprof()?;
     // Source paths in the symbols name directories of this machine; keep them relative.
     for text in &mut profile.string_table {
         *text = portable_path(text);
     }
-    fs::write(dir.join(format!("{component}.pb")), profile.encode_to_vec())?;
+    fs::write(pb, profile.encode_to_vec())?;
+    Ok(())
+}
 
-    let mut self_counts: HashMap<String, isize> = HashMap::new();
-    let mut cumulative: HashMap<String, isize> = HashMap::new();
-    let mut total = 0isize;
-    for (frames, count) in &report.data {
-        total += count;
-        let names: Vec<String> = frames.frames.iter().flatten().map(|s| s.name()).collect();
+/// Samples by frame: as the innermost frame (self) and anywhere on the stack (cumulative,
+/// once per stack even when a frame recurses).
+#[derive(Debug, Default)]
+struct FrameCounts {
+    self_counts: HashMap<String, isize>,
+    cumulative: HashMap<String, isize>,
+    total: isize,
+}
+
+impl FrameCounts {
+    /// Counts `count` samples of the stack `names` (innermost first).
+    fn add(&mut self, names: &[String], count: isize) {
+        self.total += count;
         if let Some(leaf) = names.first() {
-            *self_counts.entry(leaf.clone()).or_default() += count;
+            *self.self_counts.entry(leaf.clone()).or_default() += count;
         }
         let mut seen: Vec<&String> = Vec::new();
-        for name in &names {
+        for name in names {
             if !seen.contains(&name) {
                 seen.push(name);
-                *cumulative.entry(name.clone()).or_default() += count;
+                *self.cumulative.entry(name.clone()).or_default() += count;
             }
         }
     }
-    let top = |counts: &HashMap<String, isize>| {
+
+    /// The `top.json` summary of `component`: the top frames by self and by cumulative
+    /// samples.
+    fn summary(&self, component: &str) -> serde_json::Value {
+        json!({
+            "component": component,
+            "samples": self.total,
+            "frequency_hz": 99,
+            "by_self": self.top(&self.self_counts),
+            "by_cumulative": self.top(&self.cumulative),
+        })
+    }
+
+    /// The [`TOP`] frames of `counts`, most samples first (ties by name).
+    fn top(&self, counts: &HashMap<String, isize>) -> Vec<serde_json::Value> {
         let mut list: Vec<(&String, &isize)> = counts.iter().collect();
         list.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let share = |counts: &HashMap<String, isize>, frame: &String| {
+            percent(counts.get(frame).copied().unwrap_or(0), self.total)
+        };
         list.into_iter()
             .take(TOP)
             .map(|(frame, n)| {
                 json!({
                     "frame": frame,
-                    "self_percent": percent(self_counts.get(frame).copied().unwrap_or(0), total),
-                    "cumulative_percent": percent(cumulative.get(frame).copied().unwrap_or(0), total),
+                    "self_percent": share(&self.self_counts, frame),
+                    "cumulative_percent": share(&self.cumulative, frame),
+                    "samples": n,
                 })
-                .as_object()
-                .map(|o| {
-                    let mut o = o.clone();
-                    o.insert("samples".into(), json!(n));
-                    serde_json::Value::Object(o)
-                })
-                .unwrap_or_default()
             })
-            .collect::<Vec<_>>()
-    };
-    let summary = json!({
-        "component": component,
-        "samples": total,
-        "frequency_hz": 99,
-        "by_self": top(&self_counts),
-        "by_cumulative": top(&cumulative),
-    });
-    fs::write(
-        dir.join(format!("{component}.top.json")),
-        serde_json::to_string_pretty(&summary)? + "\n",
-    )?;
-    if let Some(view) = contention {
-        fs::write(
-            dir.join(format!("{component}.contention.json")),
-            serde_json::to_string_pretty(&view)? + "\n",
-        )?;
+            .collect()
     }
-    Ok(())
 }
 
 /// A source path relative to the workspace, or to the crate registry (`crates/<name>/...`),
@@ -293,4 +314,41 @@ fn runtime_view(runtime: &tokio::runtime::Runtime, elapsed: Duration) -> serde_j
         "global_queue_depth_at_end": metrics.global_queue_depth(),
         "alive_tasks_at_end": metrics.num_alive_tasks(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn frames_count_as_self_when_innermost_and_once_per_stack_when_cumulative() {
+        let mut counts = FrameCounts::default();
+        counts.add(&stack(&["parse", "handle", "parse", "main"]), 3);
+        counts.add(&stack(&["write", "main"]), 1);
+        counts.add(&stack(&[]), 1);
+        let summary = counts.summary("gateway");
+        assert_eq!(summary["component"], "gateway");
+        assert_eq!(summary["samples"], 5);
+        assert_eq!(summary["frequency_hz"], 99);
+        assert_eq!(
+            summary["by_self"],
+            json!([
+                {"frame": "parse", "self_percent": 60.0, "cumulative_percent": 60.0, "samples": 3},
+                {"frame": "write", "self_percent": 20.0, "cumulative_percent": 20.0, "samples": 1},
+            ])
+        );
+        assert_eq!(
+            summary["by_cumulative"],
+            json!([
+                {"frame": "main", "self_percent": 0.0, "cumulative_percent": 80.0, "samples": 4},
+                {"frame": "handle", "self_percent": 0.0, "cumulative_percent": 60.0, "samples": 3},
+                {"frame": "parse", "self_percent": 60.0, "cumulative_percent": 60.0, "samples": 3},
+                {"frame": "write", "self_percent": 20.0, "cumulative_percent": 20.0, "samples": 1},
+            ])
+        );
+    }
 }

@@ -32,7 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use pprof::protos::{Message as _, Profile};
 
 use crate::{
-    load::{self, Protocol, RunOptions, Scenario, scenario::Payload, usage},
+    load::{self, Protocol, Report, RunOptions, Scenario, scenario::Payload, usage},
     peers::process::{Server, pinned},
     results::{Case, Metric, ResultFile},
 };
@@ -125,17 +125,58 @@ struct Profiled {
     cpu_seconds: f64,
 }
 
+/// Runs the front door of `protocol` at capacity, profiles it and the processor, and
+/// charges their CPU time per message to the stages.
 fn measure(options: &Options, protocol: Protocol) -> anyhow::Result<Case> {
-    let mut processor = start(options, "processor", None)?;
-    let processor_url = format!("http://{}", processor.addr("processor"));
-    let front_role = match protocol {
-        Protocol::GrpcUnary | Protocol::GrpcStream => "grpc",
-        Protocol::Http1 | Protocol::H2c => "gateway",
-    };
-    let mut front = start(options, front_role, Some(&processor_url))?;
-    let target = front.addr(front_role).to_owned();
+    let mut pair = Pair::start(options, protocol)?;
+    let scenario = scenario(options, protocol, pair.front.addr(pair.front_role));
+    let observed = observe(options, &scenario, &pair);
+    pair.front.stop();
+    pair.processor.stop();
+    let report = observed.report?;
+    let (front, processor) = (observed.front?, observed.processor?);
+    let rate = report.throughput.messages_per_sec;
+    anyhow::ensure!(rate > 0.0, "{}: no message went through", protocol.as_str());
+    Ok(stage_case(
+        &scenario,
+        &report,
+        &front,
+        &processor,
+        options.seconds as f64,
+    ))
+}
+
+/// The two processes of a run: a front door and the processor it forwards to.
+struct Pair {
+    front: Server,
+    /// `gateway` or `grpc`.
+    front_role: &'static str,
+    processor: Server,
+}
+
+impl Pair {
+    /// Starts the processor, then the front door that serves `protocol` in front of it.
+    fn start(options: &Options, protocol: Protocol) -> anyhow::Result<Pair> {
+        let processor = start(options, "processor", None)?;
+        let processor_url = format!("http://{}", processor.addr("processor"));
+        let front_role = match protocol {
+            Protocol::GrpcUnary | Protocol::GrpcStream => "grpc",
+            Protocol::Http1 | Protocol::H2c => "gateway",
+        };
+        let front = start(options, front_role, Some(&processor_url))?;
+        Ok(Pair {
+            front,
+            front_role,
+            processor,
+        })
+    }
+}
+
+/// The closed loop at capacity on `target`, long enough to cover the warm-up and the
+/// profiles.
+fn scenario(options: &Options, protocol: Protocol, target: &str) -> Scenario {
     let (connections, in_flight) = level(protocol);
-    let scenario = Scenario {
+    Scenario {
         connections,
         in_flight,
         duration_secs: options.seconds as f64 + 1.5,
@@ -145,23 +186,37 @@ fn measure(options: &Options, protocol: Protocol) -> anyhow::Result<Case> {
             messages_per_stream: MESSAGES_PER_STREAM,
             ..Payload::default()
         },
-        ..Scenario::closed("stages", protocol, &target)
-    };
-    let (front_pid, processor_pid) = (front.pid(), processor.pid());
-    let processor_addr = processor.addr("processor").to_owned();
+        ..Scenario::closed("stages", protocol, target)
+    }
+}
+
+/// What a run observed; each part may have failed on its own.
+struct Observed {
+    report: anyhow::Result<Report>,
+    front: anyhow::Result<Profiled>,
+    processor: anyhow::Result<Profiled>,
+}
+
+/// Runs `scenario` against the pair's front door and, once the load is warm, profiles
+/// both processes for the same seconds.
+fn observe(options: &Options, scenario: &Scenario, pair: &Pair) -> Observed {
+    let (front_pid, processor_pid) = (pair.front.pid(), pair.processor.pid());
+    let front_addr = scenario.target.as_str();
+    let processor_addr = pair.processor.addr("processor");
+    let front_h2 = pair.front_role == "grpc";
     let seconds = options.seconds;
-    let (report, front_profile, processor_profile) = thread::scope(|scope| {
+    thread::scope(|scope| {
         let load = scope.spawn(|| {
             load::run(
-                &scenario,
+                scenario,
                 &RunOptions {
                     target_pid: Some(front_pid),
                 },
             )
         });
         thread::sleep(Duration::from_secs_f64(options.warmup + 0.5));
-        let front = scope.spawn(|| profile(&target, front_role == "grpc", front_pid, seconds));
-        let processor = scope.spawn(|| profile(&processor_addr, false, processor_pid, seconds));
+        let front = scope.spawn(|| profile(front_addr, front_h2, front_pid, seconds));
+        let processor = scope.spawn(|| profile(processor_addr, false, processor_pid, seconds));
         let joined = |handle: thread::ScopedJoinHandle<'_, anyhow::Result<Profiled>>| {
             handle
                 .join()
@@ -173,18 +228,27 @@ fn measure(options: &Options, protocol: Protocol) -> anyhow::Result<Case> {
             .join()
             .map_err(|_| anyhow::anyhow!("the load thread panicked"))
             .and_then(|r| r.map_err(anyhow::Error::from));
-        (report, front, processor)
-    });
-    front.stop();
-    processor.stop();
-    let report = report?;
-    let (front_profile, processor_profile) = (front_profile?, processor_profile?);
+        Observed {
+            report,
+            front,
+            processor,
+        }
+    })
+}
+
+/// The case of one run: its rate (above zero) and errors, and each stage's CPU time per
+/// message from the two profiles taken over `window` seconds.
+fn stage_case(
+    scenario: &Scenario,
+    report: &Report,
+    front: &Profiled,
+    processor: &Profiled,
+    window: f64,
+) -> Case {
     let rate = report.throughput.messages_per_sec;
-    anyhow::ensure!(rate > 0.0, "{}: no message went through", protocol.as_str());
-    let window = seconds as f64;
-    let mut case = Case::new("stages", protocol.as_str(), None)
-        .param("connections", connections)
-        .param("in_flight", in_flight)
+    let mut case = Case::new("stages", scenario.protocol.as_str(), None)
+        .param("connections", scenario.connections)
+        .param("in_flight", scenario.in_flight)
         .metric("rate", Metric::exact("msg/s", rate))
         .metric(
             "errors",
@@ -196,8 +260,8 @@ fn measure(options: &Options, protocol: Protocol) -> anyhow::Result<Case> {
     let mut total = 0.0;
     let mut unsampled = 0.0;
     for (profiled, classify, name, first) in [
-        (&front_profile, front_stage as Classify, "front", 0),
-        (&processor_profile, processor_stage, "processor", 3),
+        (front, front_stage as Classify, "front", 0),
+        (processor, processor_stage, "processor", 3),
     ] {
         let share = profiled.cpu_seconds / window;
         let (counts, samples) = charge(&profiled.profile, classify);
@@ -232,9 +296,8 @@ fn measure(options: &Options, protocol: Protocol) -> anyhow::Result<Case> {
         unsampled += per_msg * (1.0 - kept);
     }
     total += unsampled;
-    Ok(case
-        .metric(UNSAMPLED, Metric::exact("µs", unsampled))
-        .metric("total", Metric::exact("µs", total)))
+    case.metric(UNSAMPLED, Metric::exact("µs", unsampled))
+        .metric("total", Metric::exact("µs", total))
 }
 
 /// Starts one role of the system, pinned, with its profile endpoint on.

@@ -29,7 +29,6 @@ use std::{
     io::{Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
@@ -46,7 +45,9 @@ use crate::{
     peers::process::{Server, pinned},
     results::{Case, Metric, ResultFile},
 };
+use launch::NatsServer;
 
+use study::cases::Suite;
 pub use study::catalogue::{LOADS, saturated};
 
 /// How a run of the suite is made.
@@ -120,7 +121,7 @@ pub fn run(
     let histograms = options
         .histograms
         .as_deref()
-        .map(|results| SuiteHistograms::new(results, "load"))
+        .map(|results| SuiteHistograms::new(results, Suite::Load.as_str()))
         .transpose()?;
     let bench = Bench {
         options,
@@ -170,7 +171,7 @@ fn result_file(
     pairs: &[Pair],
     measured: &[Vec<Rounds>],
 ) -> ResultFile {
-    let mut file = ResultFile::new("load", command);
+    let mut file = ResultFile::new(Suite::Load.as_str(), command);
     file.notes.insert("method".into(), format!(
         "each side in a server process of its own, our generator in this process; {} alternating rounds; capacity: closed loop, concurrency raised until the throughput rose less than 5%, {} s per level; latency: open loop at {} of the smaller capacity of the pair in the same round, every side at the same rates, timed from each request's due time",
         options.rounds,
@@ -315,7 +316,7 @@ fn start(
             ]);
             if let Some(nats) = nats {
                 command.envs([
-                    ("NATS_URL", nats.url.as_str()),
+                    ("NATS_URL", nats.url().as_str()),
                     ("NATS_STREAM", "LOAD"),
                     ("NATS_MAX_PENDING", "4096"),
                 ]);
@@ -369,7 +370,7 @@ fn percent(load: f64) -> String {
 /// The cases of one side: its capacity, and its latency at each of [`LOADS`].
 fn cases(group: &str, pair_side: &PairSide, rounds: &Rounds) -> Vec<Case> {
     let new = |measure: &str| {
-        Case::new(group, pair_side.variant, side(pair_side.variant))
+        Case::new(group, pair_side.variant, side(group, pair_side.variant))
             .param("protocol", pair_side.protocol.as_str())
             .param("measure", measure)
     };
@@ -460,44 +461,6 @@ pub(crate) fn get_json(addr: &str, path: &str, timeout: Duration) -> Option<serd
     serde_json::from_str(body).ok()
 }
 
-/// A `nats-server -js` on a free port with a temporary store, stopped on drop.
-struct NatsServer {
-    child: std::process::Child,
-    url: String,
-    store: PathBuf,
-}
-
-impl NatsServer {
-    fn start(program: &Path) -> anyhow::Result<NatsServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let store = std::env::temp_dir().join(format!("system-load-nats-{}", std::process::id()));
-        let child = Command::new(program)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&store)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        let url = format!("nats://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(NatsServer { child, url, store });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        anyhow::bail!("nats-server did not start listening")
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::{load_role, roles, variants};
@@ -506,7 +469,7 @@ mod tests {
     /// TLS), which its server must report; a plaintext side's to the gateway's own port.
     #[test]
     fn the_load_of_a_tls_side_goes_to_the_plain_gateway_port() {
-        for group in ["load/hop_tls", "load/hop_tls_baseline"] {
+        for (group, _) in study::catalogue::TLS_LOAD_PAIRS {
             let pair = variants::pairs().into_iter().find(|p| p.group == group);
             let pair = pair.unwrap_or_else(|| panic!("no pair {group}"));
             let (plain, tls) = (&pair.sides[0], &pair.sides[1]);

@@ -1,6 +1,9 @@
 //! Reading the counts gungraun writes back into cases of a result file.
 
-use crate::catalogue::{NEW_CONNECTION, NEW_CONNECTIONS, OPS, ROUND_TRIPS};
+use crate::{
+    cases::group,
+    catalogue::{NEW_CONNECTIONS, OPS, ROUND_TRIPS},
+};
 
 /// Reads the summaries gungraun wrote under `dir` (its output directory for this bench,
 /// e.g. `target/gungraun/harness/callgrind`) into cases with instructions per operation.
@@ -29,7 +32,7 @@ pub fn read_summaries(dir: &std::path::Path) -> std::io::Result<Vec<crate::resul
             continue;
         };
         cases.push(
-            crate::results::Case::new(group, variant, crate::pairs::side(variant))
+            crate::results::Case::new(group, variant, crate::pairs::side(group, variant))
                 .param("operations", ops)
                 .metric(
                     "instructions_total",
@@ -47,13 +50,13 @@ pub fn read_summaries(dir: &std::path::Path) -> std::io::Result<Vec<crate::resul
 /// The report group of a benchmark function, and how many operations it performs.
 fn group_of(function: &str) -> Option<(&'static str, usize)> {
     Some(match function {
-        "queue_publish_consume" => ("queue/publish_consume", OPS),
-        "codec_encode" => ("codec/encode", OPS),
-        "codec_decode" => ("codec/decode", OPS),
-        "worker_pool_run" => ("worker_pool", OPS),
-        "worker_mode_run" => ("worker_pool/mode", OPS),
-        "round_trip" => ("protocol/round_trip", ROUND_TRIPS),
-        "new_connection" => (NEW_CONNECTION, NEW_CONNECTIONS),
+        "queue_publish_consume" => (group::QUEUE_PUBLISH_CONSUME, OPS),
+        "codec_encode" => (group::CODEC_ENCODE, OPS),
+        "codec_decode" => (group::CODEC_DECODE, OPS),
+        "worker_pool_run" => (group::WORKER_POOL, OPS),
+        "worker_mode_run" => (group::WORKER_POOL_MODE, OPS),
+        "round_trip" => (group::PROTOCOL_ROUND_TRIP, ROUND_TRIPS),
+        "new_connection" => (group::HOP_NEW_CONNECTION, NEW_CONNECTIONS),
         _ => return None,
     })
 }

@@ -1,4 +1,5 @@
-//! Names and constants the suites, the gate and the report share: how many operations a
+//! Names and constants the suites, the gate and the report share (the case names are in
+//! [`crate::cases`], the pairs in [`crate::pairs`]): how many operations a
 //! deterministic benchmark performs, the components profiled, the stages a message passes,
 //! the open-loop loads, when a server counts as saturated, and the TLS pairs.
 
@@ -12,18 +13,21 @@ pub const NEW_CONNECTIONS: usize = 20;
 
 /// The handshake pair: one hop request on a new connection (the baseline client, HTTP/1.1),
 /// plaintext against TLS with a full handshake and TLS resuming a session.
-pub const NEW_CONNECTION: &str = "hop/new_connection";
+pub const NEW_CONNECTION: &str = crate::cases::group::HOP_NEW_CONNECTION;
 /// The variants of [`NEW_CONNECTION`]: plaintext (the baseline), TLS with a full handshake
 /// on every connection (the client keeps no session), TLS resuming the session of a ticket
 /// from the previous connection (what a client keeping rustls' session cache does).
-pub const NEW_CONNECTION_VARIANTS: [&str; 3] = ["plain", "tls_full", "tls_resumed"];
+pub const NEW_CONNECTION_VARIANTS: [crate::variant::Variant; 3] = {
+    use crate::variant::Variant::{Plain, TlsFull, TlsResumed};
+    [Plain, TlsFull, TlsResumed]
+};
 
 /// The load pairs of TLS on the hop (plaintext the baseline, the load on plaintext HTTP/1.1
 /// so that only the hop differs), each with the hop client it runs.
 pub const TLS_LOAD_PAIRS: [(&str, &str); 2] = [
-    ("load/hop_tls", "pooled"),
+    (crate::cases::group::LOAD_HOP_TLS, "pooled"),
     (
-        "load/hop_tls_baseline",
+        crate::cases::group::LOAD_HOP_TLS_BASELINE,
         "baseline, unbatched (a new connection per message)",
     ),
 ];
@@ -66,7 +70,7 @@ pub fn saturated(cpu_share: f64) -> bool {
 }
 
 /// Which way a metric is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Less is better (times, latencies, counts of work, memory).

@@ -42,6 +42,12 @@ fn report_group(group: &str) -> String {
     group.replacen('.', "/", 1)
 }
 
+/// The name of a benchmark group for criterion: the report's group (one of
+/// [`crate::cases::group`]) with its slash as a dot; read back by [`read_medians`].
+pub fn criterion_group(group: &str) -> String {
+    group.replacen('/', ".", 1)
+}
+
 fn read_json(path: &Path) -> io::Result<serde_json::Value> {
     let text = fs::read_to_string(path)?;
     serde_json::from_str(&text).map_err(|err| {
@@ -102,5 +108,17 @@ mod tests {
         );
         assert!(base.is_dir(), "criterion's history is left in place");
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_group_named_for_criterion_reads_back_as_itself() {
+        use crate::cases::group;
+        for name in [
+            group::QUEUE_PUBLISH_CONSUME,
+            group::WORKER_POOL,
+            group::WORKER_POOL_MODE,
+        ] {
+            assert_eq!(super::report_group(&super::criterion_group(name)), name);
+        }
     }
 }

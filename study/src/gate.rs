@@ -10,10 +10,17 @@
 
 use std::fmt;
 
-use crate::results::{Case, ResultFile, Side};
+use crate::{
+    cases::Suite,
+    pairs,
+    results::{Case, ResultFile, Side},
+};
 
 /// The metrics the gate compares.
 pub const GATED_METRICS: [&str; 2] = ["instructions_per_op", "allocs_per_op"];
+
+/// The suites that measure the gated counts (the gate runs them, or reads their files).
+pub const GATED_SUITES: [Suite; 2] = [Suite::Callgrind, Suite::Allocations];
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -118,16 +125,21 @@ pub fn compare(committed: &ResultFile, current: &ResultFile, tolerance: f64) -> 
     findings
 }
 
+/// The side of `case` in its pair, as the catalogue has it.
+fn side(case: &Case) -> Option<Side> {
+    pairs::side(&case.group, &case.variant)
+}
+
 /// Rule 2: pairs whose optimized side beat the baseline side in `committed`.
 fn lost_pairs(committed: &ResultFile, current: &ResultFile) -> Vec<Finding> {
     let mut findings = Vec::new();
     for optimized in committed
         .cases
         .iter()
-        .filter(|c| c.side == Some(Side::Optimized))
+        .filter(|c| side(c) == Some(Side::Optimized))
     {
         let Some(reference) = committed.cases.iter().find(|c| {
-            c.side == Some(Side::Baseline)
+            side(c) == Some(Side::Baseline)
                 && c.group == optimized.group
                 && c.params == optimized.params
         }) else {

@@ -1,11 +1,15 @@
 //! What the study's tools share without building the system: the result-file schema
-//! ([`results`]), which variant of a pair is the baseline ([`pairs`]), the gate's rules
+//! ([`results`]), every case a suite writes ([`cases`]), the A/B pairs and which variant of
+//! each is the baseline ([`pairs`]), their targets ([`targets`]), the front-door protocols
+//! with one spelling each ([`protocol`]), the variants of the cases, likewise
+//! ([`variant`]), the gate's rules
 //! ([`gate`]), readers of what criterion and gungraun write ([`criterion_results`],
 //! [`callgrind`]) and of HdrHistogram's percentile distributions ([`hgrm`]), and the names
 //! and constants the suites and the report agree on ([`catalogue`]). The harness measures
 //! and writes through it; xtask's report, gate, export and compare read through it.
 
 pub mod callgrind;
+pub mod cases;
 pub mod catalogue;
 pub mod compare;
 pub mod criterion_results;
@@ -13,4 +17,7 @@ pub mod export;
 pub mod gate;
 pub mod hgrm;
 pub mod pairs;
+pub mod protocol;
 pub mod results;
+pub mod targets;
+pub mod variant;

@@ -78,6 +78,29 @@ pub enum HopProtocol {
     H2c,
 }
 
+/// Where the front doors find the processor unless told otherwise (`PROCESSOR_URL`): the
+/// processor's default port on loopback.
+pub const DEFAULT_PROCESSOR_URL: &str = "http://127.0.0.1:8082";
+/// The processor client's management unless told otherwise (`CLIENT_MODE`).
+pub const DEFAULT_CLIENT_MODE: ClientMode = ClientMode::Pooled;
+/// The hop's protocol unless told otherwise (`HOP_PROTOCOL`).
+pub const DEFAULT_HOP_PROTOCOL: HopProtocol = HopProtocol::Http1;
+/// The hop's encoding unless told otherwise (`HOP_CODEC`).
+pub const DEFAULT_HOP_CODEC: Codec = Codec::Protobuf;
+/// Most messages per hop request unless told otherwise (`HOP_BATCH`).
+pub const DEFAULT_HOP_BATCH: usize = 64;
+/// How long a batch of single messages waits for more unless told otherwise
+/// (`HOP_LINGER_US`): not at all.
+pub const DEFAULT_HOP_LINGER: Duration = Duration::ZERO;
+/// Most batch requests of single messages out at once unless told otherwise
+/// (`HOP_IN_FLIGHT`).
+pub const DEFAULT_HOP_IN_FLIGHT: usize = 2;
+/// Whether single messages are coalesced into batches unless told otherwise
+/// (`HOP_BATCH_HTTP`).
+pub const DEFAULT_BATCH_UNARY: bool = true;
+/// Time allowed for one hop request unless told otherwise (`HOP_TIMEOUT_MS`).
+pub const DEFAULT_HOP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How the forwarder is set up.
 #[derive(Debug, Clone)]
 pub struct ForwarderConfig {
@@ -118,14 +141,14 @@ impl ForwarderConfig {
     pub fn new(processor_url: Uri) -> ForwarderConfig {
         ForwarderConfig {
             processor_url,
-            mode: ClientMode::Pooled,
-            protocol: HopProtocol::Http1,
-            codec: Codec::Protobuf,
-            batch: 64,
-            linger: Duration::ZERO,
-            max_in_flight: 2,
-            batch_unary: true,
-            timeout: Duration::from_secs(5),
+            mode: DEFAULT_CLIENT_MODE,
+            protocol: DEFAULT_HOP_PROTOCOL,
+            codec: DEFAULT_HOP_CODEC,
+            batch: DEFAULT_HOP_BATCH,
+            linger: DEFAULT_HOP_LINGER,
+            max_in_flight: DEFAULT_HOP_IN_FLIGHT,
+            batch_unary: DEFAULT_BATCH_UNARY,
+            timeout: DEFAULT_HOP_TIMEOUT,
             max_idle_per_host: 200,
             max_request_bytes: DEFAULT_BODY_LIMIT,
             tls: None,

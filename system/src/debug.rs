@@ -28,6 +28,8 @@ use crate::{auth::Guard, http_error::ApiError};
 #[cfg(target_os = "linux")]
 mod sampler;
 
+/// Whether the profile endpoint is served unless asked for (`PROFILE_ENDPOINT`): it is not.
+pub const DEFAULT_PROFILE_ENDPOINT: bool = false;
 /// Seconds sampled when the request does not say.
 pub const DEFAULT_SECONDS: u64 = 30;
 /// Most seconds one profile may take.

@@ -16,7 +16,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -24,29 +24,36 @@ use axum::{
     body::Body,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, Version},
-    response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::{Deserialize, Serialize};
+use prost::Message as _;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::{
+    answer::{self, Receipt},
     auth::{Guard, Scope, Secret},
     budget::Budget,
-    client::{Accepted, ForwardError, Forwarder, ForwarderConfig, REPLAYED_HEADER, trace::Tracer},
+    client::{Accepted, ForwardError, Forwarder, ForwarderConfig, trace::Tracer},
     codec::{Codec, read_body_charged},
     debug,
     http_error::{self, ApiError},
-    ids::{IdSource, MessageId},
-    message::MessageRef,
+    ids::IdSource,
+    message::{MessageRef, unix_now},
     net::BoundedListener,
     prometheus::Registry,
     proto::{DataMessage, IngestRequest},
     ready,
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
+    wire::{IngestView, WireError},
 };
+
+/// The gateway's port unless told otherwise (`API_PORT`).
+pub const DEFAULT_PORT: u16 = 8080;
+/// Largest request body the gateway accepts unless told otherwise (`BODY_LIMIT`).
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// How the gateway is set up.
 #[derive(Debug, Clone)]
@@ -82,10 +89,10 @@ impl GatewayConfig {
     pub fn new(forwarder: ForwarderConfig) -> GatewayConfig {
         GatewayConfig {
             forwarder,
-            body_limit: 1024 * 1024,
-            max_connections: 10_000,
+            body_limit: DEFAULT_BODY_LIMIT,
+            max_connections: server::DEFAULT_MAX_CONNECTIONS,
             limits: HttpLimits::default(),
-            profile_endpoint: false,
+            profile_endpoint: debug::DEFAULT_PROFILE_ENDPOINT,
             budget: Budget::process_default(),
             metrics: None,
             tls: None,
@@ -205,6 +212,9 @@ struct IngestBody {
     /// The client's own id for the message (see [`IngestRequest::id`]).
     #[serde(default)]
     id: String,
+    /// Missing reads as empty, so that [`validate`] says what is wrong with it in the
+    /// words every door uses (as a protobuf request without it does).
+    #[serde(default)]
     source: String,
     data: String,
     #[serde(default, deserialize_with = "unique_keys")]
@@ -242,48 +252,12 @@ where
 /// The header under which an HTTP client gives its own id for a message.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// The answer to an accepted ingest: 202 with the message's id, `"status": "accepted"`, or
-/// for a message accepted before under the same id `"status": "duplicate"` and the
-/// `Idempotent-Replayed: true` header.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct IngestAnswer {
-    message_id: String,
-    status: &'static str,
-}
-
-impl IntoResponse for IngestAnswer {
-    fn into_response(self) -> Response {
-        let replayed = self.status == DUPLICATE;
-        let mut response = (StatusCode::ACCEPTED, Json(self)).into_response();
-        if replayed {
-            response
-                .headers_mut()
-                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-        }
-        response
-    }
-}
-
-/// The `status` of an answer to a message accepted now.
-pub const ACCEPTED: &str = "accepted";
-/// The `status` of an answer to a message accepted before under the same id.
-pub const DUPLICATE: &str = "duplicate";
-
-/// The `status` word for `accepted`.
-pub fn status_word(accepted: Accepted) -> &'static str {
-    match accepted {
-        Accepted::New => ACCEPTED,
-        Accepted::Duplicate => DUPLICATE,
-    }
-}
-
 async fn ingest(
     State(gateway): State<Arc<Gateway>>,
     version: Version,
     headers: HeaderMap,
     body: Body,
-) -> Result<IngestAnswer, ApiError> {
+) -> Result<Receipt, ApiError> {
     let started = Instant::now();
     let result = accept(&gateway, &headers, body).await;
     gateway.latency.observe(version, started);
@@ -300,11 +274,7 @@ async fn ingest(
     result
 }
 
-async fn accept(
-    gateway: &Gateway,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<IngestAnswer, ApiError> {
+async fn accept(gateway: &Gateway, headers: &HeaderMap, body: Body) -> Result<Receipt, ApiError> {
     let codec = Codec::from_headers(headers)?;
     let (bytes, mut charge) = read_body_charged(
         headers,
@@ -328,10 +298,7 @@ async fn accept(
         .forward(msg)
         .await
         .map_err(forward_error)?;
-    Ok(IngestAnswer {
-        message_id,
-        status: status_word(accepted),
-    })
+    Ok(Receipt::new(message_id, accepted == Accepted::Duplicate))
 }
 
 /// What a front door holds of a message until the processor answers it: the message and
@@ -381,34 +348,26 @@ pub fn decode_ingest(codec: Codec, body: &[u8]) -> Result<IngestRequest, ApiErro
                 id: body.id,
             })
         }
-        Codec::Protobuf => codec.decode(body),
+        Codec::Protobuf => read_ingest(body).map_err(ApiError::bad_request),
     }
 }
 
-/// Turns an ingest request into a message with the client's id (a fresh one when it gave
-/// none) and the arrival time, or says which field is wrong (see [`validate`]).
-pub fn new_message(request: IngestRequest) -> Result<DataMessage, Invalid> {
-    let id = if request.id.is_empty() {
-        MessageId::generate(IdSource::Fast).to_string()
-    } else {
-        request.id
-    };
-    let msg = DataMessage {
-        id,
-        timestamp: unix_now(),
-        source: request.source,
-        payload: request.data,
-        metadata: request.metadata,
-    };
-    validate::check(MessageRef::from(&msg))?;
-    Ok(msg)
+/// Reads a protobuf `IngestRequest` (the gateway's protobuf body, a gRPC `Ingest`), or
+/// says why it cannot in the words of [`answer::invalid_protobuf`]. prost builds the
+/// request; when it refuses, the in-place reader (which names no message type) says why.
+pub fn read_ingest(bytes: &[u8]) -> Result<IngestRequest, String> {
+    IngestRequest::decode(bytes).map_err(|err| {
+        let reason = IngestView::parse(bytes)
+            .err()
+            .unwrap_or(WireError::from(err));
+        answer::invalid_protobuf(&reason)
+    })
 }
 
-/// Seconds since the Unix epoch, now.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// Turns an ingest request into a message with the client's id (a fresh one when it gave
+/// none) and the arrival time, or says which field is wrong (see [`validate::admit`]).
+pub fn new_message(request: IngestRequest) -> Result<DataMessage, Invalid> {
+    validate::admit_request(request, IdSource::Fast, unix_now())
 }
 
 fn forward_error(err: ForwardError) -> ApiError {

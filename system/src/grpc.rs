@@ -36,13 +36,14 @@ use tower::util::MapResponseLayer;
 
 use self::standing::Standing;
 use crate::{
+    answer::{self, status_word},
     auth::{Guard, Scope, Secret},
     budget::{Budget, Charge},
     client::{Accepted, Added, ForwardError, Forwarded, Forwarder, ForwarderConfig, HopBatch},
     debug,
-    gateway::{IDEMPOTENCY_KEY, held_bytes, new_message, status_word, take_key, unix_now},
+    gateway::{IDEMPOTENCY_KEY, held_bytes, new_message, read_ingest, take_key},
     ids::{IdSource, MessageId},
-    message::{MessageRef, Metadata},
+    message::{MessageRef, Metadata, unix_now},
     net::BoundedListener,
     prometheus::{Histogram, Registry},
     proto::{
@@ -54,6 +55,9 @@ use crate::{
     validate,
     wire::IngestView,
 };
+
+/// The gRPC port unless told otherwise (`GRPC_PORT`).
+pub const DEFAULT_PORT: u16 = 50051;
 
 /// How the gRPC server is set up.
 #[derive(Debug, Clone)]
@@ -91,9 +95,9 @@ impl GrpcConfig {
         GrpcConfig {
             forwarder,
             max_message_bytes: 10 * 1024 * 1024,
-            max_connections: 10_000,
+            max_connections: server::DEFAULT_MAX_CONNECTIONS,
             limits: HttpLimits::default(),
-            profile_endpoint: false,
+            profile_endpoint: debug::DEFAULT_PROFILE_ENDPOINT,
             budget: Budget::process_default(),
             metrics: None,
             tls: None,
@@ -126,6 +130,7 @@ pub async fn serve(
         server: Arc::clone(&server),
         max_message_bytes: config.max_message_bytes,
     };
+    let unary = UnaryRoute(stream.clone());
     let ingest = IngestServiceServer::from_arc(server)
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
@@ -148,6 +153,7 @@ pub async fn serve(
         .prepare()
         .into_axum_router()
         .route_service(STREAM_PATH, stream)
+        .route_service(UNARY_PATH, unary)
         .merge(debug::routes(
             config.profile_endpoint,
             &Guard::new(Scope::Debug, REALM, config.debug_token),
@@ -229,9 +235,14 @@ impl IngestService for IngestServer {
         &self,
         request: Request<IngestRequest>,
     ) -> Result<Response<IngestResponse>, Status> {
+        // Served by `UnaryRoute` from the raw frame; this path is for callers of the
+        // generated service.
         self.guard.check_grpc(request.metadata().as_ref())?;
         let started = Instant::now();
-        let answer = self.ingest_one(request).await;
+        let key = request.metadata().get(IDEMPOTENCY_KEY).cloned();
+        let answer = self
+            .ingest_one(key.as_ref().map(|key| key.as_bytes()), request.into_inner())
+            .await;
         self.latency.unary.observe_since(started);
         answer
     }
@@ -251,17 +262,32 @@ impl IngestService for IngestServer {
 }
 
 impl IngestServer {
-    /// A unary `Ingest`.
+    /// A unary `Ingest` as its frame arrived: read by [`read_ingest`], as the gateway reads
+    /// a protobuf body, so that a broken request is described in the same words.
+    async fn ingest_frame(
+        &self,
+        request: Request<Bytes>,
+    ) -> Result<Response<IngestResponse>, Status> {
+        let started = Instant::now();
+        let key = request.metadata().get(IDEMPOTENCY_KEY).cloned();
+        let answer = match read_ingest(request.get_ref()) {
+            Ok(decoded) => {
+                self.ingest_one(key.as_ref().map(|key| key.as_bytes()), decoded)
+                    .await
+            }
+            Err(reason) => Err(Status::invalid_argument(reason)),
+        };
+        self.latency.unary.observe_since(started);
+        answer
+    }
+
+    /// A unary `Ingest` of `request`, with the client's id `key` from the metadata.
     async fn ingest_one(
         &self,
-        request: Request<IngestRequest>,
+        key: Option<&[u8]>,
+        mut request: IngestRequest,
     ) -> Result<Response<IngestResponse>, Status> {
-        let key = request
-            .metadata()
-            .get(IDEMPOTENCY_KEY)
-            .map(|key| key.as_bytes().to_vec());
-        let mut request = request.into_inner();
-        take_key(&mut request, key.as_deref(), "metadata `idempotency-key`")
+        take_key(&mut request, key, "metadata `idempotency-key`")
             .map_err(Status::invalid_argument)?;
         let msg = new_message(request).map_err(|err| Status::invalid_argument(err.to_string()))?;
         // The message as received, and its copy in a hop request, until answered.
@@ -273,7 +299,7 @@ impl IngestServer {
         let accepted = self.forwarder.forward(msg).await.map_err(forward_status)?;
         Ok(Response::new(IngestResponse {
             message_id,
-            status: status_word(accepted).to_owned(),
+            status: status_word(accepted == Accepted::Duplicate).to_owned(),
             accepted: 1,
             duplicates: u64::from(accepted == Accepted::Duplicate),
         }))
@@ -406,7 +432,7 @@ impl<'a> StreamForwarding<'a> {
             Ok(request) => request,
             Err(err) => {
                 self.flush().await?;
-                let status = Status::invalid_argument(format!("failed to decode message: {err}"));
+                let status = Status::invalid_argument(answer::invalid_protobuf(&err));
                 return Err(self.failure(status));
             }
         };
@@ -568,6 +594,44 @@ impl tower::Service<http::Request<axum::body::Body>> for StreamRoute {
                 async move { server.forward_stream(call.into_inner()).await }
             });
             Ok(grpc.client_streaming(handler, request).await)
+        })
+    }
+}
+
+/// The path of `Ingest`, served by [`UnaryRoute`].
+const UNARY_PATH: &str = "/diplom.v1.IngestService/Ingest";
+
+/// `Ingest` served from the raw frame (see [`IngestServer::ingest_frame`]), with the
+/// guard and message limits of [`StreamRoute`].
+#[derive(Clone)]
+struct UnaryRoute(StreamRoute);
+
+impl tower::Service<http::Request<axum::body::Body>> for UnaryRoute {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        let route = self.0.clone();
+        Box::pin(async move {
+            // Refused before the frame is read.
+            if let Err(status) = route.server.guard.check_grpc(request.headers()) {
+                return Ok(status.into_http());
+            }
+            let mut grpc = tonic::server::Grpc::new(FrameCodec).apply_max_message_size_config(
+                Some(route.max_message_bytes),
+                Some(route.max_message_bytes),
+            );
+            let server = route.server;
+            let handler = tower::service_fn(move |call: Request<Bytes>| {
+                let server = Arc::clone(&server);
+                async move { server.ingest_frame(call).await }
+            });
+            Ok(grpc.unary(handler, request).await)
         })
     }
 }

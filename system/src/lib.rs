@@ -3,6 +3,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod answer;
 pub mod auth;
 pub mod budget;
 pub mod client;
@@ -98,7 +99,7 @@ pub async fn run(
         Some(Role::Gateway) => {
             let listener = listen(settings, Role::Gateway).await?;
             let plain = listen_plain(settings, tls).await?;
-            let config = settings.gateway(settings.processor_url.clone(), budget, tokens);
+            let config = settings.gateway(settings.hop.processor_url.clone(), budget, tokens);
             gateway::serve_also_plain(listener, plain, gateway_tls(tls, config), stopped()).await;
         }
         Some(Role::Grpc) => {
@@ -109,7 +110,7 @@ pub async fn run(
                 metrics: Some(metrics),
                 ..grpc_tls(
                     tls,
-                    settings.grpc(settings.processor_url.clone(), budget, tokens),
+                    settings.grpc(settings.hop.processor_url.clone(), budget, tokens),
                 )
             };
             grpc::serve(listener, config, stopped()).await?;
@@ -166,14 +167,14 @@ async fn serve_grpc_metrics(
     metrics: &Registry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(port) = settings.grpc_metrics_port else {
+    let Some(port) = settings.grpc_role.grpc_metrics_port else {
         return Ok(None);
     };
     let listener = bind(settings, Role::Grpc, port, "grpc metrics").await?;
     Ok(Some(tokio::spawn(prometheus::serve(
         listener,
         metrics.clone(),
-        settings.max_connections as usize,
+        settings.common.max_connections as usize,
         settings.http_limits(),
         shutdown,
     ))))
@@ -181,7 +182,7 @@ async fn serve_grpc_metrics(
 
 /// The gateway's plain port (`API_PLAIN_PORT`), when TLS is on and one is asked for.
 async fn listen_plain(settings: &Settings, tls: &Tls) -> io::Result<Option<TcpListener>> {
-    match (settings.api_plain_port, &tls.gateway) {
+    match (settings.gateway_role.api_plain_port, &tls.gateway) {
         (Some(port), Some(_)) => Ok(Some(
             bind(settings, Role::Gateway, port, "gateway (plain)").await?,
         )),
@@ -237,15 +238,15 @@ fn local_url(addr: SocketAddr, tls: bool) -> Uri {
     let scheme = if tls { "https" } else { "http" };
     format!("{scheme}://{host}")
         .parse()
-        .unwrap_or_else(|_| Uri::from_static("http://127.0.0.1:8082"))
+        .unwrap_or_else(|_| Uri::from_static(client::DEFAULT_PROCESSOR_URL))
 }
 
 /// Listens on the port of `role`, at its address.
 async fn listen(settings: &Settings, role: Role) -> io::Result<TcpListener> {
     let (port, name) = match role {
-        Role::Processor => (settings.processor_port, "processor"),
-        Role::Gateway => (settings.api_port, "gateway"),
-        Role::Grpc => (settings.grpc_port, "grpc"),
+        Role::Processor => (settings.processor_role.processor_port, "processor"),
+        Role::Gateway => (settings.gateway_role.api_port, "gateway"),
+        Role::Grpc => (settings.grpc_role.grpc_port, "grpc"),
     };
     bind(settings, role, port, name).await
 }
@@ -260,6 +261,6 @@ async fn bind(settings: &Settings, role: Role, port: u16, name: &str) -> io::Res
             format!("{name}: cannot listen on {addr}: {err}"),
         )
     })?;
-    tracing::info!("{name} listening on {}", listener.local_addr()?);
+    tracing::info!("{}", launch::ready_line(name, listener.local_addr()?));
     Ok(listener)
 }

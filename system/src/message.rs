@@ -1,11 +1,27 @@
 //! A borrowed view of a [`DataMessage`], so that queues can accept and hand out messages
 //! without choosing one owned representation: the baseline queue stores the generated
 //! prost type, the pooled queue stores reusable slots, and both are read through
-//! [`MessageRef`].
+//! [`MessageRef`]. Also the one reading of the wall clock that message times come from
+//! ([`unix_now`]).
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use crate::{proto::DataMessage, wire::WireMap};
+
+/// Time since the Unix epoch, now (zero for a clock set before 1970).
+pub fn unix_time() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Seconds since the Unix epoch, now: the time a door stamps on a message it accepts.
+pub fn unix_now() -> i64 {
+    unix_time().as_secs() as i64
+}
 
 /// A message as the queues and workers see it: every field borrowed.
 #[derive(Debug, Clone, Copy)]

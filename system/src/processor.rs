@@ -35,18 +35,17 @@ use serde::Serialize;
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 use crate::{
+    answer::{self, Receipt},
     auth::{Guard, Scope, Secret},
     budget::{Budget, BudgetStats, Charge, DEFAULT_QUEUE_BYTES},
-    client::REPLAYED_HEADER,
     codec::{
         Codec, MAX_BATCH_MESSAGES, PROTOBUF_CONTENT_TYPE, count_batch, decode_batch,
         read_body_charged,
     },
     debug,
-    gateway::{ACCEPTED, DUPLICATE, unix_now},
     http_error::{self, ApiError},
     ids::MessageId,
-    message::MessageRef,
+    message::{MessageRef, unix_now},
     net::BoundedListener,
     prometheus::Registry,
     proto::{BatchOutcome, DataMessage, MessageOutcome, Outcome},
@@ -64,6 +63,15 @@ use crate::{
 /// The default of [`ProcessorConfig::body_limit`]; the front doors' processor client
 /// assumes it unless told otherwise (`PROCESSOR_BODY_LIMIT` sets both).
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// The processor's port unless told otherwise (`PROCESSOR_PORT`); the front doors'
+/// [`crate::client::DEFAULT_PROCESSOR_URL`] points at it.
+pub const DEFAULT_PORT: u16 = 8082;
+/// The queue the processor runs unless told otherwise (`QUEUE_TYPE`).
+pub const DEFAULT_QUEUE_TYPE: QueueType = QueueType::Pooled;
+/// Most messages waiting in the queue unless told otherwise (`QUEUE_SIZE`).
+pub const DEFAULT_QUEUE_SIZE: usize = 1000;
+/// Workers in the pool unless told otherwise (`PROCESSOR_WORKERS`).
+pub const DEFAULT_WORKERS: usize = 4;
 
 /// What one outcome of an accepted message takes in a batch answer (its id and code).
 const OUTCOME_BYTES: usize = 44;
@@ -125,12 +133,12 @@ pub struct ProcessorConfig {
 impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
-            queue_type: QueueType::Pooled,
-            queue_size: 1000,
-            workers: 4,
+            queue_type: DEFAULT_QUEUE_TYPE,
+            queue_size: DEFAULT_QUEUE_SIZE,
+            workers: DEFAULT_WORKERS,
             worker_mode: WorkerMode::default(),
             body_limit: DEFAULT_BODY_LIMIT,
-            max_connections: 10_000,
+            max_connections: server::DEFAULT_MAX_CONNECTIONS,
             results_capacity: 1024,
             limits: HttpLimits {
                 // The header timer also closes idle keep-alive connections (see
@@ -141,7 +149,7 @@ impl Default for ProcessorConfig {
                 ..HttpLimits::default()
             },
             process: Arc::new(seed_processing),
-            profile_endpoint: false,
+            profile_endpoint: debug::DEFAULT_PROFILE_ENDPOINT,
             nats: NatsConfig::default(),
             dedup_ids: DEFAULT_DEDUP_IDS,
             dedup_window: DEFAULT_DEDUP_WINDOW,
@@ -427,13 +435,6 @@ fn in_memory_queue(config: &ProcessorConfig) -> AnyQueue {
     AnyQueue::with_bytes(config.queue_type, config.queue_size, bytes)
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Accepted {
-    message_id: String,
-    status: &'static str,
-}
-
 async fn enqueue(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -442,7 +443,7 @@ async fn enqueue(
     state.enqueue_requests.fetch_add(1, Ordering::Relaxed);
     let codec = Codec::from_headers(&headers)?;
     let (bytes, _charge) = state.read_body(&headers, body).await?;
-    let mut msg: DataMessage = codec.decode(&bytes)?;
+    let mut msg = decode_message(codec, &bytes)?;
     complete(&mut msg, state.queue.kind())?;
     let published = state
         .queue
@@ -454,15 +455,21 @@ async fn enqueue(
         )
         .await
         .map_err(publish_error)?;
-    let (status, replayed) = match published {
-        Published::New => (ACCEPTED, None),
-        Published::Duplicate => (DUPLICATE, Some([(REPLAYED_HEADER, "true")])),
-    };
-    let answer = Json(Accepted {
-        message_id: msg.id,
-        status,
-    });
-    Ok((StatusCode::ACCEPTED, replayed, answer).into_response())
+    Ok(Receipt::new(msg.id, published == Published::Duplicate).into_response())
+}
+
+/// Decodes the body of `/enqueue`; protobuf is read by [`wire`], as the front doors read
+/// theirs, so a broken message is described in the same words.
+fn decode_message(codec: Codec, body: &[u8]) -> Result<DataMessage, ApiError> {
+    match codec {
+        Codec::Json => codec.decode(body),
+        // prost builds the message; when it refuses, the in-place reader says why.
+        Codec::Protobuf => <DataMessage as prost::Message>::decode(body).map_err(|err| {
+            let reason = wire::parse_data_message(body).err();
+            let reason = reason.unwrap_or(wire::WireError::from(err));
+            ApiError::bad_request(answer::invalid_protobuf(&reason))
+        }),
+    }
 }
 
 /// Queues every message of a batch that it can, and says for each what became of it. The
@@ -524,7 +531,7 @@ async fn enqueue_batch(
 /// written as it goes, so nothing is allocated per message.
 async fn enqueue_wire_batch(state: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     let count = count_batch(body, MAX_BATCH_MESSAGES)?;
-    let invalid = |err: wire::WireError| ApiError::bad_request(format!("invalid protobuf: {err}"));
+    let invalid = |err: wire::WireError| ApiError::bad_request(answer::invalid_protobuf(&err));
     let id_source = state.queue.kind().id_source();
     let now = unix_now();
     // Every message is read before any is published: a malformed batch publishes nothing.
@@ -658,18 +665,11 @@ fn outcome_of(err: PublishError) -> Outcome {
     }
 }
 
-/// Checks the message (see [`validate`]) and fills in an id and a timestamp when they are
-/// missing.
+/// Admits the message (see [`validate::admit`]): checked, with an id of the queue's kind
+/// and the time filled in when they are missing.
 fn complete(msg: &mut DataMessage, queue: QueueType) -> Result<(), ApiError> {
-    validate::check(MessageRef::from(&*msg))
-        .map_err(|err| ApiError::bad_request(err.to_string()))?;
-    if msg.id.is_empty() {
-        msg.id = MessageId::generate(queue.id_source()).as_str().to_owned();
-    }
-    if msg.timestamp == 0 {
-        msg.timestamp = unix_now();
-    }
-    Ok(())
+    validate::admit(msg, queue.id_source(), unix_now())
+        .map_err(|err| ApiError::bad_request(err.to_string()))
 }
 
 fn publish_error(err: PublishError) -> ApiError {

@@ -19,7 +19,12 @@
 
 mod conn;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::{IpAddr, Ipv4Addr},
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::Router;
 use hyper_util::{
@@ -35,6 +40,14 @@ use tokio_rustls::TlsAcceptor;
 
 use self::conn::{Activity, Tracked};
 use crate::net::{BoundedListener, Greeting};
+
+/// The address the servers listen on unless told otherwise (`BIND_ADDR`).
+pub const DEFAULT_BIND_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// Most connections each server holds open at once (`MAX_CONNECTIONS`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long open connections may take to finish after a shutdown signal
+/// (`SHUTDOWN_TIMEOUT`).
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Protocol limits and deadlines of one HTTP server.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +93,7 @@ impl Default for HttpLimits {
             // hyper's defaults, written out: tonic, for one, passes "no limit" instead.
             max_local_error_reset_streams: 1024,
             max_pending_accept_reset_streams: 20,
-            drain_timeout: Duration::from_secs(10),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }

@@ -8,7 +8,11 @@
 //! 256 bytes, values of 1024 bytes): enough for routing and tracing, small enough that a
 //! message's metadata never costs more than about 128 KiB however it is encoded.
 
-use crate::message::{MessageRef, Metadata};
+use crate::{
+    ids::{IdSource, MessageId},
+    message::{MessageRef, Metadata},
+    proto::{DataMessage, IngestRequest},
+};
 
 /// Longest `source`, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 256;
@@ -54,6 +58,37 @@ pub enum Invalid {
     /// A metadata key appears twice in a JSON body.
     #[error("metadata key repeated")]
     RepeatedKey,
+}
+
+/// Admits a message as a door decoded it: checks it (see [`check`]), then gives it an id
+/// from `ids` when it has none and the time `now` (Unix seconds) when it has none. Every
+/// door that holds a decoded message calls this, so a fault reads the same at each.
+pub fn admit(msg: &mut DataMessage, ids: IdSource, now: i64) -> Result<(), Invalid> {
+    check(MessageRef::from(&*msg))?;
+    if msg.id.is_empty() {
+        msg.id = MessageId::generate(ids).as_str().to_owned();
+    }
+    if msg.timestamp == 0 {
+        msg.timestamp = now;
+    }
+    Ok(())
+}
+
+/// A front door's request admitted as a message (see [`admit`]), stamped `now`.
+pub fn admit_request(
+    request: IngestRequest,
+    ids: IdSource,
+    now: i64,
+) -> Result<DataMessage, Invalid> {
+    let mut msg = DataMessage {
+        id: request.id,
+        timestamp: 0,
+        source: request.source,
+        payload: request.data,
+        metadata: request.metadata,
+    };
+    admit(&mut msg, ids, now)?;
+    Ok(msg)
 }
 
 /// Checks every string of `msg` against the rules above; an empty id is allowed (the

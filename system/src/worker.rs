@@ -23,7 +23,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use crossbeam_utils::CachePadded;
@@ -44,13 +44,21 @@ pub const BATCH: usize = 32;
 const _: () = assert!(BATCH <= u64::BITS as usize);
 
 /// How workers take messages and hand results on (`WORKER_MODE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WorkerMode {
     /// The original pool: one message at a time, a fresh result for each.
     Baseline,
     /// Up to [`BATCH`] ready messages at a time, results in recycled batches.
-    #[default]
     Batched,
+}
+
+/// How workers take messages unless told otherwise (`WORKER_MODE`).
+pub const DEFAULT_WORKER_MODE: WorkerMode = WorkerMode::Batched;
+
+impl Default for WorkerMode {
+    fn default() -> Self {
+        DEFAULT_WORKER_MODE
+    }
 }
 
 impl WorkerMode {
@@ -330,9 +338,7 @@ impl Clock {
     fn new() -> Clock {
         Clock {
             base: Instant::now(),
-            base_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default(),
+            base_unix: crate::message::unix_time(),
         }
     }
 

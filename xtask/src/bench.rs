@@ -337,7 +337,7 @@ fn criterion_cases(rounds: &[BTreeMap<(String, String), f64>]) -> Vec<Case> {
         .into_iter()
         .map(|((group, variant), ns)| {
             let (group, params) = split_params(&group);
-            let mut case = Case::new(&group, &variant, side(&variant));
+            let mut case = Case::new(&group, &variant, side(&group, &variant));
             for (k, v) in params {
                 case = case.param(k, v);
             }

@@ -10,7 +10,7 @@ use crate::{
     tools,
 };
 
-/// Runs `benches/callgrind.rs` through gungraun (installing what it needs) and returns its
+/// Runs `harness/benches/callgrind.rs` through gungraun (installing what it needs) and returns its
 /// counts as a result file made by `command`. With `log`, cargo's output goes there.
 pub(crate) fn measure(command: &str, log: Option<&Path>) -> anyhow::Result<ResultFile> {
     tools::ensure_callgrind()?;

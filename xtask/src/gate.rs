@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use study::{
-    gate::{Finding, compare, table},
+    gate::{Finding, GATED_SUITES, compare, table},
     results::ResultFile,
 };
 
@@ -100,10 +100,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 
 /// The counts a `bench --out DIR` run wrote.
 fn read_counts(dir: &Path) -> anyhow::Result<Vec<ResultFile>> {
-    ["callgrind", "allocations"]
+    GATED_SUITES
         .into_iter()
         .map(|suite| {
-            let path = dir.join(format!("{suite}.json"));
+            let path = dir.join(format!("{}.json", suite.as_str()));
             ResultFile::read(&path).with_context(|| format!("reading {}", path.display()))
         })
         .collect()

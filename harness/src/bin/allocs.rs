@@ -11,13 +11,17 @@ use std::{path::PathBuf, process::ExitCode};
 
 use harness::{
     alloc::{self, Counting},
-    callgrind::{NEW_CONNECTION, NewConnection, Protocol, RoundTrip, Transport},
+    callgrind::{NewConnection, Protocol, RoundTrip, Transport},
     pairs::side,
     results::{Case, Metric, ResultFile, default_dir},
     workloads::{
         Placement, RunningPool, Stack, decode, distinct_copies, encode, publish_consume,
         reference_forwarder, sample_message, warm_queue,
     },
+};
+use study::{
+    cases::{Suite, group},
+    variant::Variant,
 };
 use system::{
     client::{ClientMode, ForwarderConfig, HopProtocol},
@@ -55,26 +59,29 @@ fn main() -> ExitCode {
         }
     }
     let wants = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
-    let mut file = ResultFile::new("allocations", "cargo run -p harness --release --bin allocs");
+    let mut file = ResultFile::new(
+        Suite::Allocations.as_str(),
+        "cargo run -p harness --release --bin allocs",
+    );
     file.notes.insert(
         "method".into(),
         "counting global allocator, one thread, after a warm-up".into(),
     );
     let suites: [(&[&str], Cases); 6] = [
-        (&["queue/publish_consume"], queue_cases),
-        (&["codec/encode", "codec/decode"], codec_cases),
-        (&["worker_pool", "worker_pool/mode"], pool_cases),
+        (&[group::QUEUE_PUBLISH_CONSUME], queue_cases),
+        (&[group::CODEC_ENCODE, group::CODEC_DECODE], codec_cases),
+        (&[group::WORKER_POOL, group::WORKER_POOL_MODE], pool_cases),
         (
             &[
-                "client/mode",
-                "client/protocol",
-                "client/codec",
-                "client/batching",
+                group::CLIENT_MODE,
+                group::CLIENT_PROTOCOL,
+                group::CLIENT_CODEC,
+                group::CLIENT_BATCHING,
             ],
             client_cases,
         ),
-        (&["protocol/round_trip"], protocol_cases),
-        (&[NEW_CONNECTION], new_connection_cases),
+        (&[group::PROTOCOL_ROUND_TRIP], protocol_cases),
+        (&[group::HOP_NEW_CONNECTION], new_connection_cases),
     ];
     for (groups, cases) in suites {
         if groups.iter().any(|g| wants(g)) {
@@ -107,7 +114,7 @@ fn main() -> ExitCode {
 }
 
 fn case(group: &str, variant: &str, ops: usize, counts: alloc::Counts) -> Case {
-    Case::new(group, variant, side(variant))
+    Case::new(group, variant, side(group, variant))
         .param("operations", ops)
         .metric(
             "allocs_per_op",
@@ -127,7 +134,7 @@ fn queue_cases() -> Vec<Case> {
             let queue = warm_queue(kind, 1024, &msg);
             publish_consume(&queue, &msg, OPS);
             let (counts, ()) = alloc::during(|| publish_consume(&queue, &msg, OPS));
-            case("queue/publish_consume", kind.as_str(), OPS, counts)
+            case(group::QUEUE_PUBLISH_CONSUME, kind.as_str(), OPS, counts)
         })
         .collect()
 }
@@ -143,13 +150,13 @@ fn codec_cases() -> Vec<Case> {
                 encode(codec, &msg, &mut buf);
             }
         });
-        cases.push(case("codec/encode", codec.as_str(), OPS, counts));
+        cases.push(case(group::CODEC_ENCODE, codec.as_str(), OPS, counts));
         let (counts, ()) = alloc::during(|| {
             for _ in 0..OPS {
                 std::hint::black_box(decode(codec, &buf));
             }
         });
-        cases.push(case("codec/decode", codec.as_str(), OPS, counts));
+        cases.push(case(group::CODEC_DECODE, codec.as_str(), OPS, counts));
     }
     cases
 }
@@ -165,26 +172,26 @@ fn pool_cases() -> Vec<Case> {
     let msg = sample_message();
     let variants = [
         (
-            "worker_pool",
-            "memory",
+            group::WORKER_POOL,
+            Variant::Memory,
             QueueType::Memory,
             WorkerMode::Batched,
         ),
         (
-            "worker_pool",
-            "pooled",
+            group::WORKER_POOL,
+            Variant::Pooled,
             QueueType::Pooled,
             WorkerMode::Batched,
         ),
         (
-            "worker_pool/mode",
-            "baseline",
+            group::WORKER_POOL_MODE,
+            Variant::Baseline,
             QueueType::Pooled,
             WorkerMode::Baseline,
         ),
         (
-            "worker_pool/mode",
-            "batched",
+            group::WORKER_POOL_MODE,
+            Variant::Batched,
             QueueType::Pooled,
             WorkerMode::Batched,
         ),
@@ -195,33 +202,34 @@ fn pool_cases() -> Vec<Case> {
             let mut pool = RunningPool::start(kind, mode, OPS, &msg);
             pool.fill(OPS, &msg);
             let (counts, ()) = alloc::during(|| pool.drain(OPS));
-            case(group, variant, OPS, counts)
+            case(group, variant.as_str(), OPS, counts)
         })
         .collect()
 }
 
 fn client_cases() -> Vec<Case> {
     type Adjust = fn(ForwarderConfig) -> ForwarderConfig;
-    let axes: [(&str, &str, Adjust); 8] = [
-        ("client/mode", "baseline", |c| ForwarderConfig {
+    let axes: [(&str, Variant, Adjust); 8] = [
+        (group::CLIENT_MODE, Variant::Baseline, |c| ForwarderConfig {
             mode: ClientMode::Baseline,
             ..c
         }),
-        ("client/mode", "pooled", |c| c),
-        ("client/protocol", "http1", |c| c),
-        ("client/protocol", "h2c", |c| ForwarderConfig {
+        (group::CLIENT_MODE, Variant::Pooled, |c| c),
+        (group::CLIENT_PROTOCOL, Variant::Http1, |c| c),
+        (group::CLIENT_PROTOCOL, Variant::H2c, |c| ForwarderConfig {
             protocol: HopProtocol::H2c,
             ..c
         }),
-        ("client/codec", "json", |c| c),
-        ("client/codec", "protobuf", |c| ForwarderConfig {
-            codec: Codec::Protobuf,
-            ..c
+        (group::CLIENT_CODEC, Variant::Json, |c| c),
+        (group::CLIENT_CODEC, Variant::Protobuf, |c| {
+            ForwarderConfig {
+                codec: Codec::Protobuf,
+                ..c
+            }
         }),
-        ("client/batching", "unbatched", |c| c),
-        ("client/batching", "batched", |c| ForwarderConfig {
-            batch: 64,
-            ..c
+        (group::CLIENT_BATCHING, Variant::Unbatched, |c| c),
+        (group::CLIENT_BATCHING, Variant::Batched, |c| {
+            ForwarderConfig { batch: 64, ..c }
         }),
     ];
     let msg = sample_message();
@@ -266,26 +274,26 @@ fn client_cases() -> Vec<Case> {
             let requests = after.requests - before.requests;
             let opened = after.connections_opened - before.connections_opened;
             let reuse = 1.0 - opened as f64 / requests.max(1) as f64;
-            case(group, variant, REQUESTS, counts)
+            case(group, variant.as_str(), REQUESTS, counts)
                 .metric("connection_reuse", Metric::exact("ratio", reuse))
         })
         .collect()
 }
 
 fn protocol_cases() -> Vec<Case> {
-    [
-        (Protocol::Http1, "http1"),
-        (Protocol::H2c, "h2c"),
-        (Protocol::GrpcUnary, "grpc_unary"),
-        (Protocol::GrpcStream, "grpc_stream"),
-    ]
-    .into_iter()
-    .map(|(protocol, variant)| {
-        let mut fixture = RoundTrip::start(protocol);
-        let (counts, ()) = alloc::during(|| fixture.run(REQUESTS));
-        case("protocol/round_trip", variant, REQUESTS, counts)
-    })
-    .collect()
+    Protocol::ALL
+        .into_iter()
+        .map(|protocol| {
+            let mut fixture = RoundTrip::start(protocol);
+            let (counts, ()) = alloc::during(|| fixture.run(REQUESTS));
+            case(
+                group::PROTOCOL_ROUND_TRIP,
+                protocol.as_str(),
+                REQUESTS,
+                counts,
+            )
+        })
+        .collect()
 }
 
 /// One hop request on a new connection per operation, plaintext against TLS (a full
@@ -299,7 +307,12 @@ fn new_connection_cases() -> Vec<Case> {
             let resumed = fixture.resumed();
             let (counts, ()) = alloc::during(|| fixture.run(CONNECTIONS));
             let resumed = fixture.resumed() - resumed;
-            let case = case(NEW_CONNECTION, transport.variant(), CONNECTIONS, counts);
+            let case = case(
+                group::HOP_NEW_CONNECTION,
+                transport.variant(),
+                CONNECTIONS,
+                counts,
+            );
             if transport == Transport::Plain {
                 return case;
             }

@@ -5,18 +5,15 @@
 //! Usage: `smoke --system BINARY [--out DIR]` (`cargo xtask smoke` builds and runs it).
 
 use std::{
-    collections::HashMap,
-    io::{BufRead, BufReader},
-    net::SocketAddr,
     path::PathBuf,
-    process::{Child, Command, ExitCode, Stdio},
-    sync::mpsc,
+    process::{Command, ExitCode},
     time::Duration,
 };
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use harness::results::{Case, Metric, ResultFile, default_dir};
+use launch::Launch;
 
 /// Runs the end-to-end smoke checks against a `system` binary.
 #[derive(Debug, Parser)]
@@ -42,33 +39,26 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let mut child = Command::new(&args.system)
-        .envs([
-            ("API_PORT", "0"),
-            ("GRPC_PORT", "0"),
-            ("PROCESSOR_PORT", "0"),
-            ("RUST_LOG", "info"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", args.system.display()))?;
-    let addresses = match addresses(&mut child) {
-        Ok(addresses) => addresses,
-        Err(err) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(err);
-        }
-    };
+    let mut command = Command::new(&args.system);
+    command.envs([
+        ("API_PORT", "0"),
+        ("GRPC_PORT", "0"),
+        ("PROCESSOR_PORT", "0"),
+        ("RUST_LOG", "info"),
+    ]);
+    // The log is only read for the addresses; a few lines are kept to show on failure.
+    let mut system = Launch::new(command)
+        .roles(&["processor", "gateway", "grpc"])
+        .timeout(Duration::from_secs(30))
+        .keep_lines(100)
+        .start()?;
+    let addr = |role| system.addr(role).context("no address");
+    let (gateway, grpc) = (addr("gateway")?, addr("grpc")?);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let checks = runtime.block_on(harness::smoke::run(addresses["gateway"], addresses["grpc"]));
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait()?;
+    let checks = runtime.block_on(harness::smoke::run(gateway, grpc));
+    let status = system.stop().context("the system was not reaped")?;
 
     let mut file = ResultFile::new("smoke", "cargo xtask smoke");
     for check in &checks {
@@ -98,31 +88,4 @@ fn run(args: &Args) -> anyhow::Result<()> {
         bail!("{failed} check(s) failed");
     }
     Ok(())
-}
-
-/// Reads the `<role> listening on <addr>` lines of the three roles.
-fn addresses(child: &mut Child) -> anyhow::Result<HashMap<&'static str, SocketAddr>> {
-    let stderr = child.stderr.take().context("no stderr")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut found = HashMap::new();
-    while found.len() < 3 {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .context("the system did not report its addresses within 30 s")?;
-        for role in ["processor", "gateway", "grpc"] {
-            if let Some((_, addr)) = line.split_once(&format!("{role} listening on ")) {
-                found.insert(role, addr.trim().parse()?);
-            }
-        }
-    }
-    // Keep draining the log so the system never blocks on a full pipe.
-    std::thread::spawn(move || while rx.recv().is_ok() {});
-    Ok(found)
 }

@@ -55,7 +55,8 @@ impl Transport {
 
     /// The variant's name in result files.
     pub fn variant(self) -> &'static str {
-        let [plain, full, resumed] = study::catalogue::NEW_CONNECTION_VARIANTS;
+        let [plain, full, resumed] =
+            study::catalogue::NEW_CONNECTION_VARIANTS.map(study::variant::Variant::as_str);
         match self {
             Transport::Plain => plain,
             Transport::TlsFull => full,

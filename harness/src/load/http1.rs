@@ -91,56 +91,18 @@ async fn drive(
     recorder: &RefCell<Recorder>,
     pacer: &mut Pacer,
 ) -> Result<(), Broken> {
-    let depth = ctx.in_flight as usize;
-    let mut answered = 0u64;
-    // Due time and send time of each request in flight, oldest first.
-    let mut in_flight: VecDeque<(Instant, Instant)> = VecDeque::with_capacity(depth);
-    let mut out = BytesMut::with_capacity(ctx.prepared.http1.len() * depth);
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let fail = |in_flight: &mut VecDeque<(Instant, Instant)>, kind: ErrorKind| {
-        let now = Instant::now();
-        let mut recorder = recorder.borrow_mut();
-        for (due, _) in in_flight.drain(..) {
-            recorder.record(due, now, Outcome::Error(kind), 0);
-        }
-    };
+    let mut pipeline = Pipeline::new(ctx);
     let mut last_answer = Instant::now();
     loop {
         let now = Instant::now();
-        if in_flight.is_empty() && now.duration_since(last_answer) > IDLE_REOPEN {
+        if pipeline.in_flight.is_empty() && now.duration_since(last_answer) > IDLE_REOPEN {
             return Err(Broken { answered: 1 });
         }
-        let mut wake = None;
-        while in_flight.len() < depth {
-            match pacer.poll(now) {
-                Due::Now(due) => {
-                    out.extend_from_slice(&ctx.prepared.http1);
-                    in_flight.push_back((due, now));
-                    if ctx.open_loop {
-                        recorder.borrow_mut().sent(due, now);
-                    }
-                }
-                Due::At(at) => {
-                    wake = Some(at);
-                    break;
-                }
-                Due::Done => break,
-            }
+        let wake = pipeline.queue_due(ctx, recorder, pacer, now);
+        if let Err(kind) = pipeline.write(&mut stream, ctx).await {
+            return Err(pipeline.fail(recorder, kind));
         }
-        if !out.is_empty() {
-            match timeout(ctx.timeout, stream.write_all(&out)).await {
-                Ok(Ok(())) => out.clear(),
-                Ok(Err(_)) => {
-                    fail(&mut in_flight, ErrorKind::Io);
-                    return Err(Broken { answered });
-                }
-                Err(_) => {
-                    fail(&mut in_flight, ErrorKind::Timeout);
-                    return Err(Broken { answered });
-                }
-            }
-        }
-        let Some(&(_, oldest_sent)) = in_flight.front() else {
+        let Some(&(_, oldest_sent)) = pipeline.in_flight.front() else {
             match wake {
                 Some(at) => {
                     wait_until(at, ctx.precise_timing).await;
@@ -149,32 +111,132 @@ async fn drive(
                 None => return Ok(()),
             }
         };
-        let deadline = oldest_sent + ctx.timeout;
-        // Room for a whole answer; on an empty buffer this takes back the space of the
-        // answers already consumed instead of allocating.
-        buf.reserve(4096);
-        tokio::select! {
-            read = read_some(&mut stream, &mut buf, ctx.spin) => match read {
-                Ok(0) | Err(_) => {
-                    fail(&mut in_flight, ErrorKind::Io);
-                    return Err(Broken { answered });
-                }
-                Ok(_) => {}
-            },
-            () = sleep_until(deadline.into()) => {
-                fail(&mut in_flight, ErrorKind::Timeout);
-                return Err(Broken { answered });
-            }
-            () = wait_until(wake.unwrap_or(deadline), ctx.precise_timing), if wake.is_some() => continue,
+        match pipeline
+            .read(&mut stream, ctx, oldest_sent + ctx.timeout, wake)
+            .await
+        {
+            Ok(Read::Answers) => {}
+            Ok(Read::Wake) => continue,
+            Err(kind) => return Err(pipeline.fail(recorder, kind)),
         }
         let now = Instant::now();
         last_answer = now;
+        pipeline
+            .record_answers(ctx, recorder, now)
+            .map_err(|kind| pipeline.fail(recorder, kind))?;
+    }
+}
+
+/// What a connection has in flight and its buffers, allocated once per connection.
+struct Pipeline {
+    /// Due time and send time of each request in flight, oldest first.
+    in_flight: VecDeque<(Instant, Instant)>,
+    /// Requests queued and not yet written.
+    out: BytesMut,
+    /// Bytes read and not yet parsed as answers.
+    buf: BytesMut,
+    /// Answers received on this connection.
+    answered: u64,
+}
+
+/// Why a wait on a connection ended without an error (shared with the HTTP/2 runner).
+pub(super) enum Read {
+    /// Bytes arrived.
+    Answers,
+    /// The next request is due.
+    Wake,
+}
+
+impl Pipeline {
+    fn new(ctx: &Context) -> Self {
+        let depth = ctx.in_flight as usize;
+        Pipeline {
+            in_flight: VecDeque::with_capacity(depth),
+            out: BytesMut::with_capacity(ctx.prepared.http1.len() * depth),
+            buf: BytesMut::with_capacity(16 * 1024),
+            answered: 0,
+        }
+    }
+
+    /// Queues the requests due by `now` while there is room in flight. Returns when the
+    /// next request is due, if the pacer has one that is not due yet.
+    fn queue_due(
+        &mut self,
+        ctx: &Context,
+        recorder: &RefCell<Recorder>,
+        pacer: &mut Pacer,
+        now: Instant,
+    ) -> Option<Instant> {
+        let depth = ctx.in_flight as usize;
+        while self.in_flight.len() < depth {
+            match pacer.poll(now) {
+                Due::Now(due) => {
+                    self.out.extend_from_slice(&ctx.prepared.http1);
+                    self.in_flight.push_back((due, now));
+                    if ctx.open_loop {
+                        recorder.borrow_mut().sent(due, now);
+                    }
+                }
+                Due::At(at) => return Some(at),
+                Due::Done => return None,
+            }
+        }
+        None
+    }
+
+    /// Writes the queued requests, if any, within the request timeout.
+    async fn write(&mut self, stream: &mut TcpStream, ctx: &Context) -> Result<(), ErrorKind> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        match timeout(ctx.timeout, stream.write_all(&self.out)).await {
+            Ok(Ok(())) => {
+                self.out.clear();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(ErrorKind::Io),
+            Err(_) => Err(ErrorKind::Timeout),
+        }
+    }
+
+    /// Waits for bytes until `deadline` (the oldest request's timeout), or until `wake`
+    /// when a request falls due before anything arrives.
+    async fn read(
+        &mut self,
+        stream: &mut TcpStream,
+        ctx: &Context,
+        deadline: Instant,
+        wake: Option<Instant>,
+    ) -> Result<Read, ErrorKind> {
+        // Room for a whole answer; on an empty buffer this takes back the space of the
+        // answers already consumed instead of allocating.
+        self.buf.reserve(4096);
+        tokio::select! {
+            read = read_some(stream, &mut self.buf, ctx.spin) => match read {
+                Ok(0) | Err(_) => Err(ErrorKind::Io),
+                Ok(_) => Ok(Read::Answers),
+            },
+            () = sleep_until(deadline.into()) => Err(ErrorKind::Timeout),
+            () = wait_until(wake.unwrap_or(deadline), ctx.precise_timing), if wake.is_some() => {
+                Ok(Read::Wake)
+            }
+        }
+    }
+
+    /// Records every complete answer in the buffer against the oldest request in flight.
+    /// `Err` when the server closes the connection or an answer cannot be framed.
+    fn record_answers(
+        &mut self,
+        ctx: &Context,
+        recorder: &RefCell<Recorder>,
+        now: Instant,
+    ) -> Result<(), ErrorKind> {
         loop {
-            match parse_response(&buf) {
+            match parse_response(&self.buf) {
                 Ok(Some(response)) => {
-                    buf.advance(response.len);
-                    answered += 1;
-                    if let Some((due, _)) = in_flight.pop_front() {
+                    self.buf.advance(response.len);
+                    self.answered += 1;
+                    if let Some((due, _)) = self.in_flight.pop_front() {
                         recorder.borrow_mut().record(
                             due,
                             now,
@@ -183,20 +245,27 @@ async fn drive(
                         );
                     }
                     if response.close {
-                        fail(&mut in_flight, ErrorKind::Io);
-                        return Err(Broken { answered });
+                        return Err(ErrorKind::Io);
                     }
                 }
-                Ok(None) if buf.len() > MAX_RESPONSE_BYTES => {
-                    fail(&mut in_flight, ErrorKind::Protocol);
-                    return Err(Broken { answered });
+                Ok(None) if self.buf.len() > MAX_RESPONSE_BYTES => {
+                    return Err(ErrorKind::Protocol);
                 }
-                Ok(None) => break,
-                Err(Malformed) => {
-                    fail(&mut in_flight, ErrorKind::Protocol);
-                    return Err(Broken { answered });
-                }
+                Ok(None) => return Ok(()),
+                Err(Malformed) => return Err(ErrorKind::Protocol),
             }
+        }
+    }
+
+    /// Records every request in flight as failed with `kind`: the connection is broken.
+    fn fail(&mut self, recorder: &RefCell<Recorder>, kind: ErrorKind) -> Broken {
+        let now = Instant::now();
+        let mut recorder = recorder.borrow_mut();
+        for (due, _) in self.in_flight.drain(..) {
+            recorder.record(due, now, Outcome::Error(kind), 0);
+        }
+        Broken {
+            answered: self.answered,
         }
     }
 }
@@ -306,4 +375,78 @@ fn chunked_len(buf: &[u8]) -> Result<Option<usize>, Malformed> {
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{Read, Write},
+        net::TcpListener,
+        sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering},
+        },
+        thread,
+    };
+
+    use super::*;
+    use crate::load::{self, Protocol, Report, RunOptions, Scenario};
+
+    /// Runs a short closed-loop HTTP/1.1 load against a server that reads once from each
+    /// connection, writes `answer` and closes it.
+    fn run_against(answer: &'static [u8]) -> Report {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let target = listener.local_addr().expect("addr").to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            let _ = stream.set_nonblocking(false);
+                            let mut buf = [0u8; 4096];
+                            let _ = stream.read(&mut buf);
+                            let _ = stream.write_all(answer);
+                        }
+                        Err(_) => thread::sleep(Duration::from_millis(1)),
+                    }
+                }
+            }
+        });
+        let mut scenario = Scenario::closed("http1", Protocol::Http1, &target);
+        scenario.duration_secs = 0.3;
+        scenario.connections = 1;
+        scenario.in_flight = 2;
+        let report = load::run(&scenario, &RunOptions::default()).expect("run");
+        stop.store(true, Ordering::Relaxed);
+        server.join().expect("server");
+        report
+    }
+
+    #[test]
+    fn an_answer_that_is_not_http_is_a_protocol_error() {
+        let report = run_against(b"not http at all\r\n\r\n");
+        assert_eq!(report.requests.ok, 0, "{report:?}");
+        assert!(
+            report.errors.get("protocol").is_some_and(|n| *n > 0),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
+    fn an_answer_that_closes_the_connection_counts_and_the_connection_is_reopened() {
+        let report =
+            run_against(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        assert!(report.requests.ok > 0, "{report:?}");
+        // The second request pipelined behind the closing answer fails as an I/O error.
+        assert!(
+            report.errors.get("io").is_some_and(|n| *n > 0),
+            "{:?}",
+            report.errors
+        );
+        assert!(report.connections_opened > 1, "{report:?}");
+    }
 }

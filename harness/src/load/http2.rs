@@ -31,7 +31,7 @@ use tokio::{
 use self::frames::{Encoding, RequestFrames, flag, kind};
 use super::{
     Context,
-    http1::connect,
+    http1::{Read, connect},
     pace::{Due, Pacer, read_some, wait_until},
     record::{ErrorKind, Outcome, Recorder, grpc_outcome, http_outcome},
 };
@@ -156,36 +156,12 @@ impl<'a> Connection<'a> {
         recorder: &RefCell<Recorder>,
         pacer: &mut Pacer,
     ) -> Result<(), Broken> {
-        let depth = self.ctx.in_flight as usize;
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let connected = Instant::now();
         loop {
-            let now = Instant::now();
-            let mut wake = None;
-            while self.settings_received
-                && !self.draining
-                && self.streams.len() < depth.min(self.peer_max_streams)
-            {
-                match pacer.poll(now) {
-                    Due::Now(due) => {
-                        if self.ctx.open_loop {
-                            recorder.borrow_mut().sent(due, now);
-                        }
-                        self.open_stream(due, now);
-                    }
-                    Due::At(at) => {
-                        wake = Some(at);
-                        break;
-                    }
-                    Due::Done => break,
-                }
-            }
-            if !self.out.is_empty() {
-                match timeout(self.ctx.timeout, socket.write_all(&self.out)).await {
-                    Ok(Ok(())) => self.out.clear(),
-                    Ok(Err(_)) => return Err(self.fail_all(recorder, ErrorKind::Io)),
-                    Err(_) => return Err(self.fail_all(recorder, ErrorKind::Timeout)),
-                }
+            let wake = self.open_due_streams(recorder, pacer, Instant::now());
+            if let Err(kind) = self.write(&mut socket).await {
+                return Err(self.fail_all(recorder, kind));
             }
             let oldest_sent = match self.oldest_sent() {
                 Some(sent) => sent,
@@ -202,37 +178,106 @@ impl<'a> Connection<'a> {
                 },
             };
             let deadline = oldest_sent + self.ctx.timeout;
-            buf.reserve(16 * 1024);
-            tokio::select! {
-                read = read_some(&mut socket, &mut buf, self.ctx.spin) => match read {
-                    Ok(0) | Err(_) => return Err(self.fail_all(recorder, ErrorKind::Io)),
-                    Ok(_) => {}
-                },
-                () = sleep_until(deadline.into()) => {
-                    return Err(self.fail_all(recorder, ErrorKind::Timeout));
-                }
-                () = wait_until(wake.unwrap_or(deadline), self.ctx.precise_timing), if wake.is_some() => continue,
+            match self.read(&mut socket, &mut buf, deadline, wake).await {
+                Ok(Read::Answers) => {}
+                Ok(Read::Wake) => continue,
+                Err(kind) => return Err(self.fail_all(recorder, kind)),
             }
-            // Take in what else has arrived before writing new requests, so that answers
-            // arriving in several pieces are answered with one batch of requests rather than
-            // several small writes.
-            for _ in 0..DRAIN_READS {
-                self.parse(&mut buf, recorder)
-                    .map_err(|kind| self.fail_all(recorder, kind))?;
-                buf.reserve(16 * 1024);
-                // Let the other connections and the I/O driver run, so that the readiness
-                // the next read relies on is fresh.
-                tokio::task::yield_now().await;
-                match socket.try_read_buf(&mut buf) {
-                    Ok(0) => return Err(self.fail_all(recorder, ErrorKind::Io)),
-                    Ok(_) => {}
-                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(_) => return Err(self.fail_all(recorder, ErrorKind::Io)),
-                }
-            }
-            self.parse(&mut buf, recorder)
+            self.take_in(&mut socket, &mut buf, recorder)
+                .await
                 .map_err(|kind| self.fail_all(recorder, kind))?;
         }
+    }
+
+    /// Opens a stream for each request due by `now`, once the server's SETTINGS arrived and
+    /// while its limits leave room. Returns when the next request is due, if the pacer has
+    /// one that is not due yet.
+    fn open_due_streams(
+        &mut self,
+        recorder: &RefCell<Recorder>,
+        pacer: &mut Pacer,
+        now: Instant,
+    ) -> Option<Instant> {
+        let depth = self.ctx.in_flight as usize;
+        while self.settings_received
+            && !self.draining
+            && self.streams.len() < depth.min(self.peer_max_streams)
+        {
+            match pacer.poll(now) {
+                Due::Now(due) => {
+                    if self.ctx.open_loop {
+                        recorder.borrow_mut().sent(due, now);
+                    }
+                    self.open_stream(due, now);
+                }
+                Due::At(at) => return Some(at),
+                Due::Done => return None,
+            }
+        }
+        None
+    }
+
+    /// Writes the queued frames, if any, within the request timeout.
+    async fn write(&mut self, socket: &mut TcpStream) -> Result<(), ErrorKind> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        match timeout(self.ctx.timeout, socket.write_all(&self.out)).await {
+            Ok(Ok(())) => {
+                self.out.clear();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(ErrorKind::Io),
+            Err(_) => Err(ErrorKind::Timeout),
+        }
+    }
+
+    /// Waits for bytes until `deadline`, or until `wake` when a request falls due before
+    /// anything arrives.
+    async fn read(
+        &self,
+        socket: &mut TcpStream,
+        buf: &mut BytesMut,
+        deadline: Instant,
+        wake: Option<Instant>,
+    ) -> Result<Read, ErrorKind> {
+        buf.reserve(16 * 1024);
+        tokio::select! {
+            read = read_some(socket, buf, self.ctx.spin) => match read {
+                Ok(0) | Err(_) => Err(ErrorKind::Io),
+                Ok(_) => Ok(Read::Answers),
+            },
+            () = sleep_until(deadline.into()) => Err(ErrorKind::Timeout),
+            () = wait_until(wake.unwrap_or(deadline), self.ctx.precise_timing), if wake.is_some() => {
+                Ok(Read::Wake)
+            }
+        }
+    }
+
+    /// Handles the frames read, and those that arrive within a few more non-blocking reads.
+    async fn take_in(
+        &mut self,
+        socket: &mut TcpStream,
+        buf: &mut BytesMut,
+        recorder: &RefCell<Recorder>,
+    ) -> Result<(), ErrorKind> {
+        // Take in what else has arrived before writing new requests, so that answers
+        // arriving in several pieces are answered with one batch of requests rather than
+        // several small writes.
+        for _ in 0..DRAIN_READS {
+            self.parse(buf, recorder)?;
+            buf.reserve(16 * 1024);
+            // Let the other connections and the I/O driver run, so that the readiness
+            // the next read relies on is fresh.
+            tokio::task::yield_now().await;
+            match socket.try_read_buf(buf) {
+                Ok(0) => return Err(ErrorKind::Io),
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return Err(ErrorKind::Io),
+            }
+        }
+        self.parse(buf, recorder)
     }
 
     /// Handles every complete frame at the front of `buf`.

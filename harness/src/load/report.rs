@@ -56,7 +56,7 @@ pub struct Report {
 /// Requests by outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
-    /// Successful requests (for `grpc-stream`: calls).
+    /// Successful requests (for `grpc_stream`: calls).
     pub ok: u64,
     /// Requests refused for load (HTTP 503, gRPC `UNAVAILABLE`).
     pub rejected: u64,
@@ -231,8 +231,18 @@ impl Report {
 
     /// The report as a table for a person.
     pub fn table(&self) -> String {
-        let s = &self.scenario;
         let mut out = String::new();
+        self.write_scenario(&mut out);
+        self.write_requests(&mut out);
+        self.write_latency(&mut out);
+        self.write_usage(&mut out);
+        self.write_timeline(&mut out);
+        out
+    }
+
+    /// The table's first lines: what ran, against what, and how long.
+    fn write_scenario(&self, out: &mut String) {
+        let s = &self.scenario;
         let mode = match s.rate {
             Some(rate) => format!("open loop, {rate} req/s"),
             None => "closed loop".to_owned(),
@@ -250,6 +260,10 @@ impl Report {
             self.window_secs,
             s.warmup_secs,
         );
+    }
+
+    /// Outcomes, messages when they differ from requests, and errors by kind.
+    fn write_requests(&self, out: &mut String) {
         let r = &self.requests;
         let _ = writeln!(
             out,
@@ -270,6 +284,10 @@ impl Report {
         for (kind, count) in &self.errors {
             let _ = writeln!(out, "  error      {kind}: {count}");
         }
+    }
+
+    /// Latency percentiles, and the send lag of an open loop.
+    fn write_latency(&self, out: &mut String) {
         match &self.latency_us {
             Some(l) => {
                 let _ = writeln!(
@@ -289,6 +307,10 @@ impl Report {
                 l.p50, l.p99, l.max
             );
         }
+    }
+
+    /// What the run cost the generator and, when known, the server.
+    fn write_usage(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "  generator  {:.2} CPU s, {} connection(s) opened",
@@ -308,6 +330,10 @@ impl Report {
                 t.pid
             );
         }
+    }
+
+    /// One line per second of the window.
+    fn write_timeline(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "  second        ok  rejected  errors    p50 us    p99 us"
@@ -325,7 +351,6 @@ impl Report {
                 fmt(second.p99_us)
             );
         }
-        out
     }
 }
 
@@ -398,5 +423,139 @@ impl Report {
             }
         }
         case
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Protocol;
+
+    /// A report with every optional part present.
+    fn full() -> Report {
+        let mut scenario = Scenario::closed("table", Protocol::Http1, "127.0.0.1:8080");
+        scenario.rate = Some(500.0);
+        scenario.path = Some("/ingest".to_owned());
+        Report {
+            format: REPORT_FORMAT.to_owned(),
+            scenario,
+            started_unix: 0,
+            window_secs: 2.0,
+            requests: Counts {
+                ok: 10,
+                rejected: 2,
+                errors: 3,
+                messages: 40,
+            },
+            errors: BTreeMap::from([("io".to_owned(), 1), ("timeout".to_owned(), 2)]),
+            throughput: Throughput {
+                ok_per_sec: 5.0,
+                attempted_per_sec: 7.5,
+                messages_per_sec: 20.0,
+            },
+            latency_us: Some(Latency {
+                count: 10,
+                mean: 12.34,
+                p50: 10.0,
+                p75: 11.0,
+                p90: 12.0,
+                p99: 13.0,
+                p999: 14.0,
+                max: 15.0,
+            }),
+            send_lag_us: Some(Latency {
+                count: 10,
+                mean: 1.0,
+                p50: 1.0,
+                p75: 1.5,
+                p90: 2.0,
+                p99: 2.5,
+                p999: 3.0,
+                max: 3.5,
+            }),
+            connections_opened: 4,
+            generator: GeneratorUsage {
+                threads: 1,
+                cpu_seconds: 0.125,
+                peak_rss_bytes: None,
+            },
+            target: Some(TargetUsage {
+                pid: 42,
+                cpu_seconds: Some(1.5),
+                peak_rss_bytes: Some(3 * 1048576),
+            }),
+            timeline: vec![
+                SecondReport {
+                    second: 0,
+                    ok: 10,
+                    rejected: 2,
+                    errors: 3,
+                    p50_us: Some(10.4),
+                    p99_us: Some(13.0),
+                    max_us: Some(15.0),
+                },
+                SecondReport {
+                    second: 1,
+                    ok: 0,
+                    rejected: 0,
+                    errors: 0,
+                    p50_us: None,
+                    p99_us: None,
+                    max_us: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_table_shows_every_part_of_a_full_report() {
+        let table = full().table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "scenario table (http1) -> 127.0.0.1:8080/ingest");
+        let expected = [
+            "  requests   ok 10  rejected 2  errors 3  (5.0 ok/s, 7.5 attempted/s)",
+            "  messages   40  (20.0/s)",
+            "  error      io: 1",
+            "  error      timeout: 2",
+            "  latency us p50 10.0  p75 11.0  p90 12.0  p99 13.0  p99.9 14.0  max 15.0  mean 12.3",
+            "  send lag   p50 1.0  p99 2.5  max 3.5 us (due -> sent; part of the latency)",
+            "  generator  0.12 CPU s, 4 connection(s) opened",
+            "  target     pid 42: 1.50 CPU s, peak RSS 3.0 MiB",
+            "  second        ok  rejected  errors    p50 us    p99 us",
+            "       0        10         2       3        10        13",
+            "       1         0         0       0         -         -",
+        ];
+        assert_eq!(&lines[2..], &expected);
+        assert!(lines[1].starts_with("  open loop, 500 req/s, 1 connection(s) x "));
+        assert!(table.ends_with('\n'));
+    }
+
+    #[test]
+    fn the_table_says_what_a_sparse_report_lacks() {
+        let mut report = full();
+        report.scenario.rate = None;
+        report.requests.messages = report.requests.ok;
+        report.errors.clear();
+        report.latency_us = None;
+        report.send_lag_us = None;
+        report.target = Some(TargetUsage {
+            pid: 7,
+            cpu_seconds: None,
+            peak_rss_bytes: None,
+        });
+        report.timeline.clear();
+        let table = report.table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].starts_with("  closed loop, 1 connection(s) x "));
+        let expected = [
+            "  requests   ok 10  rejected 2  errors 3  (5.0 ok/s, 7.5 attempted/s)",
+            "  latency    (no successful request)",
+            "  generator  0.12 CPU s, 4 connection(s) opened",
+            "  target     pid 7: ? CPU s, peak RSS ? MiB",
+            "  second        ok  rejected  errors    p50 us    p99 us",
+        ];
+        assert_eq!(&lines[2..], &expected);
+        report.target = None;
+        assert!(!report.table().contains("target"));
     }
 }

@@ -20,7 +20,7 @@ pub struct Prepared {
     pub http2: RequestFrames,
     /// The request body: JSON, or the gRPC frame(s).
     pub body: Bytes,
-    /// Messages one request carries (more than one only for `grpc-stream`).
+    /// Messages one request carries (more than one only for `grpc_stream`).
     pub messages: u64,
 }
 

@@ -73,41 +73,16 @@ pub struct Scenario {
     pub payload: Payload,
 }
 
-/// The protocol a scenario speaks. Its one spelling ([`Protocol::as_str`]) is used in files,
-/// in scenarios and on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-#[value(rename_all = "kebab-case")]
-pub enum Protocol {
-    /// HTTP/1.1 keep-alive, `POST` of a JSON body.
-    Http1,
-    /// HTTP/2 with prior knowledge, `POST` of a JSON body.
-    H2c,
-    /// gRPC `Ingest`: one pre-encoded message per call.
-    GrpcUnary,
-    /// gRPC `IngestStream`: `messages_per_stream` pre-encoded messages per call.
-    GrpcStream,
-}
+/// The protocol a scenario speaks: the study's, so that its one spelling
+/// ([`Protocol::as_str`]) is the same in scenarios, on the command line and in result files.
+pub use study::protocol::Protocol;
 
-impl Protocol {
-    /// The path requests go to unless the scenario names one.
-    pub fn default_path(self) -> &'static str {
-        match self {
-            Protocol::Http1 | Protocol::H2c => "/api/v1/ingest",
-            Protocol::GrpcUnary => "/diplom.v1.IngestService/Ingest",
-            Protocol::GrpcStream => "/diplom.v1.IngestService/IngestStream",
-        }
-    }
-
-    /// The name used in files and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Http1 => "http1",
-            Protocol::H2c => "h2c",
-            Protocol::GrpcUnary => "grpc-unary",
-            Protocol::GrpcStream => "grpc-stream",
-        }
-    }
+/// The parser of a `--protocol` value: exactly the names of [`Protocol::ALL`], each listed
+/// with its description in `--help`.
+pub fn protocol_parser() -> impl clap::builder::TypedValueParser<Value = Protocol> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    let names = Protocol::ALL.map(|p| PossibleValue::new(p.as_str()).help(p.description()));
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<Protocol>())
 }
 
 /// Closed or open loop.
@@ -135,7 +110,7 @@ pub struct Payload {
     /// `metadata` of each message.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    /// Messages per call of `grpc-stream`.
+    /// Messages per call of `grpc_stream`.
     #[serde(default = "default_messages_per_stream")]
     pub messages_per_stream: u32,
 }
@@ -354,17 +329,23 @@ fn one() -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use clap::ValueEnum as _;
+    use clap::builder::TypedValueParser as _;
 
     use super::*;
 
     #[test]
     fn the_command_line_spells_each_protocol_as_files_do() {
-        for protocol in Protocol::value_variants() {
-            let value = protocol.to_possible_value().expect("not hidden");
-            assert_eq!(value.get_name(), protocol.as_str());
-            let json = serde_json::to_string(protocol).expect("serializes");
-            assert_eq!(json, format!("\"{}\"", protocol.as_str()));
-        }
+        let parser = protocol_parser();
+        let names: Vec<String> = parser
+            .possible_values()
+            .expect("listed")
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        let spelled: Vec<&str> = Protocol::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names, spelled);
+        let scenario: Scenario =
+            toml::from_str("name = \"s\"\nprotocol = \"grpc_stream\"\nduration_secs = 1.0\n")
+                .expect("a scenario");
+        assert_eq!(scenario.protocol, Protocol::GrpcStream);
     }
 }

@@ -4,13 +4,12 @@
 
 use std::{
     fs,
-    path::Path,
-    process::Stdio,
+    process::{ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
 use super::{
-    PeersError, PeersOptions,
+    PeersError, PeersOptions, Run,
     process::pinned,
     tools::{self, ToolRun},
 };
@@ -77,12 +76,51 @@ pub(super) fn summary(sample: &Sample) -> String {
 
 /// Runs one side once, as a child process, and measures what it and the server used.
 pub(super) fn measure(
-    options: &PeersOptions,
+    run: &Run<'_>,
     side: &Side,
     protocol: Protocol,
-    dir: &Path,
-    generator_cores: Option<&str>,
 ) -> Result<Sample, PeersError> {
+    let scenario = scenario(run.options, side, protocol);
+    let prepared =
+        Prepared::new(&scenario).map_err(|err| PeersError::Generator(err.to_string()))?;
+    let argv = argv(run, side, &scenario, &prepared)?;
+    let ran = run_generator(run, &argv, side.server_pid)?;
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    if !ran.status.success() {
+        return Err(PeersError::Generator(format!(
+            "{} failed ({}): {}{}",
+            argv[0],
+            ran.status,
+            stdout,
+            String::from_utf8_lossy(&ran.stderr)
+        )));
+    }
+    let mut sample = match side.generator {
+        Generator::Ours => {
+            let text = fs::read_to_string(run.dir.join(REPORT))?;
+            let report: Report = serde_json::from_str(&text)
+                .map_err(|err| PeersError::Generator(format!("unreadable load report: {err}")))?;
+            from_report(&report)
+        }
+        Generator::Wrk => from_tool(tools::parse_wrk(&stdout)),
+        Generator::H2load => from_tool(tools::parse_h2load(&stdout)),
+    };
+    if sample.throughput.is_none() {
+        return Err(PeersError::Generator(format!(
+            "{} printed no rate:\n{stdout}",
+            argv[0]
+        )));
+    }
+    sample.generator_cpu_share = ran.generator_cpu / ran.wall;
+    sample.server_cpu_share = ran.server_cpu.map(|cpu| cpu / ran.wall);
+    Ok(sample)
+}
+
+/// Our generator's report, in the run's directory.
+const REPORT: &str = "report.json";
+
+/// The closed-loop scenario of one side: every generator is given the same shape.
+fn scenario(options: &PeersOptions, side: &Side, protocol: Protocol) -> Scenario {
     let mut scenario = Scenario::closed(
         &format!("peers-{}", protocol.as_str()),
         protocol,
@@ -95,17 +133,25 @@ pub(super) fn measure(
         scenario.spin_us = spin;
     }
     (scenario.connections, scenario.in_flight) = shape(options, protocol);
-    let prepared =
-        Prepared::new(&scenario).map_err(|err| PeersError::Generator(err.to_string()))?;
+    scenario
+}
+
+/// The command line of the side's generator, writing the files it reads into the run's
+/// directory.
+fn argv(
+    run: &Run<'_>,
+    side: &Side,
+    scenario: &Scenario,
+    prepared: &Prepared,
+) -> Result<Vec<String>, PeersError> {
+    let options = run.options;
     let duration = Duration::from_secs(options.duration_secs);
-    let warmup = Duration::from_secs_f64(options.warmup_secs);
     let url = format!("http://{}{}", side.target, scenario.path());
-    let report_path = dir.join("report.json");
-    let argv: Vec<String> = match side.generator {
+    Ok(match side.generator {
         Generator::Ours => {
-            let scenario_path = dir.join("scenario.toml");
+            let scenario_path = run.dir.join("scenario.toml");
             let text =
-                toml::to_string(&scenario).map_err(|err| PeersError::Generator(err.to_string()))?;
+                toml::to_string(scenario).map_err(|err| PeersError::Generator(err.to_string()))?;
             fs::write(&scenario_path, text)?;
             vec![
                 options.harness_bin.display().to_string(),
@@ -114,17 +160,17 @@ pub(super) fn measure(
                 scenario_path.display().to_string(),
                 "--quiet".to_owned(),
                 "--json".to_owned(),
-                report_path.display().to_string(),
+                run.dir.join(REPORT).display().to_string(),
             ]
         }
         Generator::Wrk => {
             let body = String::from_utf8_lossy(&prepared.body).into_owned();
-            tools::wrk_command(&url, scenario.connections, duration, &body, dir)?
+            tools::wrk_command(&url, scenario.connections, duration, &body, run.dir)?
         }
         Generator::H2load => {
-            let body_path = dir.join("body.bin");
+            let body_path = run.dir.join("body.bin");
             fs::write(&body_path, &prepared.body)?;
-            let headers: &[&str] = match protocol {
+            let headers: &[&str] = match scenario.protocol {
                 Protocol::GrpcUnary | Protocol::GrpcStream => {
                     &["content-type: application/grpc", "te: trailers"]
                 }
@@ -135,24 +181,42 @@ pub(super) fn measure(
                 scenario.connections,
                 scenario.in_flight,
                 duration,
-                warmup,
+                Duration::from_secs_f64(options.warmup_secs),
                 &body_path,
                 headers,
             )
         }
-    };
-    let mut command = pinned(generator_cores, &argv[0]);
-    let stdout_path = dir.join("stdout.txt");
-    let stderr_path = dir.join("stderr.txt");
+    })
+}
+
+/// What a generator's run left: its exit, its output, and the CPU it and the server used.
+struct Ran {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// Seconds from its start to its exit.
+    wall: f64,
+    generator_cpu: f64,
+    server_cpu: Option<f64>,
+}
+
+/// Runs `argv` pinned to the generators' core, its output into files, killed when it
+/// outlives its warm-up and duration by [`GENERATOR_GRACE`] (so a hung tool cannot hang
+/// the run).
+fn run_generator(run: &Run<'_>, argv: &[String], server_pid: u32) -> Result<Ran, PeersError> {
+    let options = run.options;
+    let mut command = pinned(run.generator_cores, &argv[0]);
+    let stdout_path = run.dir.join("stdout.txt");
+    let stderr_path = run.dir.join("stderr.txt");
     command
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(fs::File::create(&stdout_path)?)
         .stderr(fs::File::create(&stderr_path)?);
-    // Every generator stops by itself after the warm-up and the duration; one that has not
-    // after this bound is killed, so a hung tool cannot hang the run.
-    let limit = duration + warmup + GENERATOR_GRACE;
-    let server_before = usage::cpu_seconds(side.server_pid).ok();
+    let limit = Duration::from_secs(options.duration_secs)
+        + Duration::from_secs_f64(options.warmup_secs)
+        + GENERATOR_GRACE;
+    let server_before = usage::cpu_seconds(server_pid).ok();
     let children_before = usage::children_cpu_seconds();
     let started = Instant::now();
     let mut child = command
@@ -173,44 +237,16 @@ pub(super) fn measure(
         std::thread::sleep(Duration::from_millis(10));
     };
     let wall = started.elapsed().as_secs_f64();
-    let generator_cpu = usage::children_cpu_seconds() - children_before;
-    let server_cpu = server_before
-        .zip(usage::cpu_seconds(side.server_pid).ok())
-        .map(|(before, after)| after - before);
-    let output = std::process::Output {
+    Ok(Ran {
         status,
         stdout: fs::read(&stdout_path)?,
         stderr: fs::read(&stderr_path)?,
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(PeersError::Generator(format!(
-            "{} failed ({}): {}{}",
-            argv[0],
-            output.status,
-            stdout,
-            String::from_utf8_lossy(&output.stderr)
-        )));
-    }
-    let mut sample = match side.generator {
-        Generator::Ours => {
-            let text = fs::read_to_string(&report_path)?;
-            let report: Report = serde_json::from_str(&text)
-                .map_err(|err| PeersError::Generator(format!("unreadable load report: {err}")))?;
-            from_report(&report)
-        }
-        Generator::Wrk => from_tool(tools::parse_wrk(&stdout)),
-        Generator::H2load => from_tool(tools::parse_h2load(&stdout)),
-    };
-    if sample.throughput.is_none() {
-        return Err(PeersError::Generator(format!(
-            "{} printed no rate:\n{stdout}",
-            argv[0]
-        )));
-    }
-    sample.generator_cpu_share = generator_cpu / wall;
-    sample.server_cpu_share = server_cpu.map(|cpu| cpu / wall);
-    Ok(sample)
+        wall,
+        generator_cpu: usage::children_cpu_seconds() - children_before,
+        server_cpu: server_before
+            .zip(usage::cpu_seconds(server_pid).ok())
+            .map(|(before, after)| after - before),
+    })
 }
 
 fn from_report(report: &Report) -> Sample {

@@ -134,7 +134,7 @@ pub(super) fn nats_phase(
     let ids = Ids::new(id_prefix(phase));
     let acks = Arc::new(Mutex::new(Processed::new(ids.clone())));
     let start = |role: Option<&str>, roles: &[&str]| {
-        let command = system(options, role, Some(&nats.url));
+        let command = system(options, role, Some(&nats.url()));
         Watched::start(command, roles, Some(Arc::clone(&acks)))
     };
     let mut front = start(None, &ALL_ROLES)?;

@@ -1,7 +1,13 @@
-//! The pairs the load suite measures, as data: each pair's group, its baseline side first,
-//! and for each side which server runs with which settings under which load.
+//! How the load suite measures each of its pairs, as data: the pairs and their variants are
+//! the catalogue's (`study::pairs`), and [`LOAD_PAIRS`] says, for each group, which server
+//! runs each variant with which settings under which protocol. The baseline side is first.
 
-use study::catalogue::TLS_LOAD_PAIRS;
+use study::{
+    cases::group,
+    catalogue::TLS_LOAD_PAIRS,
+    pairs::{self as catalogue},
+    variant::Variant,
+};
 
 use crate::load::Protocol;
 
@@ -37,164 +43,195 @@ pub(crate) struct Pair {
     pub(crate) sides: Vec<Side>,
 }
 
-const fn system(
-    variant: &'static str,
-    env: &'static [(&'static str, &'static str)],
-    protocol: Protocol,
-) -> Side {
-    Side {
-        variant,
-        server: Server::System {
-            mimalloc: false,
-            env,
-            tls: false,
-        },
-        protocol,
-    }
+/// Settings of the `system` binary, as its environment variables.
+type Env = &'static [(&'static str, &'static str)];
+
+/// How the variants of a load pair differ, each in the catalogue's order of the pair's
+/// variants (baseline, optimized, then those on neither side).
+#[derive(Debug, Clone, Copy)]
+enum Sides {
+    /// Each variant is the protocol of its name, against the system with its defaults.
+    Protocols,
+    /// The bare servers, then the system, once per protocol.
+    AgainstBare,
+    /// Each variant runs the system with its settings, under HTTP/1.1.
+    Settings(&'static [Env]),
+    /// The system with the system allocator, then built with mimalloc.
+    Allocators,
+    /// A plaintext hop, then TLS on the hop, both with these settings.
+    HopTls(Env),
 }
 
-/// A pair of the system with a plaintext hop (the baseline) and with TLS on the hop, both
-/// with `env` and under HTTP/1.1 load on plaintext, so that only the hop differs.
-fn hop_tls(group: &'static str, env: &'static [(&'static str, &'static str)]) -> Pair {
-    Pair {
-        group,
-        sides: vec![
-            system("plain", env, Protocol::Http1),
-            Side {
-                variant: "tls",
-                server: Server::System {
-                    mimalloc: false,
-                    env,
-                    tls: true,
-                },
-                protocol: Protocol::Http1,
-            },
-        ],
-    }
-}
+/// Every load pair, in the order they are run.
+const LOAD_PAIRS: [(&str, Sides); 10] = [
+    (group::LOAD_INGRESS, Sides::Protocols),
+    (group::LOAD_VS_BARE, Sides::AgainstBare),
+    // The nats queue is measured only when a nats-server is at hand.
+    (
+        group::LOAD_QUEUE,
+        Sides::Settings(&[
+            &[("QUEUE_TYPE", "memory")],
+            &[("QUEUE_TYPE", "pooled")],
+            &[("QUEUE_TYPE", "nats")],
+        ]),
+    ),
+    (
+        group::LOAD_CLIENT,
+        Sides::Settings(&[&[("CLIENT_MODE", "baseline")], &[("CLIENT_MODE", "pooled")]]),
+    ),
+    (
+        group::LOAD_HOP_PROTOCOL,
+        Sides::Settings(&[&[("HOP_PROTOCOL", "http1")], &[("HOP_PROTOCOL", "h2c")]]),
+    ),
+    (
+        group::LOAD_HOP_CODEC,
+        Sides::Settings(&[&[("HOP_CODEC", "json")], &[("HOP_CODEC", "protobuf")]]),
+    ),
+    (
+        group::LOAD_HOP_BATCHING,
+        Sides::Settings(&[
+            &[("HOP_BATCH_HTTP", "false")],
+            &[("HOP_BATCH_HTTP", "true")],
+        ]),
+    ),
+    (group::LOAD_ALLOCATOR, Sides::Allocators),
+    (
+        TLS_LOAD_PAIRS[0].0,
+        Sides::HopTls(&[("CLIENT_MODE", "pooled")]),
+    ),
+    // A new connection, and so a handshake, for every hop request, and a hop request for
+    // every message (not coalesced), so that the handshake is what dominates.
+    (
+        TLS_LOAD_PAIRS[1].0,
+        Sides::HopTls(&[("CLIENT_MODE", "baseline"), ("HOP_BATCH_HTTP", "false")]),
+    ),
+];
 
-/// A pair of two settings of the system under HTTP/1.1 load.
-fn setting(
-    group: &'static str,
-    baseline: (&'static str, &'static [(&'static str, &'static str)]),
-    optimized: (&'static str, &'static [(&'static str, &'static str)]),
-) -> Pair {
-    Pair {
-        group,
-        sides: vec![
-            system(baseline.0, baseline.1, Protocol::Http1),
-            system(optimized.0, optimized.1, Protocol::Http1),
-        ],
-    }
+const DEFAULTS: Server = system(&[], false, false);
+
+const fn system(env: Env, mimalloc: bool, tls: bool) -> Server {
+    Server::System { mimalloc, env, tls }
 }
 
 /// Every pair, in the order they are run.
 pub(crate) fn pairs() -> Vec<Pair> {
-    let mut pairs = vec![Pair {
-        group: "load/ingress",
-        sides: vec![
-            system("http1", &[], Protocol::Http1),
-            system("h2c", &[], Protocol::H2c),
-            system("grpc_unary", &[], Protocol::GrpcUnary),
-            system("grpc_stream", &[], Protocol::GrpcStream),
-        ],
-    }];
-    for protocol in [
-        Protocol::Http1,
-        Protocol::H2c,
-        Protocol::GrpcUnary,
-        Protocol::GrpcStream,
-    ] {
-        pairs.push(Pair {
-            group: "load/vs_bare",
-            sides: vec![
-                Side {
-                    variant: "bare",
-                    server: Server::Bare,
-                    protocol,
-                },
-                system("system", &[], protocol),
-            ],
-        });
+    let mut pairs = Vec::new();
+    for (group, how) in LOAD_PAIRS {
+        let variants: Vec<Variant> = catalogue::pair_of(group)
+            .map(|p| p.variants().collect())
+            .unwrap_or_default();
+        match how {
+            // One pair per protocol.
+            Sides::AgainstBare => pairs.extend(Protocol::ALL.map(|protocol| Pair {
+                group,
+                sides: sides(&variants, [Server::Bare, DEFAULTS].map(|s| (s, protocol))),
+            })),
+            _ => pairs.push(Pair {
+                group,
+                sides: sides(&variants, servers(&variants, how)),
+            }),
+        }
     }
-    pairs.extend([
-        Pair {
-            group: "load/queue",
-            sides: vec![
-                system("memory", &[("QUEUE_TYPE", "memory")], Protocol::Http1),
-                system("pooled", &[("QUEUE_TYPE", "pooled")], Protocol::Http1),
-                // Measured only when a nats-server is at hand.
-                system("nats", &[("QUEUE_TYPE", "nats")], Protocol::Http1),
-            ],
-        },
-        setting(
-            "load/client",
-            ("baseline", &[("CLIENT_MODE", "baseline")]),
-            ("pooled", &[("CLIENT_MODE", "pooled")]),
-        ),
-        setting(
-            "load/hop_protocol",
-            ("http1", &[("HOP_PROTOCOL", "http1")]),
-            ("h2c", &[("HOP_PROTOCOL", "h2c")]),
-        ),
-        setting(
-            "load/hop_codec",
-            ("json", &[("HOP_CODEC", "json")]),
-            ("protobuf", &[("HOP_CODEC", "protobuf")]),
-        ),
-        setting(
-            "load/hop_batching",
-            ("unbatched", &[("HOP_BATCH_HTTP", "false")]),
-            ("batched", &[("HOP_BATCH_HTTP", "true")]),
-        ),
-        Pair {
-            group: "load/allocator",
-            sides: vec![
-                system("glibc", &[], Protocol::Http1),
-                Side {
-                    variant: "mimalloc",
-                    server: Server::System {
-                        mimalloc: true,
-                        env: &[],
-                        tls: false,
-                    },
-                    protocol: Protocol::Http1,
-                },
-            ],
-        },
-    ]);
-    let [(pooled, _), (baseline, _)] = TLS_LOAD_PAIRS;
-    pairs.extend([
-        hop_tls(pooled, &[("CLIENT_MODE", "pooled")]),
-        // A new connection, and so a handshake, for every hop request, and a hop request
-        // for every message (not coalesced), so that the handshake is what dominates.
-        hop_tls(
-            baseline,
-            &[("CLIENT_MODE", "baseline"), ("HOP_BATCH_HTTP", "false")],
-        ),
-    ]);
     pairs
+}
+
+/// What serves each variant of a pair that is not [`Sides::AgainstBare`], in order.
+fn servers(variants: &[Variant], how: Sides) -> Vec<(Server, Protocol)> {
+    let http1 = |server| (server, Protocol::Http1);
+    match how {
+        Sides::Protocols => variants
+            .iter()
+            .filter_map(|v| Some((DEFAULTS, v.protocol()?)))
+            .collect(),
+        Sides::Settings(envs) => envs
+            .iter()
+            .map(|env| http1(system(env, false, false)))
+            .collect(),
+        Sides::Allocators => vec![http1(DEFAULTS), http1(system(&[], true, false))],
+        Sides::HopTls(env) => vec![
+            http1(system(env, false, false)),
+            http1(system(env, false, true)),
+        ],
+        Sides::AgainstBare => Vec::new(),
+    }
+}
+
+fn sides(variants: &[Variant], servers: impl IntoIterator<Item = (Server, Protocol)>) -> Vec<Side> {
+    variants
+        .iter()
+        .zip(servers)
+        .map(|(variant, (server, protocol))| Side {
+            variant: variant.as_str(),
+            server,
+            protocol,
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Server, pairs};
+    use study::{
+        cases::{Suite, group},
+        variant::Variant,
+    };
+
+    use super::{LOAD_PAIRS, Server, Sides, pairs};
     use crate::load::Protocol;
+
+    /// Every load pair of the catalogue is measured, each of its variants by a server of
+    /// its own, and nothing else is.
+    #[test]
+    fn every_variant_of_every_load_pair_has_its_server() {
+        let catalogue: Vec<_> = study::pairs::PAIRS
+            .iter()
+            .filter(|p| p.suites.contains(&Suite::Load))
+            .collect();
+        assert_eq!(catalogue.len(), LOAD_PAIRS.len());
+        let measured = pairs();
+        for pair in catalogue {
+            let runs: Vec<_> = measured.iter().filter(|p| p.group == pair.group).collect();
+            assert!(!runs.is_empty(), "{} is not measured", pair.group);
+            for run in runs {
+                let variants: Vec<&str> = run.sides.iter().map(|s| s.variant).collect();
+                assert_eq!(
+                    variants,
+                    pair.variants().map(Variant::as_str).collect::<Vec<_>>(),
+                    "{}",
+                    pair.group
+                );
+            }
+        }
+        for (group, how) in LOAD_PAIRS {
+            if let Sides::Protocols = how {
+                let pair = measured
+                    .iter()
+                    .find(|p| p.group == group)
+                    .expect("measured");
+                for side in &pair.sides {
+                    assert_eq!(side.protocol.as_str(), side.variant);
+                }
+            }
+        }
+    }
 
     /// Both TLS pairs keep plaintext as their baseline and differ in nothing but TLS: the
     /// same client mode on both sides, the same HTTP/1.1 load.
     #[test]
     fn the_tls_pairs_differ_only_in_tls() {
         for (group, mode) in [
-            ("load/hop_tls", "pooled"),
-            ("load/hop_tls_baseline", "baseline"),
+            (group::LOAD_HOP_TLS, "pooled"),
+            (group::LOAD_HOP_TLS_BASELINE, "baseline"),
         ] {
             let pair = pairs().into_iter().find(|p| p.group == group);
             let pair = pair.unwrap_or_else(|| panic!("no pair {group}"));
             let [plain, tls] = pair.sides.as_slice() else {
                 panic!("{group}: {:?}", pair.sides);
             };
-            assert_eq!((plain.variant, tls.variant), ("plain", "tls"), "{group}");
+            assert_eq!(
+                (plain.variant, tls.variant),
+                (Variant::Plain.as_str(), Variant::Tls.as_str()),
+                "{group}"
+            );
             assert_eq!(plain.protocol, Protocol::Http1, "{group}");
             assert_eq!(tls.protocol, Protocol::Http1, "{group}");
             let (
@@ -225,7 +262,8 @@ mod tests {
                 let tls = matches!(side.server, Server::System { tls: true, .. });
                 assert_eq!(
                     tls,
-                    pair.group.starts_with("load/hop_tls") && side.variant == "tls",
+                    pair.group.starts_with(group::LOAD_HOP_TLS)
+                        && side.variant == Variant::Tls.as_str(),
                     "{} {}",
                     pair.group,
                     side.variant

@@ -32,7 +32,7 @@ fn version_and_help_name_the_program_and_every_protocol() {
     assert!(short.status.success(), "{}", text(&short.stderr));
     let short = text(&short.stdout);
     assert!(
-        short.contains("[possible values: http1, h2c, grpc-unary, grpc-stream]"),
+        short.contains("[possible values: http1, h2c, grpc_unary, grpc_stream]"),
         "{short}"
     );
     let long = harness(&["load", "--help"]);
@@ -41,8 +41,8 @@ fn version_and_help_name_the_program_and_every_protocol() {
     for line in [
         "- http1:",
         "- h2c:",
-        "- grpc-unary:",
-        "- grpc-stream:",
+        "- grpc_unary:",
+        "- grpc_stream:",
         "-c, --connections",
         "-d, --duration",
         "--hgrm <FILE>",

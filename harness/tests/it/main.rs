@@ -9,6 +9,7 @@ static ALLOCATOR: harness::alloc::Counting = harness::alloc::Counting;
 
 mod cli;
 mod coordinated_omission;
+mod docs;
 mod errors;
 mod gate;
 mod http2_client;
@@ -22,3 +23,4 @@ mod report_schema;
 mod servers;
 mod soak;
 mod stages;
+mod variant_names;

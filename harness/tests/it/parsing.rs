@@ -3,7 +3,7 @@
 
 use harness::{
     load::{Mode, Scenario, http1::parse_response, scenario::is_loopback, usage},
-    peers::{process::listening_addr, tools},
+    peers::tools,
 };
 
 #[test]
@@ -70,10 +70,10 @@ fn times_and_proc_stat_are_parsed() {
 fn listening_lines_are_found() {
     let line = "2026-01-01T00:00:00Z  INFO system: gateway listening on 127.0.0.1:4321";
     assert_eq!(
-        listening_addr(line, "gateway").as_deref(),
-        Some("127.0.0.1:4321")
+        launch::parse_ready(line, "gateway"),
+        "127.0.0.1:4321".parse().ok()
     );
-    assert_eq!(listening_addr(line, "grpc"), None);
+    assert_eq!(launch::parse_ready(line, "grpc"), None);
 }
 
 #[test]

@@ -24,7 +24,11 @@
 mod setup;
 mod tasks;
 
-pub use setup::{NatsConfig, NatsError};
+pub use setup::{
+    DEFAULT_NATS_ACK_WAIT, DEFAULT_NATS_CONSUMER, DEFAULT_NATS_MAX_DELIVER,
+    DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_STREAM, DEFAULT_NATS_TIMEOUT, DEFAULT_NATS_URL,
+    NatsConfig, NatsError,
+};
 
 use std::{
     sync::{

@@ -3,7 +3,7 @@
 //! endpoint `DEBUG_TOKEN`; no token reaches a log or a `Debug`; bad token settings stop the
 //! start-up; each role listens on its own address.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, time::Duration};
 
 use clap::Parser as _;
 use reqwest::{Client, StatusCode, header};
@@ -22,7 +22,8 @@ use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
-    binary::Running,
+    binary,
+    client::{get_json, ingest_as},
     stack::{Setup, Stack},
     support::assert_error,
 };
@@ -65,14 +66,8 @@ fn guarded_over(sent: Option<&'static str>, forwarder: fn(http::Uri) -> Forwarde
 }
 
 async fn ingest(client: &Client, stack: &Stack, authorization: Option<&str>) -> reqwest::Response {
-    let mut request = client
-        .post(format!("{}/api/v1/ingest", stack.gateway_url))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(r#"{"source": "auth", "data": "x"}"#);
-    if let Some(value) = authorization {
-        request = request.header(header::AUTHORIZATION, value);
-    }
-    request.send().await.unwrap()
+    let body = r#"{"source": "auth", "data": "x"}"#;
+    ingest_as(client, &stack.gateway_url, authorization, body).await
 }
 
 /// Asserts a 401 of the contract: the challenge of `realm` (with `error="invalid_token"`
@@ -344,15 +339,8 @@ const INGEST_BEARER: &str = "Bearer ingest-7Hq2-token";
 
 /// `GET /api/v1/trace` with the ingest token.
 async fn traced(client: &Client, stack: &Stack) -> Value {
-    client
-        .get(format!("{}/api/v1/trace", stack.gateway_url))
-        .header(header::AUTHORIZATION, INGEST_BEARER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let url = format!("{}/api/v1/trace", stack.gateway_url);
+    get_json(client, &url, Some(INGEST_BEARER)).await
 }
 
 /// A front door sending the wrong processor token (or none) accepts nothing and tells its
@@ -451,13 +439,13 @@ async fn the_profile_endpoint_wants_the_debug_token_on_every_port() {
 fn no_token_shows_in_the_debug_of_the_settings() {
     let cli = Cli::try_parse_from([
         "system",
+        "gateway",
         "--ingest-token",
         INGEST,
         "--processor-token",
         PROCESSOR,
         "--debug-token",
         DEBUG,
-        "gateway",
     ])
     .unwrap();
     let tokens = cli.settings.tokens().unwrap();
@@ -490,7 +478,7 @@ fn no_token_shows_in_the_debug_of_the_settings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_logs_no_token() {
     const GUESS: &str = "guess-Wf8-token";
-    let running = Running::start(
+    let mut running = binary::start(
         &[],
         &[
             ("INGEST_TOKEN", INGEST),
@@ -499,10 +487,11 @@ async fn the_binary_logs_no_token() {
             ("PROFILE_ENDPOINT", "true"),
             ("RUST_LOG", "debug"),
         ],
+        &["gateway", "processor", "grpc"],
     );
-    let gateway = format!("http://{}", running.address("gateway"));
-    let processor = format!("http://{}", running.address("processor"));
-    let grpc_url = format!("http://{}", running.address("grpc"));
+    let gateway = format!("http://{}", running.addrs()["gateway"]);
+    let processor = format!("http://{}", running.addrs()["processor"]);
+    let grpc_url = format!("http://{}", running.addrs()["grpc"]);
     let client = Client::new();
     for token in [INGEST, GUESS] {
         let response = client
@@ -550,9 +539,10 @@ async fn the_binary_logs_no_token() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     drop(grpc);
-    let (status, logs) = tokio::task::spawn_blocking(move || running.stop())
-        .await
-        .unwrap();
+    let (status, logs) =
+        tokio::task::spawn_blocking(move || (binary::terminate(&mut running), running.output()))
+            .await
+            .unwrap();
     assert!(status.is_some_and(|s| s.success()), "{status:?}: {logs}");
     assert!(logs.contains("processor stopped"), "{logs}");
     for token in [INGEST, PROCESSOR, DEBUG, GUESS] {
@@ -566,11 +556,12 @@ async fn a_token_file_is_read_without_its_trailing_newline() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("processor-token");
     std::fs::write(&file, format!("{PROCESSOR}\n")).unwrap();
-    let running = Running::start(
+    let mut running = binary::start(
         &["processor"],
         &[("PROCESSOR_TOKEN_FILE", file.to_str().unwrap())],
+        &["processor"],
     );
-    let url = format!("http://{}/enqueue", running.address("processor"));
+    let url = format!("http://{}/enqueue", running.addrs()["processor"]);
     let client = Client::new();
     let post = |authorization: Option<String>| {
         let mut request = client
@@ -585,9 +576,10 @@ async fn a_token_file_is_read_without_its_trailing_newline() {
     assert_unauthorized(post(None).await.unwrap(), "processor", false).await;
     let accepted = post(Some(bearer(PROCESSOR))).await.unwrap();
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
-    let (status, logs) = tokio::task::spawn_blocking(move || running.stop())
-        .await
-        .unwrap();
+    let (status, logs) =
+        tokio::task::spawn_blocking(move || (binary::terminate(&mut running), running.output()))
+            .await
+            .unwrap();
     assert!(status.is_some_and(|s| s.success()), "{status:?}: {logs}");
 }
 
@@ -669,9 +661,11 @@ fn bad_token_settings_stop_the_start_up_by_name() {
         mentions,
     } in cases
     {
-        let mut all_args = args.to_vec();
-        all_args.push("processor");
-        let (status, logs) = Running::start(&all_args, envs).exit();
+        let mut all_args = vec!["gateway"];
+        all_args.extend(args);
+        let mut running = binary::start(&all_args, envs, &[]);
+        let status = running.wait(Duration::from_secs(30));
+        let logs = running.output();
         let label = format!("{args:?} {envs:?}");
         let status = status.unwrap_or_else(|| panic!("{label}: still running after 30 s"));
         assert!(!status.success(), "{label} was accepted");
@@ -719,7 +713,7 @@ fn each_role_binds_its_own_address_or_else_bind_addr() {
 /// processor.
 #[tokio::test]
 async fn the_binary_listens_on_each_role_s_address() {
-    let running = Running::start(
+    let mut running = binary::start(
         &[],
         &[
             ("BIND_ADDR", "127.0.0.1"),
@@ -727,13 +721,15 @@ async fn the_binary_listens_on_each_role_s_address() {
             ("GRPC_BIND_ADDR", "127.0.0.3"),
             ("GRPC_METRICS_PORT", "0"),
         ],
+        &["processor", "gateway", "grpc", "grpc metrics"],
     );
-    let processor = running.address("processor");
-    let gateway = running.address("gateway");
-    assert!(processor.starts_with("127.0.0.2:"), "{processor}");
-    assert!(gateway.starts_with("127.0.0.1:"), "{gateway}");
-    assert!(running.address("grpc").starts_with("127.0.0.3:"));
-    assert!(running.address("grpc metrics").starts_with("127.0.0.3:"));
+    let ip = |role: &str| running.addrs()[role].ip().to_string();
+    let (processor, gateway) = (ip("processor"), ip("gateway"));
+    assert_eq!(processor, "127.0.0.2");
+    assert_eq!(gateway, "127.0.0.1");
+    assert_eq!(ip("grpc"), "127.0.0.3");
+    assert_eq!(ip("grpc metrics"), "127.0.0.3");
+    let gateway = running.addrs()["gateway"];
     let response = Client::new()
         .post(format!("http://{gateway}/api/v1/ingest"))
         .header(header::CONTENT_TYPE, "application/json")
@@ -742,8 +738,9 @@ async fn the_binary_listens_on_each_role_s_address() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let (status, logs) = tokio::task::spawn_blocking(move || running.stop())
-        .await
-        .unwrap();
+    let (status, logs) =
+        tokio::task::spawn_blocking(move || (binary::terminate(&mut running), running.output()))
+            .await
+            .unwrap();
     assert!(status.is_some_and(|s| s.success()), "{status:?}: {logs}");
 }

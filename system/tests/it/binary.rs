@@ -1,97 +1,63 @@
 //! The `system` binary as a user runs it: configuration from the environment, a real
 //! signal, the exit code.
 
-use std::{
-    collections::HashMap,
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex, mpsc},
-    thread,
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
+
+use launch::{Launch, Running};
 
 const BIN: &str = env!("CARGO_BIN_EXE_system");
 
-/// Starts `system` with `args` on free ports; returns the child, the address each role
-/// logged, and the rest of its log lines.
-// The child is handed to the caller, which waits for it; clippy cannot follow that.
-#[allow(clippy::zombie_processes)]
-pub(crate) fn start(
-    args: &[&str],
-    envs: &[(&str, &str)],
-    roles: &[&str],
-) -> (Child, HashMap<String, String>, mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
+/// How long a signalled process gets to exit.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts `system` with `args` on free ports and waits until each of `roles` has logged
+/// the address it listens on (none for a start that is meant to fail). Every line it logs
+/// is kept; it is stopped and reaped when dropped, also when the test fails.
+pub(crate) fn start(args: &[&str], envs: &[(&str, &str)], roles: &[&str]) -> Running {
+    let mut command = Command::new(BIN);
+    command
         .args(args)
         .env("PROCESSOR_PORT", "0")
         .env("API_PORT", "0")
         .env("GRPC_PORT", "0")
         .env("RUST_LOG", "info")
-        .envs(envs.iter().copied())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut addresses = HashMap::new();
-    while addresses.len() < roles.len() {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
-            break;
-        };
-        for role in roles {
-            if let Some((_, addr)) = line.split_once(&format!("{role} listening on ")) {
-                addresses.insert(role.to_string(), addr.trim().to_owned());
-            }
-        }
-    }
-    if addresses.len() < roles.len() {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("not every role logged its address: {addresses:?}");
-    }
-    (child, addresses, rx)
+        .envs(envs.iter().copied());
+    Launch::new(command)
+        .roles(roles)
+        .start()
+        .unwrap_or_else(|err| panic!("{err}"))
 }
 
-fn start_processor(envs: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<String>) {
-    let (child, mut addresses, logs) = start(&["processor"], envs, &["processor"]);
-    (
-        child,
-        addresses.remove("processor").unwrap_or_default(),
-        logs,
-    )
+/// Sends SIGTERM and waits for the exit; its status (`None` when it had to be killed
+/// after [`EXIT_TIMEOUT`]).
+pub(crate) fn terminate(running: &mut Running) -> Option<std::process::ExitStatus> {
+    running.signal("TERM").expect("kill -TERM");
+    let status = running.wait(EXIT_TIMEOUT);
+    running.kill();
+    status
 }
 
-fn summary(logs: &mpsc::Receiver<String>) -> String {
-    let rest: Vec<String> = logs.iter().collect();
-    rest.iter()
+fn summary(running: &Running) -> String {
+    let lines = running.lines();
+    lines
+        .iter()
         .find(|l| l.contains("processor stopped"))
         .cloned()
-        .unwrap_or_else(|| panic!("no summary in {rest:?}"))
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+        .unwrap_or_else(|| panic!("no summary in {lines:?}"))
 }
 
 #[tokio::test]
 async fn sigterm_drains_accepted_messages_and_exits_zero() {
-    let (mut child, addr, logs) = start_processor(&[
-        ("QUEUE_TYPE", "pooled"),
-        ("PROCESSOR_WORKERS", "2"),
-        ("WORKER_MODE", "baseline"),
-    ]);
+    let mut running = start(
+        &["processor"],
+        &[
+            ("QUEUE_TYPE", "pooled"),
+            ("PROCESSOR_WORKERS", "2"),
+            ("WORKER_MODE", "baseline"),
+        ],
+        &["processor"],
+    );
+    let addr = running.addrs()["processor"];
     let client = reqwest::Client::new();
     for n in 0..50 {
         let response = client
@@ -103,10 +69,12 @@ async fn sigterm_drains_accepted_messages_and_exits_zero() {
             .unwrap();
         assert_eq!(response.status(), 202);
     }
-    terminate(&child);
-    let status = child.wait().unwrap();
-    assert!(status.success(), "exit status {status}");
-    let summary = summary(&logs);
+    let status = terminate(&mut running);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
+    let summary = summary(&running);
     assert!(
         summary.contains("accepted=50") && summary.contains("processed=50"),
         "{summary}"
@@ -148,7 +116,8 @@ fn a_bad_setting_is_refused_at_start_up_by_name() {
 /// `system` with no role runs all three; a SIGTERM drains them and exits 0.
 #[tokio::test]
 async fn all_roles_run_in_one_process_and_stop_together() {
-    let (mut child, addresses, logs) = start(&[], &[], &["processor", "gateway", "grpc"]);
+    let mut running = start(&[], &[], &["processor", "gateway", "grpc"]);
+    let addresses = running.addrs().clone();
     let response = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
@@ -173,13 +142,17 @@ async fn all_roles_run_in_one_process_and_stop_together() {
         id: String::new(),
     };
     grpc.ingest(request).await.unwrap();
-    terminate(&child);
     // Wait off the runtime, so the clients above can still answer the servers' goodbyes.
-    let (status, logs) = tokio::task::spawn_blocking(move || (child.wait().unwrap(), logs))
-        .await
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
-    let rest: Vec<String> = logs.iter().collect();
+    let (status, rest) = tokio::task::spawn_blocking(move || {
+        let status = terminate(&mut running);
+        (status, running.lines())
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
     let summary = rest
         .iter()
         .find(|l| l.contains("processor stopped"))
@@ -206,11 +179,12 @@ async fn all_roles_run_in_one_process_and_stop_together() {
 async fn the_profile_endpoint_profiles_the_running_process_one_at_a_time() {
     use pprof::protos::Message as _;
 
-    let (child, addresses, _logs) = start(
+    let mut running = start(
         &[],
         &[("PROFILE_ENDPOINT", "true")],
         &["gateway", "processor", "grpc"],
     );
+    let addresses = running.addrs().clone();
     let gateway = format!("http://{}", addresses["gateway"]);
     let client = reqwest::Client::new();
     let profile = |base: &str, query: &str| {
@@ -278,107 +252,13 @@ async fn the_profile_endpoint_profiles_the_running_process_one_at_a_time() {
     assert_eq!(over_grpc_port.status(), reqwest::StatusCode::OK);
     pprof::protos::Profile::decode(over_grpc_port.bytes().await.unwrap()).unwrap();
 
-    terminate(&child);
-    let mut child = child;
-    assert!(child.wait().unwrap().success());
+    assert!(terminate(&mut running).is_some_and(|s| s.success()));
 
-    let (plain, addresses, _logs) = start(&["gateway"], &[], &["gateway"]);
+    let mut plain = start(&["gateway"], &[], &["gateway"]);
+    let addresses = plain.addrs().clone();
     let response = profile(&format!("http://{}", addresses["gateway"]), "seconds=1")
         .await
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
-    terminate(&plain);
-    let mut plain = plain;
-    assert!(plain.wait().unwrap().success());
-}
-
-/// Runs the binary with `args` and `envs` on free ports and collects every line it logs.
-pub(crate) struct Running {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    pub(crate) fn start(args: &[&str], envs: &[(&str, &str)]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("PROCESSOR_PORT", "0")
-            .env("API_PORT", "0")
-            .env("GRPC_PORT", "0")
-            .env("RUST_LOG", "info")
-            .envs(envs.iter().copied())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// The address `role` logged it listens on, waiting up to 30 s for it.
-    pub(crate) fn address(&self, role: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let marker = format!("{role} listening on ");
-        loop {
-            let found = self.lines.lock().unwrap().iter().find_map(|line| {
-                line.split_once(&marker)
-                    .map(|(_, addr)| addr.trim().to_owned())
-            });
-            if let Some(addr) = found {
-                return addr;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{role} logged no address: {:?}",
-                self.lines.lock().unwrap()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits up to 30 s for the process to exit (killing it after that); its status and
-    /// what it logged.
-    pub(crate) fn exit(mut self) -> (Option<std::process::ExitStatus>, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
-        // The reader ends with the pipe; give it a moment to take the last lines.
-        thread::sleep(Duration::from_millis(100));
-        let lines = self.lines.lock().unwrap().join("\n");
-        (status, lines)
-    }
-
-    /// Sends SIGTERM and waits for the exit.
-    pub(crate) fn stop(self) -> (Option<std::process::ExitStatus>, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.exit()
-    }
-}
-
-impl Drop for Running {
-    /// A test that fails leaves no process behind.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    assert!(terminate(&mut plain).is_some_and(|s| s.success()));
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use system::{gateway::GatewayConfig, processor::ProcessorConfig};
 
 use crate::{
+    client::ingest,
     stack::{Setup, Stack, slow},
     support::{accepted_or_refused, assert_error, parse_prometheus},
 };
@@ -16,23 +17,13 @@ fn h2c() -> Client {
     Client::builder().http2_prior_knowledge().build().unwrap()
 }
 
-async fn ingest(client: &Client, stack: &Stack, body: &str) -> reqwest::Response {
-    client
-        .post(format!("{}/api/v1/ingest", stack.gateway_url))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn ingest_over_http1_and_h2c_reaches_the_processor_intact() {
     let stack = Stack::recording().await;
     for (client, version) in [(Client::new(), Version::HTTP_11), (h2c(), Version::HTTP_2)] {
         let body =
             json!({"source": "sensor-1", "data": "temperature=21.5", "metadata": {"unit": "C"}});
-        let response = ingest(&client, &stack, &body.to_string()).await;
+        let response = ingest(&client, &stack.gateway_url, &body.to_string()).await;
         assert_eq!(response.version(), version);
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         let answer: Value = response.json().await.unwrap();
@@ -66,25 +57,30 @@ async fn every_client_error_has_its_status_and_a_json_body() {
     let client = Client::new();
     let url = format!("{}/api/v1/ingest", stack.gateway_url);
     assert_error(
-        ingest(&client, &stack, "{oops").await,
+        ingest(&client, &stack.gateway_url, "{oops").await,
         StatusCode::BAD_REQUEST,
         "invalid JSON",
     )
     .await;
     assert_error(
-        ingest(&client, &stack, r#"{"data": "x"}"#).await,
+        ingest(&client, &stack.gateway_url, r#"{"data": "x"}"#).await,
         StatusCode::BAD_REQUEST,
         "source",
     )
     .await;
     assert_error(
-        ingest(&client, &stack, r#"{"source": "s"}"#).await,
+        ingest(&client, &stack.gateway_url, r#"{"source": "s"}"#).await,
         StatusCode::BAD_REQUEST,
         "data",
     )
     .await;
     assert_error(
-        ingest(&client, &stack, r#"{"source": " ", "data": "x"}"#).await,
+        ingest(
+            &client,
+            &stack.gateway_url,
+            r#"{"source": " ", "data": "x"}"#,
+        )
+        .await,
         StatusCode::BAD_REQUEST,
         "source",
     )
@@ -92,7 +88,7 @@ async fn every_client_error_has_its_status_and_a_json_body() {
     assert_error(
         ingest(
             &client,
-            &stack,
+            &stack.gateway_url,
             r#"{"source": "s", "data": "x", "extra": 1}"#,
         )
         .await,
@@ -102,7 +98,7 @@ async fn every_client_error_has_its_status_and_a_json_body() {
     .await;
     let big = json!({"source": "s", "data": "x".repeat(4096)}).to_string();
     assert_error(
-        ingest(&client, &stack, &big).await,
+        ingest(&client, &stack.gateway_url, &big).await,
         StatusCode::PAYLOAD_TOO_LARGE,
         "limit",
     )
@@ -148,7 +144,12 @@ async fn an_unreachable_processor_is_a_502() {
         ..Setup::default()
     })
     .await;
-    let response = ingest(&Client::new(), &stack, r#"{"source": "s", "data": "x"}"#).await;
+    let response = ingest(
+        &Client::new(),
+        &stack.gateway_url,
+        r#"{"source": "s", "data": "x"}"#,
+    )
+    .await;
     assert_error(response, StatusCode::BAD_GATEWAY, "unreachable").await;
     let status: Value = reqwest::get(format!("{}/api/v1/status", stack.gateway_url))
         .await
@@ -189,7 +190,12 @@ async fn a_full_queue_is_a_503_and_nothing_accepted_is_lost() {
     let client = Client::new();
     let (mut accepted, mut refused) = (0u64, 0u64);
     for _ in 0..8 {
-        let response = ingest(&client, &stack, r#"{"source": "burst", "data": "x"}"#).await;
+        let response = ingest(
+            &client,
+            &stack.gateway_url,
+            r#"{"source": "burst", "data": "x"}"#,
+        )
+        .await;
         if accepted_or_refused(response).await {
             accepted += 1;
         } else {
@@ -209,7 +215,12 @@ async fn a_full_queue_is_a_503_and_nothing_accepted_is_lost() {
 async fn health_status_and_metrics_answer() {
     let stack = Stack::recording().await;
     let client = h2c();
-    ingest(&client, &stack, r#"{"source": "m", "data": "x"}"#).await;
+    ingest(
+        &client,
+        &stack.gateway_url,
+        r#"{"source": "m", "data": "x"}"#,
+    )
+    .await;
     stack.processed(1).await;
     let health: Value = client
         .get(format!("{}/health", stack.gateway_url))

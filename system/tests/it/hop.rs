@@ -8,7 +8,10 @@ use system::{
     codec::Codec,
 };
 
-use crate::stack::{Setup, Stack};
+use crate::{
+    client::{get_json, ingest},
+    stack::{Setup, Stack},
+};
 
 fn setup(mode: ClientMode, protocol: HopProtocol, codec: Codec) -> Setup {
     Setup {
@@ -25,13 +28,8 @@ fn setup(mode: ClientMode, protocol: HopProtocol, codec: Codec) -> Setup {
 async fn ingest_sequentially(stack: &Stack, n: u64) {
     let client = Client::new();
     for i in 0..n {
-        let response = client
-            .post(format!("{}/api/v1/ingest", stack.gateway_url))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(format!(r#"{{"source": "reuse-{i}", "data": "x"}}"#))
-            .send()
-            .await
-            .unwrap();
+        let body = format!(r#"{{"source": "reuse-{i}", "data": "x"}}"#);
+        let response = ingest(&client, &stack.gateway_url, &body).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
     }
 }
@@ -206,12 +204,8 @@ async fn concurrent_http_ingests_are_coalesced_when_asked() {
 }
 
 async fn trace(stack: &Stack) -> Value {
-    reqwest::get(format!("{}/api/v1/trace", stack.gateway_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let url = format!("{}/api/v1/trace", stack.gateway_url);
+    get_json(&Client::new(), &url, None).await
 }
 
 /// The first trace opens a connection and times its connect; the next reuses it. Phases

@@ -763,7 +763,7 @@ async fn http2_reset_floods_end_in_goaway_on_both_ports() {
 /// instead of panicking in the client library and resetting the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_that_cannot_be_a_nats_header_are_refused() {
-    let Some(nats) = NatsServer::start("ids_that_cannot_be_a_nats_header_are_refused") else {
+    let Some(nats) = NatsServer::for_test("ids_that_cannot_be_a_nats_header_are_refused") else {
         return;
     };
     let processor = crate::nats::start(&nats.url(), |_| {}).await;

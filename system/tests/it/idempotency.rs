@@ -235,7 +235,7 @@ async fn the_processor_answers_repeats_as_duplicates() {
 /// answered as a duplicate, alone or in a batch, and processed once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_nats_a_repeat_is_a_jetstream_duplicate() {
-    let Some(server) = crate::nats_server::NatsServer::start("with_nats_a_repeat") else {
+    let Some(server) = crate::nats_server::NatsServer::for_test("with_nats_a_repeat") else {
         return;
     };
     let processor = crate::nats::start(&server.url(), |_| {}).await;

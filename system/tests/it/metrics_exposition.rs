@@ -8,7 +8,7 @@
 use std::{
     collections::HashMap,
     io::Write as _,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -41,20 +41,10 @@ fn request(n: u64) -> IngestRequest {
     }
 }
 
-/// Kills a child on drop, so a failing assertion does not leave a server running.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn all_roles_in_one_process_time_every_door_hop_and_queue_wait() {
-    let (child, addresses, _logs) = binary::start(&[], &[], &["processor", "gateway", "grpc"]);
-    let _running = Running(child);
+    let running = binary::start(&[], &[], &["processor", "gateway", "grpc"]);
+    let addresses = running.addrs();
     let gateway = format!("http://{}", addresses["gateway"]);
     let processor = format!("http://{}", addresses["processor"]);
     let grpc = format!("http://{}", addresses["grpc"]);
@@ -137,10 +127,9 @@ async fn all_roles_in_one_process_time_every_door_hop_and_queue_wait() {
 
 #[tokio::test]
 async fn the_grpc_role_alone_serves_its_metrics_on_a_port_of_their_own() {
-    let (processor, mut addresses, _logs) = binary::start(&["processor"], &[], &["processor"]);
-    let _processor = Running(processor);
-    let processor = format!("http://{}", addresses.remove("processor").unwrap());
-    let (grpc, addresses, _grpc_logs) = binary::start(
+    let running_processor = binary::start(&["processor"], &[], &["processor"]);
+    let processor = format!("http://{}", running_processor.addrs()["processor"]);
+    let grpc = binary::start(
         &["grpc"],
         &[
             ("PROCESSOR_URL", processor.as_str()),
@@ -148,7 +137,7 @@ async fn the_grpc_role_alone_serves_its_metrics_on_a_port_of_their_own() {
         ],
         &["grpc", "grpc metrics"],
     );
-    let _grpc = Running(grpc);
+    let addresses = grpc.addrs();
     ingest_over_grpc(&format!("http://{}", addresses["grpc"])).await;
     processed(&processor, SINGLES + STREAMED).await;
 

@@ -142,7 +142,7 @@ pub(crate) async fn eventually(limit: Duration, what: &str, mut done: impl FnMut
 async fn two_processors_split_10000_messages_and_process_each_once() {
     const N: u64 = 10_000;
     const BATCH: u64 = 100;
-    let Some(server) = NatsServer::start("two_processors_split_10000_messages") else {
+    let Some(server) = NatsServer::for_test("two_processors_split_10000_messages") else {
         return;
     };
     let a = start(&server.url(), |_| {}).await;
@@ -199,7 +199,7 @@ async fn two_processors_split_10000_messages_and_process_each_once() {
 /// back the same processor accepts and processes again, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_nats_is_down_nothing_is_accepted_and_service_resumes_after() {
-    let Some(mut server) = NatsServer::start("while_nats_is_down") else {
+    let Some(mut server) = NatsServer::for_test("while_nats_is_down") else {
         return;
     };
     // A short ack wait, so that a message whose ack the dying server did not get comes
@@ -240,7 +240,7 @@ async fn while_nats_is_down_nothing_is_accepted_and_service_resumes_after() {
             .iter()
             .all(|o| o.outcome == Outcome::Unavailable as i32)
     );
-    server.restart();
+    server.restart().expect("nats-server restarts");
     let mut after = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while after.len() < 5 {
@@ -281,7 +281,7 @@ async fn while_nats_is_down_nothing_is_accepted_and_service_resumes_after() {
 /// dead-letter stream, counted, and no longer delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_uses_up_its_deliveries_is_dead_lettered() {
-    let Some(server) = NatsServer::start("a_message_that_uses_up_its_deliveries") else {
+    let Some(server) = NatsServer::for_test("a_message_that_uses_up_its_deliveries") else {
         return;
     };
     let config = NatsConfig {
@@ -331,7 +331,7 @@ async fn a_message_that_uses_up_its_deliveries_is_dead_lettered() {
 /// waiting for JetStream, answer 503 with Retry-After (or QUEUE_FULL in a batch).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stream_and_too_many_pending_publishes_answer_503() {
-    let Some(server) = NatsServer::start("a_full_stream_and_too_many_pending_publishes") else {
+    let Some(server) = NatsServer::for_test("a_full_stream_and_too_many_pending_publishes") else {
         return;
     };
     let slow: ProcessFn = Arc::new(|msg: MessageRef<'_>, out: &mut Vec<u8>| {
@@ -395,7 +395,7 @@ async fn a_full_stream_and_too_many_pending_publishes_answer_503() {
 async fn a_message_whose_processing_fails_is_redelivered_then_dead_lettered() {
     const MAX_DELIVER: u32 = 3;
     const POISON: &str = "poison-2";
-    let Some(server) = NatsServer::start("a_message_whose_processing_fails") else {
+    let Some(server) = NatsServer::for_test("a_message_whose_processing_fails") else {
         return;
     };
     let seen: Seen = Arc::default();

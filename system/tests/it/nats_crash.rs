@@ -6,13 +6,11 @@
 
 use std::{
     collections::HashSet,
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    thread,
+    process::Command,
     time::{Duration, Instant},
 };
 
+use launch::{Launch, Running};
 use prost::Message as _;
 use reqwest::Client;
 
@@ -23,17 +21,15 @@ use crate::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_system");
 
-/// `system processor` as its own process, with its log lines collected.
+/// `system processor` as its own process, with its log lines kept; stopped when dropped.
 struct Victim {
-    child: Child,
+    process: Running,
     url: String,
-    log: Arc<Mutex<Vec<String>>>,
 }
 
-// The child is killed and waited for by the test; clippy cannot follow that.
-#[allow(clippy::zombie_processes)]
 fn start_victim(nats_url: &str, ack_wait_ms: &str) -> Victim {
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .arg("processor")
         .env("QUEUE_TYPE", "nats")
         .env("NATS_URL", nats_url)
@@ -41,40 +37,20 @@ fn start_victim(nats_url: &str, ack_wait_ms: &str) -> Victim {
         .env("QUEUE_SIZE", "20000")
         .env("PROCESSOR_PORT", "0")
         // The ids of acknowledged messages are logged at trace level.
-        .env("RUST_LOG", "info,system::queue::nats=trace")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let log: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let sink = Arc::clone(&log);
-    thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some((_, addr)) = line.split_once("processor listening on ") {
-                let _ = addr_tx.send(addr.trim().to_owned());
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let Ok(addr) = addr_rx.recv_timeout(Duration::from_secs(10)) else {
-        let _ = child.kill();
-        panic!("the processor did not log its address");
-    };
-    Victim {
-        child,
-        url: format!("http://{addr}"),
-        log,
-    }
+        .env("RUST_LOG", "info,system::queue::nats=trace");
+    let process = Launch::new(command)
+        .roles(&["processor"])
+        .start()
+        .unwrap_or_else(|err| panic!("{err}"));
+    let url = format!("http://{}", process.addrs()["processor"]);
+    Victim { process, url }
 }
 
 impl Victim {
     /// Ids of the messages it acknowledged (the log line is written before the ack).
     fn acknowledged(&self) -> HashSet<String> {
-        self.log
-            .lock()
-            .unwrap()
+        self.process
+            .lines()
             .iter()
             .filter(|line| line.contains("nats ack"))
             .filter_map(|line| line.split_once("message_id=").map(|(_, id)| id.trim()))
@@ -83,11 +59,16 @@ impl Victim {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal}");
+        self.process
+            .signal(signal)
+            .unwrap_or_else(|err| panic!("kill -{signal}: {err}"));
+    }
+
+    /// Waits (bounded) for it to exit; its status.
+    fn exit(&mut self) -> std::process::ExitStatus {
+        self.process
+            .wait(Duration::from_secs(60))
+            .expect("the processor exits")
     }
 }
 
@@ -95,7 +76,7 @@ impl Victim {
 /// ones it held are delivered again to the other processor), none is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processor_killed_mid_run_loses_no_accepted_message() {
-    let Some(server) = NatsServer::start("a_processor_killed_mid_run") else {
+    let Some(server) = NatsServer::for_test("a_processor_killed_mid_run") else {
         return;
     };
     // The victim starts alone, so that what the consumer has delivered and not seen
@@ -119,7 +100,7 @@ async fn a_processor_killed_mid_run_loses_no_accepted_message() {
         assert!(Instant::now() < deadline, "the processor does not pull");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    victim.signal("-STOP");
+    victim.signal("STOP");
     for msg in messages("kill", 1000..1020) {
         let ack = jetstream
             .publish("INGEST.messages", msg.encode_to_vec().into())
@@ -145,11 +126,11 @@ async fn a_processor_killed_mid_run_loses_no_accepted_message() {
         accepted
             .extend(post_batch(&client, &survivor.url, messages("kill", start..start + 100)).await);
         if start == 2020 {
-            victim.signal("-KILL");
+            victim.signal("KILL");
         }
     }
     assert_eq!(accepted.len(), 3020, "every message is accepted");
-    let status = victim.child.wait().unwrap();
+    let status = victim.exit();
     assert!(!status.success(), "the victim was killed");
     let by_victim = victim.acknowledged();
     eventually(
@@ -191,7 +172,7 @@ fn an_unreachable_nats_server_stops_the_processor_at_start_up() {
 /// and exits 0; whatever it had fetched and not finished goes to the other processor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_nats_exits_zero_and_leaves_the_rest_to_the_others() {
-    let Some(server) = NatsServer::start("sigterm_with_nats") else {
+    let Some(server) = NatsServer::for_test("sigterm_with_nats") else {
         return;
     };
     let survivor = start(&server.url(), |c| c.nats.ack_wait = Duration::from_secs(1)).await;
@@ -202,18 +183,16 @@ async fn sigterm_with_nats_exits_zero_and_leaves_the_rest_to_the_others() {
         accepted
             .extend(post_batch(&client, &stopping.url, messages("term", start..start + 100)).await);
     }
-    stopping.signal("-TERM");
+    stopping.signal("TERM");
     // Waited for off the runtime, which the in-process survivor needs meanwhile.
-    let (status, stopping) =
-        tokio::task::spawn_blocking(move || (stopping.child.wait().unwrap(), stopping))
-            .await
-            .unwrap();
+    let (status, stopping) = tokio::task::spawn_blocking(move || (stopping.exit(), stopping))
+        .await
+        .unwrap();
     assert!(status.success(), "exit status {status}");
     assert!(
         stopping
-            .log
-            .lock()
-            .unwrap()
+            .process
+            .lines()
             .iter()
             .any(|line| line.contains("processor stopped")),
         "a summary is logged"

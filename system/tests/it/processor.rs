@@ -18,7 +18,10 @@ use system::{
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-use crate::support::{accepted_or_refused, assert_error};
+use crate::{
+    client::enqueue,
+    support::{accepted_or_refused, assert_error},
+};
 
 struct Running {
     url: String,
@@ -88,16 +91,6 @@ fn slow(delay: Duration) -> ProcessFn {
     })
 }
 
-async fn post_json(url: &str, body: &str) -> reqwest::Response {
-    Client::new()
-        .post(format!("{url}/enqueue"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn json_enqueue_is_accepted_and_processed_with_its_data_intact() {
     let sides = [
@@ -116,7 +109,7 @@ async fn json_enqueue_is_accepted_and_processed_with_its_data_intact() {
         .await;
         let body =
             json!({"source": "sensor-1", "payload": "aGVsbG8=", "metadata": {"region": "eu"}});
-        let response = post_json(&server.url, &body.to_string()).await;
+        let response = enqueue(&Client::new(), &server.url, &body.to_string()).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["status"], "accepted");
@@ -175,31 +168,36 @@ async fn bad_requests_get_a_status_and_a_json_error() {
     .await;
     let url = &server.url;
     assert_error(
-        post_json(url, "{not json").await,
+        enqueue(&Client::new(), url, "{not json").await,
         StatusCode::BAD_REQUEST,
         "invalid JSON",
     )
     .await;
     assert_error(
-        post_json(url, r#"{"payload": "aGk="}"#).await,
+        enqueue(&Client::new(), url, r#"{"payload": "aGk="}"#).await,
         StatusCode::BAD_REQUEST,
         "source",
     )
     .await;
     assert_error(
-        post_json(url, r#"{"source": "s", "payload": "%%%"}"#).await,
+        enqueue(&Client::new(), url, r#"{"source": "s", "payload": "%%%"}"#).await,
         StatusCode::BAD_REQUEST,
         "invalid JSON",
     )
     .await;
     assert_error(
-        post_json(url, r#"{"source": "s", "colour": "red"}"#).await,
+        enqueue(&Client::new(), url, r#"{"source": "s", "colour": "red"}"#).await,
         StatusCode::BAD_REQUEST,
         "colour",
     )
     .await;
     assert_error(
-        post_json(url, r#"{"source": "s", "metadata": {"k": 1}}"#).await,
+        enqueue(
+            &Client::new(),
+            url,
+            r#"{"source": "s", "metadata": {"k": 1}}"#,
+        )
+        .await,
         StatusCode::BAD_REQUEST,
         "invalid JSON",
     )
@@ -215,7 +213,7 @@ async fn bad_requests_get_a_status_and_a_json_error() {
     assert_error(garbage, StatusCode::BAD_REQUEST, "invalid protobuf").await;
     let too_large = format!(r#"{{"source": "s", "payload": "{}"}}"#, "A".repeat(2000));
     assert_error(
-        post_json(url, &too_large).await,
+        enqueue(&Client::new(), url, &too_large).await,
         StatusCode::PAYLOAD_TOO_LARGE,
         "limit",
     )
@@ -257,7 +255,7 @@ async fn a_full_queue_answers_503_and_loses_nothing_it_accepted() {
     .await;
     let (mut accepted, mut refused) = (0, 0);
     for _ in 0..10 {
-        let response = post_json(&server.url, r#"{"source": "burst"}"#).await;
+        let response = enqueue(&Client::new(), &server.url, r#"{"source": "burst"}"#).await;
         if accepted_or_refused(response).await {
             accepted += 1;
         } else {
@@ -317,7 +315,7 @@ async fn health_and_metrics_answer() {
         ..ProcessorConfig::default()
     })
     .await;
-    post_json(&server.url, r#"{"source": "m"}"#).await;
+    enqueue(&Client::new(), &server.url, r#"{"source": "m"}"#).await;
     server.processed(1).await;
     let client = Client::new();
     let health: Value = client

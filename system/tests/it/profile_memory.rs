@@ -2,7 +2,6 @@
 //! under load, is about as large as it was before them.
 
 use std::{
-    process::{Child, Command},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -20,12 +19,12 @@ const SLACK_KIB: u64 = 32 * 1024;
 /// [`SLACK_KIB`] of what it was after the same load ran without a profile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_profiles_leave_the_process_about_as_large_as_before() {
-    let (child, addresses, _logs) = crate::binary::start(
+    let running = crate::binary::start(
         &[],
         &[("PROFILE_ENDPOINT", "true")],
         &["gateway", "processor", "grpc"],
     );
-    let child = Stopped(child);
+    let addresses = running.addrs();
     let gateway = format!("http://{}", addresses["gateway"]);
     let client = reqwest::Client::new();
 
@@ -34,7 +33,7 @@ async fn two_profiles_leave_the_process_about_as_large_as_before() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     load.stop().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = rss_kib(&child.0);
+    let before = rss_kib(running.pid());
 
     for _ in 0..2 {
         let load = Load::start(&client, &gateway, 2);
@@ -48,7 +47,7 @@ async fn two_profiles_leave_the_process_about_as_large_as_before() {
         response.bytes().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let after = rss_kib(&child.0);
+    let after = rss_kib(running.pid());
 
     assert!(
         after <= before + SLACK_KIB,
@@ -100,23 +99,11 @@ impl Load {
 }
 
 /// The resident set of a process, from `/proc/PID/status`.
-fn rss_kib(child: &Child) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no VmRSS in {status}"))
-}
-
-/// The child, stopped with SIGTERM and waited for when the test ends, also when it fails.
-struct Stopped(Child);
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
 }

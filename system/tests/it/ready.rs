@@ -232,7 +232,7 @@ async fn grpc_health_follows_the_processor_and_shutdown() {
 /// while the server is down, and again once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_processor_on_nats_is_not_ready_while_nats_is_down() {
-    let Some(mut server) = NatsServer::start("the_processor_on_nats_is_not_ready") else {
+    let Some(mut server) = NatsServer::for_test("the_processor_on_nats_is_not_ready") else {
         return;
     };
     let processor = crate::nats::start(&server.url(), |_| {}).await;
@@ -245,7 +245,7 @@ async fn the_processor_on_nats_is_not_ready_while_nats_is_down() {
         .await
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    server.restart();
+    server.restart().expect("nats-server restarts");
     ready_becomes(&processor.url, StatusCode::OK).await;
     processor.shutdown().await;
 }

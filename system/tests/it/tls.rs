@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::{
-    binary::Running,
+    binary,
     stack::{Setup, Stack},
     support::tool_available,
 };
@@ -386,11 +386,12 @@ fn curl_ingests_over_h2_and_http1_with_the_self_signed_ca() {
     }
     let dir = tempfile::tempdir().unwrap();
     let tls_dir = dir.path().join("tls");
-    let running = Running::start(
+    let running = binary::start(
         &[&format!("--tls-self-signed={}", tls_dir.display())],
         &[("API_PLAIN_PORT", "0")],
+        &["gateway", "gateway (plain)"],
     );
-    let gateway = &running.address("gateway");
+    let gateway = &running.addrs()["gateway"].to_string();
     let ca = tls_dir.join("ca.pem");
     let curl = |args: &[&str]| {
         let output = Command::new("curl")
@@ -436,7 +437,7 @@ fn curl_ingests_over_h2_and_http1_with_the_self_signed_ca() {
         "/dev/null",
         "-w",
         "%{http_code}",
-        &format!("http://{}/health", running.address("gateway (plain)")),
+        &format!("http://{}/health", running.addrs()["gateway (plain)"]),
     ]);
     assert_eq!(plain, "200");
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use study::results::Case;
+use study::{protocol::Protocol, results::Case, variant::Variant};
 
 use super::{
     evidence::Evidence,
@@ -141,7 +141,8 @@ fn queue_threads(evidence: &Evidence) -> Option<BarChart<'static>> {
         .keys()
         .map(|(p, c)| format!("{p} prod × {c} cons"))
         .collect();
-    let series = ["memory", "pooled"]
+    let series = [Variant::Memory, Variant::Pooled]
+        .map(Variant::as_str)
         .into_iter()
         .map(|v| {
             (
@@ -169,7 +170,7 @@ fn per_protocol(
     if cases.is_empty() {
         return None;
     }
-    let order = ["http1", "h2c", "grpc_unary", "grpc_stream"];
+    let order = Protocol::ALL.map(Protocol::as_str);
     let values: Vec<Option<Bar>> = order
         .iter()
         .map(|v| {

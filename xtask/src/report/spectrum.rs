@@ -182,31 +182,7 @@ fn placed(points: &[Point]) -> impl Iterator<Item = &Point> {
 }
 
 fn draw(title: &str, sides: &[SideRounds]) -> String {
-    let all = || {
-        sides
-            .iter()
-            .flat_map(|s| s.rounds.iter())
-            .flat_map(|r| placed(r))
-    };
-    // A little under a whole number of nines counts as that number: 1 - 0.9999 is not
-    // exactly 1e-4 in binary.
-    let x_max = all()
-        .map(|p| (nines(p.percentile) - 1e-9).ceil())
-        .fold(4.0_f64, f64::max);
-    // Latency on a log scale too: the bare server's and the system's lines can lie a decade
-    // or two apart, and a linear axis would flatten the lower one onto zero.
-    let (low, high) = decades(all().map(|p| p.value_ms));
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let x = |p: f64| LEFT + plot_w * nines(p) / x_max;
-    let y = |v: f64| {
-        let decade = if v > 0.0 {
-            v.log10().max(f64::from(low))
-        } else {
-            f64::from(low)
-        };
-        TOP + plot_h - plot_h * (decade - f64::from(low)) / f64::from(high - low)
-    };
+    let plot = Plot::of(sides);
     let mut svg = open(title);
     let several = sides.iter().any(|s| s.rounds.len() > 1);
     let _ = writeln!(
@@ -219,56 +195,120 @@ fn draw(title: &str, sides: &[SideRounds]) -> String {
             "each side at the same rate, latency on a log scale"
         }
     );
-    for exponent in low..=high {
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#dddddd"/><text x="{2:.1}" y="{3:.1}" text-anchor="end">{4:.5$}</text>"##,
-            y(10f64.powi(exponent)),
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            y(10f64.powi(exponent)) + 4.0,
-            10f64.powi(exponent),
-            (-exponent).max(0) as usize
-        );
+    plot.write_axes(&mut svg);
+    for (i, side) in sides.iter().enumerate() {
+        plot.write_side(&mut svg, i, side);
     }
-    let ticks = std::iter::once((0.5, "50%".to_owned()))
-        .chain((1..=x_max as u32).map(|n| (1.0 - 10f64.powi(-(n as i32)), label(n))));
-    for (p, text) in ticks {
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{1:.1}" stroke="#dddddd"/><text x="{0:.1}" y="{2:.1}" text-anchor="middle">{text}</text>"##,
-            x(p),
-            TOP + plot_h,
-            TOP + plot_h + 16.0
-        );
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The plot area and its two log scales: percentiles in nines across, latency in decades
+/// up.
+struct Plot {
+    /// Nines at the right edge.
+    x_max: f64,
+    /// Decades (powers of ten of ms) at the bottom and top edges.
+    low: i32,
+    high: i32,
+    plot_w: f64,
+    plot_h: f64,
+}
+
+impl Plot {
+    /// Axes that hold every point of every round of `sides`.
+    fn of(sides: &[SideRounds]) -> Plot {
+        let all = || {
+            sides
+                .iter()
+                .flat_map(|s| s.rounds.iter())
+                .flat_map(|r| placed(r))
+        };
+        // A little under a whole number of nines counts as that number: 1 - 0.9999 is not
+        // exactly 1e-4 in binary.
+        let x_max = all()
+            .map(|p| (nines(p.percentile) - 1e-9).ceil())
+            .fold(4.0_f64, f64::max);
+        // Latency on a log scale too: the bare server's and the system's lines can lie a
+        // decade or two apart, and a linear axis would flatten the lower one onto zero.
+        let (low, high) = decades(all().map(|p| p.value_ms));
+        Plot {
+            x_max,
+            low,
+            high,
+            plot_w: WIDTH - LEFT - RIGHT,
+            plot_h: HEIGHT - TOP - BOTTOM,
+        }
     }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">percentile (log scale of 1/(1 − p))</text>"#,
-        LEFT + plot_w / 2.0,
-        TOP + plot_h + 34.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="16" y="{0:.1}" transform="rotate(-90 16 {0:.1})" text-anchor="middle">ms</text>"#,
-        TOP + plot_h / 2.0
-    );
-    let line = |points: &[Point]| {
+
+    fn x(&self, p: f64) -> f64 {
+        LEFT + self.plot_w * nines(p) / self.x_max
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        let low = f64::from(self.low);
+        let decade = if v > 0.0 { v.log10().max(low) } else { low };
+        TOP + self.plot_h - self.plot_h * (decade - low) / f64::from(self.high - self.low)
+    }
+
+    /// A polyline's points for the placed points of a round.
+    fn line(&self, points: &[Point]) -> String {
         placed(points)
-            .map(|p| format!("{:.1},{:.1}", x(p.percentile), y(p.value_ms)))
+            .map(|p| format!("{:.1},{:.1}", self.x(p.percentile), self.y(p.value_ms)))
             .collect::<Vec<_>>()
             .join(" ")
-    };
-    for (i, side) in sides.iter().enumerate() {
+    }
+
+    /// Grid lines and labels of both axes, and the axis titles.
+    fn write_axes(&self, svg: &mut String) {
+        let (plot_w, plot_h) = (self.plot_w, self.plot_h);
+        for exponent in self.low..=self.high {
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#dddddd"/><text x="{2:.1}" y="{3:.1}" text-anchor="end">{4:.5$}</text>"##,
+                self.y(10f64.powi(exponent)),
+                WIDTH - RIGHT,
+                LEFT - 6.0,
+                self.y(10f64.powi(exponent)) + 4.0,
+                10f64.powi(exponent),
+                (-exponent).max(0) as usize
+            );
+        }
+        let ticks = std::iter::once((0.5, "50%".to_owned()))
+            .chain((1..=self.x_max as u32).map(|n| (1.0 - 10f64.powi(-(n as i32)), label(n))));
+        for (p, text) in ticks {
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{1:.1}" stroke="#dddddd"/><text x="{0:.1}" y="{2:.1}" text-anchor="middle">{text}</text>"##,
+                self.x(p),
+                TOP + plot_h,
+                TOP + plot_h + 16.0
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">percentile (log scale of 1/(1 − p))</text>"#,
+            LEFT + plot_w / 2.0,
+            TOP + plot_h + 34.0
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="16" y="{0:.1}" transform="rotate(-90 16 {0:.1})" text-anchor="middle">ms</text>"#,
+            TOP + plot_h / 2.0
+        );
+    }
+
+    /// The `i`th side: its other rounds faint, its median-p99 round solid, and its key.
+    fn write_side(&self, svg: &mut String, i: usize, side: &SideRounds) {
         let colour = colour(side.side);
         let Some(picked) = median_round(&side.rounds) else {
-            continue;
+            return;
         };
         for (r, round) in side.rounds.iter().enumerate().filter(|(r, _)| *r != picked) {
             let _ = writeln!(
                 svg,
                 r#"<polyline class="other-round" points="{}" fill="none" stroke="{colour}" stroke-width="1" stroke-opacity="0.45"><title>{}, round {}</title></polyline>"#,
-                line(round),
+                self.line(round),
                 escape(&side.variant),
                 r + 1
             );
@@ -278,7 +318,7 @@ fn draw(title: &str, sides: &[SideRounds]) -> String {
         let _ = writeln!(
             svg,
             r#"<polyline class="round" points="{}" fill="none" stroke="{colour}" stroke-width="2"><title>{}, round {} of {}</title></polyline>"#,
-            line(&side.rounds[picked]),
+            self.line(&side.rounds[picked]),
             escape(&key),
             picked + 1,
             side.rounds.len()
@@ -292,8 +332,6 @@ fn draw(title: &str, sides: &[SideRounds]) -> String {
             escape(&key)
         );
     }
-    svg.push_str("</svg>\n");
-    svg
 }
 
 /// The bar charts' colours: grey for the baseline (the bare server), blue for the system.

@@ -67,12 +67,22 @@ impl BarChart<'_> {
         };
         let max = bars().map(Bar::top).fold(0.0_f64, f64::max);
         let whiskers = bars().any(|bar| bar.range.is_some());
-        let scale_max = nice_ceiling(max);
-        let plot_w = WIDTH - LEFT - RIGHT;
-        let plot_h = HEIGHT - TOP - BOTTOM;
+        let layout = Layout::new(nice_ceiling(max), self.categories.len(), self.series.len());
         let mut svg = open(self.title);
+        self.write_scale(&mut svg, &layout);
+        for (c, category) in self.categories.iter().enumerate() {
+            self.write_group(&mut svg, &layout, c, category);
+        }
+        self.write_key(&mut svg, whiskers);
+        svg.push_str("</svg>\n");
+        svg
+    }
+
+    /// The value axis: five grid lines with their labels, and the unit.
+    fn write_scale(&self, svg: &mut String, layout: &Layout) {
+        let plot_h = layout.plot_h;
         for tick in 0..=4 {
-            let value = scale_max * f64::from(tick) / 4.0;
+            let value = layout.scale_max * f64::from(tick) / 4.0;
             let y = TOP + plot_h - plot_h * f64::from(tick) / 4.0;
             let _ = writeln!(
                 svg,
@@ -94,55 +104,54 @@ impl BarChart<'_> {
             TOP + plot_h / 2.0,
             escape(self.unit)
         );
-        let groups = self.categories.len().max(1) as f64;
-        let group_w = plot_w / groups;
-        let per_group = self.series.len().max(1) as f64;
-        let bar_w = group_w * 0.8 / per_group;
-        let height = |value: f64| {
-            if scale_max > 0.0 {
-                plot_h * value / scale_max
-            } else {
-                0.0
-            }
-        };
-        for (c, category) in self.categories.iter().enumerate() {
-            let x0 = LEFT + group_w * c as f64 + group_w * 0.1;
-            for (s, (_, bars)) in self.series.iter().enumerate() {
-                let Some(bar) = bars.get(c).copied().flatten() else {
-                    continue;
-                };
-                let h = height(bar.value);
-                let x = x0 + bar_w * s as f64;
-                let y = TOP + plot_h - h;
-                let _ = writeln!(
-                    svg,
-                    r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {}</title></rect>"#,
-                    bar_w * 0.95,
-                    COLOURS[s % COLOURS.len()],
-                    escape(category),
-                    short(bar.value)
-                );
-                if let Some((lo, hi)) = bar.range {
-                    let centre = x + bar_w * 0.95 / 2.0;
-                    let (y_lo, y_hi) = (TOP + plot_h - height(lo), TOP + plot_h - height(hi));
-                    let _ = writeln!(
-                        svg,
-                        r#"<path class="whisker" {}><title>{}: range of the rounds: {}–{}</title></path>"#,
-                        whisker(centre, y_lo, y_hi, (bar_w * 0.2).min(6.0)),
-                        escape(category),
-                        short(lo),
-                        short(hi)
-                    );
-                }
-            }
+    }
+
+    /// The `c`th category: a bar (and whisker) per series measured there, and its label.
+    fn write_group(&self, svg: &mut String, layout: &Layout, c: usize, category: &str) {
+        let (plot_h, group_w, bar_w) = (layout.plot_h, layout.group_w, layout.bar_w);
+        let x0 = LEFT + group_w * c as f64 + group_w * 0.1;
+        for (s, (_, bars)) in self.series.iter().enumerate() {
+            let Some(bar) = bars.get(c).copied().flatten() else {
+                continue;
+            };
+            let h = layout.height(bar.value);
+            let x = x0 + bar_w * s as f64;
+            let y = TOP + plot_h - h;
             let _ = writeln!(
                 svg,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                x0 + group_w * 0.4,
-                TOP + plot_h + 18.0,
-                escape(category)
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {}</title></rect>"#,
+                bar_w * 0.95,
+                COLOURS[s % COLOURS.len()],
+                escape(category),
+                short(bar.value)
             );
+            if let Some((lo, hi)) = bar.range {
+                let centre = x + bar_w * 0.95 / 2.0;
+                let (y_lo, y_hi) = (
+                    TOP + plot_h - layout.height(lo),
+                    TOP + plot_h - layout.height(hi),
+                );
+                let _ = writeln!(
+                    svg,
+                    r#"<path class="whisker" {}><title>{}: range of the rounds: {}–{}</title></path>"#,
+                    whisker(centre, y_lo, y_hi, (bar_w * 0.2).min(6.0)),
+                    escape(category),
+                    short(lo),
+                    short(hi)
+                );
+            }
         }
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            x0 + group_w * 0.4,
+            TOP + plot_h + 18.0,
+            escape(category)
+        );
+    }
+
+    /// The key under the plot: a swatch per series, and the whisker's meaning when drawn.
+    fn write_key(&self, svg: &mut String, whiskers: bool) {
         for (s, (name, _)) in self.series.iter().enumerate() {
             let x = LEFT + 140.0 * s as f64;
             let y = HEIGHT - 18.0;
@@ -165,8 +174,37 @@ impl BarChart<'_> {
                 x + 16.0
             );
         }
-        svg.push_str("</svg>\n");
-        svg
+    }
+}
+
+/// Where a bar chart's bars go: the value at the top of the scale, the plot's height and
+/// the widths of a category's group and of one bar in it.
+struct Layout {
+    scale_max: f64,
+    plot_h: f64,
+    group_w: f64,
+    bar_w: f64,
+}
+
+impl Layout {
+    fn new(scale_max: f64, categories: usize, series: usize) -> Layout {
+        let plot_w = WIDTH - LEFT - RIGHT;
+        let group_w = plot_w / categories.max(1) as f64;
+        Layout {
+            scale_max,
+            plot_h: HEIGHT - TOP - BOTTOM,
+            group_w,
+            bar_w: group_w * 0.8 / series.max(1) as f64,
+        }
+    }
+
+    /// The height of a bar of `value`.
+    fn height(&self, value: f64) -> f64 {
+        if self.scale_max > 0.0 {
+            self.plot_h * value / self.scale_max
+        } else {
+            0.0
+        }
     }
 }
 

@@ -12,6 +12,23 @@ use async_nats::jetstream::{
     stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
 };
 
+/// Where the NATS server listens unless told otherwise (`NATS_URL`).
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+/// The shared stream's name unless told otherwise (`NATS_STREAM`).
+pub const DEFAULT_NATS_STREAM: &str = "INGEST";
+/// The shared durable consumer's name unless told otherwise (`NATS_CONSUMER`).
+pub const DEFAULT_NATS_CONSUMER: &str = "processors";
+/// Most publishes waiting for confirmation unless told otherwise (`NATS_MAX_PENDING`).
+pub const DEFAULT_NATS_MAX_PENDING: usize = 1024;
+/// How long a broker call may wait for an answer unless told otherwise
+/// (`NATS_TIMEOUT_MS`).
+pub const DEFAULT_NATS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a delivery may stay unacknowledged unless told otherwise (`NATS_ACK_WAIT_MS`).
+pub const DEFAULT_NATS_ACK_WAIT: Duration = Duration::from_secs(30);
+/// Deliveries of one message before it is dead-lettered unless told otherwise
+/// (`NATS_MAX_DELIVER`).
+pub const DEFAULT_NATS_MAX_DELIVER: u32 = 5;
+
 /// How to reach NATS and how the shared stream and consumer are set up. The first
 /// processor to start creates the stream and the consumer; later ones use them as they
 /// find them.
@@ -42,14 +59,14 @@ pub struct NatsConfig {
 impl Default for NatsConfig {
     fn default() -> Self {
         NatsConfig {
-            url: "nats://127.0.0.1:4222".to_owned(),
-            stream: "INGEST".to_owned(),
-            consumer: "processors".to_owned(),
+            url: DEFAULT_NATS_URL.to_owned(),
+            stream: DEFAULT_NATS_STREAM.to_owned(),
+            consumer: DEFAULT_NATS_CONSUMER.to_owned(),
             capacity: 1000,
-            max_pending_publishes: 1024,
-            request_timeout: Duration::from_secs(2),
-            ack_wait: Duration::from_secs(30),
-            max_deliver: 5,
+            max_pending_publishes: DEFAULT_NATS_MAX_PENDING,
+            request_timeout: DEFAULT_NATS_TIMEOUT,
+            ack_wait: DEFAULT_NATS_ACK_WAIT,
+            max_deliver: DEFAULT_NATS_MAX_DELIVER,
             fetch_batch: 8,
         }
     }

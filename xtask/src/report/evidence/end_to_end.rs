@@ -3,11 +3,19 @@
 
 use serde::Serialize;
 use study::{
+    cases::{Suite, group},
     catalogue::{LOADS, saturated},
+    pairs::pair_of,
+    protocol::Protocol,
     results::{Case, Side},
+    targets::{PEAK_MEMORY, Target as Goal, VS_BARE_CAPACITY, VS_BARE_P99},
+    variant::Variant,
 };
 
-use super::{Evidence, Target, short};
+use super::{
+    Evidence, Target, short,
+    targets::{Shown, Source, judged, short_of},
+};
 
 /// One pair, baseline → optimized, as the report's end-to-end table shows it.
 #[derive(Debug, Serialize)]
@@ -28,7 +36,7 @@ pub(crate) struct EndToEndRow {
 
 impl Evidence {
     fn load_cases(&self) -> &[Case] {
-        self.files.get("load").map_or(&[], |f| f.cases.as_slice())
+        (self.files.get(Suite::Load.as_str())).map_or(&[], |f| f.cases.as_slice())
     }
 
     /// The case of `variant` in `group` for `protocol` (any protocol when `None`) with
@@ -127,63 +135,53 @@ impl Evidence {
     /// The system against the bare servers: capacity ratios per protocol, p99 at half the
     /// system's capacity, and the system's peak memory at capacity.
     pub(crate) fn end_to_end_targets(&self) -> Vec<Target> {
-        let mut targets: Vec<Target> = [
-            (
-                "HTTP/1.1 ingest against the bare server (capacity)",
-                "http1",
-                0.7,
-                "≥ 0.70× bare",
-            ),
-            (
-                "h2c ingest against the bare server (capacity)",
-                "h2c",
-                0.7,
-                "≥ 0.70× bare",
-            ),
-            (
-                "gRPC unary against the bare server (capacity)",
-                "grpc-unary",
-                0.6,
-                "≥ 0.60× bare",
-            ),
-            (
-                "gRPC stream against the bare server (capacity)",
-                "grpc-stream",
-                0.5,
-                "≥ 0.50× bare",
-            ),
-        ]
-        .into_iter()
-        .map(|(what, protocol, least, target)| {
-            let ratio = self.vs_bare(protocol, &[("measure", "capacity")], "capacity");
-            // A miss says by how much and what the profile blames.
-            let measured = |r: f64| match self.blame(protocol) {
-                Some(blame) if r < least => {
-                    format!("{r:.2}× bare, {:.2} short; most CPU: {blame}", least - r)
-                }
-                _ if r < least => format!("{r:.2}× bare, {:.2} short", least - r),
-                _ => format!("{r:.2}× bare"),
-            };
-            Target {
-                what,
-                target,
-                measured: ratio.map_or_else(|| "not measured".to_owned(), measured),
-                met: ratio.map(|r| r >= least),
-                evidence: evidence_of(
-                    ratio,
-                    &format!("results/load.json: load/vs_bare {protocol}"),
-                ),
-            }
-        })
-        .collect();
-        let half = [("measure", "latency"), ("load", "50%")];
-        let p99: Vec<(&str, f64)> = ["http1", "h2c", "grpc-unary", "grpc-stream"]
-            .into_iter()
-            .filter_map(|p| Some((p, self.vs_bare(p, &half, "p99")?)))
+        let mut targets: Vec<Target> = VS_BARE_CAPACITY
+            .iter()
+            .map(|goal| self.capacity_against_bare(goal))
             .collect();
-        targets.push(Target {
-            what: "p99 at 50% of the system's capacity against the bare server at that rate",
-            target: "≤ 2× bare",
+        targets.push(self.p99_against_bare(&VS_BARE_P99));
+        let rss = self.measured(&PEAK_MEMORY, &[]);
+        let source = Source::Case("system, peak RSS").name(&PEAK_MEMORY);
+        targets.push(judged(
+            &PEAK_MEMORY,
+            rss,
+            rss.map(|b| Shown::Mebibytes.show(b)),
+            source,
+        ));
+        targets
+    }
+
+    /// One protocol's capacity against the bare server's; a miss says by how much and
+    /// what the profile blames.
+    fn capacity_against_bare(&self, goal: &Goal) -> Target {
+        let protocol = goal
+            .params
+            .iter()
+            .find(|(k, _)| *k == "protocol")
+            .map_or("", |&(_, p)| p);
+        let ratio = self.measured(goal, &[]);
+        let measured = ratio.map(|r| match (short_of(goal.bound, r), self.blame(protocol)) {
+            (Some(short), Some(blame)) => {
+                format!("{r:.2}× bare, {short:.2} short; most CPU: {blame}")
+            }
+            (Some(short), None) => format!("{r:.2}× bare, {short:.2} short"),
+            (None, _) => format!("{r:.2}× bare"),
+        });
+        judged(goal, ratio, measured, Source::Case(protocol).name(goal))
+    }
+
+    /// The p99 at half the system's capacity against the bare server's, every protocol.
+    fn p99_against_bare(&self, goal: &Goal) -> Target {
+        let p99: Vec<(&str, f64)> = Protocol::ALL
+            .iter()
+            .filter_map(|p| {
+                let ratio = self.measured(goal, &[("protocol", p.as_str())])?;
+                Some((p.as_str(), ratio))
+            })
+            .collect();
+        Target {
+            what: goal.what,
+            target: goal.goal,
             measured: if p99.is_empty() {
                 "not measured".to_owned()
             } else {
@@ -192,38 +190,12 @@ impl Evidence {
                     .collect::<Vec<_>>()
                     .join(", ")
             },
-            met: (!p99.is_empty()).then(|| p99.iter().all(|(_, r)| *r <= 2.0)),
-            evidence: evidence_of(p99.first(), "results/load.json: load/vs_bare, load=50%"),
-        });
-        let rss = self
-            .load_cases()
-            .iter()
-            .filter(|c| c.group == "load/vs_bare" && c.variant == "system")
-            .filter_map(|c| median(c, "server_peak_rss"))
-            .reduce(f64::max);
-        targets.push(Target {
-            what: "Peak memory of the system at capacity",
-            target: "≤ 32 MiB",
-            measured: rss.map_or_else(
-                || "not measured".to_owned(),
-                |b| format!("{:.1} MiB", b / f64::from(1 << 20)),
+            met: (!p99.is_empty()).then(|| p99.iter().all(|(_, r)| goal.bound.met(*r))),
+            evidence: evidence_of(
+                p99.first(),
+                &format!("{}: {}, load=50%", goal.suite.file(), goal.group),
             ),
-            met: rss.map(|b| b <= f64::from(32 << 20)),
-            evidence: evidence_of(rss, "results/load.json: load/vs_bare system, peak RSS"),
-        });
-        targets
-    }
-
-    /// system ÷ bare of `metric` for `protocol`.
-    fn vs_bare(&self, protocol: &str, params: &[(&str, &str)], metric: &str) -> Option<f64> {
-        let of = |variant| {
-            median(
-                self.load_case("load/vs_bare", variant, Some(protocol), params)?,
-                metric,
-            )
-        };
-        let (bare, system) = (of("bare")?, of("system")?);
-        (bare > 0.0).then(|| system / bare)
+        }
     }
 }
 
@@ -269,25 +241,21 @@ pub(crate) struct DefaultRow {
     p99_at_half: String,
 }
 
-/// Each pair of the load suite whose sides are a setting: the setting, its pair and the
-/// variant names of its sides.
-const SETTINGS: [(&str, &str, [&str; 2]); 5] = [
-    ("QUEUE_TYPE", "load/queue", ["memory", "pooled"]),
-    ("CLIENT_MODE", "load/client", ["baseline", "pooled"]),
-    ("HOP_PROTOCOL", "load/hop_protocol", ["http1", "h2c"]),
-    ("HOP_CODEC", "load/hop_codec", ["json", "protobuf"]),
-    (
-        "HOP_BATCH_HTTP",
-        "load/hop_batching",
-        ["unbatched", "batched"],
-    ),
+/// Each pair of the load suite whose sides are a setting: the setting and its pair (whose
+/// baseline and optimized variants are the setting's values).
+const SETTINGS: [(&str, &str); 5] = [
+    ("QUEUE_TYPE", group::LOAD_QUEUE),
+    ("CLIENT_MODE", group::LOAD_CLIENT),
+    ("HOP_PROTOCOL", group::LOAD_HOP_PROTOCOL),
+    ("HOP_CODEC", group::LOAD_HOP_CODEC),
+    ("HOP_BATCH_HTTP", group::LOAD_HOP_BATCHING),
 ];
 
 impl Evidence {
     /// The default of the `system` binary's setting `env`, as `defaults.json` records it
     /// (written from the binary's command-line definition, not typed here).
     fn default_setting(&self, env: &str) -> Option<String> {
-        let file = self.files.get("defaults")?;
+        let file = self.files.get(Suite::Defaults.as_str())?;
         let case = file.cases.iter().find(|c| c.variant == env)?;
         case.params.get("value").cloned()
     }
@@ -296,12 +264,14 @@ impl Evidence {
     pub(crate) fn defaults(&self) -> Vec<DefaultRow> {
         SETTINGS
             .iter()
-            .filter_map(|&(setting, group, sides)| {
+            .filter_map(|&(setting, group)| {
+                let pair = pair_of(group)?;
+                let sides = [pair.baseline.as_str(), pair.optimized.first()?.as_str()];
                 let default = self.default_setting(setting)?;
                 // HOP_BATCH_HTTP is a flag: true is the batched side.
                 let variant = match default.as_str() {
-                    "true" => "batched",
-                    "false" => "unbatched",
+                    "true" => Variant::Batched.as_str(),
+                    "false" => Variant::Unbatched.as_str(),
                     other => sides.iter().copied().find(|s| *s == other)?,
                 };
                 let other = sides.iter().copied().find(|s| *s != variant)?;

@@ -62,102 +62,16 @@ impl Evidence {
     /// The soak section, when a soak was run.
     pub(crate) fn soak(&self) -> Option<Soak> {
         let file = self.files.get("soak")?;
-        let criteria: Vec<CriterionRow> = cases(file, "soak/criteria")
-            .map(|c| CriterionRow {
-                phase: param(c, "phase").to_owned(),
-                name: c.variant.clone(),
-                measured: c
-                    .metrics
-                    .get("measured")
-                    .map_or_else(|| "–".to_owned(), |m| format!("{:.3}", m.median)),
-                limit: param(c, "limit").to_owned(),
-                verdict: if param(c, "verdict") == "held" {
-                    "held".to_owned()
-                } else {
-                    "**failed**".to_owned()
-                },
-                detail: param(c, "detail").replace('|', "/"),
-            })
-            .collect();
-        let failed: Vec<String> = criteria
-            .iter()
-            .filter(|c| c.verdict != "held")
-            .map(|c| format!("{} {}", c.phase, c.name))
-            .collect();
-        let verdict = if criteria.is_empty() {
-            "no criterion was judged".to_owned()
-        } else if failed.is_empty() {
-            "every criterion of every phase held".to_owned()
-        } else {
-            format!("**did not hold**: {}", failed.join(", "))
-        };
-        let doors = cases(file, "soak/latency")
-            .map(|latency| {
-                let phase = param(latency, "phase");
-                let answers = cases(file, "soak/answers")
-                    .find(|a| a.variant == latency.variant && param(a, "phase") == phase)
-                    .map(|a| {
-                        a.metrics
-                            .iter()
-                            .map(|(key, m)| format!("{key} {}", m.median))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_default();
-                DoorRow {
-                    phase: phase.to_owned(),
-                    door: latency.variant.clone(),
-                    rate: param(latency, "rate").to_owned(),
-                    p99: latency
-                        .metrics
-                        .get("p99")
-                        .map(|m| {
-                            m.samples
-                                .iter()
-                                .map(|v| format!("{v:.1}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        })
-                        .unwrap_or_default(),
-                    late: latency
-                        .metrics
-                        .get("send_lag_p99")
-                        .map_or_else(|| "–".to_owned(), |m| format!("{:.1}", m.median)),
-                    answers,
-                }
-            })
-            .collect();
-        let not_yet = cases(file, "soak/contract")
-            .filter(|c| param(c, "verdict") == "not yet")
-            .map(|c| {
-                let count = |k: &str| c.metrics.get(k).map_or(0.0, |m| m.median);
-                format!(
-                    "{} {} `{}`: {} of {}",
-                    param(c, "phase"),
-                    param(c, "door"),
-                    c.variant,
-                    count("yes"),
-                    count("of")
-                )
-            })
-            .collect();
-        let mut notes: Vec<String> = cases(file, "soak/delivery")
-            .filter(|c| !param(c, "events").is_empty())
-            .map(|c| format!("{}: {}", c.variant, param(c, "events")))
-            .collect();
-        notes.extend(
-            file.notes
-                .iter()
-                .filter(|(k, _)| k.ends_with(" rates") || k.ends_with(" generator") || *k == "nats")
-                .map(|(k, v)| format!("{k}: {v}")),
-        );
+        let criteria = criteria(file);
         Some(Soak {
-            verdict,
+            verdict: verdict(&criteria),
             command: file.command.clone(),
             criteria,
-            doors,
-            not_yet,
-            notes,
+            doors: cases(file, "soak/latency")
+                .map(|latency| door(file, latency))
+                .collect(),
+            not_yet: not_yet(file),
+            notes: notes(file),
             chart: self.soak_chart().is_some(),
         })
     }
@@ -182,6 +96,114 @@ impl Evidence {
 
 /// The left margin: the axis labels here are shorter than the bar charts'.
 const LEFT: f64 = 70.0;
+
+/// Each phase's criteria, with their measured values and verdicts.
+fn criteria(file: &ResultFile) -> Vec<CriterionRow> {
+    cases(file, "soak/criteria")
+        .map(|c| CriterionRow {
+            phase: param(c, "phase").to_owned(),
+            name: c.variant.clone(),
+            measured: c
+                .metrics
+                .get("measured")
+                .map_or_else(|| "–".to_owned(), |m| format!("{:.3}", m.median)),
+            limit: param(c, "limit").to_owned(),
+            verdict: if param(c, "verdict") == "held" {
+                "held".to_owned()
+            } else {
+                "**failed**".to_owned()
+            },
+            detail: param(c, "detail").replace('|', "/"),
+        })
+        .collect()
+}
+
+/// The soak's verdict in words: whether every criterion held, or which did not.
+fn verdict(criteria: &[CriterionRow]) -> String {
+    let failed: Vec<String> = criteria
+        .iter()
+        .filter(|c| c.verdict != "held")
+        .map(|c| format!("{} {}", c.phase, c.name))
+        .collect();
+    if criteria.is_empty() {
+        "no criterion was judged".to_owned()
+    } else if failed.is_empty() {
+        "every criterion of every phase held".to_owned()
+    } else {
+        format!("**did not hold**: {}", failed.join(", "))
+    }
+}
+
+/// The row of the door and phase of a `soak/latency` case: its rate, p99 per minute, how
+/// late the generator was, and the door's answers by kind.
+fn door(file: &ResultFile, latency: &Case) -> DoorRow {
+    let phase = param(latency, "phase");
+    let answers = cases(file, "soak/answers")
+        .find(|a| a.variant == latency.variant && param(a, "phase") == phase)
+        .map(|a| {
+            a.metrics
+                .iter()
+                .map(|(key, m)| format!("{key} {}", m.median))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    DoorRow {
+        phase: phase.to_owned(),
+        door: latency.variant.clone(),
+        rate: param(latency, "rate").to_owned(),
+        p99: latency
+            .metrics
+            .get("p99")
+            .map(|m| {
+                m.samples
+                    .iter()
+                    .map(|v| format!("{v:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
+        late: latency
+            .metrics
+            .get("send_lag_p99")
+            .map_or_else(|| "–".to_owned(), |m| format!("{:.1}", m.median)),
+        answers,
+    }
+}
+
+/// Parts of the contract a door did not show every time, in words.
+fn not_yet(file: &ResultFile) -> Vec<String> {
+    cases(file, "soak/contract")
+        .filter(|c| param(c, "verdict") == "not yet")
+        .map(|c| {
+            let count = |k: &str| c.metrics.get(k).map_or(0.0, |m| m.median);
+            format!(
+                "{} {} `{}`: {} of {}",
+                param(c, "phase"),
+                param(c, "door"),
+                c.variant,
+                count("yes"),
+                count("of")
+            )
+        })
+        .collect()
+}
+
+/// What happened to the processes of each phase, then the run's notes on rates, on a
+/// generator that fell behind, and on NATS.
+fn notes(file: &ResultFile) -> Vec<String> {
+    let mut notes: Vec<String> = cases(file, "soak/delivery")
+        .filter(|c| !param(c, "events").is_empty())
+        .map(|c| format!("{}: {}", c.variant, param(c, "events")))
+        .collect();
+    notes.extend(
+        file.notes
+            .iter()
+            .filter(|(k, _)| k.ends_with(" rates") || k.ends_with(" generator") || *k == "nats")
+            .map(|(k, v)| format!("{k}: {v}")),
+    );
+    notes
+}
 
 /// A line chart of `lines` (name, one value a second; 0 for no value), from 0 up.
 fn line_chart(lines: &[(String, Vec<f64>)]) -> String {
@@ -279,6 +301,46 @@ mod tests {
             readme: dir.join("README.md"),
             out: dir.join("out"),
         }
+    }
+
+    fn evidence(file: ResultFile) -> crate::report::evidence::Evidence {
+        crate::report::evidence::Evidence {
+            files: [("soak".to_owned(), file)].into(),
+            profiles: Vec::new(),
+            readme_has_grpc: false,
+        }
+    }
+
+    #[test]
+    fn notes_name_process_events_and_the_run_notes_the_report_keeps() {
+        let mut file = ResultFile::new("soak", "harness soak");
+        file.cases = vec![
+            Case::new("soak/delivery", "nats", None).param("events", "processor-2 killed at 300 s"),
+            Case::new("soak/delivery", "memory", None),
+            Case::new("soak/criteria", "rss_flat", None)
+                .param("phase", "memory")
+                .param("verdict", "held"),
+        ];
+        for key in ["http rates", "grpc generator", "nats", "host"] {
+            file.notes.insert(key.to_owned(), format!("{key} note"));
+        }
+        let soak = evidence(file.clone()).soak().unwrap();
+        assert_eq!(soak.verdict, "every criterion of every phase held");
+        assert_eq!(soak.command, "harness soak");
+        assert_eq!(soak.criteria[0].measured, "–");
+        assert!(soak.doors.is_empty() && soak.not_yet.is_empty() && !soak.chart);
+        assert_eq!(
+            soak.notes,
+            [
+                "nats: processor-2 killed at 300 s",
+                "grpc generator: grpc generator note",
+                "http rates: http rates note",
+                "nats: nats note",
+            ]
+        );
+        file.cases.clear();
+        let soak = evidence(file).soak().unwrap();
+        assert_eq!(soak.verdict, "no criterion was judged");
     }
 
     #[test]

@@ -3,7 +3,11 @@
 //! (`results/load.json`), and the stage a missed target is blamed on.
 
 use serde::Serialize;
-use study::catalogue::{STAGES, UNSAMPLED};
+use study::{
+    cases::group,
+    catalogue::{STAGES, UNSAMPLED},
+    variant::Variant,
+};
 
 use super::Evidence;
 
@@ -44,8 +48,8 @@ impl Evidence {
                     |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"));
                 let bare = self
                     .load_case(
-                        "load/vs_bare",
-                        "bare",
+                        group::LOAD_VS_BARE,
+                        Variant::Bare.as_str(),
                         Some(&case.variant),
                         &[("measure", "capacity")],
                     )

@@ -7,6 +7,7 @@ use serde::Serialize;
 use study::{
     catalogue::{LOADS, NEW_CONNECTION, NEW_CONNECTION_VARIANTS, TLS_LOAD_PAIRS},
     results::Case,
+    variant::Variant,
 };
 
 use super::{
@@ -69,7 +70,7 @@ impl Evidence {
     }
 
     fn handshake_rows(&self) -> Vec<HandshakeRow> {
-        let [plain, full, resumed] = NEW_CONNECTION_VARIANTS;
+        let [plain, full, resumed] = NEW_CONNECTION_VARIANTS.map(Variant::as_str);
         HANDSHAKE_METRICS
             .iter()
             .filter_map(|&(label, suite, metric)| {
@@ -97,7 +98,12 @@ impl Evidence {
         NEW_CONNECTION_VARIANTS
             .iter()
             .filter_map(|variant| {
-                let share = self.value("allocations", NEW_CONNECTION, variant, "resumed_share")?;
+                let share = self.value(
+                    "allocations",
+                    NEW_CONNECTION,
+                    variant.as_str(),
+                    "resumed_share",
+                )?;
                 Some((*variant, share))
             })
             .enumerate()
@@ -118,15 +124,14 @@ impl Evidence {
         TLS_LOAD_PAIRS
             .iter()
             .filter_map(|&(group, client)| {
-                let plain = self.load_case(group, "plain", None, &capacity)?;
-                let tls = self.load_case(group, "tls", None, &capacity)?;
+                let (plain, tls) = (Variant::Plain.as_str(), Variant::Tls.as_str());
                 let p99 = LOADS
                     .iter()
                     .map(|load| {
                         let load = format!("{:.0}%", load * 100.0);
                         let latency = [("measure", "latency"), ("load", load.as_str())];
                         let of = |variant| self.load_case(group, variant, None, &latency);
-                        let (plain, tls) = (of("plain"), of("tls"));
+                        let (plain, tls) = (of(plain), of(tls));
                         let noise = mark(within_spread(plain, tls, "p99"));
                         match (
                             plain.and_then(|c| median(c, "p99")),
@@ -139,6 +144,8 @@ impl Evidence {
                         }
                     })
                     .collect();
+                let plain = self.load_case(group, plain, None, &capacity)?;
+                let tls = self.load_case(group, tls, None, &capacity)?;
                 Some(TlsLoadRow {
                     pair: format!("{group}: plain → tls"),
                     client,

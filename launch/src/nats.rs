@@ -1,0 +1,180 @@
+//! A `nats-server -js` as a child: on a free loopback port, its JetStream store in a
+//! directory of its own (removed with it), ready once it logs "Server is ready". It can be
+//! killed and started again on the same port with the same store, as a crash and a restart
+//! would.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use crate::{Launch, LaunchError, Running, free_port};
+
+/// What nats-server logs once it accepts clients (JetStream included).
+const READY_TEXT: &str = "Server is ready";
+/// How long a server gets to say it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// nats-server exits at once on SIGTERM; this only bounds a stuck one.
+const GRACE: Duration = Duration::from_secs(5);
+/// Lines of its log kept: only shown when it fails to start.
+const KEEP_LINES: usize = 200;
+
+/// The `nats-server` command when it runs here, installing it with the project's
+/// `scripts/ensure-tools` when it is missing (asked once per process); `None` when it
+/// still cannot be had.
+pub fn ensure_nats_server() -> Option<PathBuf> {
+    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let runs = || {
+                Command::new("nats-server")
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|status| status.success())
+            };
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/ensure-tools");
+            let available = runs() || {
+                let _ = Command::new(script).arg("nats-server").status();
+                runs()
+            };
+            available.then(|| PathBuf::from("nats-server"))
+        })
+        .clone()
+}
+
+/// A running `nats-server -js`; killed, and its store removed, when dropped.
+#[derive(Debug)]
+pub struct NatsServer {
+    program: PathBuf,
+    port: u16,
+    store: PathBuf,
+    process: Option<Running>,
+}
+
+impl NatsServer {
+    /// Starts `program` on a free port with a new store and waits until it is ready.
+    pub fn start(program: &Path) -> Result<NatsServer, LaunchError> {
+        static STORES: AtomicU32 = AtomicU32::new(0);
+        let spawn_error = |source| LaunchError::Spawn {
+            program: program.display().to_string(),
+            source,
+        };
+        let port = free_port().map_err(spawn_error)?;
+        let store = std::env::temp_dir().join(format!(
+            "nats-store-{}-{}-{port}",
+            std::process::id(),
+            STORES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut server = NatsServer {
+            program: program.to_owned(),
+            port,
+            store,
+            process: None,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// For a test: a running server, or `None` after saying (on stderr) that `test` is
+    /// skipped because `nats-server` cannot be had. Panics when it is there but does not
+    /// start.
+    pub fn for_test(test: &str) -> Option<NatsServer> {
+        let Some(program) = ensure_nats_server() else {
+            eprintln!(
+                "skipping {test}: `nats-server` is not installed and `scripts/ensure-tools \
+                 nats-server` could not install it"
+            );
+            return None;
+        };
+        match NatsServer::start(&program) {
+            Ok(server) => Some(server),
+            Err(err) => panic!("{test}: {err}"),
+        }
+    }
+
+    /// Its client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Its client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its process, while it runs.
+    pub fn process(&self) -> Option<&Running> {
+        self.process.as_ref()
+    }
+
+    /// Kills it at once (no goodbye to its clients); the store stays.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Starts it (again, after [`NatsServer::kill`]) on the same port with the same store
+    /// and waits until it is ready.
+    pub fn restart(&mut self) -> Result<(), LaunchError> {
+        self.kill();
+        let mut command = Command::new(&self.program);
+        command
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.store);
+        let process = Launch::new(command)
+            .ready_text(READY_TEXT)
+            .timeout(READY_TIMEOUT)
+            .grace(GRACE)
+            .keep_lines(KEEP_LINES)
+            .start()?;
+        self.process = Some(process);
+        Ok(())
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+
+    use super::NatsServer;
+
+    #[test]
+    fn a_server_is_killed_and_restarted_on_its_port_and_gone_when_dropped() {
+        let Some(mut server) = NatsServer::for_test("nats tests of launch") else {
+            return;
+        };
+        let reach = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
+        assert!(reach(server.port()), "{}", server.url());
+        let store = server.store.clone();
+        server.kill();
+        assert!(!reach(server.port()));
+        server.restart().unwrap();
+        assert!(reach(server.port()));
+        let pid = server.process().map(|p| p.pid()).unwrap();
+        drop(server);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+        assert!(!store.exists());
+    }
+}

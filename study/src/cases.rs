@@ -1,0 +1,423 @@
+//! Every case a suite writes, by name: the suites ([`Suite`]), the group names ([`group`]),
+//! and the groups that are no A/B pair ([`OTHER_GROUPS`]; the pairs are in
+//! [`crate::pairs::PAIRS`]). A result file that names a case not listed here, or in the pairs
+//! table, was written by code that forgot to tell the catalogue ([`unknown`]).
+
+use crate::{
+    pairs,
+    protocol::Protocol,
+    results::ResultFile,
+    variant::Variant::{self, *},
+};
+
+/// A suite: a command that writes `reports/results/<suite>.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Suite {
+    /// Time per operation (criterion), `cargo xtask bench`.
+    Criterion,
+    /// Instructions per operation (gungraun), `cargo xtask bench` and the gate.
+    Callgrind,
+    /// Allocations per operation (`harness --bin allocs`), `cargo xtask bench` and the gate.
+    Allocations,
+    /// The system under load against itself and the bare servers (`harness system-load`).
+    Load,
+    /// Our generator against wrk and h2load (`harness peers`).
+    Peers,
+    /// CPU per message by stage (`harness stages`).
+    Stages,
+    /// The end-to-end checks of `cargo xtask smoke`.
+    Smoke,
+    /// The long run of `cargo xtask soak`.
+    Soak,
+    /// The `system` binary's defaults.
+    Defaults,
+}
+
+impl Suite {
+    /// Every suite.
+    pub const ALL: [Suite; 9] = [
+        Suite::Criterion,
+        Suite::Callgrind,
+        Suite::Allocations,
+        Suite::Load,
+        Suite::Peers,
+        Suite::Stages,
+        Suite::Smoke,
+        Suite::Soak,
+        Suite::Defaults,
+    ];
+
+    /// The suite's name: its file is `<name>.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suite::Criterion => "criterion",
+            Suite::Callgrind => "callgrind",
+            Suite::Allocations => "allocations",
+            Suite::Load => "load",
+            Suite::Peers => "peers",
+            Suite::Stages => "stages",
+            Suite::Smoke => "smoke",
+            Suite::Soak => "soak",
+            Suite::Defaults => "defaults",
+        }
+    }
+
+    /// The suite named `name`.
+    pub fn named(name: &str) -> Option<Suite> {
+        Suite::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// `results/<suite>.json`, as the report names a file.
+    pub fn file(self) -> String {
+        format!("results/{}.json", self.as_str())
+    }
+}
+
+/// The name of every group.
+pub mod group {
+    use crate::protocol::Protocol;
+
+    /// Publish then consume one message, single-threaded.
+    pub const QUEUE_PUBLISH_CONSUME: &str = "queue/publish_consume";
+    /// Publish one message.
+    pub const QUEUE_PUBLISH: &str = "queue/publish";
+    /// Hand-off between producer and consumer threads (params `producers`, `consumers`).
+    pub const QUEUE_THREADS: &str = "queue/threads";
+    /// Encode one message.
+    pub const CODEC_ENCODE: &str = "codec/encode";
+    /// Decode one message.
+    pub const CODEC_DECODE: &str = "codec/decode";
+    /// The worker pool on each queue.
+    pub const WORKER_POOL: &str = "worker_pool";
+    /// The worker pool's modes.
+    pub const WORKER_POOL_MODE: &str = "worker_pool/mode";
+    /// The hop client's modes.
+    pub const CLIENT_MODE: &str = "client/mode";
+    /// The hop client's protocols.
+    pub const CLIENT_PROTOCOL: &str = "client/protocol";
+    /// The hop client's codecs.
+    pub const CLIENT_CODEC: &str = "client/codec";
+    /// The hop client with and without batching.
+    pub const CLIENT_BATCHING: &str = "client/batching";
+    /// One request through the whole system, by front-door protocol.
+    pub const PROTOCOL_ROUND_TRIP: &str = "protocol/round_trip";
+    /// One hop request on a new connection, plaintext and TLS.
+    pub const HOP_NEW_CONNECTION: &str = "hop/new_connection";
+    /// The front-door protocols under load.
+    pub const LOAD_INGRESS: &str = "load/ingress";
+    /// The system against the bare servers, per protocol.
+    pub const LOAD_VS_BARE: &str = "load/vs_bare";
+    /// The queues under load.
+    pub const LOAD_QUEUE: &str = "load/queue";
+    /// The hop client's modes under load.
+    pub const LOAD_CLIENT: &str = "load/client";
+    /// The hop's protocols under load.
+    pub const LOAD_HOP_PROTOCOL: &str = "load/hop_protocol";
+    /// The hop's codecs under load.
+    pub const LOAD_HOP_CODEC: &str = "load/hop_codec";
+    /// The hop with and without batching under load.
+    pub const LOAD_HOP_BATCHING: &str = "load/hop_batching";
+    /// The system's allocators under load.
+    pub const LOAD_ALLOCATOR: &str = "load/allocator";
+    /// TLS on the hop of the pooled client under load.
+    pub const LOAD_HOP_TLS: &str = "load/hop_tls";
+    /// TLS on the hop of the baseline client (a handshake per message) under load.
+    pub const LOAD_HOP_TLS_BASELINE: &str = "load/hop_tls_baseline";
+    /// CPU per message by stage; its variants are the protocols.
+    pub const STAGES: &str = "stages";
+    /// The `system` binary's defaults; its variants are the settings.
+    pub const DEFAULTS: &str = "defaults";
+    /// Smoke: `/health` over h2c prior knowledge.
+    pub const SMOKE_H2C_HEALTH: &str = "h2c_health";
+    /// Smoke: gRPC reflection lists the ingest service.
+    pub const SMOKE_GRPC_REFLECTION: &str = "grpc_reflection";
+    /// Smoke: the trace endpoint answers with its phases.
+    pub const SMOKE_TRACE: &str = "trace";
+    /// Soak: each pass criterion of the run.
+    pub const SOAK_CRITERIA: &str = "soak/criteria";
+    /// Soak: memory and descriptors of each process.
+    pub const SOAK_PROCESS: &str = "soak/process";
+    /// Soak: what was accepted, processed, lost, in each phase.
+    pub const SOAK_DELIVERY: &str = "soak/delivery";
+    /// Soak: accepted and processed minute by minute, in each phase.
+    pub const SOAK_PROGRESS: &str = "soak/progress";
+    /// Soak: the answers of each door by kind.
+    pub const SOAK_ANSWERS: &str = "soak/answers";
+    /// Soak: the latency of each door minute by minute.
+    pub const SOAK_LATENCY: &str = "soak/latency";
+    /// Soak: each part of the client contract, by door.
+    pub const SOAK_CONTRACT: &str = "soak/contract";
+    /// Prefix of the peers groups: `peers/<protocol>`.
+    pub const PEERS: &str = "peers/";
+    /// Prefix of the gateway-against-bare groups of the peers run.
+    pub const GATEWAY_VS_BARE: &str = "gateway_vs_bare/";
+
+    /// Our generator against a peer tool for `protocol`.
+    pub fn peers(protocol: Protocol) -> String {
+        format!("{PEERS}{protocol}")
+    }
+
+    /// The gateway against the bare server for `protocol`, measured by the peers run.
+    pub fn gateway_vs_bare(protocol: Protocol) -> String {
+        format!("{GATEWAY_VS_BARE}{protocol}")
+    }
+}
+
+/// A group that is no A/B pair, and which variants it has.
+#[derive(Debug, Clone, Copy)]
+pub struct OtherGroup {
+    /// The suite writing it.
+    pub suite: Suite,
+    /// Its name.
+    pub name: Name,
+    /// Its variants.
+    pub variants: Variants,
+}
+
+/// How a group is named.
+#[derive(Debug, Clone, Copy)]
+pub enum Name {
+    /// One name.
+    Fixed(&'static str),
+    /// A prefix and a protocol: one group per protocol.
+    PerProtocol(&'static str),
+}
+
+/// Which variants a group has.
+#[derive(Debug, Clone, Copy)]
+pub enum Variants {
+    /// These.
+    Listed(&'static [Variant]),
+    /// One per protocol.
+    Protocols,
+    /// These names, which are no [`Variant`]: each is one of a list that belongs to its
+    /// suite alone (a soak run's pass criteria, the parts of the client contract).
+    Names(&'static [&'static str]),
+    /// Names the catalogue does not fix: the settings of the `system` binary, the processes
+    /// of a soak run.
+    Open,
+}
+
+/// Every group that is no A/B pair.
+pub const OTHER_GROUPS: &[OtherGroup] = &[
+    other(
+        Suite::Peers,
+        Name::PerProtocol(group::PEERS),
+        Variants::Listed(&[Ours, Wrk, H2load, OursOverWrk, OursOverH2load]),
+    ),
+    other(
+        Suite::Peers,
+        Name::PerProtocol(group::GATEWAY_VS_BARE),
+        Variants::Listed(&[Bare, Gateway, GatewayOverBare]),
+    ),
+    other(
+        Suite::Stages,
+        Name::Fixed(group::STAGES),
+        Variants::Protocols,
+    ),
+    other(
+        Suite::Defaults,
+        Name::Fixed(group::DEFAULTS),
+        Variants::Open,
+    ),
+    other(
+        Suite::Smoke,
+        Name::Fixed(group::SMOKE_H2C_HEALTH),
+        Variants::Listed(&[System]),
+    ),
+    other(
+        Suite::Smoke,
+        Name::Fixed(group::SMOKE_GRPC_REFLECTION),
+        Variants::Listed(&[System]),
+    ),
+    other(
+        Suite::Smoke,
+        Name::Fixed(group::SMOKE_TRACE),
+        Variants::Listed(&[System]),
+    ),
+    other(
+        Suite::Soak,
+        Name::Fixed(group::SOAK_CRITERIA),
+        Variants::Names(&["rss_flat", "accepted_equals_processed", "documented_errors"]),
+    ),
+    other(
+        Suite::Soak,
+        Name::Fixed(group::SOAK_PROCESS),
+        Variants::Open,
+    ),
+    other(
+        Suite::Soak,
+        Name::Fixed(group::SOAK_DELIVERY),
+        Variants::Listed(&[Memory, Nats]),
+    ),
+    other(
+        Suite::Soak,
+        Name::Fixed(group::SOAK_PROGRESS),
+        Variants::Listed(&[Memory, Nats]),
+    ),
+    other(
+        Suite::Soak,
+        Name::Fixed(group::SOAK_ANSWERS),
+        Variants::Listed(&[Http, Grpc]),
+    ),
+    other(
+        Suite::Soak,
+        Name::Fixed(group::SOAK_LATENCY),
+        Variants::Listed(&[Http, Grpc]),
+    ),
+    other(
+        Suite::Soak,
+        Name::Fixed(group::SOAK_CONTRACT),
+        Variants::Names(&[
+            "id_kept",
+            "retry_duplicate",
+            "invalid_refused",
+            "oversized_refused",
+            "retry_after",
+            "json_error",
+        ]),
+    ),
+];
+
+const fn other(suite: Suite, name: Name, variants: Variants) -> OtherGroup {
+    OtherGroup {
+        suite,
+        name,
+        variants,
+    }
+}
+
+impl OtherGroup {
+    /// Whether `group` / `variant` is a case of this group.
+    pub fn has(&self, group: &str, variant: &str) -> bool {
+        let named = match self.name {
+            Name::Fixed(name) => group == name,
+            Name::PerProtocol(prefix) => group
+                .strip_prefix(prefix)
+                .is_some_and(|p| p.parse::<Protocol>().is_ok()),
+        };
+        named
+            && match self.variants {
+                Variants::Listed(variants) => variant
+                    .parse::<Variant>()
+                    .is_ok_and(|v| variants.contains(&v)),
+                Variants::Names(names) => names.contains(&variant),
+                Variants::Protocols => variant.parse::<Protocol>().is_ok(),
+                Variants::Open => true,
+            }
+    }
+}
+
+/// Whether the catalogue knows the case `group` / `variant` of `suite`.
+pub fn known(suite: Suite, group: &str, variant: &str) -> bool {
+    pairs::PAIRS.iter().any(|p| {
+        p.suites.contains(&suite) && p.group == group && variant.parse().is_ok_and(|v| p.has(v))
+    }) || OTHER_GROUPS
+        .iter()
+        .any(|g| g.suite == suite && g.has(group, variant))
+}
+
+/// What is wrong with the names of `file`'s cases, one line each: a suite, case or
+/// `protocol` param the catalogue does not know, or a side other than the catalogue's.
+pub fn unknown(file: &ResultFile) -> Vec<String> {
+    let Some(suite) = Suite::named(&file.suite) else {
+        return vec![format!("unknown suite `{}`", file.suite)];
+    };
+    let mut wrong = Vec::new();
+    for case in &file.cases {
+        let (group, variant) = (case.group.as_str(), case.variant.as_str());
+        if !known(suite, group, variant) {
+            wrong.push(format!("unknown case {group} {variant}"));
+        }
+        if let Some(protocol) = case.params.get("protocol")
+            && protocol.parse::<Protocol>().is_err()
+        {
+            wrong.push(format!(
+                "{group} {variant}: protocol `{protocol}` is none of {:?}",
+                Protocol::ALL.map(Protocol::as_str)
+            ));
+        }
+        let side = pairs::side(group, variant);
+        if case.side != side {
+            wrong.push(format!(
+                "{group} {variant}: side {:?}, the catalogue says {side:?}",
+                case.side
+            ));
+        }
+    }
+    wrong
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Suite, unknown};
+    use crate::results::{ResultFile, default_dir};
+
+    /// Every committed result file names only cases, protocols and sides the catalogue
+    /// knows: a suite that writes a name nobody else knows fails here, not in the report.
+    #[test]
+    fn every_committed_result_names_only_what_the_catalogue_knows() {
+        let mut wrong = Vec::new();
+        for suite in Suite::ALL {
+            let path = default_dir().join(format!("{}.json", suite.as_str()));
+            if !path.is_file() {
+                continue;
+            }
+            let file = ResultFile::read(&path).expect("a result file");
+            for line in unknown(&file) {
+                // A line per distinct problem: the rounds of a case repeat it.
+                let line = format!("results/{}.json: {line}", suite.as_str());
+                if !wrong.contains(&line) {
+                    wrong.push(line);
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} case(s) the catalogue does not know (rerun the suite after renaming):\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
+
+    /// A name a group lists as no variant is none: each variant has its one spelling in
+    /// `Variant`, not a second one in a list of names.
+    #[test]
+    fn the_names_that_are_no_variant_are_none() {
+        use super::{OTHER_GROUPS, Variants};
+        for group in OTHER_GROUPS {
+            if let Variants::Names(names) = group.variants {
+                for name in names {
+                    assert!(name.parse::<crate::variant::Variant>().is_err(), "{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_case_of_another_spelling_or_side_is_named() {
+        use crate::results::{Case, Side};
+        let mut file = ResultFile::new("load", "test");
+        file.cases = vec![
+            Case::new("load/ingress", "grpc_unary", Some(Side::Optimized))
+                .param("protocol", "grpc-unary"),
+            Case::new("load/ingress", "grpcunary", None),
+            Case::new("load/queue", "nats", Some(Side::Optimized)),
+            Case::new("peers/http1", "ours", None),
+        ];
+        let wrong = unknown(&file);
+        assert_eq!(wrong.len(), 4, "{wrong:#?}");
+        assert!(wrong[0].contains("protocol `grpc-unary`"), "{}", wrong[0]);
+        assert!(
+            wrong[1].contains("unknown case load/ingress grpcunary"),
+            "{}",
+            wrong[1]
+        );
+        assert!(wrong[2].contains("the catalogue says None"), "{}", wrong[2]);
+        assert!(
+            wrong[3].contains("unknown case peers/http1 ours"),
+            "{}",
+            wrong[3]
+        );
+    }
+}

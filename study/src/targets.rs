@@ -1,0 +1,289 @@
+//! The targets the study set itself for its pairs, as data: which pair, which metric, what
+//! is compared (a ratio, one side's value, the best of the pair, the worst case of a side),
+//! and the bound it must keep. The report judges them; the thresholds live here only.
+
+use crate::{
+    cases::{Suite, group},
+    variant::Variant,
+};
+
+/// One target of a pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    /// What is aimed at, for a person.
+    pub what: &'static str,
+    /// The bound, for a person.
+    pub goal: &'static str,
+    /// The suite that measures it.
+    pub suite: Suite,
+    /// The pair's group.
+    pub group: &'static str,
+    /// The metric compared.
+    pub metric: &'static str,
+    /// What of the pair is compared.
+    pub of: Of,
+    /// Params the compared cases have (the first cases of the variants when none has).
+    pub params: &'static [(&'static str, &'static str)],
+    /// The bound.
+    pub bound: Bound,
+}
+
+/// What of a pair a target compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Of {
+    /// The optimized variant ÷ the baseline.
+    Ratio {
+        /// The optimized variant.
+        optimized: Variant,
+    },
+    /// One variant's value.
+    Value(Variant),
+    /// The smallest value of any variant.
+    Best,
+    /// The largest value of any case of this variant.
+    Worst(Variant),
+}
+
+/// The bound a target keeps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    /// At most this.
+    AtMost(f64),
+    /// At least this.
+    AtLeast(f64),
+    /// More than this.
+    Above(f64),
+    /// Exactly this.
+    Exactly(f64),
+}
+
+impl Bound {
+    /// Whether `value` keeps the bound.
+    pub fn met(self, value: f64) -> bool {
+        match self {
+            Bound::AtMost(limit) => value <= limit,
+            Bound::AtLeast(limit) => value >= limit,
+            Bound::Above(limit) => value > limit,
+            Bound::Exactly(limit) => value == limit,
+        }
+    }
+
+    /// The limit.
+    pub fn limit(self) -> f64 {
+        match self {
+            Bound::AtMost(l) | Bound::AtLeast(l) | Bound::Above(l) | Bound::Exactly(l) => l,
+        }
+    }
+}
+
+const POOLED: Of = Of::Ratio {
+    optimized: Variant::Pooled,
+};
+
+/// The queue pair allocates at least 30% less.
+pub const QUEUE_ALLOCATIONS: Target = Target {
+    what: "Allocations −30% (queue pair)",
+    goal: "ratio ≤ 0.70",
+    suite: Suite::Allocations,
+    group: group::QUEUE_PUBLISH_CONSUME,
+    metric: "allocs_per_op",
+    of: POOLED,
+    params: &[],
+    bound: Bound::AtMost(0.7),
+};
+
+/// The pooled queue takes at most 60% of the baseline's time.
+pub const QUEUE_TIME: Target = Target {
+    what: "Pooled queue time per publish+consume",
+    goal: "≤ 0.60× the baseline",
+    suite: Suite::Criterion,
+    group: group::QUEUE_PUBLISH_CONSUME,
+    metric: "time_per_op",
+    of: POOLED,
+    params: &[],
+    bound: Bound::AtMost(0.6),
+};
+
+/// The pooled queue allocates nothing per message once warm.
+pub const QUEUE_ZERO_ALLOCATIONS: Target = Target {
+    what: "Pooled queue allocations once warm",
+    goal: "0 per message",
+    suite: Suite::Allocations,
+    group: group::QUEUE_PUBLISH_CONSUME,
+    metric: "allocs_per_op",
+    of: Of::Value(Variant::Pooled),
+    params: &[],
+    bound: Bound::Exactly(0.0),
+};
+
+/// A message handed from one thread to another costs a fifth of the baseline's.
+pub const HANDOFF: Target = Target {
+    what: "Cross-thread hand-off (1 producer → 1 consumer)",
+    goal: "pooled ≤ 0.20× the baseline (5× cheaper)",
+    suite: Suite::Criterion,
+    group: group::QUEUE_THREADS,
+    metric: "time_per_op",
+    of: POOLED,
+    params: &[("producers", "1"), ("consumers", "1")],
+    bound: Bound::AtMost(0.2),
+};
+
+/// The worker pool's time per message on its better queue.
+pub const WORKER_POOL_TIME: Target = Target {
+    what: "Worker pool per message",
+    goal: "≤ 284 ns",
+    suite: Suite::Criterion,
+    group: group::WORKER_POOL,
+    metric: "time_per_op",
+    of: Of::Best,
+    params: &[],
+    bound: Bound::AtMost(284.0),
+};
+
+/// The pooled client reuses its connections (the original success metric).
+pub const CONNECTION_REUSE: Target = Target {
+    what: "Connection reuse > 80% (pooled client)",
+    goal: "> 0.80 (harness target ≥ 0.99)",
+    suite: Suite::Load,
+    group: group::LOAD_CLIENT,
+    metric: "connection_reuse",
+    of: Of::Value(Variant::Pooled),
+    params: &[],
+    bound: Bound::Above(0.8),
+};
+
+/// The pooled client reuses its connections under load (the harness's target).
+pub const CONNECTION_REUSE_UNDER_LOAD: Target = Target {
+    what: "Connection reuse under load (pooled client)",
+    goal: "≥ 0.99",
+    bound: Bound::AtLeast(0.99),
+    ..CONNECTION_REUSE
+};
+
+/// The system's capacity against the bare server's under the load of one protocol.
+const fn vs_bare(
+    what: &'static str,
+    goal: &'static str,
+    params: &'static [(&'static str, &'static str)],
+    least: f64,
+) -> Target {
+    Target {
+        what,
+        goal,
+        suite: Suite::Load,
+        group: group::LOAD_VS_BARE,
+        metric: "capacity",
+        of: Of::Ratio {
+            optimized: Variant::System,
+        },
+        params,
+        bound: Bound::AtLeast(least),
+    }
+}
+
+/// The system's capacity against the bare server's, per protocol.
+pub const VS_BARE_CAPACITY: [Target; 4] = [
+    vs_bare(
+        "HTTP/1.1 ingest against the bare server (capacity)",
+        "≥ 0.70× bare",
+        &[("protocol", "http1"), ("measure", "capacity")],
+        0.7,
+    ),
+    vs_bare(
+        "h2c ingest against the bare server (capacity)",
+        "≥ 0.70× bare",
+        &[("protocol", "h2c"), ("measure", "capacity")],
+        0.7,
+    ),
+    vs_bare(
+        "gRPC unary against the bare server (capacity)",
+        "≥ 0.60× bare",
+        &[("protocol", "grpc_unary"), ("measure", "capacity")],
+        0.6,
+    ),
+    vs_bare(
+        "gRPC stream against the bare server (capacity)",
+        "≥ 0.50× bare",
+        &[("protocol", "grpc_stream"), ("measure", "capacity")],
+        0.5,
+    ),
+];
+
+/// The system's p99 at half its capacity against the bare server's at that rate, for every
+/// protocol (the protocol is added to `params` per protocol).
+pub const VS_BARE_P99: Target = Target {
+    what: "p99 at 50% of the system's capacity against the bare server at that rate",
+    goal: "≤ 2× bare",
+    suite: Suite::Load,
+    group: group::LOAD_VS_BARE,
+    metric: "p99",
+    of: Of::Ratio {
+        optimized: Variant::System,
+    },
+    params: &[("measure", "latency"), ("load", "50%")],
+    bound: Bound::AtMost(2.0),
+};
+
+/// The system's peak memory at capacity, the largest of every protocol.
+pub const PEAK_MEMORY: Target = Target {
+    what: "Peak memory of the system at capacity",
+    goal: "≤ 32 MiB",
+    suite: Suite::Load,
+    group: group::LOAD_VS_BARE,
+    metric: "server_peak_rss",
+    of: Of::Worst(Variant::System),
+    params: &[],
+    bound: Bound::AtMost((32 << 20) as f64),
+};
+
+/// Every target of a pair.
+pub const ALL: [&Target; 13] = [
+    &QUEUE_ALLOCATIONS,
+    &QUEUE_TIME,
+    &QUEUE_ZERO_ALLOCATIONS,
+    &HANDOFF,
+    &WORKER_POOL_TIME,
+    &CONNECTION_REUSE,
+    &CONNECTION_REUSE_UNDER_LOAD,
+    &VS_BARE_CAPACITY[0],
+    &VS_BARE_CAPACITY[1],
+    &VS_BARE_CAPACITY[2],
+    &VS_BARE_CAPACITY[3],
+    &VS_BARE_P99,
+    &PEAK_MEMORY,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::{ALL, Of};
+    use crate::{pairs::pair_of, protocol::Protocol, results::Side};
+
+    /// A target names a pair of its suite, a metric the pair is judged on (or describes),
+    /// variants of the pair and a protocol that exists.
+    #[test]
+    fn every_target_names_a_pair_the_catalogue_has() {
+        for target in ALL {
+            let pair = pair_of(target.group).unwrap_or_else(|| panic!("{}", target.what));
+            assert!(pair.suites.contains(&target.suite), "{}", target.what);
+            match target.of {
+                Of::Ratio { optimized } => {
+                    assert_eq!(
+                        pair.side_of(optimized),
+                        Some(Side::Optimized),
+                        "{}",
+                        target.what
+                    );
+                }
+                Of::Value(variant) | Of::Worst(variant) => {
+                    assert!(pair.has(variant), "{}", target.what);
+                }
+                Of::Best => {}
+            }
+            for (key, value) in target.params {
+                if *key == "protocol" {
+                    assert!(value.parse::<Protocol>().is_ok(), "{}", target.what);
+                }
+            }
+        }
+    }
+}
