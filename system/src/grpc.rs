@@ -126,11 +126,12 @@ pub async fn serve(
     let listener = BoundedListener::new(listener, config.max_connections);
     let registry = config.metrics.unwrap_or_default();
     metrics::register(&registry, &server, listener.accepted_counter());
-    let stream = StreamRoute {
+    let route = |method| FrameRoute {
         server: Arc::clone(&server),
         max_message_bytes: config.max_message_bytes,
+        method,
     };
-    let unary = UnaryRoute(stream.clone());
+    let (unary, stream) = (route(FrameMethod::Unary), route(FrameMethod::Stream));
     let ingest = IngestServiceServer::from_arc(server)
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
@@ -235,7 +236,7 @@ impl IngestService for IngestServer {
         &self,
         request: Request<IngestRequest>,
     ) -> Result<Response<IngestResponse>, Status> {
-        // Served by `UnaryRoute` from the raw frame; this path is for callers of the
+        // Served by a `FrameRoute` from the raw frame; this path is for callers of the
         // generated service.
         self.guard.check_grpc(request.metadata().as_ref())?;
         let started = Instant::now();
@@ -251,7 +252,7 @@ impl IngestService for IngestServer {
         &self,
         request: Request<Streaming<IngestRequest>>,
     ) -> Result<Response<IngestResponse>, Status> {
-        // Served by `StreamRoute` from raw frames; this path (for callers of the generated
+        // Served by a `FrameRoute` from raw frames; this path (for callers of the generated
         // service) encodes each message again and takes the same way.
         self.guard.check_grpc(request.metadata().as_ref())?;
         let frames = request
@@ -557,18 +558,32 @@ impl<'a> StreamForwarding<'a> {
     }
 }
 
-/// The path of `IngestStream`, served by [`StreamRoute`].
+/// The path of `IngestStream`, served by a [`FrameRoute`].
 const STREAM_PATH: &str = "/diplom.v1.IngestService/IngestStream";
+/// The path of `Ingest`, served by a [`FrameRoute`].
+const UNARY_PATH: &str = "/diplom.v1.IngestService/Ingest";
 
-/// `IngestStream` served from raw frames: the generated service would decode each message
-/// into owned fields; this route hands the handler each frame's bytes.
-#[derive(Clone)]
-struct StreamRoute {
-    server: Arc<IngestServer>,
-    max_message_bytes: usize,
+/// Which method a [`FrameRoute`] serves.
+#[derive(Debug, Clone, Copy)]
+enum FrameMethod {
+    /// `Ingest`: the frame is read by [`IngestServer::ingest_frame`], as the gateway reads
+    /// a protobuf body, so that a broken request is described in the same words.
+    Unary,
+    /// `IngestStream`: each frame's bytes go to the handler, which reads the messages in
+    /// place (the generated service would decode each into owned fields).
+    Stream,
 }
 
-impl tower::Service<http::Request<axum::body::Body>> for StreamRoute {
+/// A method of the ingest service served from raw frames, with the guard checked before
+/// a frame is read and the message limits of the service.
+#[derive(Clone)]
+struct FrameRoute {
+    server: Arc<IngestServer>,
+    max_message_bytes: usize,
+    method: FrameMethod,
+}
+
+impl tower::Service<http::Request<axum::body::Body>> for FrameRoute {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -589,49 +604,22 @@ impl tower::Service<http::Request<axum::body::Body>> for StreamRoute {
                 Some(route.max_message_bytes),
             );
             let server = route.server;
-            let handler = tower::service_fn(move |call: Request<Streaming<Bytes>>| {
-                let server = Arc::clone(&server);
-                async move { server.forward_stream(call.into_inner()).await }
-            });
-            Ok(grpc.client_streaming(handler, request).await)
-        })
-    }
-}
-
-/// The path of `Ingest`, served by [`UnaryRoute`].
-const UNARY_PATH: &str = "/diplom.v1.IngestService/Ingest";
-
-/// `Ingest` served from the raw frame (see [`IngestServer::ingest_frame`]), with the
-/// guard and message limits of [`StreamRoute`].
-#[derive(Clone)]
-struct UnaryRoute(StreamRoute);
-
-impl tower::Service<http::Request<axum::body::Body>> for UnaryRoute {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
-        let route = self.0.clone();
-        Box::pin(async move {
-            // Refused before the frame is read.
-            if let Err(status) = route.server.guard.check_grpc(request.headers()) {
-                return Ok(status.into_http());
-            }
-            let mut grpc = tonic::server::Grpc::new(FrameCodec).apply_max_message_size_config(
-                Some(route.max_message_bytes),
-                Some(route.max_message_bytes),
-            );
-            let server = route.server;
-            let handler = tower::service_fn(move |call: Request<Bytes>| {
-                let server = Arc::clone(&server);
-                async move { server.ingest_frame(call).await }
-            });
-            Ok(grpc.unary(handler, request).await)
+            Ok(match route.method {
+                FrameMethod::Unary => {
+                    let handler = tower::service_fn(move |call: Request<Bytes>| {
+                        let server = Arc::clone(&server);
+                        async move { server.ingest_frame(call).await }
+                    });
+                    grpc.unary(handler, request).await
+                }
+                FrameMethod::Stream => {
+                    let handler = tower::service_fn(move |call: Request<Streaming<Bytes>>| {
+                        let server = Arc::clone(&server);
+                        async move { server.forward_stream(call.into_inner()).await }
+                    });
+                    grpc.client_streaming(handler, request).await
+                }
+            })
         })
     }
 }

@@ -186,17 +186,7 @@ impl Pipeline {
 
     /// Writes the queued requests, if any, within the request timeout.
     async fn write(&mut self, stream: &mut TcpStream, ctx: &Context) -> Result<(), ErrorKind> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        match timeout(ctx.timeout, stream.write_all(&self.out)).await {
-            Ok(Ok(())) => {
-                self.out.clear();
-                Ok(())
-            }
-            Ok(Err(_)) => Err(ErrorKind::Io),
-            Err(_) => Err(ErrorKind::Timeout),
-        }
+        write_out(stream, &mut self.out, ctx.timeout).await
     }
 
     /// Waits for bytes until `deadline` (the oldest request's timeout), or until `wake`
@@ -375,6 +365,26 @@ fn chunked_len(buf: &[u8]) -> Result<Option<usize>, Malformed> {
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// Writes `out`, if it holds anything, within `limit`, and empties it (shared with the
+/// HTTP/2 runner).
+pub(super) async fn write_out(
+    stream: &mut TcpStream,
+    out: &mut BytesMut,
+    limit: Duration,
+) -> Result<(), ErrorKind> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    match timeout(limit, stream.write_all(out)).await {
+        Ok(Ok(())) => {
+            out.clear();
+            Ok(())
+        }
+        Ok(Err(_)) => Err(ErrorKind::Io),
+        Err(_) => Err(ErrorKind::Timeout),
+    }
 }
 
 #[cfg(test)]

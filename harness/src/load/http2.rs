@@ -22,16 +22,12 @@ use std::{
 };
 
 use bytes::{Buf, BufMut, BytesMut};
-use tokio::{
-    io::AsyncWriteExt,
-    net::TcpStream,
-    time::{sleep_until, timeout},
-};
+use tokio::{net::TcpStream, time::sleep_until};
 
 use self::frames::{Encoding, RequestFrames, flag, kind};
 use super::{
     Context,
-    http1::{Read, connect},
+    http1::{Read, connect, write_out},
     pace::{Due, Pacer, read_some, wait_until},
     record::{ErrorKind, Outcome, Recorder, grpc_outcome, http_outcome},
 };
@@ -219,17 +215,7 @@ impl<'a> Connection<'a> {
 
     /// Writes the queued frames, if any, within the request timeout.
     async fn write(&mut self, socket: &mut TcpStream) -> Result<(), ErrorKind> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        match timeout(self.ctx.timeout, socket.write_all(&self.out)).await {
-            Ok(Ok(())) => {
-                self.out.clear();
-                Ok(())
-            }
-            Ok(Err(_)) => Err(ErrorKind::Io),
-            Err(_) => Err(ErrorKind::Timeout),
-        }
+        write_out(socket, &mut self.out, self.ctx.timeout).await
     }
 
     /// Waits for bytes until `deadline`, or until `wake` when a request falls due before

@@ -27,6 +27,7 @@ use tokio::io::AsyncWriteExt;
 use tonic::Code;
 
 use crate::{
+    client::grpc_call,
     nats_server::NatsServer,
     raw,
     stack::{Setup, Stack},
@@ -151,34 +152,6 @@ impl Hostile {
             "processed messages that were never accepted"
         );
     }
-}
-
-/// Calls `method` of the ingest service with `body` as the whole request (frames and
-/// all); returns `grpc-status` and `grpc-message`, from the headers or the trailers.
-async fn grpc_call(base: &str, method: &str, body: Vec<u8>) -> (String, String) {
-    use http_body_util::{BodyExt as _, Full};
-    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-    let client = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<Full<bytes::Bytes>>();
-    let request = http::Request::post(format!("{base}/diplom.v1.IngestService/{method}"))
-        .header(header::CONTENT_TYPE, "application/grpc")
-        .header("te", "trailers")
-        .body(Full::new(body.into()))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let mut headers = response.headers().clone();
-    let collected = response.into_body().collect().await.unwrap();
-    if let Some(trailers) = collected.trailers() {
-        headers.extend(trailers.clone());
-    }
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    };
-    (get("grpc-status"), get("grpc-message"))
 }
 
 /// POSTs a JSON `body` that must be accepted; returns the id it was accepted under.

@@ -4,57 +4,43 @@
 
 use std::{
     collections::BTreeMap,
-    io::Read,
-    process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    process::{Command, ExitStatus},
+    time::Duration,
 };
 
 use clap::CommandFactory;
+use launch::Launch;
 use system::config::Cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_system");
 
 const README: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
 
+/// What a run of `system` that ended left: its exit status and its output (stdout and
+/// stderr, as they came).
+struct Ended {
+    status: ExitStatus,
+    output: String,
+}
+
 /// Runs `system args` on free ports and waits for it to exit; a run that is still going
-/// after 20 s (a role that started instead of refusing its flags) is killed and fails.
-fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
+/// after 20 s (a role that started instead of refusing its flags) is stopped and fails.
+fn run(args: &[&str]) -> Ended {
+    let mut command = Command::new(BIN);
+    command
         .args(args)
         .env("PROCESSOR_PORT", "0")
         .env("API_PORT", "0")
-        .env("GRPC_PORT", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`system {}` still runs after 20 s", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_end(&mut stderr)
-        .unwrap();
-    Output {
-        status: child.wait().unwrap(),
-        stdout,
-        stderr,
+        .env("GRPC_PORT", "0");
+    let mut running = Launch::new(command)
+        .start()
+        .unwrap_or_else(|err| panic!("{err}"));
+    let Some(status) = running.wait(Duration::from_secs(20)) else {
+        panic!("`system {}` still runs after 20 s", args.join(" "));
+    };
+    Ended {
+        status,
+        output: running.output(),
     }
 }
 
@@ -62,9 +48,9 @@ fn run(args: &[&str]) -> Output {
 fn help(args: &[&str]) -> String {
     let mut all = args.to_vec();
     all.push("--help");
-    let output = run(&all);
-    assert!(output.status.success(), "{all:?}: {output:?}");
-    String::from_utf8(output.stdout).unwrap()
+    let ended = run(&all);
+    assert!(ended.status.success(), "{all:?}: {}", ended.output);
+    ended.output
 }
 
 /// Asserts that `help` names each flag of `present` and none of `absent`.
@@ -165,9 +151,9 @@ fn a_flag_of_another_role_is_refused() {
         &["processor", "--api-port", "0"],
         &["--queue-size", "5", "gateway"],
     ] {
-        let output = run(args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let ended = run(args);
+        let stderr = &ended.output;
+        assert_eq!(ended.status.code(), Some(2), "{args:?}: {stderr}");
         let flag = args.iter().find(|a| a.starts_with("--")).unwrap();
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
