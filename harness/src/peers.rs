@@ -275,7 +275,7 @@ fn ours(variant: &'static str, target: &str, server_pid: u32) -> Side {
 /// Our generator against a peer tool, on the bare servers; a pair whose tool is missing
 /// runs only our side.
 fn tool_pairs(run: &Run<'_>, bare: &Server, log: &mut dyn FnMut(&str)) -> Vec<Planned> {
-    let (http, grpc) = (bare.addr("bare-http"), bare.addr("bare-grpc"));
+    let (http, grpc) = (&bare.addr("bare-http"), &bare.addr("bare-grpc"));
     let (wrk, h2load) = (run.have_wrk, run.have_h2load);
     let table = [
         ("peers/http1", Protocol::Http1, http, Generator::Wrk, wrk),
@@ -367,7 +367,7 @@ fn start_system(
 
 /// Our generator against the bare servers and against the system's front doors.
 fn gateway_pairs(bare: &Server, system: &Server) -> Vec<Planned> {
-    let (http, grpc) = (bare.addr("bare-http"), bare.addr("bare-grpc"));
+    let (http, grpc) = (&bare.addr("bare-http"), &bare.addr("bare-grpc"));
     [
         ("gateway_vs_bare/http1", Protocol::Http1, http, "gateway"),
         ("gateway_vs_bare/h2c", Protocol::H2c, http, "gateway"),
@@ -390,7 +390,7 @@ fn gateway_pairs(bare: &Server, system: &Server) -> Vec<Planned> {
             group: group.to_owned(),
             protocol,
             a: ours(Variant::Bare.as_str(), bare_target, bare.pid()),
-            b: ours(Variant::Gateway.as_str(), system.addr(role), system.pid()),
+            b: ours(Variant::Gateway.as_str(), &system.addr(role), system.pid()),
             a_over_b: false,
         };
         (pair, true)

@@ -129,7 +129,7 @@ struct Profiled {
 /// charges their CPU time per message to the stages.
 fn measure(options: &Options, protocol: Protocol) -> anyhow::Result<Case> {
     let mut pair = Pair::start(options, protocol)?;
-    let scenario = scenario(options, protocol, pair.front.addr(pair.front_role));
+    let scenario = scenario(options, protocol, &pair.front.addr(pair.front_role));
     let observed = observe(options, &scenario, &pair);
     pair.front.stop();
     pair.processor.stop();
@@ -216,7 +216,7 @@ fn observe(options: &Options, scenario: &Scenario, pair: &Pair) -> Observed {
         });
         thread::sleep(Duration::from_secs_f64(options.warmup + 0.5));
         let front = scope.spawn(|| profile(front_addr, front_h2, front_pid, seconds));
-        let processor = scope.spawn(|| profile(processor_addr, false, processor_pid, seconds));
+        let processor = scope.spawn(|| profile(&processor_addr, false, processor_pid, seconds));
         let joined = |handle: thread::ScopedJoinHandle<'_, anyhow::Result<Profiled>>| {
             handle
                 .join()

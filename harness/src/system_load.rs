@@ -261,7 +261,7 @@ fn capacities(
         // Only the gateway's own hop is reported on its status page.
         if matches!(pair_side.server, Kind::System { .. })
             && matches!(pair_side.protocol, Protocol::Http1 | Protocol::H2c)
-            && let Some(ratio) = hop_reuse(server.addr(http_role(pair_side)))
+            && let Some(ratio) = hop_reuse(&server.addr(http_role(pair_side)))
         {
             rounds.reuse.push(ratio);
         }

@@ -3,7 +3,7 @@
 //! lines they log, and stopped with SIGTERM (SIGKILL after [`STOP_TIMEOUT`]) when their
 //! guard drops, so no server outlives the run that started it.
 
-use std::{collections::BTreeMap, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use launch::{Launch, Running};
 
@@ -21,8 +21,6 @@ const KEEP_LINES: usize = 200;
 #[derive(Debug)]
 pub struct Server {
     process: Running,
-    /// Addresses by role, from its `<role> listening on <addr>` lines.
-    pub addrs: BTreeMap<String, String>,
 }
 
 /// `command` prefixed with `taskset -c <cores>` when `cores` is given.
@@ -47,12 +45,7 @@ impl Server {
             .grace(STOP_TIMEOUT)
             .keep_lines(KEEP_LINES)
             .start()?;
-        let addrs = process
-            .addrs()
-            .iter()
-            .map(|(role, addr)| (role.clone(), addr.to_string()))
-            .collect();
-        Ok(Server { process, addrs })
+        Ok(Server { process })
     }
 
     /// Its pid.
@@ -60,9 +53,12 @@ impl Server {
         self.process.pid()
     }
 
-    /// Its address for `role`.
-    pub fn addr(&self, role: &str) -> &str {
-        self.addrs.get(role).map_or("", String::as_str)
+    /// Its address for `role`, from its `<role> listening on <addr>` line (empty for a
+    /// role it was not started for).
+    pub fn addr(&self, role: &str) -> String {
+        self.process
+            .addr(role)
+            .map_or_else(String::new, |addr| addr.to_string())
     }
 
     /// Sends SIGTERM and waits (bounded) for it to exit; kills it after the bound.

@@ -6,7 +6,6 @@
 //! guard drops.
 
 use std::{
-    collections::BTreeMap,
     process::{Command, ExitStatus},
     sync::{Arc, Mutex},
     time::Duration,
@@ -37,8 +36,6 @@ pub(crate) struct Stopped {
 #[derive(Debug)]
 pub(crate) struct Watched {
     process: Running,
-    /// Addresses by role, from its `<role> listening on <addr>` lines.
-    pub(crate) addrs: BTreeMap<String, String>,
     stopped: Arc<Mutex<Option<Stopped>>>,
 }
 
@@ -59,16 +56,7 @@ impl Watched {
             .keep_lines(TAIL_LINES)
             .on_line(move |line| read_line(line, acks.as_deref(), &sink))
             .start()?;
-        let addrs = process
-            .addrs()
-            .iter()
-            .map(|(role, addr)| (role.clone(), addr.to_string()))
-            .collect();
-        Ok(Watched {
-            process,
-            addrs,
-            stopped,
-        })
+        Ok(Watched { process, stopped })
     }
 
     /// Its pid.
@@ -76,9 +64,12 @@ impl Watched {
         self.process.pid()
     }
 
-    /// Its address for `role`.
-    pub(crate) fn addr(&self, role: &str) -> &str {
-        self.addrs.get(role).map_or("", String::as_str)
+    /// Its address for `role`, from its `<role> listening on <addr>` line (empty for a
+    /// role it was not started for).
+    pub(crate) fn addr(&self, role: &str) -> String {
+        self.process
+            .addr(role)
+            .map_or_else(String::new, |addr| addr.to_string())
     }
 
     /// Kills it at once (SIGKILL), as a crash would.
