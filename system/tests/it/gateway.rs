@@ -138,9 +138,9 @@ async fn every_client_error_has_its_status_and_a_json_body() {
 
 #[tokio::test]
 async fn an_unreachable_processor_is_a_502() {
-    let closed = TcpListenerGuard::closed_port().await;
+    let closed = ClosedPort::new();
     let stack = Stack::start(Setup {
-        processor_url: Some(closed.parse().unwrap()),
+        processor_url: Some(closed.url().parse().unwrap()),
         ..Setup::default()
     })
     .await;
@@ -161,15 +161,21 @@ async fn an_unreachable_processor_is_a_502() {
     stack.shutdown().await;
 }
 
-/// A port on which nothing listens.
-struct TcpListenerGuard;
+/// A port on which nothing listens: bound but never listening, and held while the guard
+/// lives, so no other test can be given the port and answer on it.
+struct ClosedPort {
+    socket: tokio::net::TcpSocket,
+}
 
-impl TcpListenerGuard {
-    async fn closed_port() -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-        format!("http://{addr}")
+impl ClosedPort {
+    fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        ClosedPort { socket }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.socket.local_addr().unwrap())
     }
 }
 
