@@ -7,12 +7,23 @@
 //! - Latency: an open loop at the same absolute rates for every side of a pair (25%, 50% and
 //!   75% of the smaller capacity of the pair in the same round: the baseline's when the
 //!   optimization is faster, the system's against the bare server), each request timed from
-//!   when it was due, so a stall shows in the tail instead of slowing the generator.
+//!   when it was due, so a stall shows in the tail instead of slowing the generator. The
+//!   variants measured beside a pair (the NATS queue on one server and replicated on three)
+//!   run at the same absolute rates as each other: fractions of the smaller capacity among
+//!   them, so that a far slower queue does not set the pair's rates.
 //!
 //! Each side runs in a server process of its own (the `system` binary, or the bare
 //! reference servers for `load/vs_bare`), pinned to one core when `taskset` exists, and the
 //! rounds alternate the sides so that the machine's drift cancels out of the ratios. The
 //! pairs are data, in `system_load/variants.rs`; the runs are in `system_load/measure.rs`.
+//!
+//! A NATS side's queue is a stream on its broker: one `nats-server` (`nats`) or a cluster of
+//! three with the stream replicated on all three (`nats_r3`), each started once per run and
+//! only when a side needs it. Every round gives each NATS side a new stream, since a
+//! processor that stops leaves the messages it did not fetch in its stream, and the next
+//! processor on that stream would process them during its own measurement. Before a round's
+//! servers start, the broker's own publish-to-ack latency is probed, unloaded, on a stream
+//! of the probe's own (`system_load/publish_ack.rs`).
 //!
 //! A side with TLS on the hop (`load/hop_tls*`) runs the binary with `TLS_SELF_SIGNED` (its
 //! CA kept in [`Options::tls_dir`]) and `API_PLAIN_PORT`, and its load goes to the gateway's
@@ -22,7 +33,9 @@
 //! (`hgrm/load/<group>/<variant>/<protocol>-<load>pct-r<round>.hgrm`, the group's `/` as
 //! `_`), and its latency case names the files of its rounds in its `hgrm` param.
 
+mod brokers;
 mod measure;
+mod publish_ack;
 mod variants;
 
 use std::{
@@ -32,7 +45,9 @@ use std::{
     time::Duration,
 };
 
+pub use self::publish_ack::{Probe, PublishAck, publish_ack};
 use self::{
+    brokers::{Brokers, nats_settings, stream_name},
     measure::{Capacity, Timing},
     variants::{Pair, Server as Kind, Side as PairSide},
 };
@@ -45,7 +60,6 @@ use crate::{
     peers::process::{Server, pinned},
     results::{Case, Metric, ResultFile},
 };
-use launch::NatsServer;
 
 use study::cases::Suite;
 pub use study::catalogue::{LOADS, saturated};
@@ -60,7 +74,8 @@ pub struct Options {
     /// A program that runs the bare reference servers as `PROGRAM serve-bare` (the harness
     /// itself); `load/vs_bare` is measured only with it.
     pub bare: Option<PathBuf>,
-    /// `nats-server`, when available (the `nats` queue is measured only with it).
+    /// `nats-server`, when available (the `nats` and `nats_r3` queues are measured only
+    /// with it).
     pub nats_server: Option<PathBuf>,
     /// Rounds; each runs every side of every pair once.
     pub rounds: usize,
@@ -96,12 +111,14 @@ struct Rounds {
     /// The `.hgrm` files of those runs (paths relative to the results directory).
     hgrm: [Vec<String>; LOADS.len()],
     reuse: Vec<f64>,
+    /// The broker's publish-to-ack latency, one probe per round (NATS sides only).
+    publish_ack: Vec<PublishAck>,
 }
 
 /// What every measurement of a run shares.
 struct Bench<'a> {
     options: &'a Options,
-    nats: Option<&'a NatsServer>,
+    brokers: &'a Brokers,
     timing: Timing,
     histograms: Option<&'a SuiteHistograms>,
 }
@@ -113,11 +130,7 @@ pub fn run(
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<ResultFile> {
     let pairs = available(options);
-    let nats = options
-        .nats_server
-        .as_deref()
-        .map(NatsServer::start)
-        .transpose()?;
+    let brokers = Brokers::start(options, &pairs)?;
     let histograms = options
         .histograms
         .as_deref()
@@ -125,7 +138,7 @@ pub fn run(
         .transpose()?;
     let bench = Bench {
         options,
-        nats: nats.as_ref(),
+        brokers: &brokers,
         timing: Timing {
             seconds: options.seconds,
             warmup: options.seconds / 3.0,
@@ -199,9 +212,11 @@ fn available(options: &Options) -> Vec<Pair> {
     for pair in &mut pairs {
         pair.sides.retain(|s| match s.server {
             Kind::Bare => options.bare.is_some(),
-            Kind::System { mimalloc, env, .. } => {
+            Kind::System {
+                mimalloc, broker, ..
+            } => {
                 (!mimalloc || options.system_mimalloc.is_some())
-                    && (options.nats_server.is_some() || !env.contains(&("QUEUE_TYPE", "nats")))
+                    && (broker.is_none() || options.nats_server.is_some())
             }
         });
     }
@@ -212,21 +227,25 @@ fn available(options: &Options) -> Vec<Pair> {
     pairs
 }
 
-/// One round of one pair: the capacity of every side, then every side at the same rates:
-/// fractions of the smallest capacity of the pair, so that every side can sustain them.
+/// One round of one pair: the brokers' publish-to-ack latency, the capacity of every side,
+/// then every side at the same rates: fractions of the smallest capacity of the pair (of
+/// those beside the pair, for a side on neither side), so that every side can sustain them.
 fn measure_pair(
     bench: &Bench<'_>,
     pair: &Pair,
     round: usize,
     measured: &mut [Rounds],
 ) -> anyhow::Result<()> {
-    let mut servers = capacities(bench, pair, measured)?;
-    let reference = measured
-        .iter()
-        .filter_map(|rounds| rounds.capacity.last().map(|c| c.rate))
-        .fold(f64::INFINITY, f64::min);
-    for ((pair_side, rounds), (server, target)) in
-        pair.sides.iter().zip(measured.iter_mut()).zip(&mut servers)
+    probes(bench, pair, round, measured)?;
+    let mut servers = capacities(bench, pair, round, measured)?;
+    let capacities: Vec<Option<f64>> = (measured.iter())
+        .map(|rounds| rounds.capacity.last().map(|c| c.rate))
+        .collect();
+    let references = references(pair.group, &pair.sides, &capacities);
+    for (((pair_side, rounds), (server, target)), reference) in (pair.sides.iter())
+        .zip(measured.iter_mut())
+        .zip(&mut servers)
+        .zip(references)
     {
         for (index, load) in LOADS.iter().enumerate() {
             let rate = (reference * load).max(1.0);
@@ -245,16 +264,51 @@ fn measure_pair(
     Ok(())
 }
 
+/// The rate each side's latency runs are fractions of, from the sides' capacities in this
+/// round: the smallest among the pair's sides for a side of the pair, the smallest among
+/// the variants beside the pair for one of those.
+fn references(group: &str, sides: &[PairSide], capacities: &[Option<f64>]) -> Vec<f64> {
+    let paired = |s: &PairSide| side(group, s.variant).is_some();
+    sides
+        .iter()
+        .map(|this| {
+            (sides.iter().zip(capacities))
+                .filter(|(other, _)| paired(other) == paired(this))
+                .filter_map(|(_, capacity)| *capacity)
+                .fold(f64::INFINITY, f64::min)
+        })
+        .collect()
+}
+
+/// The publish-to-ack latency of the broker of every NATS side of `pair`, before any server
+/// of the round runs, so that nothing else loads the broker.
+fn probes(
+    bench: &Bench<'_>,
+    pair: &Pair,
+    round: usize,
+    measured: &mut [Rounds],
+) -> anyhow::Result<()> {
+    for (pair_side, rounds) in pair.sides.iter().zip(measured.iter_mut()) {
+        if let Some(broker) = pair_side.broker() {
+            let stream = stream_name("PROBE", broker, round);
+            let probe = Probe::new(bench.brokers.url(broker)?, stream, broker.replicas());
+            rounds.publish_ack.push(publish_ack(&probe)?);
+        }
+    }
+    Ok(())
+}
+
 /// Starts every side's server and measures its capacity; the servers are left running
 /// for the latency runs, each with the address its load goes to.
 fn capacities(
     bench: &Bench<'_>,
     pair: &Pair,
+    round: usize,
     measured: &mut [Rounds],
 ) -> anyhow::Result<Vec<(Server, String)>> {
     let mut servers = Vec::with_capacity(pair.sides.len());
     for (pair_side, rounds) in pair.sides.iter().zip(measured.iter_mut()) {
-        let server = start(bench.options, bench.nats, pair_side)?;
+        let server = start(bench, pair_side, round)?;
         let target = target(&server, pair_side);
         let capacity = measure::capacity(pair_side.protocol, &target, server.pid(), bench.timing)?;
         rounds.capacity.push(capacity);
@@ -281,12 +335,9 @@ fn hgrm_name(group: &str, pair_side: &PairSide, load: f64, round: usize) -> Stri
     )
 }
 
-/// Starts the server of one side, pinned when asked.
-fn start(
-    options: &Options,
-    nats: Option<&NatsServer>,
-    pair_side: &PairSide,
-) -> anyhow::Result<Server> {
+/// Starts the server of one side in `round`, pinned when asked.
+fn start(bench: &Bench<'_>, pair_side: &PairSide, round: usize) -> anyhow::Result<Server> {
+    let options = bench.options;
     let program = match pair_side.server {
         Kind::Bare => options.bare.as_deref().unwrap_or(Path::new("harness")),
         Kind::System { mimalloc: true, .. } => options
@@ -306,7 +357,9 @@ fn start(
                 "127.0.0.1:0",
             ]);
         }
-        Kind::System { env, tls, .. } => {
+        Kind::System {
+            env, tls, broker, ..
+        } => {
             command.envs([
                 ("API_PORT", "0"),
                 ("GRPC_PORT", "0"),
@@ -314,12 +367,8 @@ fn start(
                 ("RUST_LOG", "warn,system=info"),
                 ("QUEUE_SIZE", "10000"),
             ]);
-            if let Some(nats) = nats {
-                command.envs([
-                    ("NATS_URL", nats.url().as_str()),
-                    ("NATS_STREAM", "LOAD"),
-                    ("NATS_MAX_PENDING", "4096"),
-                ]);
+            if let Some(broker) = broker {
+                command.envs(nats_settings(broker, &bench.brokers.url(broker)?, round));
             }
             if tls {
                 command.env("TLS_SELF_SIGNED", &options.tls_dir);
@@ -407,6 +456,7 @@ fn cases(group: &str, pair_side: &PairSide, rounds: &Rounds) -> Vec<Case> {
             Metric::from_samples("ratio", rounds.reuse.clone()),
         );
     }
+    capacity_case = publish_ack::with_metrics(capacity_case, &rounds.publish_ack);
     let mut all = vec![capacity_case];
     for ((load, reports), hgrm) in LOADS.iter().zip(&rounds.latency).zip(&rounds.hgrm) {
         let series = |f: &dyn Fn(&load::Report) -> Option<f64>| {
@@ -463,7 +513,13 @@ pub(crate) fn get_json(addr: &str, path: &str, timeout: Duration) -> Option<serd
 
 #[cfg(test)]
 mod tests {
-    use super::{load_role, roles, variants};
+    use std::path::PathBuf;
+
+    use hdrhistogram::Histogram;
+
+    use super::{
+        Options, PublishAck, Rounds, available, cases, load_role, references, roles, variants,
+    };
 
     /// The load of a TLS side goes to the gateway's plain port (so that only the hop is
     /// TLS), which its server must report; a plaintext side's to the gateway's own port.
@@ -478,5 +534,111 @@ mod tests {
             assert!(roles(tls).contains(&"gateway (plain)"), "{group}");
             assert!(!roles(plain).contains(&"gateway (plain)"), "{group}");
         }
+    }
+
+    fn options(nats_server: Option<&str>) -> Options {
+        Options {
+            system: PathBuf::from("system"),
+            system_mimalloc: None,
+            bare: None,
+            nats_server: nats_server.map(PathBuf::from),
+            rounds: 1,
+            seconds: 1.0,
+            server_core: None,
+            only: vec!["load/queue".to_owned()],
+            histograms: None,
+            tls_dir: PathBuf::from("tls"),
+        }
+    }
+
+    fn queue_variants(options: &Options) -> Vec<&'static str> {
+        let pairs = available(options);
+        pairs
+            .iter()
+            .find(|p| p.group == "load/queue")
+            .map(|p| p.sides.iter().map(|s| s.variant).collect())
+            .unwrap_or_default()
+    }
+
+    /// Both NATS sides run only with a nats-server at hand; the queue pair runs without.
+    #[test]
+    fn the_nats_sides_run_only_with_a_nats_server() {
+        assert_eq!(queue_variants(&options(None)), ["memory", "pooled"]);
+        assert_eq!(
+            queue_variants(&options(Some("nats-server"))),
+            ["memory", "pooled", "nats", "nats_r3"]
+        );
+    }
+
+    /// The latency rates of a pair's sides are fractions of the smaller capacity of the
+    /// pair; the variants beside the pair run at fractions of the smaller capacity among
+    /// them, so that a far slower NATS queue does not set the pair's rates.
+    #[test]
+    fn the_sides_beside_a_pair_run_at_rates_of_their_own() {
+        let pair = variants::pairs()
+            .into_iter()
+            .find(|p| p.group == "load/queue");
+        let pair = pair.expect("the queue pair");
+        let capacities = [
+            Some(60_000.0),
+            Some(50_000.0),
+            Some(12_000.0),
+            Some(4_000.0),
+        ];
+        assert_eq!(
+            references(pair.group, &pair.sides, &capacities),
+            [50_000.0, 50_000.0, 4_000.0, 4_000.0]
+        );
+        let ingress = variants::pairs()
+            .into_iter()
+            .find(|p| p.group == "load/ingress");
+        let ingress = ingress.expect("the ingress pair");
+        let capacities = [
+            Some(30_000.0),
+            Some(40_000.0),
+            Some(20_000.0),
+            Some(90_000.0),
+        ];
+        assert_eq!(
+            references(ingress.group, &ingress.sides, &capacities),
+            [20_000.0; 4]
+        );
+    }
+
+    /// A NATS side's capacity case carries the broker's publish-to-ack latency of each
+    /// round; the other sides' do not.
+    #[test]
+    fn a_nats_capacity_case_carries_the_publish_to_ack_latency() {
+        let pair = variants::pairs()
+            .into_iter()
+            .find(|p| p.group == "load/queue");
+        let pair = pair.expect("the queue pair");
+        let mut latency_ns = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        for ns in [200_000, 300_000, 400_000] {
+            latency_ns.record(ns).unwrap();
+        }
+        let probed = Rounds {
+            publish_ack: vec![PublishAck {
+                latency_ns,
+                errors: 0,
+            }],
+            ..Rounds::default()
+        };
+        let capacity = |side, rounds: &Rounds| {
+            let all = cases(pair.group, &pair.sides[side], rounds);
+            all.into_iter()
+                .find(|c| c.params.get("measure").map(String::as_str) == Some("capacity"))
+                .expect("a capacity case")
+        };
+        let r3 = capacity(3, &probed);
+        assert_eq!(r3.variant, "nats_r3");
+        for metric in ["publish_ack_p50", "publish_ack_p99"] {
+            let m = &r3.metrics[metric];
+            assert_eq!(m.unit, "ms");
+            assert!(m.median > 0.0, "{metric}: {m:?}");
+        }
+        assert_eq!(r3.metrics["publish_ack_messages"].median, 3.0);
+        let memory = capacity(0, &Rounds::default());
+        assert!(!memory.metrics.contains_key("publish_ack_p99"));
     }
 }

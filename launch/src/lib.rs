@@ -12,7 +12,7 @@ mod nats;
 mod process;
 mod ready;
 
-pub use nats::{NatsServer, ensure_nats_server};
+pub use nats::{NatsCluster, NatsClusterOptions, NatsServer, ensure_nats_server};
 pub use process::{
     DEFAULT_GRACE, DEFAULT_KEEP_LINES, DEFAULT_TIMEOUT, Launch, LaunchError, Running,
 };

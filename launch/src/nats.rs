@@ -1,11 +1,11 @@
 //! A `nats-server -js` as a child: on a free loopback port, its JetStream store in a
 //! directory of its own (removed with it), ready once it logs "Server is ready". It can be
 //! killed and started again on the same port with the same store, as a crash and a restart
-//! would.
+//! would. Three of them, each a node with a name, form a [`NatsCluster`].
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Command, ExitStatus, Stdio},
     sync::{
         OnceLock,
         atomic::{AtomicU32, Ordering},
@@ -14,6 +14,11 @@ use std::{
 };
 
 use crate::{Launch, LaunchError, Running, free_port};
+
+mod cluster;
+mod healthz;
+
+pub use cluster::{NatsCluster, NatsClusterOptions};
 
 /// What nats-server logs once it accepts clients (JetStream included).
 const READY_TEXT: &str = "Server is ready";
@@ -49,12 +54,17 @@ pub fn ensure_nats_server() -> Option<PathBuf> {
         .clone()
 }
 
-/// A running `nats-server -js`; killed, and its store removed, when dropped.
+/// A running `nats-server -js`, alone or a node of a [`NatsCluster`]; killed, and its
+/// store removed (unless the cluster was given a directory to keep), when dropped.
 #[derive(Debug)]
 pub struct NatsServer {
     program: PathBuf,
     port: u16,
     store: PathBuf,
+    /// A store the user named outlives us, so that a restart finds its streams.
+    keep_store: bool,
+    /// Its name, routes and monitoring port when it is a node of a cluster.
+    node: Option<cluster::Node>,
     process: Option<Running>,
 }
 
@@ -76,6 +86,8 @@ impl NatsServer {
             program: program.to_owned(),
             port,
             store,
+            keep_store: false,
+            node: None,
             process: None,
         };
         server.restart()?;
@@ -109,9 +121,33 @@ impl NatsServer {
         self.port
     }
 
+    /// Its node name in a cluster (`n1`, `n2`, `n3`); `None` for a server alone.
+    pub fn name(&self) -> Option<&str> {
+        self.node.as_ref().map(|node| node.name)
+    }
+
+    /// Its HTTP monitoring port (`/healthz`, `/jsz`, ...) as a node of a cluster; a server
+    /// alone has none.
+    pub fn monitor_port(&self) -> Option<u16> {
+        self.node.as_ref().map(|node| node.monitor_port)
+    }
+
     /// Its process, while it runs.
     pub fn process(&self) -> Option<&Running> {
         self.process.as_ref()
+    }
+
+    /// Its exit status when its process ended by itself (reaping it); `None` while it
+    /// runs and after [`NatsServer::kill`].
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.process.as_mut().and_then(Running::try_status)
+    }
+
+    /// Stops it cleanly (SIGTERM, SIGKILL only after a bound) and reaps it; the store stays.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
     }
 
     /// Kills it at once (no goodbye to its clients); the store stays.
@@ -122,8 +158,24 @@ impl NatsServer {
     }
 
     /// Starts it (again, after [`NatsServer::kill`]) on the same port with the same store
-    /// and waits until it is ready.
+    /// and waits until it is ready. A node of a cluster keeps its name and routes, and is
+    /// ready once its `/healthz` says it is current with JetStream's meta leader, so it
+    /// has rejoined; with no majority of the nodes running there is no meta leader, and
+    /// [`NatsCluster::restart_stopped`] is the way to bring them back together.
     pub fn restart(&mut self) -> Result<(), LaunchError> {
+        self.spawn()?;
+        if self.node.is_some() {
+            let result = healthz::wait_healthy(&mut [self], READY_TIMEOUT);
+            if result.is_err() {
+                self.kill();
+            }
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Starts its process and waits until it logs that it accepts clients.
+    fn spawn(&mut self) -> Result<(), LaunchError> {
         self.kill();
         let mut command = Command::new(&self.program);
         command
@@ -136,12 +188,18 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.store);
-        let process = Launch::new(command)
+        if let Some(node) = &self.node {
+            command.args(node.args());
+        }
+        let mut launch = Launch::new(command)
             .ready_text(READY_TEXT)
             .timeout(READY_TIMEOUT)
             .grace(GRACE)
-            .keep_lines(KEEP_LINES)
-            .start()?;
+            .keep_lines(KEEP_LINES);
+        if self.node.is_some() {
+            launch = launch.on_line(healthz::worth_keeping);
+        }
+        let process = launch.start()?;
         self.process = Some(process);
         Ok(())
     }
@@ -150,7 +208,9 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.store);
+        if !self.keep_store {
+            let _ = std::fs::remove_dir_all(&self.store);
+        }
     }
 }
 

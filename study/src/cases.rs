@@ -404,9 +404,11 @@ mod tests {
             Case::new("load/ingress", "grpcunary", None),
             Case::new("load/queue", "nats", Some(Side::Optimized)),
             Case::new("peers/http1", "ours", None),
+            Case::new("load/queue", "nats_r3", None),
+            Case::new("load/queue", "nats_r3", Some(Side::Optimized)),
         ];
         let wrong = unknown(&file);
-        assert_eq!(wrong.len(), 4, "{wrong:#?}");
+        assert_eq!(wrong.len(), 5, "{wrong:#?}");
         assert!(wrong[0].contains("protocol `grpc-unary`"), "{}", wrong[0]);
         assert!(
             wrong[1].contains("unknown case load/ingress grpcunary"),
@@ -419,5 +421,22 @@ mod tests {
             "{}",
             wrong[3]
         );
+        // The replicated queue is a case of the queue pair, on neither side.
+        assert!(
+            wrong[4].contains("load/queue nats_r3: side Some(Optimized)"),
+            "{}",
+            wrong[4]
+        );
+    }
+
+    /// The replicated NATS queue is measured by the load suite only: the soak runs the
+    /// queue on one server.
+    #[test]
+    fn the_replicated_queue_is_a_load_case_and_no_soak_case() {
+        use super::known;
+        assert!(known(Suite::Load, "load/queue", "nats_r3"));
+        assert!(known(Suite::Load, "load/queue", "nats"));
+        assert!(!known(Suite::Soak, "soak/delivery", "nats_r3"));
+        assert!(!known(Suite::Load, "load/client", "nats_r3"));
     }
 }

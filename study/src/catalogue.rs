@@ -98,6 +98,8 @@ pub fn direction(name: &str) -> Option<Direction> {
         | "latency_mean"
         | "latency_p50"
         | "latency_p99"
+        | "publish_ack_p50"
+        | "publish_ack_p99"
         | "server_cpu_per_msg"
         | "server_peak_rss"
         | "server_cpu_per_request"

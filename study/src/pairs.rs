@@ -20,8 +20,8 @@ pub struct Pair {
     pub baseline: Variant,
     /// The variants measured against it.
     pub optimized: &'static [Variant],
-    /// Variants measured beside the pair that are neither side (the nats queue, which runs
-    /// only where a nats-server is at hand).
+    /// Variants measured beside the pair that are neither side (the nats queue on one
+    /// server and replicated on three, which run only where a nats-server is at hand).
     pub unpaired: &'static [Variant],
     /// The suites whose result files hold its cases.
     pub suites: &'static [Suite],
@@ -173,7 +173,7 @@ pub const PAIRS: &[Pair] = &[
     ),
     pair(group::LOAD_VS_BARE, Bare, &[System], &[Suite::Load], LOAD),
     Pair {
-        unpaired: &[Nats],
+        unpaired: &[Nats, NatsR3],
         ..pair(group::LOAD_QUEUE, Memory, &[Pooled], &[Suite::Load], LOAD)
     },
     pair(
@@ -326,8 +326,12 @@ mod tests {
         // `system` is the optimized side against the bare server, but no side of a soak.
         assert_eq!(side("load/vs_bare", "system"), Some(Side::Optimized));
         assert_eq!(side("soak/process", "system"), None);
-        // The nats queue is measured beside its pair, on neither side.
+        // The nats queue, on one server and replicated on three, is measured beside its
+        // pair, on neither side.
         assert_eq!(side("load/queue", "nats"), None);
+        assert_eq!(side("load/queue", "nats_r3"), None);
+        let queue = super::pair_of("load/queue").expect("the queue pair");
+        assert!(queue.has(Variant::Nats) && queue.has(Variant::NatsR3));
         assert_eq!(side("load/queue", "memory"), Some(Side::Baseline));
         // `stages` names its cases by protocol; none is a side.
         assert_eq!(side("stages", "http1"), None);

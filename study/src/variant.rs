@@ -16,8 +16,11 @@ pub enum Variant {
     Memory,
     /// The pooled queue, or the pooled hop client.
     Pooled,
-    /// The NATS JetStream queue, measured beside the queue pair.
+    /// The NATS JetStream queue on one server, measured beside the queue pair.
     Nats,
+    /// The NATS JetStream queue with its stream replicated on a cluster of three servers,
+    /// measured beside the queue pair.
+    NatsR3,
     /// JSON, as a codec.
     Json,
     /// Protocol Buffers, as a codec.
@@ -74,10 +77,11 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 29] = [
+    pub const ALL: [Variant; 30] = [
         Variant::Memory,
         Variant::Pooled,
         Variant::Nats,
+        Variant::NatsR3,
         Variant::Json,
         Variant::Protobuf,
         Variant::Baseline,
@@ -112,6 +116,7 @@ impl Variant {
             Variant::Memory => "memory",
             Variant::Pooled => "pooled",
             Variant::Nats => "nats",
+            Variant::NatsR3 => "nats_r3",
             Variant::Json => "json",
             Variant::Protobuf => "protobuf",
             Variant::Baseline => "baseline",

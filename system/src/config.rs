@@ -358,6 +358,7 @@ impl Settings {
             request_timeout: Duration::from_millis(u64::from(self.nats_queue.nats_timeout_ms)),
             ack_wait: Duration::from_millis(u64::from(self.nats_queue.nats_ack_wait_ms)),
             max_deliver: self.nats_queue.nats_max_deliver,
+            replicas: usize::from(self.nats_queue.nats_replicas),
             ..NatsConfig::default()
         }
     }
@@ -505,6 +506,49 @@ mod tests {
             &["system", "--hop-batch", "3", "grpc"],
         ] {
             assert!(Cli::try_parse_from(line).is_err(), "{line:?} was taken");
+        }
+    }
+
+    /// `NATS_URL` takes one server or a comma-separated list of them (the client fails
+    /// over between them); `NATS_REPLICAS` is 1, 3 or 5. Anything else is refused at once.
+    #[test]
+    fn nats_takes_a_list_of_servers_and_an_odd_number_of_replicas() {
+        let parse = |flags: &[&str]| {
+            let mut line = vec!["system", "processor"];
+            line.extend_from_slice(flags);
+            Cli::try_parse_from(line).map(|cli| cli.settings.nats())
+        };
+        let nats = parse(&[
+            "--nats-url",
+            "nats://10.0.0.1:4222, nats://10.0.0.2:4222,nats://10.0.0.3:4222",
+            "--nats-replicas",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(
+            nats.servers(),
+            [
+                "nats://10.0.0.1:4222",
+                "nats://10.0.0.2:4222",
+                "nats://10.0.0.3:4222"
+            ]
+        );
+        assert_eq!(nats.replicas, 3);
+        assert_eq!(parse(&[]).unwrap().replicas, 1);
+        assert_eq!(
+            parse(&[]).unwrap().servers(),
+            [crate::queue::DEFAULT_NATS_URL]
+        );
+        for bad in [
+            &["--nats-url", "nats://a:4222,,nats://b:4222"][..],
+            &["--nats-url", "nats://a:4222,http://b:4222"],
+            &["--nats-url", ","],
+            &["--nats-replicas", "2"],
+            &["--nats-replicas", "0"],
+            &["--nats-replicas", "7"],
+        ] {
+            let err = parse(bad).expect_err(&format!("{bad:?} was taken"));
+            assert!(err.to_string().contains("nats-"), "{err}");
         }
     }
 }

@@ -11,6 +11,7 @@ mod cmd;
 mod compare;
 mod export;
 mod gate;
+mod nats_cluster;
 mod profile;
 mod report;
 mod results;
@@ -53,6 +54,8 @@ enum Command {
     Export(export::Args),
     /// Compare two sets of results: two directories or two git revisions.
     Compare(compare::Args),
+    /// A three-node NATS JetStream cluster on this machine until Ctrl-C.
+    NatsCluster(nats_cluster::Args),
 }
 
 /// A comparison that found cases worse than allowed (exit code 3), as opposed to a failure
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Soak(args) => soak::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::NatsCluster(args) => nats_cluster::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

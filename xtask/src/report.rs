@@ -138,6 +138,7 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
         "end_to_end": evidence.end_to_end(),
         "defaults": evidence.defaults(),
         "tls": evidence.tls(),
+        "queue": evidence.queue(),
         "stages": evidence.stages(),
         "stage_names": evidence.stage_names(),
         "loads": study::catalogue::LOADS.map(|l| format!("{:.0}%", l * 100.0)),

@@ -1,6 +1,7 @@
 //! How the load suite measures each of its pairs, as data: the pairs and their variants are
 //! the catalogue's (`study::pairs`), and [`LOAD_PAIRS`] says, for each group, which server
-//! runs each variant with which settings under which protocol. The baseline side is first.
+//! runs each variant with which settings under which protocol, and on which NATS broker a
+//! side's queue lives. The baseline side is first.
 
 use study::{
     cases::group,
@@ -17,14 +18,46 @@ pub(crate) enum Server {
     /// The `system` binary (all roles in one process) with these settings on top of its
     /// defaults; built with mimalloc when `mimalloc`. With `tls`, every port serves TLS with
     /// a self-signed certificate (so the hop to the processor is TLS too) and the gateway
-    /// also serves plaintext on a port of its own, where the load goes.
+    /// also serves plaintext on a port of its own, where the load goes. With a `broker`,
+    /// its queue is a stream on that broker (the settings ask for the NATS queue).
     System {
         mimalloc: bool,
         env: &'static [(&'static str, &'static str)],
         tls: bool,
+        broker: Option<Broker>,
     },
     /// The harness's bare reference servers (`harness serve-bare`).
     Bare,
+}
+
+/// The NATS broker a side's queue lives on; each is started once per run, and only when a
+/// side needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Broker {
+    /// One `nats-server`; the stream has one replica.
+    Single,
+    /// A cluster of three `nats-server`s; the stream is replicated on all three, so a
+    /// publish is confirmed once a majority stored it.
+    Replicated,
+}
+
+impl Broker {
+    /// The replicas of the streams a side creates on it (`NATS_REPLICAS`).
+    pub(crate) fn replicas(self) -> usize {
+        match self {
+            Broker::Single => 1,
+            Broker::Replicated => 3,
+        }
+    }
+
+    /// What the name of every stream the suite creates on it carries after its purpose
+    /// (`LOAD`, `PROBE`), so that the streams on the two brokers have different names.
+    pub(crate) fn stream_tag(self) -> &'static str {
+        match self {
+            Broker::Single => "",
+            Broker::Replicated => "_R3",
+        }
+    }
 }
 
 /// One side of one pair.
@@ -33,6 +66,16 @@ pub(crate) struct Side {
     pub(crate) variant: &'static str,
     pub(crate) server: Server,
     pub(crate) protocol: Protocol,
+}
+
+impl Side {
+    /// The broker its queue lives on, if any.
+    pub(crate) fn broker(&self) -> Option<Broker> {
+        match self.server {
+            Server::System { broker, .. } => broker,
+            Server::Bare => None,
+        }
+    }
 }
 
 /// An A/B pair: `sides[0]` is the baseline; the latency rates are fractions of its
@@ -56,6 +99,9 @@ enum Sides {
     AgainstBare,
     /// Each variant runs the system with its settings, under HTTP/1.1.
     Settings(&'static [Env]),
+    /// Each variant runs the system with its queue settings, under HTTP/1.1, its queue on
+    /// a broker when one is named.
+    Queues(&'static [(Env, Option<Broker>)]),
     /// The system with the system allocator, then built with mimalloc.
     Allocators,
     /// A plaintext hop, then TLS on the hop, both with these settings.
@@ -66,13 +112,15 @@ enum Sides {
 const LOAD_PAIRS: [(&str, Sides); 10] = [
     (group::LOAD_INGRESS, Sides::Protocols),
     (group::LOAD_VS_BARE, Sides::AgainstBare),
-    // The nats queue is measured only when a nats-server is at hand.
+    // The nats queue, on one server and replicated on three, is measured only when a
+    // nats-server is at hand.
     (
         group::LOAD_QUEUE,
-        Sides::Settings(&[
-            &[("QUEUE_TYPE", "memory")],
-            &[("QUEUE_TYPE", "pooled")],
-            &[("QUEUE_TYPE", "nats")],
+        Sides::Queues(&[
+            (&[("QUEUE_TYPE", "memory")], None),
+            (&[("QUEUE_TYPE", "pooled")], None),
+            (NATS, Some(Broker::Single)),
+            (NATS, Some(Broker::Replicated)),
         ]),
     ),
     (
@@ -107,10 +155,18 @@ const LOAD_PAIRS: [(&str, Sides); 10] = [
     ),
 ];
 
+/// The NATS queue; where its broker is, and the stream's replicas, come from the broker.
+const NATS: Env = &[("QUEUE_TYPE", "nats")];
+
 const DEFAULTS: Server = system(&[], false, false);
 
 const fn system(env: Env, mimalloc: bool, tls: bool) -> Server {
-    Server::System { mimalloc, env, tls }
+    Server::System {
+        mimalloc,
+        env,
+        tls,
+        broker: None,
+    }
 }
 
 /// Every pair, in the order they are run.
@@ -147,6 +203,17 @@ fn servers(variants: &[Variant], how: Sides) -> Vec<(Server, Protocol)> {
             .iter()
             .map(|env| http1(system(env, false, false)))
             .collect(),
+        Sides::Queues(queues) => queues
+            .iter()
+            .map(|&(env, broker)| {
+                http1(Server::System {
+                    mimalloc: false,
+                    env,
+                    tls: false,
+                    broker,
+                })
+            })
+            .collect(),
         Sides::Allocators => vec![http1(DEFAULTS), http1(system(&[], true, false))],
         Sides::HopTls(env) => vec![
             http1(system(env, false, false)),
@@ -175,7 +242,7 @@ mod tests {
         variant::Variant,
     };
 
-    use super::{LOAD_PAIRS, Server, Sides, pairs};
+    use super::{Broker, LOAD_PAIRS, Server, Sides, pairs};
     use crate::load::Protocol;
 
     /// Every load pair of the catalogue is measured, each of its variants by a server of
@@ -239,11 +306,13 @@ mod tests {
                     mimalloc: false,
                     env: plain_env,
                     tls: false,
+                    broker: None,
                 },
                 Server::System {
                     mimalloc: false,
                     env: tls_env,
                     tls: true,
+                    broker: None,
                 },
             ) = (plain.server, tls.server)
             else {
@@ -251,6 +320,50 @@ mod tests {
             };
             assert_eq!(plain_env, tls_env, "{group}");
             assert!(plain_env.contains(&("CLIENT_MODE", mode)), "{group}");
+        }
+    }
+
+    /// The queue pair runs the NATS queue beside it twice: on one server and replicated on
+    /// a cluster of three, the same queue setting on both, only the broker differs.
+    #[test]
+    fn the_queue_pair_runs_nats_on_one_server_and_on_a_cluster_of_three() {
+        let pair = pairs().into_iter().find(|p| p.group == group::LOAD_QUEUE);
+        let pair = pair.expect("the queue pair");
+        let variants: Vec<&str> = pair.sides.iter().map(|s| s.variant).collect();
+        assert_eq!(variants, ["memory", "pooled", "nats", "nats_r3"]);
+        let brokers: Vec<Option<Broker>> = pair.sides.iter().map(|s| s.broker()).collect();
+        assert_eq!(
+            brokers,
+            [None, None, Some(Broker::Single), Some(Broker::Replicated)]
+        );
+        let (nats, r3) = (&pair.sides[2], &pair.sides[3]);
+        assert_eq!(env(nats.server), env(r3.server));
+        assert_eq!(Broker::Single.replicas(), 1);
+        assert_eq!(Broker::Replicated.replicas(), 3);
+    }
+
+    /// A side's queue is on a broker exactly when its settings ask for the NATS queue, so
+    /// that no NATS side runs without its `NATS_URL` and no other side waits for a broker.
+    #[test]
+    fn exactly_the_nats_sides_have_a_broker() {
+        for pair in pairs() {
+            for side in &pair.sides {
+                let nats = env(side.server).contains(&("QUEUE_TYPE", "nats"));
+                assert_eq!(
+                    side.broker().is_some(),
+                    nats,
+                    "{} {}",
+                    pair.group,
+                    side.variant
+                );
+            }
+        }
+    }
+
+    fn env(server: Server) -> &'static [(&'static str, &'static str)] {
+        match server {
+            Server::System { env, .. } => env,
+            Server::Bare => &[],
         }
     }
 

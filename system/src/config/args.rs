@@ -20,8 +20,8 @@ use crate::{
     processor::{self, DEFAULT_BODY_LIMIT},
     queue::{
         DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, DEFAULT_NATS_ACK_WAIT, DEFAULT_NATS_CONSUMER,
-        DEFAULT_NATS_MAX_DELIVER, DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_STREAM,
-        DEFAULT_NATS_TIMEOUT, DEFAULT_NATS_URL, QueueType,
+        DEFAULT_NATS_MAX_DELIVER, DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_REPLICAS,
+        DEFAULT_NATS_STREAM, DEFAULT_NATS_TIMEOUT, DEFAULT_NATS_URL, QueueType,
     },
     server::{DEFAULT_BIND_ADDR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_CONNECTIONS},
     worker::{DEFAULT_WORKER_MODE, WorkerMode},
@@ -312,9 +312,17 @@ pub struct QueueArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "NATS")]
 pub struct NatsArgs {
-    /// Where the NATS server listens (with `QUEUE_TYPE=nats`).
+    /// Where the NATS server listens (with `QUEUE_TYPE=nats`); a comma-separated list of
+    /// the servers of a cluster, between which the client fails over.
     #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS_URL, value_parser = parse_nats_url)]
     pub nats_url: String,
+
+    /// Copies JetStream keeps of the stream and the dead-letter stream when the first
+    /// processor creates them: 1, or 3 or 5 on a cluster of at least that many servers.
+    /// A stream that exists with another number stops the processor at start-up.
+    #[arg(long, env = "NATS_REPLICAS", default_value_t = DEFAULT_NATS_REPLICAS as u8,
+          value_parser = parse_nats_replicas)]
+    pub nats_replicas: u8,
 
     /// Name of the JetStream stream the processors share.
     #[arg(long, env = "NATS_STREAM", default_value = DEFAULT_NATS_STREAM,
@@ -360,12 +368,28 @@ fn parse_processor_url(value: &str) -> Result<Uri, String> {
     Ok(uri)
 }
 
+/// One server or a comma-separated list of them, each `nats://host:port` (or `tls://`).
 fn parse_nats_url(value: &str) -> Result<String, String> {
-    let uri: Uri = value.parse().map_err(|err| format!("not a URL: {err}"))?;
-    if !matches!(uri.scheme_str(), Some("nats" | "tls")) || uri.authority().is_none() {
-        return Err("expected nats://host:port".to_owned());
+    for server in value.split(',').map(str::trim) {
+        let uri: Uri = server
+            .parse()
+            .map_err(|err| format!("`{server}` is not a URL: {err}"))?;
+        if !matches!(uri.scheme_str(), Some("nats" | "tls")) || uri.authority().is_none() {
+            return Err(format!(
+                "expected nats://host:port, or several separated by commas; got `{server}`"
+            ));
+        }
     }
     Ok(value.to_owned())
+}
+
+/// A JetStream replica count worth having: a majority of an odd number of copies survives
+/// the loss of the others (an even number tolerates no more losses than one fewer).
+fn parse_nats_replicas(value: &str) -> Result<u8, String> {
+    match value.parse::<u8>() {
+        Ok(replicas @ (1 | 3 | 5)) => Ok(replicas),
+        _ => Err("expected 1, 3 or 5".to_owned()),
+    }
 }
 
 /// JetStream names become parts of subjects, so they may not hold `.`, `*`, `>` or spaces.

@@ -26,8 +26,8 @@ mod tasks;
 
 pub use setup::{
     DEFAULT_NATS_ACK_WAIT, DEFAULT_NATS_CONSUMER, DEFAULT_NATS_MAX_DELIVER,
-    DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_STREAM, DEFAULT_NATS_TIMEOUT, DEFAULT_NATS_URL,
-    NatsConfig, NatsError,
+    DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_REPLICAS, DEFAULT_NATS_STREAM, DEFAULT_NATS_TIMEOUT,
+    DEFAULT_NATS_URL, NatsConfig, NatsError,
 };
 
 use std::{
@@ -61,9 +61,12 @@ use crate::{message::MessageRef, proto::DataMessage};
 pub(crate) const NAK_DELAY: Duration = Duration::from_millis(500);
 
 /// Counters of the NATS side, shown in `/stats` and `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NatsStats {
+    /// The name of the server this processor is connected to now (empty while it is not
+    /// connected); with a cluster, the node it failed over to.
+    pub server: String,
     /// Publishes JetStream confirmed.
     pub published: u64,
     /// Messages this processor acknowledged after processing.
@@ -90,6 +93,8 @@ struct Inner {
     jetstream: Context,
     client: Client,
     subject: Subject,
+    /// The most one publish may take, from handing it to the client to the confirmation.
+    timeout: Duration,
     counters: Arc<Counters>,
     closed: AtomicBool,
     /// Tells the background tasks to stop; dropping it (with the queue) stops them too.
@@ -142,7 +147,7 @@ impl NatsQueue {
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis(100u64.saturating_mul(attempts as u64).min(1000))
             })
-            .connect(config.url.as_str())
+            .connect(config.servers())
             .await
             .map_err(|source| NatsError::Connect {
                 url: config.url.clone(),
@@ -154,7 +159,7 @@ impl NatsQueue {
             // Refuse at once rather than wait: the same contract as a full memory queue.
             .backpressure_on_inflight(false)
             .build(client.clone());
-        let consumer = setup::setup(&jetstream, &config).await?;
+        let consumer = set_up_at_start(&jetstream, &config).await?;
         let counters = Arc::new(Counters::default());
         counters
             .capacity
@@ -176,6 +181,7 @@ impl NatsQueue {
                 jetstream,
                 client,
                 subject: Subject::from(config.subject()),
+                timeout: config.request_timeout,
                 counters,
                 closed: AtomicBool::new(false),
                 stop,
@@ -204,7 +210,12 @@ impl NatsQueue {
             return NatsStats::default();
         };
         let c = &inner.counters;
+        let server = match inner.client.connection_state() {
+            State::Connected => inner.client.server_info().server_name,
+            _ => String::new(),
+        };
         NatsStats {
+            server,
             published: c.published.load(Ordering::Relaxed),
             acknowledged: c.acknowledged.load(Ordering::Relaxed),
             nacked: c.nacked.load(Ordering::Relaxed),
@@ -223,7 +234,11 @@ impl NatsQueue {
     /// duplicate of one stored under the same id within the stream's duplicate window.
     pub async fn publish_once(&self, msg: MessageRef<'_>) -> Result<Published, PublishError> {
         let inner = self.inner.as_ref().ok_or(PublishError::Unavailable)?;
-        let result = inner.publish(msg).await;
+        // The confirmation has its own timeout, but handing the publish to the client may
+        // wait too, while the client reconnects to another server: bound the whole.
+        let result = tokio::time::timeout(inner.timeout, inner.publish(msg))
+            .await
+            .unwrap_or(Err(PublishError::Unavailable));
         let counter = match result {
             Ok(_) => &inner.counters.published,
             Err(_) => &inner.counters.refused,
@@ -310,6 +325,28 @@ impl Inner {
         } else {
             Published::New
         })
+    }
+}
+
+/// How long start-up keeps setting up the stream and the consumer while the broker times
+/// out or JetStream is not available yet (a cluster that just started, or is electing a
+/// leader), before the processor gives up. A refusal ends start-up at once.
+const START_UP_PATIENCE: Duration = Duration::from_secs(30);
+
+/// [`setup::setup`], tried again after a pause while it fails in a way that may pass.
+async fn set_up_at_start(
+    jetstream: &Context,
+    config: &NatsConfig,
+) -> Result<jetstream::consumer::PullConsumer, NatsError> {
+    let deadline = tokio::time::Instant::now() + START_UP_PATIENCE;
+    loop {
+        match setup::setup(jetstream, config).await {
+            Err(err) if err.is_transient() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%err, "JetStream not ready; setting up again");
+                tokio::time::sleep(tasks::RETRY_PAUSE).await;
+            }
+            done => return done,
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! What the result files prove: the pairs with their ratios, the original Definition of Done
 //! as a checklist (`checklist.rs`: a box is ticked only when a file proves it, and the file is
 //! named), the original success metrics and the harness targets against what was measured
-//! (`targets.rs`, the thresholds from `study::targets`), and what TLS on the hop costs.
+//! (`targets.rs`, the thresholds from `study::targets`), what TLS on the hop costs, and what
+//! replicating the NATS queue's stream costs (`queue.rs`).
 
 mod checklist;
 mod end_to_end;
+mod queue;
 mod soak;
 mod stages;
 mod targets;

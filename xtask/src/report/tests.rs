@@ -492,3 +492,76 @@ fn without_tls_results_the_tls_section_says_they_are_not_measured() {
     assert!(markdown.contains("No handshake counts yet"), "{markdown}");
     assert!(markdown.contains("No TLS load run yet"), "{markdown}");
 }
+
+/// The queue pair with the NATS queue beside it, on one server and replicated on three:
+/// capacity, p99 at each rate and the broker's publish-to-ack latency of each.
+fn write_queue(dir: &std::path::Path, with_nats: bool) {
+    let mut load = ResultFile::new("load", "fixture");
+    let mut sides = vec![
+        ("memory", Some(Side::Baseline), 60_000.0, 0.4, None),
+        ("pooled", Some(Side::Optimized), 62_000.0, 0.4, None),
+    ];
+    if with_nats {
+        sides.push(("nats", None, 12_000.0, 10.0, Some((0.2, 0.4))));
+        sides.push(("nats_r3", None, 6_000.0, 20.0, Some((0.6, 1.2))));
+    }
+    for (variant, side, rate, p99, ack) in sides {
+        let case = |measure: &str| {
+            Case::new("load/queue", variant, side)
+                .param("protocol", "http1")
+                .param("measure", measure)
+        };
+        let mut capacity = case("capacity")
+            .metric("capacity", Metric::from_samples("msg/s", vec![rate]))
+            .metric(
+                "server_cpu_share",
+                Metric::from_samples("cores", vec![0.99]),
+            );
+        if let Some((p50, p99)) = ack {
+            capacity = capacity
+                .metric("publish_ack_p50", Metric::from_samples("ms", vec![p50]))
+                .metric("publish_ack_p99", Metric::from_samples("ms", vec![p99]));
+        }
+        load.cases.push(capacity);
+        for load_at in ["25%", "50%", "75%"] {
+            load.cases.push(
+                case("latency")
+                    .param("load", load_at)
+                    .metric("p99", Metric::from_samples("ms", vec![p99])),
+            );
+        }
+    }
+    load.write(&dir.join("results")).unwrap();
+}
+
+/// The replicated NATS queue is shown beside the one on a single server, each figure with
+/// its ratio to the single server's, so that what replication costs can be read off.
+#[test]
+fn the_replicated_nats_queue_is_shown_beside_the_single_server() {
+    let dir = fixture_dir("queue");
+    write_queue(&dir, true);
+    let report = render(&paths(&dir)).unwrap();
+    let markdown = &report["PHASE3_COMPLETE.md"];
+    for row in [
+        "| nats | 12k | 10.00 | 10.00 | 10.00 | 0.20 | 0.40 |",
+        "| nats_r3 | 6000 (0.50×) | 20.00 (2.00×) | 20.00 (2.00×) | 20.00 (2.00×) | 0.60 (3.00×) | 1.20 (3.00×) |",
+    ] {
+        assert!(markdown.contains(row), "{row}\n{markdown}");
+    }
+    assert!(!markdown.contains("No NATS load run yet"), "{markdown}");
+    let chart = &report["charts/load_queue.svg"];
+    assert!(chart.contains("nats_r3"), "{chart}");
+    assert!(!markdown.contains("{{"), "unrendered template syntax");
+}
+
+/// Without NATS cases (no nats-server where the load ran) the section says so.
+#[test]
+fn without_nats_results_the_queue_section_says_they_are_not_measured() {
+    let dir = fixture_dir("no-nats");
+    write_queue(&dir, false);
+    let markdown = render(&paths(&dir))
+        .unwrap()
+        .remove("PHASE3_COMPLETE.md")
+        .unwrap();
+    assert!(markdown.contains("No NATS load run yet"), "{markdown}");
+}

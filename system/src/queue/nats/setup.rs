@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_nats::jetstream::{
     Context,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
-    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
+    context::{CreateStreamError, CreateStreamErrorKind},
+    stream::{self, ConsumerErrorKind, DiscardPolicy, RetentionPolicy, StorageType},
 };
 
 /// Where the NATS server listens unless told otherwise (`NATS_URL`).
@@ -28,13 +29,17 @@ pub const DEFAULT_NATS_ACK_WAIT: Duration = Duration::from_secs(30);
 /// Deliveries of one message before it is dead-lettered unless told otherwise
 /// (`NATS_MAX_DELIVER`).
 pub const DEFAULT_NATS_MAX_DELIVER: u32 = 5;
+/// Copies of the streams JetStream keeps unless told otherwise (`NATS_REPLICAS`): one,
+/// which a single server can hold.
+pub const DEFAULT_NATS_REPLICAS: usize = 1;
 
 /// How to reach NATS and how the shared stream and consumer are set up. The first
 /// processor to start creates the stream and the consumer; later ones use them as they
 /// find them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsConfig {
-    /// Where the NATS server listens, e.g. `nats://127.0.0.1:4222`.
+    /// Where the NATS server listens, e.g. `nats://127.0.0.1:4222`, or a comma-separated
+    /// list of the servers of a cluster (the client fails over between them).
     pub url: String,
     /// Name of the work-queue stream (letters, digits, `-`, `_`).
     pub stream: String,
@@ -54,6 +59,10 @@ pub struct NatsConfig {
     /// Messages one processor asks for at a time. `processor::serve` sets it from the
     /// number of workers, so a processor that dies holds few messages.
     pub fetch_batch: usize,
+    /// Copies JetStream keeps of the stream and the dead-letter stream (and so of the
+    /// consumer) when this processor creates them. A stream found with another number is
+    /// an error: it was set up for another deployment.
+    pub replicas: usize,
 }
 
 impl Default for NatsConfig {
@@ -68,11 +77,21 @@ impl Default for NatsConfig {
             ack_wait: DEFAULT_NATS_ACK_WAIT,
             max_deliver: DEFAULT_NATS_MAX_DELIVER,
             fetch_batch: 8,
+            replicas: DEFAULT_NATS_REPLICAS,
         }
     }
 }
 
 impl NatsConfig {
+    /// The servers of [`NatsConfig::url`], one per comma-separated entry.
+    pub fn servers(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|server| !server.is_empty())
+            .collect()
+    }
+
     /// The subject messages are published on.
     pub fn subject(&self) -> String {
         format!("{}.messages", self.stream)
@@ -100,6 +119,19 @@ pub enum NatsError {
         /// What failed.
         source: async_nats::ConnectError,
     },
+    /// A stream exists with another number of replicas than this processor asks for.
+    #[error(
+        "JetStream stream {stream} has {found} replica(s) but NATS_REPLICAS is {wanted}: \
+         set NATS_REPLICAS={found}, or remove the stream so that it is created again"
+    )]
+    Replicas {
+        /// The stream.
+        stream: String,
+        /// Its replicas.
+        found: usize,
+        /// The replicas asked for.
+        wanted: usize,
+    },
     /// The stream or the consumer could not be created or read.
     #[error("cannot set up JetStream {what}: {message}")]
     Setup {
@@ -107,7 +139,37 @@ pub enum NatsError {
         what: String,
         /// What failed.
         message: String,
+        /// Whether the broker may well answer if asked again: it timed out, or JetStream
+        /// was not available yet (a cluster electing a leader), rather than refused.
+        transient: bool,
     },
+}
+
+impl NatsError {
+    /// Whether setting up again may succeed (see [`NatsError::Setup`]'s `transient`).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            NatsError::Setup {
+                transient: true,
+                ..
+            }
+        )
+    }
+
+    /// An error of `what` from a failed broker call.
+    pub(super) fn setup(what: String, err: &dyn std::fmt::Display, transient: bool) -> NatsError {
+        NatsError::Setup {
+            what,
+            message: err.to_string(),
+            transient,
+        }
+    }
+}
+
+/// JetStream answers 503 while it cannot serve the request yet (no leader, no quorum).
+fn unavailable(err: &async_nats::jetstream::Error) -> bool {
+    err.code() == 503
 }
 
 /// Creates the work-queue stream, the dead-letter stream and the shared consumer unless
@@ -116,9 +178,13 @@ pub(super) async fn setup(
     jetstream: &Context,
     config: &NatsConfig,
 ) -> Result<PullConsumer, NatsError> {
-    let setup_error = |what: &str, err: &dyn std::fmt::Display| NatsError::Setup {
-        what: what.to_owned(),
-        message: err.to_string(),
+    let stream_error = |name: &str, err: &CreateStreamError| {
+        let transient = match err.kind() {
+            CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => true,
+            CreateStreamErrorKind::JetStream(err) => unavailable(&err),
+            _ => false,
+        };
+        NatsError::setup(format!("stream {name}"), err, transient)
     };
     let work = jetstream
         .get_or_create_stream(stream::Config {
@@ -128,11 +194,13 @@ pub(super) async fn setup(
             max_messages: i64::try_from(config.capacity).unwrap_or(i64::MAX),
             discard: DiscardPolicy::New,
             storage: StorageType::File,
+            num_replicas: config.replicas,
             ..stream::Config::default()
         })
         .await
-        .map_err(|err| setup_error(&format!("stream {}", config.stream), &err))?;
-    jetstream
+        .map_err(|err| stream_error(&config.stream, &err))?;
+    same_replicas(&work, config)?;
+    let dead = jetstream
         .get_or_create_stream(stream::Config {
             name: config.dead_letter_stream(),
             subjects: vec![config.dead_letter_subject()],
@@ -141,10 +209,12 @@ pub(super) async fn setup(
             max_messages: i64::try_from(config.capacity).unwrap_or(i64::MAX),
             discard: DiscardPolicy::Old,
             storage: StorageType::File,
+            num_replicas: config.replicas,
             ..stream::Config::default()
         })
         .await
-        .map_err(|err| setup_error(&format!("stream {}", config.dead_letter_stream()), &err))?;
+        .map_err(|err| stream_error(&config.dead_letter_stream(), &err))?;
+    same_replicas(&dead, config)?;
     work.get_or_create_consumer(
         &config.consumer,
         pull::Config {
@@ -157,5 +227,29 @@ pub(super) async fn setup(
         },
     )
     .await
-    .map_err(|err| setup_error(&format!("consumer {}", config.consumer), &err))
+    .map_err(|err| {
+        let transient = match err.kind() {
+            ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => true,
+            ConsumerErrorKind::JetStream(err) => unavailable(&err),
+            _ => false,
+        };
+        NatsError::setup(format!("consumer {}", config.consumer), &err, transient)
+    })
+}
+
+/// Whether `stream` keeps as many copies as `config` asks for; get-or-create returns an
+/// existing stream as it is, so without this check a processor asking for three copies
+/// would run on one and believe itself safe.
+fn same_replicas(stream: &stream::Stream, config: &NatsConfig) -> Result<(), NatsError> {
+    let info = stream.cached_info();
+    // A stream created without a number has one copy.
+    let found = info.config.num_replicas.max(1);
+    if found == config.replicas {
+        return Ok(());
+    }
+    Err(NatsError::Replicas {
+        stream: info.config.name.clone(),
+        found,
+        wanted: config.replicas,
+    })
 }

@@ -19,7 +19,7 @@ use super::{Counters, Held, NatsConfig, NatsDelivery, NatsError};
 use crate::proto::DataMessage;
 
 /// Pause before a failed broker call is tried again.
-const RETRY_PAUSE: Duration = Duration::from_millis(500);
+pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// How long one pull request waits on the server before the client renews it.
 const PULL_EXPIRES: Duration = Duration::from_secs(10);
 /// While a pull request waits the server sends heartbeats this often; two missed ones
@@ -56,10 +56,7 @@ pub(super) async fn spawn(tasks: Tasks) -> Result<(), NatsError> {
     let work = jetstream
         .get_stream(&config.stream)
         .await
-        .map_err(|err| NatsError::Setup {
-            what: format!("stream {}", config.stream),
-            message: err.to_string(),
-        })?;
+        .map_err(|err| NatsError::setup(format!("stream {}", config.stream), &err, true))?;
     tokio::spawn(fetch(
         jetstream.clone(),
         config.clone(),
@@ -200,10 +197,7 @@ async fn subscribe_dead_letters(
         .client()
         .queue_subscribe(subject, format!("{}-dead-letters", config.consumer))
         .await
-        .map_err(|err| NatsError::Setup {
-            what: "dead-letter subscription".to_owned(),
-            message: err.to_string(),
-        })
+        .map_err(|err| NatsError::setup("dead-letter subscription".to_owned(), &err, false))
 }
 
 #[derive(serde::Deserialize)]

@@ -178,7 +178,7 @@ fn extra(plain: Option<f64>, tls: Option<f64>) -> String {
 
 /// Whether the two cases' `metric` ranges over the rounds overlap: a difference of their
 /// medians is then within the noise of the runs.
-fn within_spread(a: Option<&Case>, b: Option<&Case>, metric: &str) -> bool {
+pub(super) fn within_spread(a: Option<&Case>, b: Option<&Case>, metric: &str) -> bool {
     let (Some(a), Some(b)) = (a, b) else {
         return false;
     };
@@ -189,7 +189,7 @@ fn within_spread(a: Option<&Case>, b: Option<&Case>, metric: &str) -> bool {
 }
 
 /// `≈` for a difference within the spread of the rounds.
-fn mark(within: bool) -> &'static str {
+pub(super) fn mark(within: bool) -> &'static str {
     if within { " ≈" } else { "" }
 }
 
