@@ -54,6 +54,26 @@ pub fn ensure_nats_server() -> Option<PathBuf> {
         .clone()
 }
 
+/// For a test: what `start` makes of the `nats-server` program, or `None` after saying (on
+/// stderr) that `test` is skipped because `nats-server` cannot be had. Panics when it is
+/// there but `start` fails.
+pub(crate) fn for_test<T>(
+    test: &str,
+    start: impl FnOnce(&Path) -> Result<T, LaunchError>,
+) -> Option<T> {
+    let Some(program) = ensure_nats_server() else {
+        eprintln!(
+            "skipping {test}: `nats-server` is not installed and `scripts/ensure-tools \
+             nats-server` could not install it"
+        );
+        return None;
+    };
+    match start(&program) {
+        Ok(started) => Some(started),
+        Err(err) => panic!("{test}: {err}"),
+    }
+}
+
 /// A running `nats-server -js`, alone or a node of a [`NatsCluster`]; killed, and its
 /// store removed (unless the cluster was given a directory to keep), when dropped.
 #[derive(Debug)]
@@ -98,17 +118,7 @@ impl NatsServer {
     /// skipped because `nats-server` cannot be had. Panics when it is there but does not
     /// start.
     pub fn for_test(test: &str) -> Option<NatsServer> {
-        let Some(program) = ensure_nats_server() else {
-            eprintln!(
-                "skipping {test}: `nats-server` is not installed and `scripts/ensure-tools \
-                 nats-server` could not install it"
-            );
-            return None;
-        };
-        match NatsServer::start(&program) {
-            Ok(server) => Some(server),
-            Err(err) => panic!("{test}: {err}"),
-        }
+        for_test(test, NatsServer::start)
     }
 
     /// Its client URL.

@@ -12,7 +12,7 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
-use super::{NatsServer, READY_TIMEOUT, ensure_nats_server, healthz::wait_healthy};
+use super::{NatsServer, READY_TIMEOUT, healthz::wait_healthy};
 use crate::LaunchError;
 
 /// The node names, in the order of their ports.
@@ -93,17 +93,7 @@ impl NatsCluster {
     /// skipped because `nats-server` cannot be had. Panics when it is there but the
     /// cluster does not start.
     pub fn for_test(test: &str) -> Option<NatsCluster> {
-        let Some(program) = ensure_nats_server() else {
-            eprintln!(
-                "skipping {test}: `nats-server` is not installed and `scripts/ensure-tools \
-                 nats-server` could not install it"
-            );
-            return None;
-        };
-        match NatsCluster::start(&program) {
-            Ok(cluster) => Some(cluster),
-            Err(err) => panic!("{test}: {err}"),
-        }
+        super::for_test(test, NatsCluster::start)
     }
 
     /// The three client URLs, comma-separated: the value of `NATS_URL` for a client that

@@ -269,15 +269,9 @@ async fn lose_a_node(victim: Victim) {
         "every 202 is for a new id"
     );
     let processed = || {
-        let mut all: Vec<String> = front
-            .seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|m| m.id.clone())
-            .collect();
-        all.extend(other.seen());
-        all
+        let front_seen = front.seen.lock().unwrap();
+        let ids = front_seen.iter().map(|m| m.id.clone());
+        ids.chain(other.seen()).collect::<Vec<String>>()
     };
     eventually(
         Duration::from_secs(90),
