@@ -7,9 +7,10 @@
 //! - `DEBUG_TOKEN`: `/debug/*` on every port that serves it.
 //!
 //! A token left unset leaves its routes open, and then nothing is added to a request's
-//! path. A request without the right token is answered before its body is read: 401 with a
-//! `WWW-Authenticate` challenge and the JSON error of [`crate::http_error`], or gRPC
-//! `UNAUTHENTICATED`. Health, readiness, metrics and status stay open.
+//! path. A request without the right token is answered without its body being kept: 401
+//! with a `WWW-Authenticate` challenge and the JSON error of [`crate::http_error`], or
+//! gRPC `UNAUTHENTICATED`, once the body was thrown away ([`codec::linger`]). Health,
+//! readiness, metrics and status stay open.
 //!
 //! A token never shows: [`Secret`]'s `Debug` is a placeholder, no error message holds a
 //! token (neither the right one nor the one a client sent), and tokens are compared in
@@ -32,7 +33,7 @@ use axum::{
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tonic::Status;
 
-use crate::http_error::ApiError;
+use crate::{clients::Peer, codec, http_error::ApiError, refusals::Refusal};
 
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 4096;
@@ -359,7 +360,14 @@ impl Guard {
 async fn require(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     match guard.check(request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(denied) => denied.into_response(),
+        Err(denied) => {
+            if let Some(peer) = Peer::of(request.extensions()) {
+                peer.refuse(Refusal::Unauthenticated);
+            }
+            let (parts, body) = request.into_parts();
+            codec::linger(&parts.headers, body).await;
+            denied.into_response()
+        }
     }
 }
 

@@ -37,7 +37,10 @@ pub struct Charge {
 
 /// A charge that did not fit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("memory budget reached: {used} of {limit} bytes in flight ({setting}); retry later")]
+#[error(
+    "{} reached: {used} of {limit} bytes in flight ({setting}); retry later",
+    if *setting == crate::clients::MEMORY_PER_CLIENT { "this client's share of the memory budget" } else { "memory budget" }
+)]
 pub struct Exhausted {
     /// The setting of the budget that was full.
     pub setting: &'static str,
@@ -135,6 +138,11 @@ impl Budget {
         }
     }
 
+    /// The limit, in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Bytes in flight now.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
@@ -156,6 +164,13 @@ impl Charge {
         self.budget.take(bytes)?;
         self.bytes += bytes;
         Ok(())
+    }
+
+    /// Gives back `bytes` of what this charge holds (at most all of it).
+    pub fn shrink(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        self.budget.give_back(bytes);
     }
 
     /// Gives back everything but keeps the charge for reuse.

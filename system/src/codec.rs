@@ -13,12 +13,15 @@ use axum::{
 };
 use std::{sync::Arc, time::Duration};
 
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     budget::{Budget, Charge},
+    clients::Peer,
     http_error::ApiError,
+    refusals::Refusal,
 };
 
 /// How a body is encoded.
@@ -114,46 +117,106 @@ impl Codec {
     }
 }
 
-/// [`read_body`], with the body's bytes taken from `budget` first: the declared length
-/// before reading, or each chunk as it arrives when none is declared. 503 (with
-/// `Retry-After`) when they do not fit; the charge is the caller's to hold while it keeps
-/// the body or what it decoded from it.
+/// Reads the whole body, answering 413 once it exceeds `limit` bytes and 408 when it has
+/// not arrived within `timeout`, its bytes taken from `budget` as they arrive: what a
+/// client declares costs nothing until it is sent, and a body that stops coming holds only
+/// what came. 503 (with `Retry-After`) when the next bytes do not fit, naming the setting
+/// that was full (`MEMORY_PER_CLIENT` for a client's share). The charge is the caller's to
+/// hold while it keeps the body or what it decoded from it. Refusals are counted for
+/// `peer`; a body refused before its end is lingered on (see [`linger`]) before the answer.
 pub async fn read_body_charged(
     headers: &HeaderMap,
-    body: Body,
+    mut body: Body,
     limit: usize,
     timeout: Duration,
     budget: &Arc<Budget>,
+    peer: Option<&Peer>,
 ) -> Result<(Bytes, Charge), ApiError> {
-    let exhausted = |err: crate::budget::Exhausted| ApiError::unavailable(err.to_string());
-    let declared = declared_length(headers);
-    if declared.is_some_and(|len| len > limit as u64) {
+    let refuse = |refusal| {
+        if let Some(peer) = peer {
+            peer.refuse(refusal);
+        }
+    };
+    if declared_length(headers).is_some_and(|len| len > limit as u64) {
+        refuse(Refusal::TooLarge);
+        linger(headers, body).await;
         return Err(too_large(limit));
     }
-    let mut charge = budget
-        .try_charge(declared.unwrap_or(0) as usize)
-        .map_err(exhausted)?;
-    if declared.is_some() {
-        let bytes = read_body(headers, body, limit, timeout).await?;
-        return Ok((bytes, charge));
-    }
+    let mut charge = budget.empty_charge();
     let read = async {
-        let mut body = std::pin::pin!(Limited::new(body, limit));
-        let mut bytes = bytes::BytesMut::new();
+        // Most bodies come in one chunk: it is kept as it is, and copied only when a
+        // second one follows.
+        let mut only: Option<Bytes> = None;
+        let mut joined = bytes::BytesMut::new();
+        let mut read = 0;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|err| body_error(&*err, limit))?;
-            if let Ok(data) = frame.into_data() {
-                charge.grow(data.len()).map_err(exhausted)?;
-                bytes.extend_from_slice(&data);
+            let frame = frame
+                .map_err(|err| ApiError::bad_request(format!("could not read the body: {err}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            read += data.len();
+            if read > limit {
+                refuse(Refusal::TooLarge);
+                return Err(too_large(limit));
+            }
+            if let Err(exhausted) = charge.grow(data.len()) {
+                refuse(Refusal::of(&exhausted));
+                return Err(ApiError::unavailable(exhausted.to_string()));
+            }
+            if only.is_none() && joined.is_empty() {
+                only = Some(data);
+            } else {
+                if let Some(first) = only.take() {
+                    joined.extend_from_slice(&first);
+                }
+                joined.extend_from_slice(&data);
             }
         }
-        Ok(bytes.freeze())
+        Ok(only.unwrap_or_else(|| joined.freeze()))
     };
     match tokio::time::timeout(timeout, read).await {
         Ok(Ok(bytes)) => Ok((bytes, charge)),
-        Ok(Err(err)) => Err(err),
-        Err(_) => Err(late(timeout)),
+        Ok(Err(err)) => {
+            drop(charge);
+            if err.status != StatusCode::BAD_REQUEST {
+                linger(headers, body).await;
+            }
+            Err(err)
+        }
+        Err(_) => {
+            refuse(Refusal::BodyTimeout);
+            Err(late(timeout))
+        }
     }
+}
+
+/// Most bytes of an unwanted body read and thrown away before an early answer.
+pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
+/// Longest wait for an unwanted body before an early answer.
+pub const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// Reads and throws away what is left of a body that will not be used, up to
+/// [`LINGER_BYTES`] and for at most [`LINGER_TIME`], so that an answer given early (a
+/// refused token, a body over the limit, an unknown route) reaches a client still sending:
+/// answered at once, an HTTP/2 client sees its stream reset and an HTTP/1.1 client its
+/// connection closed while it writes, and many never read the answer. Nothing read is
+/// kept. A client that asked to be told before it sends (`Expect: 100-continue`) has sent
+/// nothing yet and is answered at once.
+pub async fn linger(headers: &HeaderMap, mut body: Body) {
+    if headers.contains_key(header::EXPECT) || body.is_end_stream() {
+        return;
+    }
+    let drain = async {
+        let mut read = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, Bytes::len);
+            if read > LINGER_BYTES {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -178,33 +241,4 @@ fn late(timeout: Duration) -> ApiError {
             timeout.as_secs_f64()
         ),
     )
-}
-
-fn body_error(err: &(dyn std::error::Error + Send + Sync + 'static), limit: usize) -> ApiError {
-    if err.is::<LengthLimitError>() {
-        too_large(limit)
-    } else {
-        ApiError::bad_request(format!("could not read the body: {err}"))
-    }
-}
-
-/// Reads the whole body, answering 413 once it exceeds `limit` bytes and 408 when it has
-/// not arrived within `timeout`.
-pub async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, ApiError> {
-    if declared_length(headers).is_some_and(|len| len > limit as u64) {
-        return Err(too_large(limit));
-    }
-    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
-    let Ok(read) = read else {
-        return Err(late(timeout));
-    };
-    match read {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) => Err(body_error(&*err, limit)),
-    }
 }

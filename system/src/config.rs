@@ -17,13 +17,14 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use http::Uri;
 
 pub use self::args::{
-    AccessArgs, CommonArgs, GatewayArgs, GrpcArgs, HopArgs, IngestAccessArgs, NatsArgs,
+    AccessArgs, ClientArgs, CommonArgs, GatewayArgs, GrpcArgs, HopArgs, IngestAccessArgs, NatsArgs,
     ProcessorArgs, QueueArgs, ServerTlsArgs,
 };
 use crate::{
     auth::{self, Scope, Secret, TokenError, Tokens},
     budget::Budget,
     client::ForwarderConfig,
+    clients::{ClientLimits, Clients},
     gateway::GatewayConfig,
     grpc::GrpcConfig,
     processor::ProcessorConfig,
@@ -87,6 +88,9 @@ pub struct Settings {
     /// The front doors' ingest token.
     #[command(flatten)]
     pub ingest_access: IngestAccessArgs,
+    /// What one client of the front doors may hold.
+    #[command(flatten)]
+    pub client_limits: ClientArgs,
 }
 
 /// The command line as clap sees it; [`Cli`] is what it means.
@@ -144,6 +148,8 @@ struct GatewayLine {
     access: AccessArgs,
     #[command(flatten)]
     ingest_access: IngestAccessArgs,
+    #[command(flatten)]
+    client_limits: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +166,8 @@ struct GrpcLine {
     access: AccessArgs,
     #[command(flatten)]
     ingest_access: IngestAccessArgs,
+    #[command(flatten)]
+    client_limits: ClientArgs,
 }
 
 impl From<Line> for Cli {
@@ -185,6 +193,7 @@ impl From<Line> for Cli {
                     server_tls: taken.server_tls,
                     access: taken.access,
                     ingest_access: taken.ingest_access,
+                    client_limits: taken.client_limits,
                     hop: taken.hop,
                     gateway_role: taken.gateway_role,
                     ..Settings::default()
@@ -197,6 +206,7 @@ impl From<Line> for Cli {
                     server_tls: taken.server_tls,
                     access: taken.access,
                     ingest_access: taken.ingest_access,
+                    client_limits: taken.client_limits,
                     hop: taken.hop,
                     grpc_role: taken.grpc_role,
                     ..Settings::default()
@@ -321,6 +331,19 @@ impl Settings {
         Budget::new("MEMORY_BUDGET", self.common.memory_budget as usize)
     }
 
+    /// The clients of the front doors, each with its share of `budget`.
+    pub fn clients(&self, budget: &Arc<Budget>) -> Arc<Clients> {
+        let defaults = ClientLimits::within(budget.limit());
+        let memory = self.client_limits.memory_per_client;
+        Clients::new(
+            budget,
+            ClientLimits {
+                connections: self.client_limits.max_connections_per_client as usize,
+                memory: memory.map_or(defaults.memory, |bytes| bytes as usize),
+            },
+        )
+    }
+
     /// The processor role's configuration, within `budget`, wanting `tokens`.
     pub fn processor(&self, budget: &Arc<Budget>, tokens: &Tokens) -> ProcessorConfig {
         let defaults = ProcessorConfig::default();
@@ -381,15 +404,15 @@ impl Settings {
         }
     }
 
-    /// The gateway role's configuration, within `budget`, with `tokens`.
+    /// The gateway role's configuration, for `clients` (and their budget), with `tokens`.
     pub fn gateway(
         &self,
         processor_url: Uri,
-        budget: &Arc<Budget>,
+        clients: &Arc<Clients>,
         tokens: &Tokens,
     ) -> GatewayConfig {
         GatewayConfig {
-            budget: Arc::clone(budget),
+            clients: Arc::clone(clients),
             body_limit: self.gateway_role.body_limit as usize,
             max_connections: self.common.max_connections as usize,
             limits: self.http_limits(),
@@ -400,10 +423,10 @@ impl Settings {
         }
     }
 
-    /// The gRPC role's configuration, within `budget`, with `tokens`.
-    pub fn grpc(&self, processor_url: Uri, budget: &Arc<Budget>, tokens: &Tokens) -> GrpcConfig {
+    /// The gRPC role's configuration, for `clients` (and their budget), with `tokens`.
+    pub fn grpc(&self, processor_url: Uri, clients: &Arc<Clients>, tokens: &Tokens) -> GrpcConfig {
         GrpcConfig {
-            budget: Arc::clone(budget),
+            clients: Arc::clone(clients),
             max_connections: self.common.max_connections as usize,
             limits: self.http_limits(),
             profile_endpoint: self.common.profile_endpoint,
@@ -444,19 +467,15 @@ mod tests {
             shown(settings.forwarder(url.clone(), &tokens)),
             shown(ForwarderConfig::new(url.clone()))
         );
+        let clients = settings.clients(&budget);
+        assert_eq!(shown(&clients), shown(Clients::within(&budget)));
         assert_eq!(
-            shown(settings.gateway(url.clone(), &budget, &tokens)),
-            shown(GatewayConfig {
-                budget: Arc::clone(&budget),
-                ..GatewayConfig::new(ForwarderConfig::new(url.clone()))
-            })
+            shown(settings.gateway(url.clone(), &clients, &tokens)),
+            shown(GatewayConfig::new(ForwarderConfig::new(url.clone())))
         );
         assert_eq!(
-            shown(settings.grpc(url.clone(), &budget, &tokens)),
-            shown(GrpcConfig {
-                budget: Arc::clone(&budget),
-                ..GrpcConfig::new(ForwarderConfig::new(url.clone()))
-            })
+            shown(settings.grpc(url.clone(), &clients, &tokens)),
+            shown(GrpcConfig::new(ForwarderConfig::new(url.clone())))
         );
 
         let ours = settings.processor(&budget, &tokens);

@@ -20,7 +20,7 @@ use std::{
 };
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     body::Body,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, Version},
@@ -36,7 +36,8 @@ use crate::{
     auth::{Guard, Scope, Secret},
     budget::Budget,
     client::{Accepted, ForwardError, Forwarder, ForwarderConfig, trace::Tracer},
-    codec::{Codec, read_body_charged},
+    clients::{Clients, Peer},
+    codec::{Codec, linger, read_body_charged},
     debug,
     http_error::{self, ApiError},
     ids::IdSource,
@@ -45,6 +46,7 @@ use crate::{
     prometheus::Registry,
     proto::{DataMessage, IngestRequest},
     ready,
+    refusals::{Refusal, Refusals},
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
     wire::{IngestView, WireError},
@@ -68,9 +70,10 @@ pub struct GatewayConfig {
     pub limits: HttpLimits,
     /// Serve `GET /debug/pprof/profile` (see [`crate::debug`]).
     pub profile_endpoint: bool,
-    /// The process's budget of bytes in flight: each ingest holds its body and message
-    /// against it until it is answered.
-    pub budget: Arc<Budget>,
+    /// The clients of the process's front doors, each held to its share of connections
+    /// and of the process's budget of bytes in flight (which each ingest holds its body
+    /// and message against until it is answered).
+    pub clients: Arc<Clients>,
     /// Where the gateway's metric families go: a registry shared with the other roles of
     /// the process (the gateway's `/metrics` then shows theirs too), or `None` for one of
     /// its own. Share one with at most one role of each kind: two gateways in one registry
@@ -93,7 +96,7 @@ impl GatewayConfig {
             max_connections: server::DEFAULT_MAX_CONNECTIONS,
             limits: HttpLimits::default(),
             profile_endpoint: debug::DEFAULT_PROFILE_ENDPOINT,
-            budget: Budget::process_default(),
+            clients: Clients::within(&Budget::process_default()),
             metrics: None,
             tls: None,
             ingest_token: None,
@@ -109,7 +112,8 @@ struct Gateway {
     started: Instant,
     body_limit: usize,
     body_timeout: Duration,
-    budget: Arc<Budget>,
+    clients: Arc<Clients>,
+    refusals: Arc<Refusals>,
     connections: Arc<AtomicU64>,
     accepted: AtomicU64,
     refused: AtomicU64,
@@ -134,7 +138,10 @@ pub async fn serve_also_plain(
     config: GatewayConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let listener = BoundedListener::new(listener, config.max_connections);
+    let refusals = Arc::new(Refusals::default());
+    let listener = BoundedListener::new(listener, config.max_connections)
+        .with_clients(&config.clients)
+        .counting(&refusals);
     let readiness = ready::FrontDoor::new("gateway", &config.forwarder);
     let gateway = Arc::new(Gateway {
         tracer: Tracer::new(&config.forwarder),
@@ -142,7 +149,8 @@ pub async fn serve_also_plain(
         started: Instant::now(),
         body_limit: config.body_limit,
         body_timeout: config.limits.body_timeout,
-        budget: Arc::clone(&config.budget),
+        clients: Arc::clone(&config.clients),
+        refusals: Arc::clone(&refusals),
         connections: listener.accepted_counter(),
         accepted: AtomicU64::new(0),
         refused: AtomicU64::new(0),
@@ -170,7 +178,9 @@ pub async fn serve_also_plain(
     );
     match plain {
         Some(plain) => {
-            let plain = BoundedListener::new(plain, config.max_connections);
+            let plain = BoundedListener::new(plain, config.max_connections)
+                .with_clients(&config.clients)
+                .counting(&refusals);
             let plain = server::serve(plain, router, limits, Protocols::Auto, None, shutdown);
             tokio::join!(served, plain);
         }
@@ -254,12 +264,14 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 async fn ingest(
     State(gateway): State<Arc<Gateway>>,
+    peer: Option<Extension<Peer>>,
     version: Version,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Receipt, ApiError> {
     let started = Instant::now();
-    let result = accept(&gateway, &headers, body).await;
+    let peer = peer.map(|Extension(peer)| peer);
+    let result = accept(&gateway, peer.as_ref(), &headers, body).await;
     gateway.latency.observe(version, started);
     let counter = match &result {
         Ok(_) => &gateway.accepted,
@@ -274,14 +286,28 @@ async fn ingest(
     result
 }
 
-async fn accept(gateway: &Gateway, headers: &HeaderMap, body: Body) -> Result<Receipt, ApiError> {
-    let codec = Codec::from_headers(headers)?;
+async fn accept(
+    gateway: &Gateway,
+    peer: Option<&Peer>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Receipt, ApiError> {
+    let codec = match Codec::from_headers(headers) {
+        Ok(codec) => codec,
+        Err(err) => {
+            linger(headers, body).await;
+            return Err(err);
+        }
+    };
+    let process = gateway.clients.budget();
+    let budget = peer.map_or(process, |peer| peer.budget(process));
     let (bytes, mut charge) = read_body_charged(
         headers,
         body,
         gateway.body_limit,
         gateway.body_timeout,
-        &gateway.budget,
+        budget,
+        peer,
     )
     .await?;
     let mut request = decode_ingest(codec, &bytes)?;
@@ -289,9 +315,12 @@ async fn accept(gateway: &Gateway, headers: &HeaderMap, body: Body) -> Result<Re
     take_key(&mut request, key, "header `Idempotency-Key`").map_err(ApiError::bad_request)?;
     let msg = new_message(request).map_err(|err| ApiError::bad_request(err.to_string()))?;
     // The message, and its copy in a hop request, until the processor answers.
-    charge
-        .grow(held_bytes(MessageRef::from(&msg)))
-        .map_err(|err| ApiError::unavailable(err.to_string()))?;
+    if let Err(exhausted) = charge.grow(held_bytes(MessageRef::from(&msg))) {
+        if let Some(peer) = peer {
+            peer.refuse(Refusal::of(&exhausted));
+        }
+        return Err(ApiError::unavailable(exhausted.to_string()));
+    }
     let message_id = msg.id.clone();
     let accepted = gateway
         .forwarder
@@ -412,10 +441,26 @@ async fn status(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
                 "batchHttp": config.batch_unary,
             },
             "forwarder": gateway.forwarder.stats(),
-            "memoryBudget": gateway.budget.stats(),
+            "memoryBudget": gateway.clients.budget().stats(),
+            "clients": {
+                "open": gateway.clients.len(),
+                "maxConnectionsEach": gateway.clients.limits().connections,
+                "memoryEach": gateway.clients.limits().memory,
+            },
+            "refusals": refusal_counts(&gateway.refusals),
         },
         "processor": processor,
     }))
+}
+
+/// Refusals by reason, as an object keyed by the `/metrics` label.
+pub(crate) fn refusal_counts(refusals: &Refusals) -> Value {
+    refusals
+        .snapshot()
+        .into_iter()
+        .map(|(refusal, count)| (refusal.label().to_owned(), json!(count)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 async fn trace(State(gateway): State<Arc<Gateway>>) -> Json<crate::client::trace::Trace> {

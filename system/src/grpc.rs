@@ -15,6 +15,7 @@
 //! (`UNAUTHENTICATED` otherwise, before a message is read); health and reflection stay
 //! open (see [`crate::auth`]).
 
+mod limits;
 mod metrics;
 pub mod standing;
 
@@ -40,6 +41,7 @@ use crate::{
     auth::{Guard, Scope, Secret},
     budget::{Budget, Charge},
     client::{Accepted, Added, ForwardError, Forwarded, Forwarder, ForwarderConfig, HopBatch},
+    clients::{Clients, Peer},
     debug,
     gateway::{IDEMPOTENCY_KEY, held_bytes, new_message, read_ingest, take_key},
     ids::{IdSource, MessageId},
@@ -51,6 +53,7 @@ use crate::{
         ingest_service_server::{IngestService, IngestServiceServer},
     },
     ready,
+    refusals::{Refusal, Refusals},
     server::{self, HttpLimits, Protocols},
     validate,
     wire::IngestView,
@@ -73,9 +76,10 @@ pub struct GrpcConfig {
     /// Whether `GET /debug/pprof/profile` is served (over h2c, as the port speaks HTTP/2
     /// only), so that a process running only this role can be profiled too.
     pub profile_endpoint: bool,
-    /// The process's budget of bytes in flight: a call holds its messages against it until
-    /// the processor answers them.
-    pub budget: Arc<Budget>,
+    /// The clients of the process's front doors, each held to its share of connections
+    /// and of the process's budget of bytes in flight (which a call holds its messages
+    /// against, from their first byte until the processor answers them).
+    pub clients: Arc<Clients>,
     /// Where the role's metric families go: a registry shared with the other roles of the
     /// process (whose `/metrics` then shows them), or `None` for one of its own. Either way
     /// the gRPC port answers `GET /metrics` over h2c.
@@ -98,7 +102,7 @@ impl GrpcConfig {
             max_connections: server::DEFAULT_MAX_CONNECTIONS,
             limits: HttpLimits::default(),
             profile_endpoint: debug::DEFAULT_PROFILE_ENDPOINT,
-            budget: Budget::process_default(),
+            clients: Clients::within(&Budget::process_default()),
             metrics: None,
             tls: None,
             ingest_token: None,
@@ -116,14 +120,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
     let forwarder = Forwarder::new(config.forwarder);
+    let refusals = Arc::new(Refusals::default());
     let server = Arc::new(IngestServer {
         forwarder,
-        budget: Arc::clone(&config.budget),
+        budget: Arc::clone(config.clients.budget()),
         idle_timeout: config.limits.idle_timeout,
         latency: metrics::IngestLatency::new(),
         guard: Guard::new(Scope::Ingest, REALM, config.ingest_token),
+        refusals: Arc::clone(&refusals),
     });
-    let listener = BoundedListener::new(listener, config.max_connections);
+    let listener = BoundedListener::new(listener, config.max_connections)
+        .with_clients(&config.clients)
+        .counting(&refusals);
     let registry = config.metrics.unwrap_or_default();
     metrics::register(&registry, &server, listener.accepted_counter());
     let route = |method| FrameRoute {
@@ -136,6 +144,7 @@ pub async fn serve(
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
     let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health_service = health_service.max_decoding_message_size(CONTROL_MESSAGE_BYTES);
     let health = ready::GrpcHealth::start(
         reporter,
         <IngestServiceServer<IngestServer> as tonic::server::NamedService>::NAME,
@@ -149,8 +158,16 @@ pub async fn serve(
     };
     let router = Routes::new(ingest)
         .add_service(health.gate(health_service))
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
+        .add_service(
+            reflection()
+                .build_v1()?
+                .max_decoding_message_size(CONTROL_MESSAGE_BYTES),
+        )
+        .add_service(
+            reflection()
+                .build_v1alpha()?
+                .max_decoding_message_size(CONTROL_MESSAGE_BYTES),
+        )
         .prepare()
         .into_axum_router()
         .route_service(STREAM_PATH, stream)
@@ -160,7 +177,12 @@ pub async fn serve(
             &Guard::new(Scope::Debug, REALM, config.debug_token),
         ))
         .merge(registry.routes())
-        .layer(MapResponseLayer::new(contract_status::<axum::body::Body>));
+        .layer(MapResponseLayer::new(contract_status::<axum::body::Body>))
+        .layer(limits::CallLimits {
+            budget: Arc::clone(config.clients.budget()),
+            body_timeout: config.limits.body_timeout,
+            idle_timeout: config.limits.idle_timeout,
+        });
     let shutdown = health.until(shutdown);
     let tls = config.tls;
     server::serve(
@@ -177,6 +199,10 @@ pub async fn serve(
 
 /// The role named in the challenges of the port's HTTP routes (`/debug/*`).
 const REALM: &str = "grpc";
+
+/// Largest health or reflection request: each names a service or a symbol, a few hundred
+/// bytes at most.
+const CONTROL_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Why the gRPC server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -222,7 +248,11 @@ fn contract_status<B>(mut response: http::Response<B>) -> http::Response<B> {
 
 struct IngestServer {
     forwarder: Forwarder,
+    /// The process's budget, charged when a call carries no [`Peer`] (whose client's share
+    /// it charges otherwise).
     budget: Arc<Budget>,
+    /// Where the port counts refusals.
+    refusals: Arc<Refusals>,
     /// Longest a stream may go without a message before it is ended.
     idle_timeout: Duration,
     latency: metrics::IngestLatency,
@@ -241,8 +271,13 @@ impl IngestService for IngestServer {
         self.guard.check_grpc(request.metadata().as_ref())?;
         let started = Instant::now();
         let key = request.metadata().get(IDEMPOTENCY_KEY).cloned();
+        let peer = Peer::of(request.extensions());
         let answer = self
-            .ingest_one(key.as_ref().map(|key| key.as_bytes()), request.into_inner())
+            .ingest_one(
+                peer.as_ref(),
+                key.as_ref().map(|key| key.as_bytes()),
+                request.into_inner(),
+            )
             .await;
         self.latency.unary.observe_since(started);
         answer
@@ -255,10 +290,11 @@ impl IngestService for IngestServer {
         // Served by a `FrameRoute` from raw frames; this path (for callers of the generated
         // service) encodes each message again and takes the same way.
         self.guard.check_grpc(request.metadata().as_ref())?;
+        let peer = Peer::of(request.extensions());
         let frames = request
             .into_inner()
             .map(|next| next.map(|msg| Bytes::from(prost::Message::encode_to_vec(&msg))));
-        self.forward_stream(frames).await
+        self.forward_stream(peer.as_ref(), frames).await
     }
 }
 
@@ -271,10 +307,15 @@ impl IngestServer {
     ) -> Result<Response<IngestResponse>, Status> {
         let started = Instant::now();
         let key = request.metadata().get(IDEMPOTENCY_KEY).cloned();
+        let peer = Peer::of(request.extensions());
         let answer = match read_ingest(request.get_ref()) {
             Ok(decoded) => {
-                self.ingest_one(key.as_ref().map(|key| key.as_bytes()), decoded)
-                    .await
+                self.ingest_one(
+                    peer.as_ref(),
+                    key.as_ref().map(|key| key.as_bytes()),
+                    decoded,
+                )
+                .await
             }
             Err(reason) => Err(Status::invalid_argument(reason)),
         };
@@ -282,9 +323,16 @@ impl IngestServer {
         answer
     }
 
-    /// A unary `Ingest` of `request`, with the client's id `key` from the metadata.
+    /// The budget a call of `peer` charges: its client's share, or the process's.
+    fn budget_of<'a>(&'a self, peer: Option<&'a Peer>) -> &'a Arc<Budget> {
+        peer.map_or(&self.budget, |peer| peer.budget(&self.budget))
+    }
+
+    /// A unary `Ingest` of `request` from `peer`, with the client's id `key` from the
+    /// metadata.
     async fn ingest_one(
         &self,
+        peer: Option<&Peer>,
         key: Option<&[u8]>,
         mut request: IngestRequest,
     ) -> Result<Response<IngestResponse>, Status> {
@@ -293,9 +341,12 @@ impl IngestServer {
         let msg = new_message(request).map_err(|err| Status::invalid_argument(err.to_string()))?;
         // The message as received, and its copy in a hop request, until answered.
         let _charge = self
-            .budget
+            .budget_of(peer)
             .try_charge(held_bytes(MessageRef::from(&msg)))
-            .map_err(|err| Status::resource_exhausted(err.to_string()))?;
+            .map_err(|exhausted| {
+                self.refuse(peer, Refusal::of(&exhausted));
+                Status::resource_exhausted(exhausted.to_string())
+            })?;
         let message_id = msg.id.clone();
         let accepted = self.forwarder.forward(msg).await.map_err(forward_status)?;
         Ok(Response::new(IngestResponse {
@@ -306,20 +357,29 @@ impl IngestServer {
         }))
     }
 
-    /// Forwards a stream of encoded `IngestRequest`s.
+    /// Counts a refusal of `peer`'s call (on the port's counters when it has no peer).
+    fn refuse(&self, peer: Option<&Peer>, refusal: Refusal) {
+        match peer {
+            Some(peer) => peer.refuse(refusal),
+            None => self.refusals.count(refusal),
+        }
+    }
+
+    /// Forwards a stream of encoded `IngestRequest`s from `peer`.
     async fn forward_stream(
         &self,
+        peer: Option<&Peer>,
         frames: impl Stream<Item = Result<Bytes, Status>> + Unpin,
     ) -> Result<Response<IngestResponse>, Status> {
         let mut frames = frames;
-        let mut forwarding =
-            StreamForwarding::new(&self.forwarder, &self.budget, &self.latency.stream);
+        let mut forwarding = StreamForwarding::new(self, peer);
         loop {
             let next = if forwarding.batch.is_empty() {
                 // A stream holds a slot of its connection: one that sends nothing is ended.
                 match tokio::time::timeout(self.idle_timeout, frames.next()).await {
                     Ok(next) => next,
                     Err(_) => {
+                        self.refuse(peer, Refusal::StreamIdle);
                         let idle = Status::deadline_exceeded(format!(
                             "no message for {} s",
                             self.idle_timeout.as_secs()
@@ -363,6 +423,9 @@ impl IngestServer {
 
 /// The state of one `IngestStream` call.
 struct StreamForwarding<'a> {
+    server: &'a IngestServer,
+    /// The client, whose share of the budget the stream charges.
+    peer: Option<&'a Peer>,
     forwarder: &'a Forwarder,
     /// The next hop request, and the ids of the messages in it.
     batch: HopBatch,
@@ -405,8 +468,11 @@ impl StreamId {
 }
 
 impl<'a> StreamForwarding<'a> {
-    fn new(forwarder: &'a Forwarder, budget: &Arc<Budget>, latency: &'a Histogram) -> Self {
+    fn new(server: &'a IngestServer, peer: Option<&'a Peer>) -> Self {
+        let forwarder = &server.forwarder;
         StreamForwarding {
+            server,
+            peer,
             forwarder,
             batch: HopBatch::default(),
             ids: Vec::new(),
@@ -418,9 +484,9 @@ impl<'a> StreamForwarding<'a> {
             read: 0,
             batch_start: 0,
             standing: None,
-            charge: budget.empty_charge(),
+            charge: server.budget_of(peer).empty_charge(),
             batch_began: None,
-            latency,
+            latency: &server.latency.stream,
         }
     }
 
@@ -490,9 +556,10 @@ impl<'a> StreamForwarding<'a> {
             return Ok(());
         }
         self.flush().await?;
-        self.charge
-            .grow(bytes)
-            .map_err(|exhausted| self.failure(Status::resource_exhausted(exhausted.to_string())))
+        self.charge.grow(bytes).map_err(|exhausted| {
+            self.server.refuse(self.peer, Refusal::of(&exhausted));
+            self.failure(Status::resource_exhausted(exhausted.to_string()))
+        })
     }
 
     /// Forwards the pending messages; fails the call when one is not accepted, saying
@@ -595,8 +662,12 @@ impl tower::Service<http::Request<axum::body::Body>> for FrameRoute {
     fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
         let route = self.clone();
         Box::pin(async move {
-            // Refused before a frame is read.
+            // Refused before a frame is read (and the request thrown away).
             if let Err(status) = route.server.guard.check_grpc(request.headers()) {
+                let peer = Peer::of(request.extensions());
+                route.server.refuse(peer.as_ref(), Refusal::Unauthenticated);
+                let (parts, body) = request.into_parts();
+                crate::codec::linger(&parts.headers, body).await;
                 return Ok(status.into_http());
             }
             let mut grpc = tonic::server::Grpc::new(FrameCodec).apply_max_message_size_config(
@@ -615,7 +686,12 @@ impl tower::Service<http::Request<axum::body::Body>> for FrameRoute {
                 FrameMethod::Stream => {
                     let handler = tower::service_fn(move |call: Request<Streaming<Bytes>>| {
                         let server = Arc::clone(&server);
-                        async move { server.forward_stream(call.into_inner()).await }
+                        async move {
+                            let peer = Peer::of(call.extensions());
+                            server
+                                .forward_stream(peer.as_ref(), call.into_inner())
+                                .await
+                        }
                     });
                     grpc.client_streaming(handler, request).await
                 }

@@ -65,13 +65,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The answer to an unknown route.
-pub async fn not_found() -> ApiError {
+/// The answer to an unknown route (once its body, if any, was thrown away).
+pub async fn not_found(request: axum::extract::Request) -> ApiError {
+    let (parts, body) = request.into_parts();
+    crate::codec::linger(&parts.headers, body).await;
     ApiError::new(StatusCode::NOT_FOUND, "no such route")
 }
 
-/// The answer to a known route called with the wrong method (axum adds `Allow`).
-pub async fn method_not_allowed() -> ApiError {
+/// The answer to a known route called with the wrong method (axum adds `Allow`), once its
+/// body was thrown away.
+pub async fn method_not_allowed(request: axum::extract::Request) -> ApiError {
+    let (parts, body) = request.into_parts();
+    crate::codec::linger(&parts.headers, body).await;
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed on this route",

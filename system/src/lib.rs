@@ -7,6 +7,7 @@ pub mod answer;
 pub mod auth;
 pub mod budget;
 pub mod client;
+pub mod clients;
 pub mod codec;
 pub mod config;
 pub mod debug;
@@ -21,6 +22,7 @@ pub mod prometheus;
 pub mod proto;
 pub mod queue;
 pub mod ready;
+pub mod refusals;
 pub mod server;
 pub mod shutdown;
 pub mod tls;
@@ -79,6 +81,7 @@ pub async fn run(
         );
     }
     let budget = &settings.budget();
+    let clients = &settings.clients(budget);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -99,7 +102,7 @@ pub async fn run(
         Some(Role::Gateway) => {
             let listener = listen(settings, Role::Gateway).await?;
             let plain = listen_plain(settings, tls).await?;
-            let config = settings.gateway(settings.hop.processor_url.clone(), budget, tokens);
+            let config = settings.gateway(settings.hop.processor_url.clone(), clients, tokens);
             gateway::serve_also_plain(listener, plain, gateway_tls(tls, config), stopped()).await;
         }
         Some(Role::Grpc) => {
@@ -110,7 +113,7 @@ pub async fn run(
                 metrics: Some(metrics),
                 ..grpc_tls(
                     tls,
-                    settings.grpc(settings.hop.processor_url.clone(), budget, tokens),
+                    settings.grpc(settings.hop.processor_url.clone(), clients, tokens),
                 )
             };
             grpc::serve(listener, config, stopped()).await?;
@@ -140,13 +143,13 @@ pub async fn run(
                 plain,
                 gateway::GatewayConfig {
                     metrics: Some(fronts_metrics.clone()),
-                    ..gateway_tls(tls, settings.gateway(url.clone(), budget, tokens))
+                    ..gateway_tls(tls, settings.gateway(url.clone(), clients, tokens))
                 },
                 stopped(),
             );
             let grpc_config = grpc::GrpcConfig {
                 metrics: Some(fronts_metrics),
-                ..grpc_tls(tls, settings.grpc(url, budget, tokens))
+                ..grpc_tls(tls, settings.grpc(url, clients, tokens))
             };
             let grpc = grpc::serve(grpc_listener, grpc_config, stopped());
             let ((), grpc_result) = tokio::join!(gateway, grpc);

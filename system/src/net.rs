@@ -2,7 +2,10 @@
 //!
 //! [`BoundedListener`] stops accepting while `limit` connections are open (the kernel's
 //! backlog then pushes back on clients) and counts every connection it accepts, so
-//! connection reuse can be measured from the server's side. A [`BoundedStream`] can close
+//! connection reuse can be measured from the server's side. With [`Clients`] it also
+//! closes at once a connection whose client address holds its share of connections
+//! (before any byte is read, so before TLS), counting the refusal, and gives every
+//! connection its [`Peer`]. A [`BoundedStream`] can close
 //! itself after a period without traffic; a [`Greeting`] around any stream (plain, or TLS
 //! after the handshake) raises a flag once the peer has sent enough.
 
@@ -27,20 +30,29 @@ use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
 };
 
+use crate::{
+    clients::{Clients, Peer},
+    refusals::{Refusal, Refusals},
+};
+
 /// A TCP listener that holds at most `limit` connections open and counts them.
 #[derive(Debug)]
 pub struct BoundedListener {
     listener: TcpListener,
     permits: Arc<Semaphore>,
     accepted: Arc<AtomicU64>,
+    clients: Option<Arc<Clients>>,
+    refusals: Arc<Refusals>,
 }
 
-/// An accepted connection; its slot under the limit is freed when it is dropped.
+/// An accepted connection; its slot under the limit (and its client's) is freed when it is
+/// dropped.
 #[derive(Debug)]
 pub struct BoundedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
     idle: Option<Idle>,
+    peer: Peer,
 }
 
 /// A stream that raises a flag once the peer has sent a number of bytes through it.
@@ -64,7 +76,27 @@ impl BoundedListener {
             listener,
             permits: Arc::new(Semaphore::new(limit.max(1))),
             accepted: Arc::new(AtomicU64::new(0)),
+            clients: None,
+            refusals: Arc::default(),
         }
+    }
+
+    /// Holds each client address to its share of connections (and gives its connections
+    /// their client, whose share of the budget their requests charge).
+    pub fn with_clients(mut self, clients: &Arc<Clients>) -> BoundedListener {
+        self.clients = Some(Arc::clone(clients));
+        self
+    }
+
+    /// Counts refusals in `refusals` (shared with the other servers of a role).
+    pub fn counting(mut self, refusals: &Arc<Refusals>) -> BoundedListener {
+        self.refusals = Arc::clone(refusals);
+        self
+    }
+
+    /// Where this listener's server counts refusals.
+    pub fn refusals(&self) -> &Arc<Refusals> {
+        &self.refusals
     }
 
     /// The counter of accepted connections, readable while the listener runs.
@@ -85,6 +117,15 @@ impl BoundedListener {
             };
             match self.listener.accept().await {
                 Ok((stream, addr)) => {
+                    let client = match self.clients.as_ref().map(|clients| clients.admit(addr)) {
+                        None => None,
+                        Some(Ok(client)) => Some(client),
+                        Some(Err(_)) => {
+                            // Dropped unread: the client learns it at its first read or write.
+                            self.refusals.count(Refusal::ClientConnections);
+                            continue;
+                        }
+                    };
                     // Small request/response exchanges: do not let Nagle hold them back.
                     let _ = stream.set_nodelay(true);
                     self.accepted.fetch_add(1, Ordering::Relaxed);
@@ -93,6 +134,7 @@ impl BoundedListener {
                             stream,
                             _permit: permit,
                             idle: None,
+                            peer: Peer::new(client, Arc::clone(&self.refusals)),
                         },
                         addr,
                     );
@@ -114,6 +156,11 @@ impl BoundedListener {
 }
 
 impl BoundedStream {
+    /// Who is on the other end, for the requests of this connection.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
     /// Makes reads fail with `TimedOut` once neither side has sent anything for `after`.
     pub fn with_idle_timeout(mut self, after: Duration) -> BoundedStream {
         self.idle = Some(Idle {

@@ -23,7 +23,7 @@ use std::{
 };
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     body::Body,
     extract::State,
     http::{HeaderMap, StatusCode, header},
@@ -38,8 +38,9 @@ use crate::{
     answer::{self, Receipt},
     auth::{Guard, Scope, Secret},
     budget::{Budget, BudgetStats, Charge, DEFAULT_QUEUE_BYTES},
+    clients::Peer,
     codec::{
-        Codec, MAX_BATCH_MESSAGES, PROTOBUF_CONTENT_TYPE, count_batch, decode_batch,
+        Codec, MAX_BATCH_MESSAGES, PROTOBUF_CONTENT_TYPE, count_batch, decode_batch, linger,
         read_body_charged,
     },
     debug,
@@ -54,6 +55,7 @@ use crate::{
         PublishError, Published, Queue, QueueStats, QueueType, RecentIds, Stamp,
     },
     ready,
+    refusals::Refusals,
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
     wire,
@@ -236,6 +238,8 @@ struct AppState {
     body_limit: usize,
     body_timeout: Duration,
     connections: Arc<AtomicU64>,
+    /// Connections and requests the port refused, by reason.
+    refusals: Arc<Refusals>,
     results: Arc<AtomicU64>,
     enqueue_requests: AtomicU64,
     batch_requests: AtomicU64,
@@ -296,6 +300,7 @@ impl Processor {
             body_limit: config.body_limit,
             body_timeout: config.limits.body_timeout,
             connections,
+            refusals: Arc::default(),
             results,
             enqueue_requests: AtomicU64::new(0),
             batch_requests: AtomicU64::new(0),
@@ -351,9 +356,11 @@ impl Processor {
 }
 
 impl AppState {
-    /// Reads a request body within the limits, its bytes charged to the budget.
+    /// Reads a request body within the limits, its bytes charged to the budget as they
+    /// arrive; refusals are counted for `peer`.
     async fn read_body(
         &self,
+        peer: Option<&Peer>,
         headers: &HeaderMap,
         body: Body,
     ) -> Result<(Bytes, Charge), ApiError> {
@@ -363,6 +370,7 @@ impl AppState {
             self.body_limit,
             self.body_timeout,
             &self.budget,
+            peer,
         )
         .await
     }
@@ -410,6 +418,7 @@ pub async fn serve(
     };
     let listener = BoundedListener::new(listener, config.max_connections);
     let processor = Processor::start_with_queue(queue, &config, listener.accepted_counter());
+    let listener = listener.counting(&processor.state.refusals);
     let shutdown = processor.draining.clone().after(shutdown);
     server::serve(
         listener,
@@ -437,12 +446,20 @@ fn in_memory_queue(config: &ProcessorConfig) -> AnyQueue {
 
 async fn enqueue(
     State(state): State<Arc<AppState>>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     state.enqueue_requests.fetch_add(1, Ordering::Relaxed);
-    let codec = Codec::from_headers(&headers)?;
-    let (bytes, _charge) = state.read_body(&headers, body).await?;
+    let codec = match Codec::from_headers(&headers) {
+        Ok(codec) => codec,
+        Err(err) => {
+            linger(&headers, body).await;
+            return Err(err);
+        }
+    };
+    let peer = peer.map(|Extension(peer)| peer);
+    let (bytes, _charge) = state.read_body(peer.as_ref(), &headers, body).await?;
     let mut msg = decode_message(codec, &bytes)?;
     complete(&mut msg, state.queue.kind())?;
     let published = state
@@ -476,12 +493,20 @@ fn decode_message(codec: Codec, body: &[u8]) -> Result<DataMessage, ApiError> {
 /// answer is 200 whenever the batch itself could be read: refusals are per message.
 async fn enqueue_batch(
     State(state): State<Arc<AppState>>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     state.batch_requests.fetch_add(1, Ordering::Relaxed);
-    let codec = Codec::from_headers(&headers)?;
-    let (bytes, _charge) = state.read_body(&headers, body).await?;
+    let codec = match Codec::from_headers(&headers) {
+        Ok(codec) => codec,
+        Err(err) => {
+            linger(&headers, body).await;
+            return Err(err);
+        }
+    };
+    let peer = peer.map(|Extension(peer)| peer);
+    let (bytes, _charge) = state.read_body(peer.as_ref(), &headers, body).await?;
     if codec == Codec::Protobuf {
         return enqueue_wire_batch(&state, &bytes).await;
     }

@@ -338,6 +338,30 @@ fn add_hop(registry: &Registry, door: &'static str, forwarder: &Forwarder) {
     );
 }
 
+/// Writes a role's refusals by reason, as `<prefix>_refusals_total{reason}`.
+pub(crate) fn refusal_counters(
+    out: &mut Families<'_>,
+    prefix: &str,
+    refusals: &crate::refusals::Refusals,
+) -> std::fmt::Result {
+    let snapshot = refusals.snapshot();
+    let labels: Vec<[(&str, &str); 1]> = snapshot
+        .iter()
+        .map(|(refusal, _)| [("reason", refusal.label())])
+        .collect();
+    let samples: Vec<(&[(&str, &str)], u64)> = labels
+        .iter()
+        .zip(snapshot)
+        .map(|(labels, (_, count))| (&labels[..], count))
+        .collect();
+    out.counters(
+        &format!("{prefix}_refusals"),
+        "Connections and requests refused or cut short, by the limit they ran into.",
+        &samples,
+    )?;
+    Ok(())
+}
+
 /// Writes the hop counters of a front door, each name beginning with `prefix`.
 pub(crate) fn hop_counters(
     out: &mut Families<'_>,

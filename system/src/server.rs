@@ -3,15 +3,18 @@
 //! only for gRPC), with the limits of [`HttpLimits`], every connection watched by a task
 //! of its own (`server/conn.rs`).
 //!
-//! No connection is held for nothing: one that has neither begun a request nor sent the
-//! HTTP/2 preface within `header_read_timeout` is dropped; one without an open request or
-//! stream for `idle_timeout` is closed (GOAWAY for HTTP/2); HTTP/2 peers are pinged, and one
-//! that does not answer is dropped; a stalled request body is answered 408 after
-//! `body_timeout`.
+//! No connection is held for nothing: one that has not begun a request within
+//! `first_request_timeout` is dropped (told to go away first when it sent the HTTP/2
+//! preface and nothing more); one without an open request or stream for `idle_timeout` is
+//! closed (GOAWAY for HTTP/2); HTTP/2 peers are pinged, and one that does not answer is
+//! dropped; a stalled request body is answered 408 after `body_timeout`.
 //!
 //! With TLS, the handshake runs in the connection's own task and must end within
-//! `header_read_timeout`; the protocol is then the one ALPN chose (hyper-util still tells
+//! `first_request_timeout`; the protocol is then the one ALPN chose (hyper-util still tells
 //! HTTP/1.1 from HTTP/2 by the first bytes, which agree with it).
+//!
+//! Every request carries the [`Peer`] of its connection in its extensions (its client, and
+//! where the server counts refusals).
 //!
 //! Shutdown: once the signal fires the listener is dropped (no new connections), open
 //! connections are asked to finish (HTTP/1.1 closes after the current response, HTTP/2 sends
@@ -39,7 +42,11 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 
 use self::conn::{Activity, Tracked};
-use crate::net::{BoundedListener, Greeting};
+use crate::{
+    clients::Peer,
+    net::{BoundedListener, Greeting},
+    refusals::Refusal,
+};
 
 /// The address the servers listen on unless told otherwise (`BIND_ADDR`).
 pub const DEFAULT_BIND_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -56,10 +63,12 @@ pub struct HttpLimits {
     pub max_concurrent_streams: u32,
     /// Largest HTTP/2 frame the server accepts.
     pub max_frame_size: u32,
+    /// Time a new connection gets to finish its TLS handshake, and then to begin its first
+    /// request (HTTP/2: to open its first stream).
+    pub first_request_timeout: Duration,
     /// Time a client gets to send a request head. For HTTP/1.1, hyper also runs this timer
     /// while a keep-alive connection waits for its next request, so it is the keep-alive
-    /// idle limit of HTTP/1.1 connections as well. A new connection must begin its first
-    /// request (or, for HTTP/2, send the connection preface) within it too.
+    /// idle limit of HTTP/1.1 connections as well.
     pub header_read_timeout: Duration,
     /// A connection with no open request or stream for this long is closed, and so is one
     /// with no traffic at all for this long.
@@ -85,6 +94,7 @@ impl Default for HttpLimits {
         HttpLimits {
             max_concurrent_streams: 250,
             max_frame_size: 1 << 20,
+            first_request_timeout: Duration::from_secs(2),
             header_read_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(120),
             body_timeout: Duration::from_secs(30),
@@ -135,16 +145,20 @@ pub async fn serve(
             limits,
             stopping: stopping.clone(),
             open: open.clone(),
+            peer: stream.peer().clone(),
         };
         match &tls {
             None => connection.serve(stream),
             Some(acceptor) => {
                 let handshake = acceptor.accept(stream);
                 tokio::spawn(async move {
-                    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                    match tokio::time::timeout(limits.first_request_timeout, handshake).await {
                         Ok(Ok(stream)) => connection.serve(stream),
                         Ok(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake not done in time"),
+                        Err(_) => {
+                            connection.peer.refuse(Refusal::FirstRequest);
+                            tracing::debug!("TLS handshake not done in time");
+                        }
                     }
                 });
             }
@@ -168,6 +182,7 @@ struct Connection {
     limits: HttpLimits,
     stopping: watch::Receiver<bool>,
     open: mpsc::Sender<()>,
+    peer: Peer,
 }
 
 impl Connection {
@@ -178,7 +193,11 @@ impl Connection {
     {
         let activity = Activity::new();
         let io = Greeting::new(stream, Arc::clone(&activity.greeted), conn::PREFACE_LEN);
-        let service = Tracked::new(TowerToHyperService::new(self.router), &activity);
+        let service = Tracked::new(
+            TowerToHyperService::new(self.router),
+            &activity,
+            self.peer.clone(),
+        );
         let connection = self
             .builder
             .serve_connection(TokioIo::new(io), service)
@@ -189,6 +208,7 @@ impl Connection {
             self.limits,
             self.stopping,
             self.open,
+            self.peer,
         ));
     }
 }

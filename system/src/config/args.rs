@@ -14,6 +14,7 @@ use crate::{
     auth::Secret,
     budget::{DEFAULT_MEMORY_BUDGET, DEFAULT_QUEUE_BYTES},
     client::{self, ClientMode, HopProtocol},
+    clients::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     codec::{Codec, MAX_BATCH_MESSAGES},
     debug::DEFAULT_PROFILE_ENDPOINT,
     gateway, grpc,
@@ -403,4 +404,23 @@ fn parse_nats_name(value: &str) -> Result<String, String> {
         return Err("expected 1 to 64 letters, digits, `-` or `_`".to_owned());
     }
     Ok(value.to_owned())
+}
+
+/// What one client of the front doors may hold: an IPv4 address, or an IPv6 /64.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct ClientArgs {
+    /// Most connections one client address keeps open at the front doors (the gateway's
+    /// ports and the gRPC port together); one more is closed at once, before TLS.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT",
+          default_value_t = DEFAULT_MAX_CONNECTIONS_PER_CLIENT as u32,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_client: u32,
+
+    /// Bytes one client address may hold in flight at the front doors, within
+    /// `MEMORY_BUDGET`; beyond it its requests are refused with 503 / RESOURCE_EXHAUSTED
+    /// while other clients are served. Default: a quarter of `MEMORY_BUDGET`.
+    #[arg(long, env = "MEMORY_PER_CLIENT",
+          value_parser = clap::value_parser!(u64).range(64 * 1024..=1 << 40))]
+    pub memory_per_client: Option<u64>,
 }

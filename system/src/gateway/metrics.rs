@@ -72,6 +72,7 @@ impl Collector for GatewayCollector {
             count(&gateway.connections),
         )?;
         prometheus::hop_counters(&mut out, "gateway", &gateway.forwarder)?;
+        prometheus::refusal_counters(&mut out, "gateway", &gateway.refusals)?;
         out.gauge(
             "gateway_uptime_seconds",
             "Seconds since the gateway started.",

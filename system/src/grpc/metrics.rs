@@ -72,6 +72,7 @@ impl Collector for GrpcCollector {
             self.connections.load(Ordering::Relaxed),
         )?;
         prometheus::hop_counters(&mut out, "grpc", &server.forwarder)?;
+        prometheus::refusal_counters(&mut out, "grpc", &server.refusals)?;
         out.gauge(
             "grpc_uptime_seconds",
             "Seconds since the gRPC server started.",

@@ -143,6 +143,7 @@ impl Collector for ProcessorCollector {
                 nats.pending,
             )?;
         }
+        crate::prometheus::refusal_counters(&mut out, "processor", &state.refusals)?;
         Ok(())
     }
 }

@@ -4,12 +4,14 @@
 //!
 //! The rules, checked at deadlines rather than per request so that the hot path pays two
 //! atomic additions and nothing else:
-//! - `header_read_timeout` after accept, a connection that has neither begun a request nor
-//!   sent as many bytes as the HTTP/2 preface is dropped (silent, or stuck in protocol
-//!   detection);
+//! - `first_request_timeout` after accept (after the TLS handshake), a connection that has
+//!   not begun a request is dropped when it has not even sent as many bytes as the HTTP/2
+//!   preface (silent, or stuck in protocol detection), and closed gracefully (GOAWAY)
+//!   otherwise: an HTTP/2 preface and settings alone do not keep a connection;
 //! - every `idle_timeout` after that, a connection that had no open request or stream and
-//!   began none since the last check is closed gracefully, and dropped if it has not gone
-//!   `header_read_timeout` later;
+//!   began none since the last check is closed gracefully;
+//! - a connection closed gracefully that has not gone `first_request_timeout` later is
+//!   dropped;
 //! - on shutdown, every connection is closed gracefully; the server bounds the drain.
 
 use std::{
@@ -31,6 +33,7 @@ use tokio::{
 };
 
 use super::HttpLimits;
+use crate::{clients::Peer, refusals::Refusal};
 
 /// Bytes of the HTTP/2 client preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`): a client that
 /// sent this many bytes is past protocol detection.
@@ -76,13 +79,16 @@ impl Drop for Open {
 pub(super) struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
+    /// Put in every request's extensions.
+    peer: Peer,
 }
 
 impl<S> Tracked<S> {
-    pub(super) fn new(inner: S, activity: &Arc<Activity>) -> Tracked<S> {
+    pub(super) fn new(inner: S, activity: &Arc<Activity>, peer: Peer) -> Tracked<S> {
         Tracked {
             inner,
             activity: Arc::clone(activity),
+            peer,
         }
     }
 }
@@ -95,7 +101,8 @@ where
     type Error = S::Error;
     type Future = TrackedFuture<S::Future>;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.peer.clone());
         TrackedFuture {
             open: Some(Open::begin(&self.activity)),
             inner: self.inner.call(request),
@@ -160,7 +167,7 @@ impl<B: Body> Body for TrackedBody<B> {
 /// Where a connection's watch stands.
 #[derive(Debug, Clone, Copy)]
 enum Stage {
-    /// Waiting for the first request or the HTTP/2 preface.
+    /// Waiting for the first request.
     Opening,
     /// Serving; `begun` requests had begun at the last check.
     Serving { begun: u64 },
@@ -171,20 +178,22 @@ enum Stage {
 }
 
 /// Runs `connection` under the rules of the module docs. `_open` tells the server, by
-/// being dropped, that this connection is gone.
+/// being dropped, that this connection is gone; `peer` counts the connections closed
+/// without a request.
 pub(super) async fn watch<C>(
     connection: C,
     activity: Arc<Activity>,
     limits: HttpLimits,
     mut stopping: signal::Receiver<bool>,
     _open: mpsc::Sender<()>,
+    peer: Peer,
 ) where
     C: GracefulConnection,
     C::Error: std::fmt::Display,
 {
     tokio::pin!(connection);
     let mut stage = Stage::Opening;
-    let deadline = tokio::time::sleep(limits.header_read_timeout);
+    let deadline = tokio::time::sleep(limits.first_request_timeout);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
@@ -202,9 +211,15 @@ pub(super) async fn watch<C>(
                 let begun = activity.begun.load(Ordering::Relaxed);
                 let idle = activity.open.load(Ordering::Relaxed) == 0;
                 let next = match stage {
-                    Stage::Opening if begun == 0 && !activity.greeted.load(Ordering::Relaxed) => {
-                        tracing::debug!("closing a connection that sent no request in time");
-                        return;
+                    Stage::Opening if begun == 0 => {
+                        peer.refuse(Refusal::FirstRequest);
+                        if !activity.greeted.load(Ordering::Relaxed) {
+                            tracing::debug!("dropping a connection that sent no request in time");
+                            return;
+                        }
+                        tracing::debug!("closing a connection that began no request in time");
+                        connection.as_mut().graceful_shutdown();
+                        Stage::Closing
                     }
                     Stage::Serving { begun: before } if idle && begun == before => {
                         connection.as_mut().graceful_shutdown();
@@ -214,7 +229,7 @@ pub(super) async fn watch<C>(
                     _ => Stage::Serving { begun },
                 };
                 let wait = match next {
-                    Stage::Closing => limits.header_read_timeout,
+                    Stage::Closing => limits.first_request_timeout,
                     _ => limits.idle_timeout,
                 };
                 deadline.as_mut().reset(Instant::now() + wait);

@@ -456,13 +456,14 @@ fn no_token_shows_in_the_debug_of_the_settings() {
     );
     assert_eq!(tokens.debug.as_ref().map(Secret::expose), Some(DEBUG));
     let budget = cli.settings.budget();
+    let clients = cli.settings.clients(&budget);
     let url: http::Uri = "http://127.0.0.1:1".parse().unwrap();
     let shown = [
         format!("{cli:?}"),
         format!("{cli:#?}"),
         format!("{tokens:?}"),
-        format!("{:?}", cli.settings.gateway(url.clone(), &budget, &tokens)),
-        format!("{:?}", cli.settings.grpc(url.clone(), &budget, &tokens)),
+        format!("{:?}", cli.settings.gateway(url.clone(), &clients, &tokens)),
+        format!("{:?}", cli.settings.grpc(url.clone(), &clients, &tokens)),
         format!("{:?}", cli.settings.forwarder(url, &tokens)),
         format!("{:?}", cli.settings.processor(&budget, &tokens)),
     ];

@@ -262,3 +262,62 @@ async fn the_profile_endpoint_profiles_the_running_process_one_at_a_time() {
     assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
     assert!(terminate(&mut plain).is_some_and(|s| s.success()));
 }
+
+/// Shutdown waits for open calls for `SHUTDOWN_TIMEOUT` and no longer: stragglers (a
+/// health watch, which would stay open for the idle time, and a request whose body never
+/// comes) are abandoned then, and the process still processes what it accepted and
+/// exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_waiting_for_stragglers_at_the_drain_deadline() {
+    use tokio::io::AsyncWriteExt;
+    let mut running = start(
+        &[],
+        &[("SHUTDOWN_TIMEOUT", "1")],
+        &["processor", "gateway", "grpc"],
+    );
+    let addresses = running.addrs().clone();
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("http://{}/api/v1/ingest", addresses["gateway"]))
+        .header("content-type", "application/json")
+        .body(r#"{"source": "before", "data": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let watch = http::Request::post(format!(
+        "http://{}/grpc.health.v1.Health/Watch",
+        addresses["grpc"]
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(http_body_util::Full::new(bytes::Bytes::from_static(&[
+        0, 0, 0, 0, 0,
+    ])))
+    .unwrap();
+    let watching = h2.request(watch).await.unwrap();
+    let mut stalled = tokio::net::TcpStream::connect(addresses["gateway"])
+        .await
+        .unwrap();
+    stalled
+        .write_all(
+            b"POST /api/v1/ingest HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    let status = terminate(&mut running);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
+    let summary = summary(&running);
+    assert!(
+        summary.contains("accepted=1") && summary.contains("processed=1"),
+        "{summary}"
+    );
+    drop((watching, stalled));
+}

@@ -9,6 +9,7 @@ use serde_json::Value;
 use system::{
     budget::Budget,
     client::ForwarderConfig,
+    clients::{ClientLimits, Clients},
     gateway::GatewayConfig,
     grpc::{GrpcConfig, standing},
     processor::ProcessorConfig,
@@ -38,8 +39,18 @@ async fn stalled_processor() -> String {
     url
 }
 
+/// A stack whose front doors hand messages to `url`, within `budget`; one client's share
+/// is more than the whole budget, so that the budget is what refuses (the shares per client
+/// are tested in `abuse.rs`).
 fn stalled_setup(url: &str, budget: &Arc<Budget>) -> Setup {
-    let (gateway_budget, grpc_budget) = (Arc::clone(budget), Arc::clone(budget));
+    let clients = Clients::new(
+        budget,
+        ClientLimits {
+            memory: 2 * budget.limit(),
+            ..ClientLimits::default()
+        },
+    );
+    let (gateway_clients, grpc_clients) = (Arc::clone(&clients), clients);
     Setup {
         processor_url: Some(url.parse().unwrap()),
         forwarder: Box::new(|url| ForwarderConfig {
@@ -47,11 +58,11 @@ fn stalled_setup(url: &str, budget: &Arc<Budget>) -> Setup {
             ..ForwarderConfig::new(url)
         }),
         gateway: Box::new(move |forwarder| GatewayConfig {
-            budget: Arc::clone(&gateway_budget),
+            clients: Arc::clone(&gateway_clients),
             ..GatewayConfig::new(forwarder)
         }),
         grpc: Box::new(move |forwarder| GrpcConfig {
-            budget: Arc::clone(&grpc_budget),
+            clients: Arc::clone(&grpc_clients),
             ..GrpcConfig::new(forwarder)
         }),
         ..Setup::default()

@@ -1,11 +1,13 @@
 //! Integration tests of the `system` crate, in one binary to keep link time down.
 
+mod abuse;
 mod alloc_count;
 mod auth;
 mod binary;
 mod budget;
 mod client;
 mod doors;
+mod early;
 mod gateway;
 mod grpc;
 mod hop;
