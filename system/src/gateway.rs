@@ -380,6 +380,7 @@ fn forward_error(err: ForwardError) -> ApiError {
         ForwardError::Unreachable(_)
         | ForwardError::Broken(_)
         | ForwardError::Timeout(_)
+        | ForwardError::Uncertain
         | ForwardError::Failed { .. } => ApiError::new(StatusCode::BAD_GATEWAY, err.to_string()),
     }
 }

@@ -15,9 +15,11 @@
 //! everything already accepted and then `None`.
 //!
 //! [`NatsQueue`] puts the queue in a NATS JetStream stream shared by several processors.
-//! Its publish waits for the broker's confirmation (bounded in number and in time), and
-//! after `close` consumers receive only what this processor already fetched: the rest
-//! stays in the stream for the other processors.
+//! Its publish waits for the broker's confirmation (bounded in number and in time): a
+//! publish the broker did not confirm in time answers [`PublishError::Uncertain`], never a
+//! plain refusal, since the broker may have stored it. After `close` consumers receive only
+//! what this processor already fetched: the rest stays in the stream for the other
+//! processors.
 
 mod gate;
 mod memory;
@@ -52,10 +54,15 @@ pub enum PublishError {
     /// The queue no longer accepts messages (shutting down).
     #[error("queue is closed")]
     Closed,
-    /// The broker behind the queue cannot be reached or did not confirm in time; retry
-    /// later. The message may or may not have been stored.
+    /// The broker behind the queue cannot be reached, or refused the message; retry
+    /// later. The message was not stored.
     #[error("queue broker is unavailable")]
     Unavailable,
+    /// The message went to the broker, which did not confirm it in time (or the connection
+    /// was lost before it did): it may have been stored. Sending it again under the same
+    /// id settles it.
+    #[error("queue broker did not confirm the message in time")]
+    Uncertain,
     /// The message is larger than the broker accepts; retrying will not help.
     #[error("message is too large for the queue")]
     TooLarge,

@@ -17,6 +17,7 @@ mod nats;
 mod nats_cluster;
 mod nats_crash;
 mod nats_server;
+mod nats_uncertain;
 mod processor;
 mod profile_memory;
 mod properties;
