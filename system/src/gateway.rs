@@ -44,7 +44,7 @@ use crate::{
     net::BoundedListener,
     prometheus::Registry,
     proto::{DataMessage, IngestRequest},
-    ready,
+    ready, redact,
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
     wire::{IngestView, WireError},
@@ -405,7 +405,7 @@ async fn status(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
                 "failed": gateway.failed.load(Ordering::Relaxed),
             },
             "hop": {
-                "processorUrl": config.processor_url.to_string(),
+                "processorUrl": redact::userinfo(&config.processor_url.to_string()),
                 "clientMode": config.mode,
                 "protocol": config.protocol,
                 "codec": config.codec,

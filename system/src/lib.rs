@@ -21,6 +21,7 @@ pub mod prometheus;
 pub mod proto;
 pub mod queue;
 pub mod ready;
+pub mod redact;
 pub mod server;
 pub mod shutdown;
 pub mod tls;

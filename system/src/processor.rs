@@ -405,7 +405,11 @@ pub async fn serve(
                 ..config.nats.clone()
             };
             let queue = NatsQueue::connect(nats).await.map_err(io::Error::other)?;
-            tracing::info!(url = %config.nats.url, stream = %config.nats.stream, "connected to NATS");
+            tracing::info!(
+                url = %config.nats.shown_url(),
+                stream = %config.nats.stream,
+                "connected to NATS"
+            );
             AnyQueue::Nats(queue)
         }
         _ => in_memory_queue(&config),

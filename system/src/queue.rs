@@ -38,7 +38,8 @@ pub use memory::{MemoryDelivery, MemoryQueue};
 pub use nats::{
     DEFAULT_NATS_ACK_WAIT, DEFAULT_NATS_CONSUMER, DEFAULT_NATS_MAX_DELIVER,
     DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_REPLICAS, DEFAULT_NATS_STREAM, DEFAULT_NATS_TIMEOUT,
-    DEFAULT_NATS_URL, NatsConfig, NatsDelivery, NatsError, NatsQueue, NatsStats,
+    DEFAULT_NATS_URL, NatsAuth, NatsAuthError, NatsAuthSettings, NatsConfig, NatsDelivery,
+    NatsError, NatsQueue, NatsStats,
 };
 pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES, RETAINED_TOTAL, SMALL_SLOT};
 pub use recent::{DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, Published, RecentIds};

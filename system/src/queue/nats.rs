@@ -23,12 +23,14 @@
 //!   per worker; every broker call has a timeout.
 //!
 //! The settings and the creation of the broker-side objects live in `nats/setup.rs`, the
-//! background tasks (fetching, dead letters, stats) in `nats/tasks.rs`; the tasks end when
-//! the queue is closed or dropped.
+//! credentials in `nats/auth.rs`, the background tasks (fetching, dead letters, stats) in
+//! `nats/tasks.rs`; the tasks end when the queue is closed or dropped.
 
+mod auth;
 mod setup;
 mod tasks;
 
+pub use auth::{NatsAuth, NatsAuthError, NatsAuthSettings};
 pub use setup::{
     DEFAULT_NATS_ACK_WAIT, DEFAULT_NATS_CONSUMER, DEFAULT_NATS_MAX_DELIVER,
     DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_REPLICAS, DEFAULT_NATS_STREAM, DEFAULT_NATS_TIMEOUT,
@@ -44,7 +46,7 @@ use std::{
 };
 
 use async_nats::{
-    Client, ConnectOptions, Event, HeaderValue, Subject,
+    Client, ConnectErrorKind, ConnectOptions, Event, HeaderValue, Subject,
     connection::State,
     header::NATS_MESSAGE_ID,
     jetstream::{
@@ -142,10 +144,22 @@ struct Held {
 
 impl NatsQueue {
     /// Connects to NATS, creates the stream and the consumer unless they exist, and starts
-    /// fetching. Fails when the server cannot be reached within the request timeout.
+    /// fetching. Fails when the server cannot be reached within the request timeout, or
+    /// refuses the credentials.
     pub async fn connect(config: NatsConfig) -> Result<NatsQueue, NatsError> {
+        let url = config.shown_url();
+        let credentials = |problem: String| NatsError::Credentials {
+            url: url.clone(),
+            problem,
+        };
+        let (servers, auth) = config
+            .connect_to()
+            .map_err(|problem| credentials(format!("NATS_URL: {problem}")))?;
+        let options = auth
+            .apply(ConnectOptions::new())
+            .map_err(|err| credentials(err.to_string()))?;
         let (disconnections, disconnected) = watch::channel(0u64);
-        let client = ConnectOptions::new()
+        let client = options
             .event_callback(move |event| {
                 let disconnections = disconnections.clone();
                 async move { on_event(&event, &disconnections) }
@@ -156,11 +170,19 @@ impl NatsQueue {
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis(100u64.saturating_mul(attempts as u64).min(1000))
             })
-            .connect(config.servers())
+            .connect(servers)
             .await
-            .map_err(|source| NatsError::Connect {
-                url: config.url.clone(),
-                source,
+            .map_err(|source| match source.kind() {
+                ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+                    NatsError::Refused {
+                        url: url.clone(),
+                        source,
+                    }
+                }
+                _ => NatsError::Connect {
+                    url: url.clone(),
+                    source,
+                },
             })?;
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(config.request_timeout)

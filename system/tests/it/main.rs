@@ -14,6 +14,7 @@ mod hostile;
 mod idempotency;
 mod metrics_exposition;
 mod nats;
+mod nats_auth;
 mod nats_cluster;
 mod nats_crash;
 mod nats_server;
