@@ -1,7 +1,8 @@
 //! A `nats-server -js` as a child: on a free loopback port, its JetStream store in a
 //! directory of its own (removed with it), ready once it logs "Server is ready". It can be
 //! killed and started again on the same port with the same store, as a crash and a restart
-//! would. Three of them, each a node with a name, form a [`NatsCluster`].
+//! would; it may be given more arguments (a user and password, a token, a configuration
+//! file). Three of them, each a node with a name, form a [`NatsCluster`].
 
 use std::{
     path::{Path, PathBuf},
@@ -85,12 +86,20 @@ pub struct NatsServer {
     keep_store: bool,
     /// Its name, routes and monitoring port when it is a node of a cluster.
     node: Option<cluster::Node>,
+    /// Arguments given after the ones every server gets (`--user`, `-c FILE`, ...).
+    extra: Vec<String>,
     process: Option<Running>,
 }
 
 impl NatsServer {
     /// Starts `program` on a free port with a new store and waits until it is ready.
     pub fn start(program: &Path) -> Result<NatsServer, LaunchError> {
+        NatsServer::start_with(program, &[])
+    }
+
+    /// [`NatsServer::start`] with `extra` arguments after the usual ones, e.g. `--user U
+    /// --pass P`, `--auth TOKEN` or `-c FILE`; a restart gives them again.
+    pub fn start_with(program: &Path, extra: &[&str]) -> Result<NatsServer, LaunchError> {
         static STORES: AtomicU32 = AtomicU32::new(0);
         let spawn_error = |source| LaunchError::Spawn {
             program: program.display().to_string(),
@@ -108,6 +117,7 @@ impl NatsServer {
             store,
             keep_store: false,
             node: None,
+            extra: extra.iter().map(|arg| (*arg).to_owned()).collect(),
             process: None,
         };
         server.restart()?;
@@ -119,6 +129,11 @@ impl NatsServer {
     /// start.
     pub fn for_test(test: &str) -> Option<NatsServer> {
         for_test(test, NatsServer::start)
+    }
+
+    /// [`NatsServer::for_test`] with `extra` arguments (see [`NatsServer::start_with`]).
+    pub fn for_test_with(test: &str, extra: &[&str]) -> Option<NatsServer> {
+        for_test(test, |program| NatsServer::start_with(program, extra))
     }
 
     /// Its client URL.
@@ -201,6 +216,7 @@ impl NatsServer {
         if let Some(node) = &self.node {
             command.args(node.args());
         }
+        command.args(&self.extra);
         let mut launch = Launch::new(command)
             .ready_text(READY_TEXT)
             .timeout(READY_TIMEOUT)

@@ -14,7 +14,8 @@
 //!
 //! A token never shows: [`Secret`]'s `Debug` is a placeholder, no error message holds a
 //! token (neither the right one nor the one a client sent), and tokens are compared in
-//! constant time ([`constant_time_eq`]).
+//! constant time ([`constant_time_eq`]). The processor's credentials for NATS are
+//! [`Secret`]s too, loaded with the tokens ([`Tokens::nats`], see `queue/nats/auth.rs`).
 
 use std::{
     fmt,
@@ -33,13 +34,20 @@ use axum::{
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tonic::Status;
 
-use crate::{clients::Peer, codec, http_error::ApiError, refusals::Refusal};
+use crate::{
+    clients::Peer,
+    codec,
+    http_error::ApiError,
+    queue::{NatsAuth, NatsAuthError},
+    refusals::Refusal,
+};
 
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 4096;
 
-/// A bearer token. Its `Debug` prints a fixed placeholder, and it has no `Display`, so it
-/// cannot end up in a log line by accident. Cheap to clone.
+/// A secret: a bearer token, or a credential for NATS (a password, a token, a credentials
+/// file). Its `Debug` prints a fixed placeholder, and it has no `Display`, so it cannot end
+/// up in a log line by accident. Cheap to clone.
 #[derive(Clone)]
 pub struct Secret(Arc<Inner>);
 
@@ -86,6 +94,15 @@ impl fmt::Debug for Secret {
         f.write_str("Secret(<redacted>)")
     }
 }
+
+/// Equal secrets, compared in constant time.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        constant_time_eq(self.0.token.as_bytes(), other.0.token.as_bytes())
+    }
+}
+
+impl Eq for Secret {}
 
 impl From<String> for Secret {
     fn from(token: String) -> Secret {
@@ -146,7 +163,8 @@ impl Scope {
     }
 }
 
-/// The tokens of a process, each `None` when unset.
+/// The secrets of a process, read once at start-up: its tokens, each `None` when unset, and
+/// the processor's credentials for NATS.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
     /// `INGEST_TOKEN`.
@@ -155,6 +173,9 @@ pub struct Tokens {
     pub processor: Option<Secret>,
     /// `DEBUG_TOKEN`.
     pub debug: Option<Secret>,
+    /// `NATS_CREDS_FILE`, `NATS_USER` with `NATS_PASSWORD_FILE`, `NATS_TOKEN_FILE`, or the
+    /// userinfo of `NATS_URL`.
+    pub nats: NatsAuth,
 }
 
 /// Why a token setting cannot be used; the message names the setting and never holds the
@@ -187,6 +208,9 @@ pub enum TokenError {
         /// Why.
         source: io::Error,
     },
+    /// The NATS credentials cannot be used.
+    #[error(transparent)]
+    Nats(#[from] NatsAuthError),
 }
 
 /// What is wrong with a token.
@@ -204,7 +228,7 @@ pub enum TokenProblem {
 }
 
 /// The flag of the setting `env` (`INGEST_TOKEN` → `--ingest-token`).
-fn flag(env: &str) -> String {
+pub(crate) fn flag(env: &str) -> String {
     format!("--{}", env.to_ascii_lowercase().replace('_', "-"))
 }
 
@@ -247,10 +271,12 @@ pub fn load(
         }
         (None, Some(path)) => {
             let setting = scope.file_setting();
-            let bytes = read_token_file(path).map_err(|source| TokenError::Unreadable {
-                setting,
-                path: path.to_owned(),
-                source,
+            let bytes = read_secret_file(path, MAX_TOKEN_BYTES).map_err(|source| {
+                TokenError::Unreadable {
+                    setting,
+                    path: path.to_owned(),
+                    source,
+                }
             })?;
             let invalid = |problem| TokenError::Invalid {
                 setting,
@@ -265,13 +291,13 @@ pub fn load(
     }
 }
 
-/// The bytes of a token file without its trailing line endings; at most a little more
-/// than [`MAX_TOKEN_BYTES`] are read, so a wrong path (a large file, a device) costs
-/// nothing.
-fn read_token_file(path: &Path) -> io::Result<Vec<u8>> {
+/// The bytes of a file holding a secret, without its trailing line endings; at most a
+/// little more than `limit` bytes are read, so a wrong path (a large file, a device) costs
+/// nothing, and a secret over `limit` reads as too long.
+pub(crate) fn read_secret_file(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     File::open(path)?
-        .take(MAX_TOKEN_BYTES as u64 + 3)
+        .take(limit as u64 + 3)
         .read_to_end(&mut bytes)?;
     while let Some(b'\n' | b'\r') = bytes.last() {
         bytes.pop();

@@ -194,6 +194,13 @@ pub enum ForwardError {
     /// No answer in time.
     #[error("processor did not answer within {0:?}")]
     Timeout(Duration),
+    /// The processor answered that its queue's broker did not confirm the message in time
+    /// (504, or the outcome `UNCERTAIN`): the message may have been stored.
+    #[error(
+        "the processor's queue did not confirm the message in time, so it may have been \
+         accepted: send it again under the same id to settle it"
+    )]
+    Uncertain,
     /// The message is larger than one request to the processor may be.
     #[error(
         "message too large: it takes {size} bytes on the way to the processor, whose limit \
@@ -245,9 +252,10 @@ impl ForwardError {
         match self {
             // Refused for its token, before the processor read the request.
             ForwardError::Failed { status: 401, .. } => false,
-            ForwardError::Broken(_) | ForwardError::Timeout(_) | ForwardError::Failed { .. } => {
-                true
-            }
+            ForwardError::Broken(_)
+            | ForwardError::Timeout(_)
+            | ForwardError::Uncertain
+            | ForwardError::Failed { .. } => true,
             _ => false,
         }
     }
@@ -679,6 +687,7 @@ fn outcome_error(code: i32, error: &str) -> Forwarded {
         Ok(Outcome::QueueFull | Outcome::ShuttingDown | Outcome::Unavailable) => {
             Err(ForwardError::Overloaded(error.to_owned()))
         }
+        Ok(Outcome::Uncertain) => Err(ForwardError::Uncertain),
         _ => Err(ForwardError::Failed {
             status: 200,
             message: format!("unknown outcome {code}"),
@@ -699,6 +708,7 @@ fn status_error(status: StatusCode, body: &[u8]) -> ForwardError {
         });
     match status {
         StatusCode::SERVICE_UNAVAILABLE => ForwardError::Overloaded(message),
+        StatusCode::GATEWAY_TIMEOUT => ForwardError::Uncertain,
         StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => ForwardError::Rejected(message),
         _ => ForwardError::Failed {
             status: status.as_u16(),

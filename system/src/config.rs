@@ -28,7 +28,7 @@ use crate::{
     gateway::GatewayConfig,
     grpc::GrpcConfig,
     processor::ProcessorConfig,
-    queue::NatsConfig,
+    queue::{NatsAuth, NatsAuthSettings, NatsConfig},
     server::HttpLimits,
     tls::{Tls, TlsError, TlsFiles},
     worker::seed_processing,
@@ -266,8 +266,8 @@ impl Settings {
         own.unwrap_or(self.common.bind_addr)
     }
 
-    /// The access tokens, each read from its value or its file and checked; an error names
-    /// the setting (and never holds a token).
+    /// The access tokens, each read from its value or its file and checked, and the
+    /// credentials for NATS; an error names the setting (and never holds a secret).
     pub fn tokens(&self) -> Result<Tokens, TokenError> {
         let load = |scope, value: &Option<Secret>, file: &Option<PathBuf>| {
             auth::load(scope, value.as_ref(), file.as_deref())
@@ -288,6 +288,13 @@ impl Settings {
                 &self.access.debug_token,
                 &self.access.debug_token_file,
             )?,
+            nats: NatsAuth::load(&NatsAuthSettings {
+                url: &self.nats_queue.nats_url,
+                creds_file: self.nats_queue.nats_creds_file.as_deref(),
+                user: self.nats_queue.nats_user.as_deref(),
+                password_file: self.nats_queue.nats_password_file.as_deref(),
+                token_file: self.nats_queue.nats_token_file.as_deref(),
+            })?,
         })
     }
 
@@ -360,7 +367,10 @@ impl Settings {
                 ..defaults.limits
             },
             process: Arc::new(seed_processing),
-            nats: self.nats(),
+            nats: NatsConfig {
+                auth: tokens.nats.clone(),
+                ..self.nats()
+            },
             dedup_ids: self.queue.dedup_ids as usize,
             dedup_window: Duration::from_secs(u64::from(self.queue.dedup_window_secs)),
             budget: Arc::clone(budget),
@@ -371,7 +381,8 @@ impl Settings {
         }
     }
 
-    /// Where and how the NATS queue lives.
+    /// Where and how the NATS queue lives; its credentials are loaded with the tokens
+    /// ([`Settings::tokens`]).
     pub fn nats(&self) -> NatsConfig {
         NatsConfig {
             url: self.nats_queue.nats_url.clone(),

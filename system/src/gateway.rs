@@ -45,7 +45,7 @@ use crate::{
     net::BoundedListener,
     prometheus::Registry,
     proto::{DataMessage, IngestRequest},
-    ready,
+    ready, redact,
     refusals::{Refusal, Refusals},
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
@@ -409,6 +409,7 @@ fn forward_error(err: ForwardError) -> ApiError {
         ForwardError::Unreachable(_)
         | ForwardError::Broken(_)
         | ForwardError::Timeout(_)
+        | ForwardError::Uncertain
         | ForwardError::Failed { .. } => ApiError::new(StatusCode::BAD_GATEWAY, err.to_string()),
     }
 }
@@ -433,7 +434,7 @@ async fn status(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
                 "failed": gateway.failed.load(Ordering::Relaxed),
             },
             "hop": {
-                "processorUrl": config.processor_url.to_string(),
+                "processorUrl": redact::userinfo(&config.processor_url.to_string()),
                 "clientMode": config.mode,
                 "protocol": config.protocol,
                 "codec": config.codec,

@@ -738,7 +738,8 @@ fn forward_status(err: ForwardError) -> Status {
         ForwardError::Overloaded(_)
         | ForwardError::Unreachable(_)
         | ForwardError::Broken(_)
-        | ForwardError::Timeout(_) => Code::Unavailable,
+        | ForwardError::Timeout(_)
+        | ForwardError::Uncertain => Code::Unavailable,
         ForwardError::TooLarge { .. } => Code::ResourceExhausted,
         ForwardError::Rejected(_) => Code::InvalidArgument,
         ForwardError::Failed { .. } => Code::Internal,

@@ -22,6 +22,7 @@ pub mod prometheus;
 pub mod proto;
 pub mod queue;
 pub mod ready;
+pub mod redact;
 pub mod refusals;
 pub mod server;
 pub mod shutdown;

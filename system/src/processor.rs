@@ -3,8 +3,10 @@
 //!
 //! A message answered 202 is in the queue, and the queue is drained by the workers before
 //! [`serve`] returns: shutting down loses nothing that was accepted. With the NATS queue
-//! the queue is the shared stream: a 202 means JetStream stored the message, and shutting
-//! down processes what this processor fetched and leaves the rest to the other processors.
+//! the queue is the shared stream: a 202 means JetStream stored the message, a 503 that it
+//! did not, and a 504 (outcome `UNCERTAIN` in a batch) that it did not confirm in time and
+//! may have stored it; shutting down processes what this processor fetched and leaves the
+//! rest to the other processors.
 //!
 //! With `PROCESSOR_TOKEN` set, `/enqueue` and `/enqueue/batch` want it as a bearer token
 //! (401 otherwise, before the body is read; see [`crate::auth`]); `/stats`, `/health`,
@@ -411,7 +413,11 @@ pub async fn serve(
                 ..config.nats.clone()
             };
             let queue = NatsQueue::connect(nats).await.map_err(io::Error::other)?;
-            tracing::info!(url = %config.nats.url, stream = %config.nats.stream, "connected to NATS");
+            tracing::info!(
+                url = %config.nats.shown_url(),
+                stream = %config.nats.stream,
+                "connected to NATS"
+            );
             AnyQueue::Nats(queue)
         }
         _ => in_memory_queue(&config),
@@ -686,6 +692,7 @@ fn outcome_of(err: PublishError) -> Outcome {
         PublishError::Full => Outcome::QueueFull,
         PublishError::Closed => Outcome::ShuttingDown,
         PublishError::Unavailable => Outcome::Unavailable,
+        PublishError::Uncertain => Outcome::Uncertain,
         PublishError::TooLarge | PublishError::InvalidId => Outcome::Invalid,
     }
 }
@@ -704,6 +711,13 @@ fn publish_error(err: PublishError) -> ApiError {
         PublishError::Unavailable => {
             ApiError::unavailable("queue broker (NATS) is unavailable; retry later")
         }
+        // Not 503, which says the message was not accepted: 504 says that the server
+        // behind this one (the broker) did not answer in time, so it may have stored it.
+        PublishError::Uncertain => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "queue broker (NATS) did not confirm the message in time, so it may have been \
+             stored: send it again under the same id to settle it",
+        ),
         PublishError::InvalidId => ApiError::bad_request(Invalid::BadId.to_string()),
         PublishError::TooLarge => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -15,9 +15,11 @@
 //! everything already accepted and then `None`.
 //!
 //! [`NatsQueue`] puts the queue in a NATS JetStream stream shared by several processors.
-//! Its publish waits for the broker's confirmation (bounded in number and in time), and
-//! after `close` consumers receive only what this processor already fetched: the rest
-//! stays in the stream for the other processors.
+//! Its publish waits for the broker's confirmation (bounded in number and in time): a
+//! publish the broker did not confirm in time answers [`PublishError::Uncertain`], never a
+//! plain refusal, since the broker may have stored it. After `close` consumers receive only
+//! what this processor already fetched: the rest stays in the stream for the other
+//! processors.
 
 mod gate;
 mod memory;
@@ -36,7 +38,8 @@ pub use memory::{MemoryDelivery, MemoryQueue};
 pub use nats::{
     DEFAULT_NATS_ACK_WAIT, DEFAULT_NATS_CONSUMER, DEFAULT_NATS_MAX_DELIVER,
     DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_REPLICAS, DEFAULT_NATS_STREAM, DEFAULT_NATS_TIMEOUT,
-    DEFAULT_NATS_URL, NatsConfig, NatsDelivery, NatsError, NatsQueue, NatsStats,
+    DEFAULT_NATS_URL, NatsAuth, NatsAuthError, NatsAuthSettings, NatsConfig, NatsDelivery,
+    NatsError, NatsQueue, NatsStats,
 };
 pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES, RETAINED_TOTAL, SMALL_SLOT};
 pub use recent::{DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, Published, RecentIds};
@@ -52,10 +55,15 @@ pub enum PublishError {
     /// The queue no longer accepts messages (shutting down).
     #[error("queue is closed")]
     Closed,
-    /// The broker behind the queue cannot be reached or did not confirm in time; retry
-    /// later. The message may or may not have been stored.
+    /// The broker behind the queue cannot be reached, or refused the message; retry
+    /// later. The message was not stored.
     #[error("queue broker is unavailable")]
     Unavailable,
+    /// The message went to the broker, which did not confirm it in time (or the connection
+    /// was lost before it did): it may have been stored. Sending it again under the same
+    /// id settles it.
+    #[error("queue broker did not confirm the message in time")]
+    Uncertain,
     /// The message is larger than the broker accepts; retrying will not help.
     #[error("message is too large for the queue")]
     TooLarge,

@@ -254,8 +254,10 @@ async fn probe(
     }
 }
 
-async fn check(client: &Client<CountingConnector, Empty<Bytes>>, url: &Uri) -> Verdict {
-    let request = http::Request::get(url.clone())
+async fn check(client: &Client<CountingConnector, Empty<Bytes>>, uri: &Uri) -> Verdict {
+    // A verdict is shown (`/ready`, gRPC health): the URL with its userinfo hidden.
+    let url = crate::redact::userinfo(&uri.to_string()).into_owned();
+    let request = http::Request::get(uri.clone())
         .body(Empty::new())
         .map_err(|err| format!("cannot ask the processor at {url}: {err}"))?;
     let asked = async {

@@ -176,6 +176,7 @@ impl NatsCluster {
                 port: ports.client[i],
                 store: dir.join(NAMES[i]),
                 keep_store: temporary.is_none(),
+                extra: Vec::new(),
                 node: Some(Node {
                     name: NAMES[i],
                     cluster_name: cluster_name.clone(),

@@ -5,9 +5,9 @@
 //! Every default here is a component's constant: the component's own `Default` (or `new`)
 //! reads the same one, and a test in `config.rs` checks that the two agree.
 
-use std::{net::IpAddr, path::PathBuf};
+use std::{ffi::OsStr, net::IpAddr, path::PathBuf};
 
-use clap::Args;
+use clap::{Args, builder::TypedValueParser, error::ErrorKind};
 use http::Uri;
 
 use crate::{
@@ -24,6 +24,7 @@ use crate::{
         DEFAULT_NATS_MAX_DELIVER, DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_REPLICAS,
         DEFAULT_NATS_STREAM, DEFAULT_NATS_TIMEOUT, DEFAULT_NATS_URL, QueueType,
     },
+    redact,
     server::{DEFAULT_BIND_ADDR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_CONNECTIONS},
     worker::{DEFAULT_WORKER_MODE, WorkerMode},
 };
@@ -140,7 +141,7 @@ pub struct HopArgs {
     /// Where the gateway and the gRPC server find the processor (with all roles in one
     /// process, they use the processor of that process).
     #[arg(long, env = "PROCESSOR_URL", default_value = client::DEFAULT_PROCESSOR_URL,
-          value_parser = parse_processor_url)]
+          value_parser = UrlParser(parse_processor_url))]
     pub processor_url: Uri,
 
     /// Processor client: `pooled` (shared keep-alive connections, pooled buffers) or
@@ -315,8 +316,28 @@ pub struct QueueArgs {
 pub struct NatsArgs {
     /// Where the NATS server listens (with `QUEUE_TYPE=nats`); a comma-separated list of
     /// the servers of a cluster, between which the client fails over.
-    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS_URL, value_parser = parse_nats_url)]
+    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS_URL,
+          value_parser = UrlParser(parse_nats_url))]
     pub nats_url: String,
+
+    /// NATS credentials file (a user JWT and its NKEY seed, as `nsc` writes it) the
+    /// processor authenticates with. One way only: this, `NATS_USER`, `NATS_TOKEN_FILE` or
+    /// a user in `NATS_URL`.
+    #[arg(long, env = "NATS_CREDS_FILE", value_name = "FILE")]
+    pub nats_creds_file: Option<PathBuf>,
+
+    /// User the processor authenticates to NATS as, with `NATS_PASSWORD_FILE`.
+    #[arg(long, env = "NATS_USER")]
+    pub nats_user: Option<String>,
+
+    /// File holding the password of `NATS_USER` (its trailing newline dropped).
+    #[arg(long, env = "NATS_PASSWORD_FILE", value_name = "FILE")]
+    pub nats_password_file: Option<PathBuf>,
+
+    /// File holding a token the processor authenticates to NATS with (its trailing newline
+    /// dropped).
+    #[arg(long, env = "NATS_TOKEN_FILE", value_name = "FILE")]
+    pub nats_token_file: Option<PathBuf>,
 
     /// Copies JetStream keeps of the stream and the dead-letter stream when the first
     /// processor creates them: 1, or 3 or 5 on a cluster of at least that many servers.
@@ -358,6 +379,36 @@ pub struct NatsArgs {
     pub nats_max_deliver: u32,
 }
 
+/// The parser of a URL setting (`f` checks the value): a refusal quotes the value with its
+/// userinfo hidden, where clap would quote it as given, password and all.
+#[derive(Clone, Copy)]
+struct UrlParser<T>(fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for UrlParser<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let problem = match value.to_str() {
+            Some(text) => match (self.0)(text) {
+                Ok(parsed) => return Ok(parsed),
+                Err(problem) => problem,
+            },
+            None => "not UTF-8".to_owned(),
+        };
+        let arg = arg.map_or_else(|| "the URL".to_owned(), ToString::to_string);
+        let message = format!(
+            "invalid value '{}' for '{arg}': {problem}",
+            redact::userinfo(&value.to_string_lossy())
+        );
+        Err(clap::Error::raw(ErrorKind::ValueValidation, message).format(&mut cmd.clone()))
+    }
+}
+
 fn parse_processor_url(value: &str) -> Result<Uri, String> {
     let uri: Uri = value.parse().map_err(|err| format!("not a URL: {err}"))?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
@@ -372,12 +423,13 @@ fn parse_processor_url(value: &str) -> Result<Uri, String> {
 /// One server or a comma-separated list of them, each `nats://host:port` (or `tls://`).
 fn parse_nats_url(value: &str) -> Result<String, String> {
     for server in value.split(',').map(str::trim) {
+        let shown = redact::userinfo(server);
         let uri: Uri = server
             .parse()
-            .map_err(|err| format!("`{server}` is not a URL: {err}"))?;
+            .map_err(|err| format!("`{shown}` is not a URL: {err}"))?;
         if !matches!(uri.scheme_str(), Some("nats" | "tls")) || uri.authority().is_none() {
             return Err(format!(
-                "expected nats://host:port, or several separated by commas; got `{server}`"
+                "expected nats://host:port, or several separated by commas; got `{shown}`"
             ));
         }
     }

@@ -9,8 +9,9 @@
 //!   same (a batch goes on after one refusal), as ranges such as `5-9,12`; absent when none;
 //! - `ingest-uncertain`: messages whose fate is unknown (the hop to the processor failed
 //!   after they were sent: no answer in time, a broken connection or an unreadable
-//!   answer): they may have been accepted, so resend them under their own ids (the `id`
-//!   field), which makes the resend safe; absent when none.
+//!   answer; or the processor's queue did not confirm them, outcome `UNCERTAIN`): they may
+//!   have been accepted, so resend them under their own ids (the `id` field), which makes
+//!   the resend safe; absent when none.
 //!
 //! Messages after the last one listed were not read by the server. The lists are bounded by
 //! one hop batch (at most `HOP_BATCH` messages), and written as ranges.

@@ -118,6 +118,11 @@ impl Collector for ProcessorCollector {
                 nats.published,
             )?
             .counter(
+                "processor_nats_uncertain",
+                "Publishes JetStream did not confirm in time (each may have been stored).",
+                nats.uncertain,
+            )?
+            .counter(
                 "processor_nats_acknowledged",
                 "Messages acknowledged to JetStream after processing.",
                 nats.acknowledged,

@@ -5,6 +5,11 @@
 //! - `publish` returns `Ok` only after JetStream confirmed it stored the message (the 202
 //!   rests on that); at most [`NatsConfig::max_pending_publishes`] publishes wait for that
 //!   confirmation at once, and one more answers [`PublishError::Full`] without waiting;
+//! - a refusal is certain or says it is not: a publish refused before it was handed to the
+//!   client (disconnected, too many pending, closed) or refused by JetStream itself was not
+//!   stored; a publish handed to the client whose confirmation did not come in time, or
+//!   whose connection was lost meanwhile, is [`PublishError::Uncertain`], since the server
+//!   may have stored it (and would store it after a pause that outlasted the timeout);
 //! - a message leaves the stream only when a worker acknowledged it after processing, or
 //!   after [`NatsConfig::max_deliver`] deliveries without an acknowledgement, when it is
 //!   moved to the dead-letter stream and counted (at-least-once, never silently lost); a
@@ -18,12 +23,14 @@
 //!   per worker; every broker call has a timeout.
 //!
 //! The settings and the creation of the broker-side objects live in `nats/setup.rs`, the
-//! background tasks (fetching, dead letters, stats) in `nats/tasks.rs`; the tasks end when
-//! the queue is closed or dropped.
+//! credentials in `nats/auth.rs`, the background tasks (fetching, dead letters, stats) in
+//! `nats/tasks.rs`; the tasks end when the queue is closed or dropped.
 
+mod auth;
 mod setup;
 mod tasks;
 
+pub use auth::{NatsAuth, NatsAuthError, NatsAuthSettings};
 pub use setup::{
     DEFAULT_NATS_ACK_WAIT, DEFAULT_NATS_CONSUMER, DEFAULT_NATS_MAX_DELIVER,
     DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_REPLICAS, DEFAULT_NATS_STREAM, DEFAULT_NATS_TIMEOUT,
@@ -39,7 +46,7 @@ use std::{
 };
 
 use async_nats::{
-    Client, ConnectOptions, Event, HeaderValue, Subject,
+    Client, ConnectErrorKind, ConnectOptions, Event, HeaderValue, Subject,
     connection::State,
     header::NATS_MESSAGE_ID,
     jetstream::{
@@ -69,6 +76,9 @@ pub struct NatsStats {
     pub server: String,
     /// Publishes JetStream confirmed.
     pub published: u64,
+    /// Publishes JetStream did not confirm in time, or whose connection was lost before it
+    /// did: each may have been stored, and its sender was told so.
+    pub uncertain: u64,
     /// Messages this processor acknowledged after processing.
     pub acknowledged: u64,
     /// Deliveries this processor failed to process and negatively acknowledged, so that
@@ -108,6 +118,7 @@ struct Inner {
 struct Counters {
     published: AtomicU64,
     refused: AtomicU64,
+    uncertain: AtomicU64,
     delivered: AtomicU64,
     redelivered: AtomicU64,
     acknowledged: AtomicU64,
@@ -133,10 +144,22 @@ struct Held {
 
 impl NatsQueue {
     /// Connects to NATS, creates the stream and the consumer unless they exist, and starts
-    /// fetching. Fails when the server cannot be reached within the request timeout.
+    /// fetching. Fails when the server cannot be reached within the request timeout, or
+    /// refuses the credentials.
     pub async fn connect(config: NatsConfig) -> Result<NatsQueue, NatsError> {
+        let url = config.shown_url();
+        let credentials = |problem: String| NatsError::Credentials {
+            url: url.clone(),
+            problem,
+        };
+        let (servers, auth) = config
+            .connect_to()
+            .map_err(|problem| credentials(format!("NATS_URL: {problem}")))?;
+        let options = auth
+            .apply(ConnectOptions::new())
+            .map_err(|err| credentials(err.to_string()))?;
         let (disconnections, disconnected) = watch::channel(0u64);
-        let client = ConnectOptions::new()
+        let client = options
             .event_callback(move |event| {
                 let disconnections = disconnections.clone();
                 async move { on_event(&event, &disconnections) }
@@ -147,11 +170,19 @@ impl NatsQueue {
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis(100u64.saturating_mul(attempts as u64).min(1000))
             })
-            .connect(config.servers())
+            .connect(servers)
             .await
-            .map_err(|source| NatsError::Connect {
-                url: config.url.clone(),
-                source,
+            .map_err(|source| match source.kind() {
+                ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+                    NatsError::Refused {
+                        url: url.clone(),
+                        source,
+                    }
+                }
+                _ => NatsError::Connect {
+                    url: url.clone(),
+                    source,
+                },
             })?;
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(config.request_timeout)
@@ -217,6 +248,7 @@ impl NatsQueue {
         NatsStats {
             server,
             published: c.published.load(Ordering::Relaxed),
+            uncertain: c.uncertain.load(Ordering::Relaxed),
             acknowledged: c.acknowledged.load(Ordering::Relaxed),
             nacked: c.nacked.load(Ordering::Relaxed),
             redelivered: c.redelivered.load(Ordering::Relaxed),
@@ -234,13 +266,10 @@ impl NatsQueue {
     /// duplicate of one stored under the same id within the stream's duplicate window.
     pub async fn publish_once(&self, msg: MessageRef<'_>) -> Result<Published, PublishError> {
         let inner = self.inner.as_ref().ok_or(PublishError::Unavailable)?;
-        // The confirmation has its own timeout, but handing the publish to the client may
-        // wait too, while the client reconnects to another server: bound the whole.
-        let result = tokio::time::timeout(inner.timeout, inner.publish(msg))
-            .await
-            .unwrap_or(Err(PublishError::Unavailable));
+        let result = inner.publish(msg).await;
         let counter = match result {
             Ok(_) => &inner.counters.published,
+            Err(PublishError::Uncertain) => &inner.counters.uncertain,
             Err(_) => &inner.counters.refused,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -274,8 +303,9 @@ impl NatsQueue {
     }
 
     /// Counters in the shape every queue reports: `enqueued` are confirmed publishes,
-    /// `dequeued` deliveries handed to workers, `rejected` refused publishes, `size` the
-    /// messages the consumer has not delivered yet, `capacity` the stream's limit.
+    /// `dequeued` deliveries handed to workers, `rejected` refused publishes (the uncertain
+    /// ones are [`NatsStats::uncertain`]), `size` the messages the consumer has not
+    /// delivered yet, `capacity` the stream's limit.
     pub fn stats(&self) -> QueueStats {
         let Some(inner) = &self.inner else {
             return QueueStats::default();
@@ -293,7 +323,10 @@ impl NatsQueue {
 }
 
 impl Inner {
+    /// Publishes `msg` within [`Inner::timeout`] as a whole: handing it to the client may
+    /// wait too, while the client reconnects to another server.
     async fn publish(&self, msg: MessageRef<'_>) -> Result<Published, PublishError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
         if self.closed.load(Ordering::SeqCst) {
             return Err(PublishError::Closed);
         }
@@ -314,12 +347,23 @@ impl Inner {
         let publish = PublishMessage::build()
             .payload(payload)
             .header(NATS_MESSAGE_ID, id);
-        let ack = self
-            .jetstream
-            .send_publish(self.subject.clone(), publish)
-            .await
-            .map_err(|err| publish_error(&err))?;
-        let ack = ack.await.map_err(|err| publish_error(&err))?;
+        let handed = tokio::time::timeout_at(
+            deadline,
+            self.jetstream.send_publish(self.subject.clone(), publish),
+        );
+        // Until the client took the publish, nothing was sent: a failure is a refusal.
+        let ack = match handed.await {
+            Ok(Ok(ack)) => ack,
+            Ok(Err(err)) => return Err(refusal(&err)),
+            Err(_elapsed) => return Err(PublishError::Unavailable),
+        };
+        // From here on the publish may be on its way, or stored already: only an answer of
+        // JetStream's makes a failure certain.
+        let ack = match tokio::time::timeout_at(deadline, ack.into_future()).await {
+            Ok(Ok(ack)) => ack,
+            Ok(Err(err)) => return Err(unconfirmed(&err)),
+            Err(_elapsed) => return Err(PublishError::Uncertain),
+        };
         Ok(if ack.duplicate {
             Published::Duplicate
         } else {
@@ -359,23 +403,46 @@ fn on_event(event: &Event, disconnections: &watch::Sender<u64>) {
     }
 }
 
-fn publish_error(err: &jetstream::context::PublishError) -> PublishError {
+/// A publish the client did not take (nothing was sent).
+fn refusal(err: &jetstream::context::PublishError) -> PublishError {
     match err.kind() {
         PublishErrorKind::MaxAckPending => PublishError::Full,
         PublishErrorKind::MaxPayloadExceeded => PublishError::TooLarge,
-        PublishErrorKind::Other if is_store_full(err) => PublishError::Full,
         kind => {
-            tracing::debug!(?kind, %err, "JetStream refused a publish");
+            tracing::debug!(?kind, %err, "the NATS client did not take a publish");
             PublishError::Unavailable
+        }
+    }
+}
+
+/// A publish the client sent (or holds to send) that was not confirmed: certain only when
+/// JetStream answered it, or nothing listens on its subject.
+fn unconfirmed(err: &jetstream::context::PublishError) -> PublishError {
+    match err.kind() {
+        // No responders: no stream took the subject, so nothing stored it.
+        PublishErrorKind::StreamNotFound => PublishError::Unavailable,
+        _ if is_store_full(err) => PublishError::Full,
+        _ if jetstream_answer(err).is_some() => {
+            tracing::debug!(%err, "JetStream refused a publish");
+            PublishError::Unavailable
+        }
+        // No answer in time, the connection lost on the way, or an answer that cannot be
+        // read: the server may have stored the message.
+        kind => {
+            tracing::debug!(?kind, %err, "JetStream did not confirm a publish");
+            PublishError::Uncertain
         }
     }
 }
 
 /// A stream at its message limit (with the discard-new policy) answers "store failed".
 fn is_store_full(err: &jetstream::context::PublishError) -> bool {
-    std::error::Error::source(err)
-        .and_then(|source| source.downcast_ref::<jetstream::Error>())
-        .is_some_and(|err| err.error_code() == ErrorCode::STREAM_STORE_FAILED)
+    jetstream_answer(err).is_some_and(|err| err.error_code() == ErrorCode::STREAM_STORE_FAILED)
+}
+
+/// The error JetStream answered, when the failure is an answer of JetStream's.
+fn jetstream_answer(err: &jetstream::context::PublishError) -> Option<&jetstream::Error> {
+    std::error::Error::source(err).and_then(|source| source.downcast_ref::<jetstream::Error>())
 }
 
 impl std::fmt::Debug for NatsDelivery {

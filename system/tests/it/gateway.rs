@@ -163,19 +163,23 @@ async fn an_unreachable_processor_is_a_502() {
 
 /// A port on which nothing listens: bound but never listening, and held while the guard
 /// lives, so no other test can be given the port and answer on it.
-struct ClosedPort {
+pub(crate) struct ClosedPort {
     socket: tokio::net::TcpSocket,
 }
 
 impl ClosedPort {
-    fn new() -> ClosedPort {
+    pub(crate) fn new() -> ClosedPort {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         ClosedPort { socket }
     }
 
-    fn url(&self) -> String {
-        format!("http://{}", self.socket.local_addr().unwrap())
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr())
     }
 }
 

@@ -49,6 +49,9 @@ enum Answer {
     ServerError(Option<&'static str>),
     /// 503 with a JSON error: the processor is overloaded.
     Overloaded,
+    /// The queue's broker did not confirm in time: 504 with a JSON error to one message,
+    /// 200 and one `UNCERTAIN` outcome per message to a batch.
+    Unconfirmed,
     /// This status, with an HTML page for a body.
     Garbage(u16),
     /// A batch answered 200 with this many outcomes more (or fewer) than it had messages.
@@ -84,6 +87,7 @@ fn expected(answer: Answer, batch: bool) -> Expect {
         Answer::ServerError(Some(error)) => refused(502, Code::Internal, error),
         Answer::ServerError(None) => refused(502, Code::Internal, "processor answered 500"),
         Answer::Overloaded => refused(503, Code::Unavailable, "queue is full"),
+        Answer::Unconfirmed => refused(502, Code::Unavailable, "may have been accepted"),
         Answer::Garbage(_) | Answer::Broken => refused(502, Code::Internal, "processor answered 2"),
         Answer::Miscounted(_) => refused(502, Code::Internal, "outcomes for"),
         Answer::CutBody => refused(502, Code::Unavailable, "reading the answer"),
@@ -136,6 +140,13 @@ async fn a_500_is_a_502_and_internal_passing_on_the_processors_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_an_overloaded_processor_is_a_503_with_retry_after() {
     fault(Answer::Overloaded).await;
+}
+
+/// A processor whose queue did not confirm a message (504, or the outcome `UNCERTAIN`) may
+/// have stored it: a 502 and `UNAVAILABLE` saying so, the stream's messages uncertain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_message_is_a_502_and_unavailable_saying_it_may_have_been_accepted() {
+    fault(Answer::Unconfirmed).await;
 }
 
 /// A 200 to one message, or a 200 or 202 to a batch, whose body is an HTML page, is not an
@@ -637,6 +648,24 @@ async fn serve_connection(mut socket: TcpStream, state: Arc<Mutex<FakeState>>) {
             Answer::Overloaded => {
                 let body = json!({"error": "queue is full"}).to_string();
                 response(503, Some("application/json"), body.len(), body.as_bytes())
+            }
+            Answer::Unconfirmed if batch => {
+                let uncertain = MessageOutcome {
+                    outcome: Outcome::Uncertain as i32,
+                    error: "queue broker did not confirm the message in time".to_owned(),
+                    ..MessageOutcome::default()
+                };
+                let answer = BatchOutcome {
+                    outcomes: vec![uncertain; messages.len()],
+                    accepted: 0,
+                };
+                let body = codec.encode(&answer);
+                response(200, Some(content_type), body.len(), &body)
+            }
+            Answer::Unconfirmed => {
+                let body = json!({"error": "queue broker did not confirm the message in time"});
+                let body = body.to_string();
+                response(504, Some("application/json"), body.len(), body.as_bytes())
             }
             Answer::Garbage(status) => {
                 let page = b"<html><body><h1>It works!</h1></body></html>";

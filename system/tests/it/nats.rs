@@ -220,8 +220,13 @@ async fn while_nats_is_down_nothing_is_accepted_and_service_resumes_after() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     server.kill();
-    // Let the client notice: what it sends before that times out, also with a 503.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Until the client has noticed, a publish still goes out and times out: an uncertain
+    // 504, not a refusal.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processor.stats().await["nats"]["server"] != "" {
+        assert!(Instant::now() < deadline, "the client did not notice");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for n in 0..5 {
         let response = post_one(&client, &processor.url, &format!("down-{n}")).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

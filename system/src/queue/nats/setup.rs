@@ -4,7 +4,7 @@
 //! Setting up is idempotent (get or create), so every processor runs it at start-up and
 //! again after a reconnect; the first one to run it fixes the objects' settings.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use async_nats::jetstream::{
     Context,
@@ -12,6 +12,9 @@ use async_nats::jetstream::{
     context::{CreateStreamError, CreateStreamErrorKind},
     stream::{self, ConsumerErrorKind, DiscardPolicy, RetentionPolicy, StorageType},
 };
+
+use super::auth::{self, NatsAuth};
+use crate::redact;
 
 /// Where the NATS server listens unless told otherwise (`NATS_URL`).
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -35,12 +38,16 @@ pub const DEFAULT_NATS_REPLICAS: usize = 1;
 
 /// How to reach NATS and how the shared stream and consumer are set up. The first
 /// processor to start creates the stream and the consumer; later ones use them as they
-/// find them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// find them. Its `Debug` hides the secrets: the userinfo of `url`, and `auth`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct NatsConfig {
     /// Where the NATS server listens, e.g. `nats://127.0.0.1:4222`, or a comma-separated
-    /// list of the servers of a cluster (the client fails over between them).
+    /// list of the servers of a cluster (the client fails over between them). A server may
+    /// carry a user and password, or a token (`nats://user:password@host:4222`), used
+    /// when `auth` is [`NatsAuth::None`].
     pub url: String,
+    /// How the processor authenticates to NATS.
+    pub auth: NatsAuth,
     /// Name of the work-queue stream (letters, digits, `-`, `_`).
     pub stream: String,
     /// Name of the durable pull consumer all processors share.
@@ -69,6 +76,7 @@ impl Default for NatsConfig {
     fn default() -> Self {
         NatsConfig {
             url: DEFAULT_NATS_URL.to_owned(),
+            auth: NatsAuth::None,
             stream: DEFAULT_NATS_STREAM.to_owned(),
             consumer: DEFAULT_NATS_CONSUMER.to_owned(),
             capacity: 1000,
@@ -82,6 +90,24 @@ impl Default for NatsConfig {
     }
 }
 
+impl fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &redact::userinfo(&self.url))
+            .field("auth", &self.auth)
+            .field("stream", &self.stream)
+            .field("consumer", &self.consumer)
+            .field("capacity", &self.capacity)
+            .field("max_pending_publishes", &self.max_pending_publishes)
+            .field("request_timeout", &self.request_timeout)
+            .field("ack_wait", &self.ack_wait)
+            .field("max_deliver", &self.max_deliver)
+            .field("fetch_batch", &self.fetch_batch)
+            .field("replicas", &self.replicas)
+            .finish()
+    }
+}
+
 impl NatsConfig {
     /// The servers of [`NatsConfig::url`], one per comma-separated entry.
     pub fn servers(&self) -> Vec<&str> {
@@ -90,6 +116,26 @@ impl NatsConfig {
             .map(str::trim)
             .filter(|server| !server.is_empty())
             .collect()
+    }
+
+    /// [`NatsConfig::url`] as it may be shown: its userinfo hidden.
+    pub fn shown_url(&self) -> String {
+        redact::userinfo(&self.url).into_owned()
+    }
+
+    /// The servers without their userinfo, as the client is given them, and how to
+    /// authenticate: `auth`, else the userinfo of the URL.
+    pub(super) fn connect_to(&self) -> Result<(Vec<String>, NatsAuth), &'static str> {
+        let servers = self
+            .servers()
+            .into_iter()
+            .map(|server| auth::split_userinfo(server).0)
+            .collect();
+        let auth = match &self.auth {
+            NatsAuth::None => auth::in_url(&self.url)?.unwrap_or_default(),
+            given => given.clone(),
+        };
+        Ok((servers, auth))
     }
 
     /// The subject messages are published on.
@@ -108,7 +154,7 @@ impl NatsConfig {
     }
 }
 
-/// Why the queue could not be set up.
+/// Why the queue could not be set up. A URL in it has its userinfo hidden.
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
     /// The server could not be reached.
@@ -118,6 +164,25 @@ pub enum NatsError {
         url: String,
         /// What failed.
         source: async_nats::ConnectError,
+    },
+    /// The server refused the credentials.
+    #[error(
+        "NATS at {url} refused the credentials (NATS_CREDS_FILE, NATS_USER with \
+         NATS_PASSWORD_FILE, NATS_TOKEN_FILE, or the userinfo of NATS_URL): {source}"
+    )]
+    Refused {
+        /// The URL tried.
+        url: String,
+        /// What the server said.
+        source: async_nats::ConnectError,
+    },
+    /// The credentials cannot be given to the client.
+    #[error("cannot authenticate to NATS at {url}: {problem}")]
+    Credentials {
+        /// The URL.
+        url: String,
+        /// What is wrong with them.
+        problem: String,
     },
     /// A stream exists with another number of replicas than this processor asks for.
     #[error(
