@@ -42,6 +42,10 @@ use crate::{
     refusals::Refusal,
 };
 
+mod named;
+
+pub use self::named::{ClientToken, IdScope, MAX_NAME_BYTES, MAX_TOKENS, load_clients};
+
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 4096;
 
@@ -167,8 +171,8 @@ impl Scope {
 /// the processor's credentials for NATS.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
-    /// `INGEST_TOKEN`.
-    pub ingest: Option<Secret>,
+    /// `INGEST_TOKEN`, or those of `INGEST_TOKEN_FILE` (none: ingest is open).
+    pub ingest: Vec<ClientToken>,
     /// `PROCESSOR_TOKEN`.
     pub processor: Option<Secret>,
     /// `DEBUG_TOKEN`.
@@ -225,6 +229,33 @@ pub enum TokenProblem {
     /// A space, a control character or a byte outside ASCII.
     #[error("a token may hold visible ASCII characters only (no spaces or control characters)")]
     NotVisibleAscii,
+    /// A line of a file of tokens is neither a token nor a name and a token.
+    #[error(
+        "line {line}: a line holds a token, or a name and a token separated by spaces \
+         (visible ASCII characters only)"
+    )]
+    BadLine {
+        /// The line, from 1.
+        line: usize,
+    },
+    /// A token's name is not one.
+    #[error(
+        "line {line}: a name is 1 to {} letters, digits, `.`, `_` or `-`",
+        named::MAX_NAME_BYTES
+    )]
+    BadName {
+        /// The line, from 1.
+        line: usize,
+    },
+    /// A token given twice.
+    #[error("line {line}: the token of an earlier line again")]
+    Repeated {
+        /// The line, from 1.
+        line: usize,
+    },
+    /// More tokens than a file may hold.
+    #[error("more than {} tokens", named::MAX_TOKENS)]
+    TooMany,
 }
 
 /// The flag of the setting `env` (`INGEST_TOKEN` → `--ingest-token`).
@@ -305,10 +336,11 @@ pub(crate) fn read_secret_file(path: &Path, limit: usize) -> io::Result<Vec<u8>>
     Ok(bytes)
 }
 
-/// The token check of one kind of route on one server: open when no token is set.
+/// The token check of one kind of route on one server: open when no token is set. A
+/// request passes with any of its tokens, and is told the namespace of the one it carried.
 #[derive(Debug, Clone)]
 pub struct Guard {
-    token: Option<Secret>,
+    tokens: Vec<ClientToken>,
     scope: Scope,
     /// The realm of the `WWW-Authenticate` challenge: the role that answers.
     realm: &'static str,
@@ -326,8 +358,17 @@ pub struct Denied {
 impl Guard {
     /// A guard wanting `token` (none: open) for `scope`, answering for the role `realm`.
     pub fn new(scope: Scope, realm: &'static str, token: Option<Secret>) -> Guard {
+        Guard::any_of(
+            scope,
+            realm,
+            token.map(ClientToken::unnamed).into_iter().collect(),
+        )
+    }
+
+    /// A guard wanting any of `tokens` (none: open) for `scope`, answering for `realm`.
+    pub fn any_of(scope: Scope, realm: &'static str, tokens: Vec<ClientToken>) -> Guard {
         Guard {
-            token,
+            tokens,
             scope,
             realm,
         }
@@ -335,15 +376,16 @@ impl Guard {
 
     /// Whether no token is wanted.
     pub fn is_open(&self) -> bool {
-        self.token.is_none()
+        self.tokens.is_empty()
     }
 
-    /// Whether `headers` carry the token in `Authorization: Bearer <token>` (the scheme's
-    /// name in any case).
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), Denied> {
-        let Some(token) = &self.token else {
-            return Ok(());
-        };
+    /// Whether `headers` carry one of the tokens in `Authorization: Bearer <token>` (the
+    /// scheme's name in any case); the namespace of the one they carry, when it has a name.
+    /// Every token is compared, in constant time, whichever matches.
+    pub fn check(&self, headers: &HeaderMap) -> Result<Option<IdScope>, Denied> {
+        if self.tokens.is_empty() {
+            return Ok(None);
+        }
         let denied = |invalid| Denied {
             scope: self.scope,
             realm: self.realm,
@@ -358,15 +400,20 @@ impl Guard {
         let presented = first
             .and_then(|value| bearer_token(value.as_bytes()))
             .ok_or_else(|| denied(false))?;
-        if token.matches(presented) {
-            Ok(())
-        } else {
-            Err(denied(true))
+        let mut carried = None;
+        for token in &self.tokens {
+            if token.secret.matches(presented) && carried.is_none() {
+                carried = Some(token);
+            }
+        }
+        match carried {
+            Some(token) => Ok(token.name.clone()),
+            None => Err(denied(true)),
         }
     }
 
     /// [`Guard::check`] for a gRPC call, whose metadata are its HTTP/2 headers.
-    pub fn check_grpc(&self, headers: &HeaderMap) -> Result<(), Status> {
+    pub fn check_grpc(&self, headers: &HeaderMap) -> Result<Option<IdScope>, Status> {
         self.check(headers).map_err(Denied::into_status)
     }
 
@@ -383,9 +430,14 @@ impl Guard {
     }
 }
 
-async fn require(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+async fn require(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
     match guard.check(request.headers()) {
-        Ok(()) => next.run(request).await,
+        Ok(scope) => {
+            if let Some(scope) = scope {
+                request.extensions_mut().insert(scope);
+            }
+            next.run(request).await
+        }
         Err(denied) => {
             if let Some(peer) = Peer::of(request.extensions()) {
                 peer.refuse(Refusal::Unauthenticated);

@@ -273,10 +273,9 @@ impl Settings {
             auth::load(scope, value.as_ref(), file.as_deref())
         };
         Ok(Tokens {
-            ingest: load(
-                Scope::Ingest,
-                &self.ingest_access.ingest_token,
-                &self.ingest_access.ingest_token_file,
+            ingest: auth::load_clients(
+                self.ingest_access.ingest_token.as_ref(),
+                self.ingest_access.ingest_token_file.as_deref(),
             )?,
             processor: load(
                 Scope::Processor,
@@ -428,7 +427,7 @@ impl Settings {
             max_connections: self.common.max_connections as usize,
             limits: self.http_limits(),
             profile_endpoint: self.common.profile_endpoint,
-            ingest_token: tokens.ingest.clone(),
+            ingest_tokens: tokens.ingest.clone(),
             debug_token: tokens.debug.clone(),
             ..GatewayConfig::new(self.forwarder(processor_url, tokens))
         }
@@ -441,7 +440,7 @@ impl Settings {
             max_connections: self.common.max_connections as usize,
             limits: self.http_limits(),
             profile_endpoint: self.common.profile_endpoint,
-            ingest_token: tokens.ingest.clone(),
+            ingest_tokens: tokens.ingest.clone(),
             debug_token: tokens.debug.clone(),
             ..GrpcConfig::new(self.forwarder(processor_url, tokens))
         }

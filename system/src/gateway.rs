@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     answer::{self, Receipt},
-    auth::{Guard, Scope, Secret},
+    auth::{ClientToken, Guard, Scope, Secret},
     budget::Budget,
     client::{Accepted, ForwardError, Forwarder, ForwarderConfig, trace::Tracer},
     clients::{Clients, Peer},
@@ -81,8 +81,9 @@ pub struct GatewayConfig {
     pub metrics: Option<Registry>,
     /// TLS on the gateway's port (ALPN `h2`, `http/1.1`); plain HTTP/1.1 and h2c when `None`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// The bearer token wanted on ingest and trace (`INGEST_TOKEN`); open when `None`.
-    pub ingest_token: Option<Secret>,
+    /// The bearer tokens wanted on ingest and trace (`INGEST_TOKEN`, `INGEST_TOKEN_FILE`),
+    /// any one of them; open when there are none.
+    pub ingest_tokens: Vec<ClientToken>,
     /// The bearer token wanted on `/debug/*` (`DEBUG_TOKEN`); open when `None`.
     pub debug_token: Option<Secret>,
 }
@@ -99,7 +100,7 @@ impl GatewayConfig {
             clients: Clients::within(&Budget::process_default()),
             metrics: None,
             tls: None,
-            ingest_token: None,
+            ingest_tokens: Vec::new(),
             debug_token: None,
         }
     }
@@ -160,7 +161,7 @@ pub async fn serve_also_plain(
     let registry = config.metrics.unwrap_or_default();
     metrics::register(&registry, &gateway);
     let guards = Guards {
-        ingest: Guard::new(Scope::Ingest, REALM, config.ingest_token),
+        ingest: Guard::any_of(Scope::Ingest, REALM, config.ingest_tokens),
         debug: Guard::new(Scope::Debug, REALM, config.debug_token),
     };
     let router = router(gateway, config.profile_endpoint, &guards)

@@ -38,7 +38,7 @@ use tower::util::MapResponseLayer;
 use self::standing::Standing;
 use crate::{
     answer::{self, status_word},
-    auth::{Guard, Scope, Secret},
+    auth::{ClientToken, Guard, Scope, Secret},
     budget::{Budget, Charge},
     client::{Accepted, Added, ForwardError, Forwarded, Forwarder, ForwarderConfig, HopBatch},
     clients::{Clients, Peer},
@@ -86,9 +86,9 @@ pub struct GrpcConfig {
     pub metrics: Option<Registry>,
     /// TLS on the gRPC port (ALPN `h2`); h2c when `None`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// The bearer token wanted on `Ingest` and `IngestStream` (`INGEST_TOKEN`); open when
-    /// `None`.
-    pub ingest_token: Option<Secret>,
+    /// The bearer tokens wanted on `Ingest` and `IngestStream` (`INGEST_TOKEN`,
+    /// `INGEST_TOKEN_FILE`), any one of them; open when there are none.
+    pub ingest_tokens: Vec<ClientToken>,
     /// The bearer token wanted on `/debug/*` (`DEBUG_TOKEN`); open when `None`.
     pub debug_token: Option<Secret>,
 }
@@ -105,7 +105,7 @@ impl GrpcConfig {
             clients: Clients::within(&Budget::process_default()),
             metrics: None,
             tls: None,
-            ingest_token: None,
+            ingest_tokens: Vec::new(),
             debug_token: None,
         }
     }
@@ -126,7 +126,7 @@ pub async fn serve(
         budget: Arc::clone(config.clients.budget()),
         idle_timeout: config.limits.idle_timeout,
         latency: metrics::IngestLatency::new(),
-        guard: Guard::new(Scope::Ingest, REALM, config.ingest_token),
+        guard: Guard::any_of(Scope::Ingest, REALM, config.ingest_tokens),
         refusals: Arc::clone(&refusals),
     });
     let listener = BoundedListener::new(listener, config.max_connections)
@@ -662,13 +662,21 @@ impl tower::Service<http::Request<axum::body::Body>> for FrameRoute {
     fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
         let route = self.clone();
         Box::pin(async move {
-            // Refused before a frame is read (and the request thrown away).
-            if let Err(status) = route.server.guard.check_grpc(request.headers()) {
-                let peer = Peer::of(request.extensions());
-                route.server.refuse(peer.as_ref(), Refusal::Unauthenticated);
-                let (parts, body) = request.into_parts();
-                crate::codec::linger(&parts.headers, body).await;
-                return Ok(status.into_http());
+            // Refused before a frame is read (and the request thrown away); let in, told
+            // the namespace of its client's ids.
+            let mut request = request;
+            match route.server.guard.check_grpc(request.headers()) {
+                Ok(Some(scope)) => {
+                    request.extensions_mut().insert(scope);
+                }
+                Ok(None) => {}
+                Err(status) => {
+                    let peer = Peer::of(request.extensions());
+                    route.server.refuse(peer.as_ref(), Refusal::Unauthenticated);
+                    let (parts, body) = request.into_parts();
+                    crate::codec::linger(&parts.headers, body).await;
+                    return Ok(status.into_http());
+                }
             }
             let mut grpc = tonic::server::Grpc::new(FrameCodec).apply_max_message_size_config(
                 Some(route.max_message_bytes),

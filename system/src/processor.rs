@@ -53,8 +53,8 @@ use crate::{
     prometheus::Registry,
     proto::{BatchOutcome, DataMessage, MessageOutcome, Outcome},
     queue::{
-        AnyQueue, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, NatsConfig, NatsQueue, NatsStats,
-        PublishError, Published, Queue, QueueStats, QueueType, RecentIds, Stamp,
+        AnyQueue, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, DedupKey, NatsConfig, NatsQueue,
+        NatsStats, PublishError, Published, Queue, QueueStats, QueueType, RecentIds, Stamp,
     },
     ready,
     refusals::Refusals,
@@ -292,7 +292,7 @@ impl Processor {
         let state = Arc::new(AppState {
             queue,
             budget: Arc::clone(&config.budget),
-            recent: RecentIds::new(config.dedup_ids, config.dedup_window),
+            recent: RecentIds::new(config.dedup_ids, config.dedup_window, &config.budget),
             pool_stats: pool.stats(),
             worker_mode: config.worker_mode,
             profile_endpoint: config.profile_endpoint,
@@ -467,11 +467,15 @@ async fn enqueue(
     let peer = peer.map(|Extension(peer)| peer);
     let (bytes, _charge) = state.read_body(peer.as_ref(), &headers, body).await?;
     let mut msg = decode_message(codec, &bytes)?;
+    // Only an id the client gave is remembered: one assigned here cannot come again.
+    let given = !msg.id.is_empty();
     complete(&mut msg, state.queue.kind())?;
+    let key = given.then(|| DedupKey::shared(&msg.id));
     let published = state
         .queue
         .publish_once_at(
             MessageRef::from(&msg),
+            key,
             &state.recent,
             unix_now(),
             Stamp::now(),
@@ -517,9 +521,9 @@ async fn enqueue_batch(
         return enqueue_wire_batch(&state, &bytes).await;
     }
     let mut messages = decode_batch(codec, &bytes, MAX_BATCH_MESSAGES)?;
-    let checked: Vec<Result<(), ApiError>> = messages
+    let checked: Vec<(bool, Result<(), ApiError>)> = messages
         .iter_mut()
-        .map(|msg| complete(msg, state.queue.kind()))
+        .map(|msg| (!msg.id.is_empty(), complete(msg, state.queue.kind())))
         .collect();
     let queue = &*state.queue;
     let pairs = messages.iter().zip(&checked);
@@ -640,9 +644,10 @@ impl At<'_> {
         &self,
         queue: &AnyQueue,
         msg: MessageRef<'_>,
+        key: Option<DedupKey<'_>>,
     ) -> Result<Published, PublishError> {
         queue
-            .publish_once_at(msg, self.recent, self.now, self.stamp)
+            .publish_once_at(msg, key, self.recent, self.now, self.stamp)
             .await
     }
 }
@@ -658,7 +663,9 @@ async fn publish_view(
     if let Err(err) = validate::check(sent) {
         return (Outcome::Invalid, Some(err.to_string()));
     }
-    match at.publish(queue, msg).await {
+    // Only an id the client gave is remembered: one assigned here cannot come again.
+    let key = (!sent.id.is_empty()).then(|| DedupKey::shared(sent.id));
+    match at.publish(queue, msg, key).await {
         Ok(published) => (published_outcome(published), None),
         Err(err) => (outcome_of(err), Some(publish_error(err).message)),
     }
@@ -671,16 +678,18 @@ fn published_outcome(published: Published) -> Outcome {
     }
 }
 
-/// Publishes one message of a batch that passed its checks, and says what became of it.
+/// Publishes one message of a batch that passed its checks (remembering its id when the
+/// client `given` it), and says what became of it.
 async fn publish_one(
     queue: &AnyQueue,
     at: &At<'_>,
     msg: &DataMessage,
-    checked: &Result<(), ApiError>,
+    (given, checked): &(bool, Result<(), ApiError>),
 ) -> (Outcome, String) {
+    let key = given.then(|| DedupKey::shared(&msg.id));
     match checked {
         Err(err) => (Outcome::Invalid, err.message.clone()),
-        Ok(()) => match at.publish(queue, MessageRef::from(msg)).await {
+        Ok(()) => match at.publish(queue, MessageRef::from(msg), key).await {
             Ok(published) => (published_outcome(published), String::new()),
             Err(err) => (outcome_of(err), publish_error(err).message),
         },
@@ -693,6 +702,8 @@ fn outcome_of(err: PublishError) -> Outcome {
         PublishError::Closed => Outcome::ShuttingDown,
         PublishError::Unavailable => Outcome::Unavailable,
         PublishError::Uncertain => Outcome::Uncertain,
+        // Retry later, as with a full queue; the error names the setting.
+        PublishError::IdsFull(_) => Outcome::QueueFull,
         PublishError::TooLarge | PublishError::InvalidId => Outcome::Invalid,
     }
 }
@@ -711,6 +722,10 @@ fn publish_error(err: PublishError) -> ApiError {
         PublishError::Unavailable => {
             ApiError::unavailable("queue broker (NATS) is unavailable; retry later")
         }
+        PublishError::IdsFull(setting) => ApiError::unavailable(format!(
+            "no room to remember the message's id for the de-duplication window ({setting}); \
+             retry later"
+        )),
         // Not 503, which says the message was not accepted: 504 says that the server
         // behind this one (the broker) did not answer in time, so it may have stored it.
         PublishError::Uncertain => ApiError::new(

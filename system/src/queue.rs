@@ -42,7 +42,9 @@ pub use nats::{
     NatsError, NatsQueue, NatsStats,
 };
 pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES, RETAINED_TOTAL, SMALL_SLOT};
-pub use recent::{DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, Published, RecentIds};
+pub use recent::{
+    DEDUP_IDS, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, DedupKey, Published, RecentIds,
+};
 
 use crate::{budget::Budget, message::MessageRef};
 
@@ -71,6 +73,11 @@ pub enum PublishError {
     /// will not help.
     #[error("message id is not valid")]
     InvalidId,
+    /// The id the client gave cannot be remembered for the de-duplication window: the
+    /// table holds `DEDUP_IDS` ids, or its memory would not fit `MEMORY_BUDGET` (the
+    /// setting named); retry later.
+    #[error("no room to remember the message's id for the de-duplication window ({0})")]
+    IdsFull(&'static str),
 }
 
 /// Counters of a queue at one moment.
@@ -263,33 +270,36 @@ impl AnyQueue {
         }
     }
 
-    /// Publishes `msg` unless a message with its id was accepted lately: the in-memory
-    /// queues ask `recent`, the NATS queue JetStream's de-duplication (by the
-    /// `Nats-Msg-Id` header, within the stream's duplicate window).
-    /// `now` is the caller's clock, in Unix seconds.
+    /// Publishes `msg` unless a message with its client's id (`key`; `None` for an id the
+    /// system assigned) was accepted lately: the in-memory queues ask `recent`, the NATS
+    /// queue JetStream's de-duplication (by the `Nats-Msg-Id` header, within the stream's
+    /// duplicate window). `now` is the caller's clock, in Unix seconds.
     pub async fn publish_once(
         &self,
         msg: MessageRef<'_>,
+        key: Option<DedupKey<'_>>,
         recent: &RecentIds,
         now: i64,
     ) -> Result<Published, PublishError> {
-        self.publish_once_at(msg, recent, now, Stamp::NONE).await
+        self.publish_once_at(msg, key, recent, now, Stamp::NONE)
+            .await
     }
 
     /// [`AnyQueue::publish_once`], the message stamped `queued_at` in an in-memory queue.
     pub async fn publish_once_at(
         &self,
         msg: MessageRef<'_>,
+        key: Option<DedupKey<'_>>,
         recent: &RecentIds,
         now: i64,
         queued_at: Stamp,
     ) -> Result<Published, PublishError> {
         match self {
             AnyQueue::Memory(q) => {
-                recent.publish_once(msg.id, now, || q.try_publish_at(msg, queued_at))
+                recent.publish_once(key, now, || q.try_publish_at(msg, queued_at))
             }
             AnyQueue::Pooled(q) => {
-                recent.publish_once(msg.id, now, || q.try_publish_at(msg, queued_at))
+                recent.publish_once(key, now, || q.try_publish_at(msg, queued_at))
             }
             AnyQueue::Nats(q) => q.publish_once(msg).await,
         }

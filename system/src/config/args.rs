@@ -297,8 +297,10 @@ pub struct QueueArgs {
           value_parser = clap::value_parser!(u64).range(1024..=1 << 40))]
     pub queue_bytes: u64,
 
-    /// Most message ids the in-memory queues remember, to answer a message sent again under
-    /// the same id as a duplicate (0: none). The oldest are forgotten first.
+    /// Most message ids clients gave that the in-memory queues remember for the window, to
+    /// answer a message sent again under the same id as a duplicate (0: none). When full,
+    /// a message with an id of its own is refused (503) until ids expire; none is
+    /// forgotten early. Their memory counts against `MEMORY_BUDGET`.
     #[arg(long, env = "DEDUP_IDS", default_value_t = DEFAULT_DEDUP_IDS as u32,
           value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
     pub dedup_ids: u32,

@@ -9,7 +9,7 @@ use clap::Parser as _;
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
 use system::{
-    auth::Secret,
+    auth::{ClientToken, Secret},
     client::{ClientMode, ForwarderConfig, HopProtocol},
     codec::Codec,
     config::{Cli, Role},
@@ -54,11 +54,11 @@ fn guarded_over(sent: Option<&'static str>, forwarder: fn(http::Uri) -> Forwarde
             ..forwarder(url)
         }),
         gateway: Box::new(|forwarder| GatewayConfig {
-            ingest_token: Some(Secret::from(INGEST)),
+            ingest_tokens: vec![ClientToken::unnamed(INGEST)],
             ..GatewayConfig::new(forwarder)
         }),
         grpc: Box::new(|forwarder| GrpcConfig {
-            ingest_token: Some(Secret::from(INGEST)),
+            ingest_tokens: vec![ClientToken::unnamed(INGEST)],
             ..GrpcConfig::new(forwarder)
         }),
         processor_url: None,
@@ -449,7 +449,14 @@ fn no_token_shows_in_the_debug_of_the_settings() {
     ])
     .unwrap();
     let tokens = cli.settings.tokens().unwrap();
-    assert_eq!(tokens.ingest.as_ref().map(Secret::expose), Some(INGEST));
+    assert_eq!(
+        tokens
+            .ingest
+            .iter()
+            .map(|t| t.secret.expose())
+            .collect::<Vec<_>>(),
+        [INGEST]
+    );
     assert_eq!(
         tokens.processor.as_ref().map(Secret::expose),
         Some(PROCESSOR)
