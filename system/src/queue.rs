@@ -301,7 +301,7 @@ impl AnyQueue {
             AnyQueue::Pooled(q) => {
                 recent.publish_once(key, now, || q.try_publish_at(msg, queued_at))
             }
-            AnyQueue::Nats(q) => q.publish_once(msg).await,
+            AnyQueue::Nats(q) => q.publish_once(msg, key).await,
         }
     }
 

@@ -59,7 +59,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use tokio::sync::{Mutex, mpsc, watch};
 
-use super::{Delivery, PublishError, Published, QueueStats};
+use super::{DedupKey, Delivery, PublishError, Published, QueueStats};
 use crate::{message::MessageRef, proto::DataMessage};
 
 /// How long JetStream waits before it delivers again a message whose processing failed:
@@ -259,14 +259,22 @@ impl NatsQueue {
 
     /// Publishes `msg` and waits until JetStream confirms it stored it.
     pub async fn publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
-        self.publish_once(msg).await.map(|_| ())
+        self.publish_once(msg, Some(DedupKey::shared(msg.id)))
+            .await
+            .map(|_| ())
     }
 
-    /// [`NatsQueue::publish`], saying whether JetStream stored the message or found it a
-    /// duplicate of one stored under the same id within the stream's duplicate window.
-    pub async fn publish_once(&self, msg: MessageRef<'_>) -> Result<Published, PublishError> {
+    /// [`NatsQueue::publish`], with `key` as JetStream's de-duplication id (none: the
+    /// system gave the message its id, which cannot come again), saying whether JetStream
+    /// stored the message or found it a duplicate of one stored under the same key within
+    /// the stream's duplicate window.
+    pub async fn publish_once(
+        &self,
+        msg: MessageRef<'_>,
+        key: Option<DedupKey<'_>>,
+    ) -> Result<Published, PublishError> {
         let inner = self.inner.as_ref().ok_or(PublishError::Unavailable)?;
-        let result = inner.publish(msg).await;
+        let result = inner.publish(msg, key).await;
         let counter = match result {
             Ok(_) => &inner.counters.published,
             Err(PublishError::Uncertain) => &inner.counters.uncertain,
@@ -325,7 +333,11 @@ impl NatsQueue {
 impl Inner {
     /// Publishes `msg` within [`Inner::timeout`] as a whole: handing it to the client may
     /// wait too, while the client reconnects to another server.
-    async fn publish(&self, msg: MessageRef<'_>) -> Result<Published, PublishError> {
+    async fn publish(
+        &self,
+        msg: MessageRef<'_>,
+        key: Option<DedupKey<'_>>,
+    ) -> Result<Published, PublishError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         if self.closed.load(Ordering::SeqCst) {
             return Err(PublishError::Closed);
@@ -335,18 +347,23 @@ impl Inner {
         if self.client.connection_state() != State::Connected {
             return Err(PublishError::Unavailable);
         }
-        // The id doubles as JetStream's deduplication key, so a client that retries after
-        // a timed-out answer does not get its message stored twice. The edges refuse ids
-        // that cannot be a header value; checking again here keeps the client library's
-        // header code (which panics on such a value) out of reach of any caller.
-        let id = msg
-            .id
-            .parse::<HeaderValue>()
+        // The client's id (within its scope) is JetStream's deduplication key, so a client
+        // that retries after a timed-out answer does not get its message stored twice. The
+        // edges refuse ids and scopes that cannot be a header value; checking again here
+        // keeps the client library's header code (which panics on such a value) out of
+        // reach of any caller.
+        let dedup = key
+            .map(|key| match key.scope {
+                "" => key.id.parse::<HeaderValue>(),
+                scope => format!("{scope}/{}", key.id).parse::<HeaderValue>(),
+            })
+            .transpose()
             .map_err(|_| PublishError::InvalidId)?;
         let payload = Bytes::from(msg.to_owned_message().encode_to_vec());
-        let publish = PublishMessage::build()
-            .payload(payload)
-            .header(NATS_MESSAGE_ID, id);
+        let mut publish = PublishMessage::build().payload(payload);
+        if let Some(dedup) = dedup {
+            publish = publish.header(NATS_MESSAGE_ID, dedup);
+        }
         let handed = tokio::time::timeout_at(
             deadline,
             self.jetstream.send_publish(self.subject.clone(), publish),
