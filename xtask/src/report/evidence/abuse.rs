@@ -39,11 +39,16 @@ struct AttackRow {
     others: String,
     /// p50 / p99 / max, in ms.
     latency: String,
+    /// How late the victim itself sent (p99, ms): part of its latency that is not the
+    /// server's.
+    late: String,
     /// Before → peak, in MiB.
     rss: String,
     /// `MEMORY_BUDGET` + the overhead, in MiB.
     bound: String,
     refusals: String,
+    /// How many connections or calls the attacker began, and how they ended.
+    attacker: String,
     /// One per target of [`ATTACK_TARGETS`].
     verdicts: Vec<&'static str>,
 }
@@ -148,10 +153,16 @@ fn row(case: &Case) -> AttackRow {
             ms("victim_p99"),
             ms("victim_max")
         ),
+        late: ms("victim_late_p99"),
         rss: format!("{} → {}", bytes("rss_before"), bytes("rss_peak")),
         bound: value(case, "memory_budget")
             .map_or_else(|| "–".to_owned(), |b| mib(b + RSS_OVERHEAD as f64)),
         refusals: counts(case, "refusals_", &[]),
+        attacker: format!(
+            "began {}; ended: {}",
+            shown("attack_begun"),
+            counts(case, "attack_", &["begun"])
+        ),
         verdicts: ATTACK_TARGETS
             .iter()
             .map(|t| verdict(t.met(case)))
@@ -259,9 +270,11 @@ mod tests {
         let row = &section.rows[0];
         assert_eq!(row.accepted, "1000 / 1000");
         assert_eq!(row.latency, "2.0 / 12.5 / 25.0");
+        assert_eq!(row.late, "1.0");
         assert_eq!(row.rss, "20.0 → 80.0");
         assert_eq!(row.bound, "192.0");
         assert_eq!(row.others, "none");
+        assert_eq!(row.attacker, "began –; ended: none");
         assert_eq!(row.verdicts, ["yes", "yes", "yes"]);
 
         let targets = held.abuse_targets();
