@@ -2,6 +2,7 @@
 //! allocation counts, and a load generator. Uses `system` as a library; every measuring
 //! command writes a result file (see [`results`]).
 
+pub mod abuse;
 pub mod alloc;
 pub mod callgrind;
 pub mod load;

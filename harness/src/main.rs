@@ -1,7 +1,8 @@
 //! The harness CLI: `load` runs a scenario against a server on this machine, `serve-bare`
 //! runs the bare reference servers, `peers` compares our generator with wrk and h2load and
-//! the gateway with the bare servers, `soak` runs the system for minutes under a steady mix.
-//! Measuring commands can write a result file.
+//! the gateway with the bare servers, `soak` runs the system for minutes under a steady mix,
+//! `abuse` attacks it from one address while a client from another is measured. Measuring
+//! commands can write a result file.
 
 use std::{
     net::SocketAddr,
@@ -57,6 +58,32 @@ enum Cmd {
     /// halfway); judges memory, delivery and errors; writes reports/results/soak.json and
     /// fails when a criterion did not hold.
     Soak(SoakArgs),
+    /// Attacks the system from one address, one attack after the other, while a client
+    /// from another address sends ingests at a fixed rate; records what that client saw,
+    /// the system's memory and its refusals; writes abuse.json in reports/results.
+    Abuse(AbuseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AbuseArgs {
+    /// The `system` binary.
+    #[arg(long)]
+    system: PathBuf,
+    /// How long each attack lasts (e.g. 5s, 1500ms; a bare number is seconds).
+    #[arg(long, short, visible_alias = "seconds", value_parser = duration::parse, default_value = "5s")]
+    duration: Duration,
+    /// The victim's requests per second.
+    #[arg(long, default_value_t = harness::abuse::DEFAULT_RATE)]
+    rate: f64,
+    /// Only this attack; may be repeated.
+    #[arg(long, value_parser = parse_attack)]
+    only: Vec<&'static harness::abuse::attacks::Attack>,
+    /// Core to pin the system process to with taskset.
+    #[arg(long)]
+    server_core: Option<String>,
+    /// Directory of the result file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -254,7 +281,37 @@ fn main() -> anyhow::Result<()> {
         Cmd::SystemLoad(args) => system_load_command(args),
         Cmd::Stages(args) => stages_command(args),
         Cmd::Soak(args) => soak_command(args),
+        Cmd::Abuse(args) => abuse_command(args),
     }
+}
+
+fn abuse_command(args: AbuseArgs) -> anyhow::Result<()> {
+    use harness::abuse;
+    if !(args.duration >= Duration::from_millis(500) && args.duration <= Duration::from_secs(600)) {
+        bail!("each attack must last from 500ms to 10m (--duration)");
+    }
+    if !(args.rate > 0.0 && args.rate <= 100_000.0) {
+        bail!("--rate must be in (0, 100000]");
+    }
+    let mut options = abuse::Options::new(args.system, args.duration);
+    options.rate = args.rate;
+    options.server_core = args.server_core;
+    if !args.only.is_empty() {
+        options.attacks = args.only;
+    }
+    let file = abuse::run(&options, &command_line(), &mut |line| {
+        eprintln!("abuse: {line}")
+    })?;
+    write_result(&file, &results_dir(args.out))
+}
+
+fn parse_attack(text: &str) -> Result<&'static harness::abuse::attacks::Attack, String> {
+    harness::abuse::attacks::named(text).ok_or_else(|| {
+        format!(
+            "unknown attack {text} ({})",
+            study::catalogue::ATTACKS.join(", ")
+        )
+    })
 }
 
 fn soak_command(args: SoakArgs) -> anyhow::Result<()> {

@@ -498,6 +498,12 @@ fn hop_reuse(gateway: &str) -> Option<f64> {
 /// The JSON answer of `GET path` at `addr` (plain HTTP/1.1, one connection), or `None`
 /// when there is no readable answer within `timeout`.
 pub(crate) fn get_json(addr: &str, path: &str, timeout: Duration) -> Option<serde_json::Value> {
+    serde_json::from_str(&get_text(addr, path, timeout)?).ok()
+}
+
+/// The body of the answer to `GET path` at `addr` (plain HTTP/1.1, one connection), or
+/// `None` when no answer arrives within `timeout`.
+pub(crate) fn get_text(addr: &str, path: &str, timeout: Duration) -> Option<String> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
     write!(
@@ -507,8 +513,7 @@ pub(crate) fn get_json(addr: &str, path: &str, timeout: Duration) -> Option<serd
     .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    serde_json::from_str(body).ok()
+    Some(text.split_once("\r\n\r\n")?.1.to_owned())
 }
 
 #[cfg(test)]

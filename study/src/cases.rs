@@ -29,13 +29,15 @@ pub enum Suite {
     Smoke,
     /// The long run of `cargo xtask soak`.
     Soak,
+    /// One address's attacks against a client from another (`harness abuse`).
+    Abuse,
     /// The `system` binary's defaults.
     Defaults,
 }
 
 impl Suite {
     /// Every suite.
-    pub const ALL: [Suite; 9] = [
+    pub const ALL: [Suite; 10] = [
         Suite::Criterion,
         Suite::Callgrind,
         Suite::Allocations,
@@ -44,6 +46,7 @@ impl Suite {
         Suite::Stages,
         Suite::Smoke,
         Suite::Soak,
+        Suite::Abuse,
         Suite::Defaults,
     ];
 
@@ -58,6 +61,7 @@ impl Suite {
             Suite::Stages => "stages",
             Suite::Smoke => "smoke",
             Suite::Soak => "soak",
+            Suite::Abuse => "abuse",
             Suite::Defaults => "defaults",
         }
     }
@@ -147,6 +151,8 @@ pub mod group {
     pub const SOAK_LATENCY: &str = "soak/latency";
     /// Soak: each part of the client contract, by door.
     pub const SOAK_CONTRACT: &str = "soak/contract";
+    /// Abuse: each attack, with what the victim saw and what the server held meanwhile.
+    pub const ABUSE: &str = "abuse";
     /// Prefix of the peers groups: `peers/<protocol>`.
     pub const PEERS: &str = "peers/";
     /// Prefix of the gateway-against-bare groups of the peers run.
@@ -191,7 +197,8 @@ pub enum Variants {
     /// One per protocol.
     Protocols,
     /// These names, which are no [`Variant`]: each is one of a list that belongs to its
-    /// suite alone (a soak run's pass criteria, the parts of the client contract).
+    /// suite alone (a soak run's pass criteria, the parts of the client contract, the
+    /// attacks of the abuse suite).
     Names(&'static [&'static str]),
     /// Names the catalogue does not fix: the settings of the `system` binary, the processes
     /// of a soak run.
@@ -276,6 +283,11 @@ pub const OTHER_GROUPS: &[OtherGroup] = &[
             "retry_after",
             "json_error",
         ]),
+    ),
+    other(
+        Suite::Abuse,
+        Name::Fixed(group::ABUSE),
+        Variants::Names(&crate::catalogue::ATTACKS),
     ),
 ];
 

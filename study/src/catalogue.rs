@@ -1,7 +1,8 @@
 //! Names and constants the suites, the gate and the report share (the case names are in
 //! [`crate::cases`], the pairs in [`crate::pairs`]): how many operations a
 //! deterministic benchmark performs, the components profiled, the stages a message passes,
-//! the open-loop loads, when a server counts as saturated, and the TLS pairs.
+//! the open-loop loads, when a server counts as saturated, the TLS pairs, and the attacks
+//! of the abuse suite.
 
 /// Operations per benchmark of the queue, codec and worker-pool groups.
 pub const OPS: usize = 1000;
@@ -69,6 +70,18 @@ pub fn saturated(cpu_share: f64) -> bool {
     cpu_share >= SATURATED
 }
 
+/// The attacks of the abuse suite, in the order it runs them; each is a variant of
+/// [`crate::cases::group::ABUSE`].
+pub const ATTACKS: [&str; 7] = [
+    "declared-bodies",
+    "slow-bodies",
+    "grpc-partial",
+    "grpc-health",
+    "greeting-only",
+    "connection-flood",
+    "early-refusals",
+];
+
 /// Which way a metric is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,6 +113,10 @@ pub fn direction(name: &str) -> Option<Direction> {
         | "latency_p99"
         | "publish_ack_p50"
         | "publish_ack_p99"
+        | "victim_p50"
+        | "victim_p99"
+        | "victim_max"
+        | "rss_peak"
         | "server_cpu_per_msg"
         | "server_peak_rss"
         | "server_cpu_per_request"

@@ -1,9 +1,12 @@
 //! The targets the study set itself for its pairs, as data: which pair, which metric, what
 //! is compared (a ratio, one side's value, the best of the pair, the worst case of a side),
-//! and the bound it must keep. The report judges them; the thresholds live here only.
+//! and the bound it must keep; and the targets every attack of the abuse suite is held to
+//! ([`ATTACK_TARGETS`]), with the memory a process may hold beyond its budget
+//! ([`RSS_OVERHEAD`]). The report judges them; the thresholds live here only.
 
 use crate::{
     cases::{Suite, group},
+    results::Case,
     variant::Variant,
 };
 
@@ -53,6 +56,8 @@ pub enum Bound {
     AtLeast(f64),
     /// More than this.
     Above(f64),
+    /// Less than this.
+    Below(f64),
     /// Exactly this.
     Exactly(f64),
 }
@@ -64,6 +69,7 @@ impl Bound {
             Bound::AtMost(limit) => value <= limit,
             Bound::AtLeast(limit) => value >= limit,
             Bound::Above(limit) => value > limit,
+            Bound::Below(limit) => value < limit,
             Bound::Exactly(limit) => value == limit,
         }
     }
@@ -71,7 +77,11 @@ impl Bound {
     /// The limit.
     pub fn limit(self) -> f64 {
         match self {
-            Bound::AtMost(l) | Bound::AtLeast(l) | Bound::Above(l) | Bound::Exactly(l) => l,
+            Bound::AtMost(l)
+            | Bound::AtLeast(l)
+            | Bound::Above(l)
+            | Bound::Below(l)
+            | Bound::Exactly(l) => l,
         }
     }
 }
@@ -224,6 +234,10 @@ pub const VS_BARE_P99: Target = Target {
     bound: Bound::AtMost(2.0),
 };
 
+/// Resident memory the system's process may hold at capacity: code, runtime, pools and
+/// caches, with what its requests hold meanwhile.
+pub const BASE_RSS: u64 = 32 << 20;
+
 /// The system's peak memory at capacity, the largest of every protocol.
 pub const PEAK_MEMORY: Target = Target {
     what: "Peak memory of the system at capacity",
@@ -233,7 +247,7 @@ pub const PEAK_MEMORY: Target = Target {
     metric: "server_peak_rss",
     of: Of::Worst(Variant::System),
     params: &[],
-    bound: Bound::AtMost((32 << 20) as f64),
+    bound: Bound::AtMost(BASE_RSS as f64),
 };
 
 /// Every target of a pair.
@@ -253,9 +267,98 @@ pub const ALL: [&Target; 13] = [
     &PEAK_MEMORY,
 ];
 
+/// Connections one client address keeps open at most: the system's default
+/// `MAX_CONNECTIONS_PER_CLIENT`.
+pub const CLIENT_CONNECTIONS: u64 = 512;
+/// What one open connection holds beyond the bytes charged to the budget: its read and
+/// write buffers, its task, its HTTP/2 state (frames and flow-control windows of the
+/// protocol's default size).
+pub const CONNECTION_RSS: u64 = 64 << 10;
+/// The resident memory a process may hold beyond its `MEMORY_BUDGET` (which bounds what
+/// requests hold in flight): the process itself at capacity ([`BASE_RSS`]) and every
+/// connection one address may keep open ([`CLIENT_CONNECTIONS`] × [`CONNECTION_RSS`]).
+/// The README's Limits section states it.
+pub const RSS_OVERHEAD: u64 = BASE_RSS + CLIENT_CONNECTIONS * CONNECTION_RSS;
+
+/// A target every attack of the abuse suite is held to, judged on the attack's case.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttackTarget {
+    /// What is aimed at, for a person.
+    pub what: &'static str,
+    /// The bound, for a person.
+    pub goal: &'static str,
+    /// What of the case is compared.
+    pub value: Value,
+    /// The bound.
+    pub bound: Bound,
+}
+
+/// What of an attack's case a target compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value {
+    /// One metric.
+    Metric(&'static str),
+    /// One metric less another.
+    Excess {
+        /// The metric.
+        of: &'static str,
+        /// What is taken from it.
+        over: &'static str,
+    },
+}
+
+impl AttackTarget {
+    /// The value compared in `case`, when it has the metrics.
+    pub fn measured(&self, case: &Case) -> Option<f64> {
+        let metric = |name: &str| case.metrics.get(name).map(|m| m.median);
+        match self.value {
+            Value::Metric(name) => metric(name),
+            Value::Excess { of, over } => Some(metric(of)? - metric(over)?),
+        }
+    }
+
+    /// Whether `case` keeps the target (`None`: not measured).
+    pub fn met(&self, case: &Case) -> Option<bool> {
+        self.measured(case).map(|value| self.bound.met(value))
+    }
+}
+
+/// While one address attacks, a client from another is answered quickly.
+pub const VICTIM_P99: AttackTarget = AttackTarget {
+    what: "Victim p99 while one address attacks",
+    goal: "p99 < 100 ms",
+    value: Value::Metric("victim_p99"),
+    bound: Bound::Below(100.0),
+};
+
+/// While one address attacks, every ingest of a client from another is accepted.
+pub const VICTIM_ACCEPTED: AttackTarget = AttackTarget {
+    what: "Victim's ingests accepted while one address attacks",
+    goal: "202 for every one sent",
+    value: Value::Excess {
+        of: "victim_sent",
+        over: "victim_accepted",
+    },
+    bound: Bound::Exactly(0.0),
+};
+
+/// While one address attacks, the process holds at most its budget and the overhead.
+pub const ATTACK_RSS: AttackTarget = AttackTarget {
+    what: "Peak RSS while one address attacks",
+    goal: "≤ MEMORY_BUDGET + 64 MiB",
+    value: Value::Excess {
+        of: "rss_peak",
+        over: "memory_budget",
+    },
+    bound: Bound::AtMost(RSS_OVERHEAD as f64),
+};
+
+/// Every target of the abuse suite, each judged for every attack.
+pub const ATTACK_TARGETS: [&AttackTarget; 3] = [&VICTIM_P99, &VICTIM_ACCEPTED, &ATTACK_RSS];
+
 #[cfg(test)]
 mod tests {
-    use super::{ALL, Of};
+    use super::{ALL, ATTACK_RSS, Of, RSS_OVERHEAD};
     use crate::{pairs::pair_of, protocol::Protocol, results::Side};
 
     /// A target names a pair of its suite, a metric the pair is judged on (or describes),
@@ -285,5 +388,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The overhead has one figure: the constant, the goal the report shows, and the
+    /// README's Limits section say the same.
+    #[test]
+    fn the_rss_overhead_is_stated_where_it_is_read() {
+        let figure = format!("{} MiB", RSS_OVERHEAD >> 20);
+        assert_eq!(RSS_OVERHEAD % (1 << 20), 0);
+        assert!(ATTACK_RSS.goal.ends_with(&figure), "{}", ATTACK_RSS.goal);
+        let readme = std::fs::read_to_string(crate::results::workspace_root().join("README.md"))
+            .expect("the README");
+        let limits = readme
+            .split("### Limits")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("a Limits section");
+        assert!(
+            limits.contains(&format!("`MEMORY_BUDGET` plus {figure}")),
+            "the README's Limits section does not state the overhead ({figure})"
+        );
+    }
+
+    #[test]
+    fn an_attack_target_judges_one_case() {
+        use super::{VICTIM_ACCEPTED, VICTIM_P99};
+        use crate::results::{Case, Metric};
+        let case = Case::new("abuse", "slow-bodies", None)
+            .metric("victim_p99", Metric::exact("ms", 100.0))
+            .metric("victim_sent", Metric::exact("requests", 50.0))
+            .metric("victim_accepted", Metric::exact("requests", 50.0))
+            .metric("rss_peak", Metric::exact("bytes", 200.0))
+            .metric("memory_budget", Metric::exact("bytes", 100.0));
+        assert_eq!(
+            VICTIM_P99.met(&case),
+            Some(false),
+            "under 100 ms, not at it"
+        );
+        assert_eq!(VICTIM_ACCEPTED.measured(&case), Some(0.0));
+        assert_eq!(ATTACK_RSS.measured(&case), Some(100.0));
+        assert_eq!(ATTACK_RSS.met(&case), Some(true));
+        assert_eq!(ATTACK_RSS.met(&Case::new("abuse", "x", None)), None);
     }
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick] [--out DIR] [--only SUITE]... [--json]`: runs every suite
 //! (or the ones named) and writes its result file to
-//! `reports/results/`: allocation counts, instruction counts (callgrind), and wall-clock
-//! times (criterion), the latter in alternating rounds because this machine's speed drifts:
+//! `reports/results/`: allocation counts, instruction counts (callgrind), wall-clock
+//! times (criterion), the system under load, by stage, against peers and under attack; the
+//! pairs' wall-clock times in alternating rounds because this machine's speed drifts:
 //! each round runs both sides of every pair, so ratios are taken round by round and a
 //! drift between rounds cancels out. Prints a short table at the end (JSON with `--json`).
 
@@ -48,6 +49,8 @@ pub(crate) enum Suite {
     Stages,
     /// Our generator against wrk and h2load, the gateway against bare servers.
     Peers,
+    /// Attacks from one address while a client from another is measured.
+    Abuse,
 }
 
 /// `cargo xtask bench`'s arguments.
@@ -112,7 +115,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     };
 
     run.bar.set_message("building the suites");
-    cargo_logged(&["bench", "-p", "harness", "--no-run"], &run.log)?;
+    // The benchmark builds are for the criterion and callgrind suites alone.
+    if wants(Suite::Criterion) || wants(Suite::Callgrind) {
+        cargo_logged(&["bench", "-p", "harness", "--no-run"], &run.log)?;
+    }
     // The system's defaults, which the report names beside the pairs they decide.
     harness_program(&run, "defaults")?;
     run.bar.inc(1);
@@ -145,6 +151,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     }
     if wants(Suite::Peers) {
         peers(&run)?;
+    }
+    if wants(Suite::Abuse) {
+        run.bar
+            .set_message("abuse: attacks from one address, a client from another measured");
+        abuse(quick, &run.out, &run.log)?;
+        run.bar.inc(1);
     }
     run.bar.finish_with_message("done");
     print_summary(&run.out, args.json)?;
@@ -262,6 +274,21 @@ fn system_load(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
     if let Some(nats) = nats {
         command.arg("--nats-server").arg(nats);
     }
+    if pin {
+        command.args(["--server-core", "0"]);
+    }
+    crate::cmd::run_logged(command, log)
+}
+
+/// Runs `harness abuse` on the release system binary (the system allocator, as it ships),
+/// every attack for a few seconds (`--quick`: fewer), the system pinned to core 0 and the
+/// attacker and victim to core 1, as in the load suite.
+fn abuse(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
+    let system = release_system("--no-default-features", "system-glibc", log)?;
+    let (mut command, pin) = pinned_harness(log)?;
+    command.args(["abuse", "--system"]).arg(system);
+    command.args(["--duration", if quick { "2s" } else { "5s" }]);
+    command.arg("--out").arg(out);
     if pin {
         command.args(["--server-core", "0"]);
     }

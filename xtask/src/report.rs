@@ -150,6 +150,7 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
         "hot_paths": hot_paths(&paths.profiles)?,
         "profiles": evidence.profiles,
         "soak": evidence.soak(),
+        "abuse": evidence.abuse(),
     });
     let context = tera::Context::from_serialize(context)?;
     let markdown =
