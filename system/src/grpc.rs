@@ -182,6 +182,8 @@ pub async fn serve(
             budget: Arc::clone(config.clients.budget()),
             body_timeout: config.limits.body_timeout,
             idle_timeout: config.limits.idle_timeout,
+            max_message_bytes: config.max_message_bytes,
+            max_control_bytes: CONTROL_MESSAGE_BYTES,
         });
     let shutdown = health.until(shutdown);
     let tls = config.tls;

@@ -255,11 +255,28 @@ async fn listen(settings: &Settings, role: Role) -> io::Result<TcpListener> {
     bind(settings, role, port, name).await
 }
 
+/// Connections the kernel holds for a listener before it accepts them. A burst from one
+/// client (up to its share of connections at once) must not fill the queue: a connection
+/// that finds it full is dropped and its client retries a second later, whoever it is.
+const LISTEN_BACKLOG: u32 = 2048;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`] (tokio's `bind` asks for 128), reusing the
+/// address as `bind` does. The kernel caps the backlog at `net.core.somaxconn`.
+fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Listens on `port` at the address of `role` (its own, or `BIND_ADDR`), for the server
 /// `name`.
 async fn bind(settings: &Settings, role: Role, port: u16, name: &str) -> io::Result<TcpListener> {
     let addr = SocketAddr::new(settings.bind_addr_for(role), port);
-    let listener = TcpListener::bind(addr).await.map_err(|err| {
+    let listener = listen_on(addr).map_err(|err| {
         io::Error::new(
             err.kind(),
             format!("{name}: cannot listen on {addr}: {err}"),

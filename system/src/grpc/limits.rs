@@ -2,6 +2,8 @@
 //! reads a byte of it ([`CallLimits`], a layer over the port's router), so that they hold
 //! for the ingest service, health and reflection alike:
 //!
+//! - a message longer than its method allows (10 MiB for ingest, 64 KiB for health and
+//!   reflection) is refused by its length prefix, before its bytes come, and counted;
 //! - a message's bytes are charged to the client's share of the budget as they arrive, and
 //!   given back once the message is whole and tonic has handed it on (its handler then
 //!   holds it, and charges what it keeps). Whatever length a message's prefix declares,
@@ -63,6 +65,10 @@ pub(super) struct CallLimits {
     pub(super) body_timeout: Duration,
     /// Time a stream may carry nothing.
     pub(super) idle_timeout: Duration,
+    /// Largest message of the ingest methods.
+    pub(super) max_message_bytes: usize,
+    /// Largest message of every other method (health, reflection).
+    pub(super) max_control_bytes: usize,
 }
 
 impl<S> tower::Layer<S> for CallLimits {
@@ -105,6 +111,12 @@ where
         let path = request.uri().path();
         let streaming = STREAMING_REQUESTS.contains(&path);
         let own_idle_rule = OWN_IDLE_RULE.contains(&path);
+        // The ingest methods are the ones with their own idle rule.
+        let max_message = if own_idle_rule {
+            self.limits.max_message_bytes
+        } else {
+            self.limits.max_control_bytes
+        };
         let peer = Peer::of(request.extensions());
         let budget = peer
             .as_ref()
@@ -124,7 +136,10 @@ where
             Body::new(Charged {
                 inner: body,
                 charge: budget.empty_charge(),
-                framing: Framing::default(),
+                framing: Framing {
+                    max_message,
+                    ..Framing::default()
+                },
                 rule,
                 armed: rule.armed_at_start(),
                 waiting: false,
@@ -284,6 +299,10 @@ struct Framing {
     whole: usize,
     /// Bytes of the message under way so far (prefix included).
     partial: usize,
+    /// Largest message body a prefix may declare.
+    max_message: usize,
+    /// The length a prefix declared over `max_message`, once one did.
+    too_large: Option<usize>,
 }
 
 impl Framing {
@@ -305,6 +324,10 @@ impl Framing {
                         self.prefix[4],
                     ]);
                     self.body_left = len as usize;
+                    if self.body_left > self.max_message {
+                        self.too_large = Some(self.body_left);
+                        return;
+                    }
                     if self.body_left == 0 {
                         self.finish();
                     }
@@ -401,6 +424,13 @@ impl hyper::body::Body for Charged {
                         return self.fail(Refusal::of(&exhausted), status);
                     }
                     this.framing.advance(data);
+                    if let Some(declared) = this.framing.too_large {
+                        let status = Status::resource_exhausted(format!(
+                            "message too large: {declared} bytes, the limit is {} bytes",
+                            this.framing.max_message
+                        ));
+                        return self.fail(Refusal::TooLarge, status);
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -538,7 +568,10 @@ mod tests {
     fn the_framing_counts_whole_messages_however_the_chunks_fall() {
         let stream: Vec<u8> = [message(0), message(3), message(300), message(1)].concat();
         for chunk in [1, 2, 5, 7, 64, stream.len()] {
-            let mut framing = Framing::default();
+            let mut framing = Framing {
+                max_message: 300,
+                ..Framing::default()
+            };
             let mut whole = 0;
             for piece in stream.chunks(chunk) {
                 framing.advance(piece);
@@ -547,9 +580,15 @@ mod tests {
             assert_eq!(whole, stream.len(), "chunks of {chunk}");
             assert!(!framing.mid_message());
         }
-        let mut framing = Framing::default();
+        let mut framing = Framing {
+            max_message: 300,
+            ..Framing::default()
+        };
         framing.advance(&message(10)[..12]);
         assert_eq!((framing.whole, framing.partial), (0, 12));
         assert!(framing.mid_message());
+        framing.advance(&[7; 3]);
+        framing.advance(&message(301)[..5]);
+        assert_eq!(framing.too_large, Some(301));
     }
 }

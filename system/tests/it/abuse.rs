@@ -466,6 +466,7 @@ async fn streams_that_carry_nothing_end_and_control_calls_are_small() {
     let (status, message) = tokio::time::timeout(WITHIN, check).await.unwrap().unwrap();
     assert_eq!(status, "8", "{message}");
     drop(tx);
+    assert!(refusals(&stack.grpc_url, "grpc_refusals", "too_large").await >= 1.0);
     stack.shutdown().await;
 }
 
