@@ -6,6 +6,7 @@ mod binary;
 mod budget;
 mod client;
 mod doors;
+mod floods;
 mod gateway;
 mod grpc;
 mod hop;
