@@ -1,11 +1,18 @@
 //! Codec pair: JSON (the proto3 JSON mapping) against protobuf, encoding and decoding the
-//! sample `DataMessage`.
+//! sample `DataMessage`. Beside it, one large stream message on the gRPC front door's way in
+//! its typical shape and in its worst (`codec/stream_shape`): reading is linear in a
+//! message's bytes when the two take about the same time.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use harness::workloads::{decode, encode, sample_message};
-use study::{cases::group, criterion_results::criterion_group};
+use harness::workloads::{
+    SHAPE_BYTES, StreamReader, data_carried, decode, encode, sample_message, unknown_fields,
+};
+use study::{
+    cases::{group, shape},
+    criterion_results::criterion_group,
+};
 use system::codec::Codec;
 
 fn codec(c: &mut Criterion) {
@@ -32,5 +39,22 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec);
+fn stream_shape(c: &mut Criterion) {
+    let mut group = c.benchmark_group(criterion_group(group::CODEC_STREAM_SHAPE));
+    group.throughput(Throughput::Bytes(SHAPE_BYTES as u64));
+    // Milliseconds per message: fewer samples keep the group within a few seconds.
+    group.sample_size(20);
+    for (name, frame) in [
+        (shape::DATA, data_carried()),
+        (shape::UNKNOWN_FIELDS, unknown_fields()),
+    ] {
+        let mut reader = StreamReader::default();
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| reader.forward(black_box(&frame)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec, stream_shape);
 criterion_main!(benches);

@@ -2,8 +2,10 @@
 //! allocation suite counts their allocations and the callgrind suites count their
 //! instructions. Each function performs whole operations of one side of an A/B pair.
 
+mod shapes;
 mod stack;
 
+pub use shapes::{SHAPE_BYTES, StreamReader, data_carried, unknown_fields};
 pub use stack::{Placement, Stack};
 
 use std::{collections::HashMap, sync::Arc, thread};

@@ -91,6 +91,9 @@ pub mod group {
     pub const CODEC_ENCODE: &str = "codec/encode";
     /// Decode one message.
     pub const CODEC_DECODE: &str = "codec/decode";
+    /// One 8 MiB stream message on the gRPC front door's way (read in place, checked,
+    /// written into a hop request), by shape (see [`super::shape`]).
+    pub const CODEC_STREAM_SHAPE: &str = "codec/stream_shape";
     /// The worker pool on each queue.
     pub const WORKER_POOL: &str = "worker_pool";
     /// The worker pool's modes.
@@ -169,6 +172,15 @@ pub mod group {
     }
 }
 
+/// The shapes of a message measured by [`group::CODEC_STREAM_SHAPE`].
+pub mod shape {
+    /// Its bytes carried in `data`: the typical shape.
+    pub const DATA: &str = "data";
+    /// As many metadata entries as a message may hold among two-byte unknown fields: the
+    /// worst shape for a reader that looks at a message more than once.
+    pub const UNKNOWN_FIELDS: &str = "unknown_fields";
+}
+
 /// A group that is no A/B pair, and which variants it has.
 #[derive(Debug, Clone, Copy)]
 pub struct OtherGroup {
@@ -198,7 +210,7 @@ pub enum Variants {
     Protocols,
     /// These names, which are no [`Variant`]: each is one of a list that belongs to its
     /// suite alone (a soak run's pass criteria, the parts of the client contract, the
-    /// attacks of the abuse suite).
+    /// attacks of the abuse suite, the shapes of a message).
     Names(&'static [&'static str]),
     /// Names the catalogue does not fix: the settings of the `system` binary, the processes
     /// of a soak run.
@@ -207,6 +219,11 @@ pub enum Variants {
 
 /// Every group that is no A/B pair.
 pub const OTHER_GROUPS: &[OtherGroup] = &[
+    other(
+        Suite::Criterion,
+        Name::Fixed(group::CODEC_STREAM_SHAPE),
+        Variants::Names(&[shape::DATA, shape::UNKNOWN_FIELDS]),
+    ),
     other(
         Suite::Peers,
         Name::PerProtocol(group::PEERS),
@@ -439,6 +456,27 @@ mod tests {
             "{}",
             wrong[4]
         );
+    }
+
+    /// The shapes of a stream message are criterion cases of their group, and no other.
+    #[test]
+    fn the_stream_shapes_are_criterion_cases_of_their_group() {
+        use super::{group::CODEC_STREAM_SHAPE, known, shape};
+        for shape in [shape::DATA, shape::UNKNOWN_FIELDS] {
+            assert!(
+                known(Suite::Criterion, CODEC_STREAM_SHAPE, shape),
+                "{shape}"
+            );
+            assert!(
+                !known(Suite::Callgrind, CODEC_STREAM_SHAPE, shape),
+                "{shape}"
+            );
+            assert!(
+                !known(Suite::Criterion, super::group::CODEC_DECODE, shape),
+                "{shape}"
+            );
+        }
+        assert!(!known(Suite::Criterion, CODEC_STREAM_SHAPE, "protobuf"));
     }
 
     /// The replicated NATS queue is measured by the load suite only: the soak runs the

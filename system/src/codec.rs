@@ -3,8 +3,10 @@
 //! [`ApiError`] the contract fixes (400, 413, 415), never as a panic.
 
 mod batch;
+mod capped;
 
 pub use batch::{BATCH_FRAME_BYTES, MAX_BATCH_MESSAGES, count_batch, decode_batch, entry_len};
+pub use capped::{CappedMap, CappedMessage};
 
 use axum::response::{IntoResponse, Response};
 use axum::{
@@ -18,10 +20,13 @@ use hyper::body::Body as _;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
+    answer,
     budget::{Budget, Charge},
     clients::Peer,
     http_error::ApiError,
+    proto::DataMessage,
     refusals::Refusal,
+    validate, wire,
 };
 
 /// How a body is encoded.
@@ -88,8 +93,7 @@ impl Codec {
         T: prost::Message + Default + DeserializeOwned,
     {
         match self {
-            Codec::Json => serde_json::from_slice(body)
-                .map_err(|err| ApiError::bad_request(format!("invalid JSON: {err}"))),
+            Codec::Json => serde_json::from_slice(body).map_err(invalid_json),
             Codec::Protobuf => T::decode(body)
                 .map_err(|err| ApiError::bad_request(format!("invalid protobuf: {err}"))),
         }
@@ -115,6 +119,30 @@ impl Codec {
         )
             .into_response()
     }
+}
+
+/// Decodes a `DataMessage` body (the processor's `/enqueue`) without building more metadata
+/// than a message may hold: JSON keeps at most [`validate::MAX_METADATA_ENTRIES`] entries
+/// while it is read ([`CappedMessage`]), protobuf is read in place ([`wire`]) and copied
+/// only when its metadata may be taken. Too many entries is a 400 saying how many.
+pub fn decode_message(codec: Codec, body: &[u8]) -> Result<DataMessage, ApiError> {
+    let refused = |err: validate::Invalid| ApiError::bad_request(err.to_string());
+    match codec {
+        Codec::Json => serde_json::from_slice::<CappedMessage>(body)
+            .map_err(invalid_json)?
+            .into_message()
+            .map_err(refused),
+        Codec::Protobuf => wire::with_entries(|entries| {
+            let msg = wire::parse_data_message(body, entries)
+                .map_err(|err| ApiError::bad_request(answer::invalid_protobuf(&err)))?;
+            validate::entries(msg.metadata.len()).map_err(refused)?;
+            Ok(msg.to_owned_message())
+        }),
+    }
+}
+
+fn invalid_json(err: serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!("invalid JSON: {err}"))
 }
 
 /// Reads the whole body, answering 413 once it exceeds `limit` bytes and 408 when it has

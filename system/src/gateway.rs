@@ -10,7 +10,6 @@
 mod metrics;
 
 use std::{
-    collections::HashMap,
     future::Future,
     sync::{
         Arc,
@@ -26,7 +25,6 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, Version},
     routing::{get, post},
 };
-use prost::Message as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -37,7 +35,7 @@ use crate::{
     budget::Budget,
     client::{Accepted, ForwardError, Forwarder, ForwarderConfig, trace::Tracer},
     clients::{Clients, Peer},
-    codec::{Codec, linger, read_body_charged},
+    codec::{CappedMap, Codec, linger, read_body_charged},
     debug,
     http_error::{self, ApiError},
     ids::IdSource,
@@ -49,7 +47,7 @@ use crate::{
     refusals::{Refusal, Refusals},
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
-    wire::{IngestView, WireError},
+    wire::{self, IngestView},
 };
 
 /// The gateway's port unless told otherwise (`API_PORT`).
@@ -216,7 +214,8 @@ fn router(gateway: Arc<Gateway>, profile_endpoint: bool, guards: &Guards) -> Rou
 }
 
 /// The JSON body of `POST /api/v1/ingest`. A field given twice is refused (serde's derive
-/// does that), and so is a metadata key given twice: the message would be ambiguous.
+/// does that), and so is a metadata key given twice: the message would be ambiguous. The
+/// metadata keeps at most the entries a message may have while it is read ([`CappedMap`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IngestBody {
@@ -228,36 +227,8 @@ struct IngestBody {
     #[serde(default)]
     source: String,
     data: String,
-    #[serde(default, deserialize_with = "unique_keys")]
-    metadata: HashMap<String, String>,
-}
-
-fn unique_keys<'de, D>(deserializer: D) -> Result<HashMap<String, String>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    struct Visitor;
-    impl<'de> serde::de::Visitor<'de> for Visitor {
-        type Value = HashMap<String, String>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object of strings")
-        }
-
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut entries = HashMap::new();
-            while let Some((key, value)) = map.next_entry::<String, String>()? {
-                if entries.insert(key, value).is_some() {
-                    return Err(serde::de::Error::custom(Invalid::RepeatedKey));
-                }
-            }
-            Ok(entries)
-        }
-    }
-    deserializer.deserialize_map(Visitor)
+    #[serde(default, deserialize_with = "CappedMap::unique")]
+    metadata: CappedMap,
 }
 
 /// The header under which an HTTP client gives its own id for a message.
@@ -365,16 +336,21 @@ pub fn take_key(
 }
 
 /// Decodes the body of `POST /api/v1/ingest`: the JSON form (`data` a string) or a
-/// protobuf `IngestRequest`; 400 saying what is wrong otherwise.
+/// protobuf `IngestRequest`; 400 saying what is wrong otherwise. Neither builds metadata
+/// larger than a message may hold: too many entries are refused as the body is read.
 pub fn decode_ingest(codec: Codec, body: &[u8]) -> Result<IngestRequest, ApiError> {
     match codec {
         Codec::Json => {
             let body: IngestBody = serde_json::from_slice(body)
                 .map_err(|err| ApiError::bad_request(format!("invalid JSON: {err}")))?;
+            let metadata = body
+                .metadata
+                .into_map()
+                .map_err(|err| ApiError::bad_request(err.to_string()))?;
             Ok(IngestRequest {
                 source: body.source,
                 data: body.data.into_bytes(),
-                metadata: body.metadata,
+                metadata,
                 id: body.id,
             })
         }
@@ -383,14 +359,15 @@ pub fn decode_ingest(codec: Codec, body: &[u8]) -> Result<IngestRequest, ApiErro
 }
 
 /// Reads a protobuf `IngestRequest` (the gateway's protobuf body, a gRPC `Ingest`), or
-/// says why it cannot in the words of [`answer::invalid_protobuf`]. prost builds the
-/// request; when it refuses, the in-place reader (which names no message type) says why.
+/// says why it cannot: in the words of [`answer::invalid_protobuf`], or that it has too
+/// many metadata entries. The request is read once in place ([`IngestView`]) and copied
+/// only when its metadata may be taken, so a body packed with entries builds no map.
 pub fn read_ingest(bytes: &[u8]) -> Result<IngestRequest, String> {
-    IngestRequest::decode(bytes).map_err(|err| {
-        let reason = IngestView::parse(bytes)
-            .err()
-            .unwrap_or(WireError::from(err));
-        answer::invalid_protobuf(&reason)
+    wire::with_entries(|entries| {
+        let view =
+            IngestView::parse(bytes, entries).map_err(|err| answer::invalid_protobuf(&err))?;
+        validate::entries(view.metadata.len()).map_err(|err| err.to_string())?;
+        Ok(view.to_request())
     })
 }
 

@@ -42,8 +42,8 @@ use crate::{
     budget::{Budget, BudgetStats, Charge, DEFAULT_QUEUE_BYTES},
     clients::Peer,
     codec::{
-        Codec, MAX_BATCH_MESSAGES, PROTOBUF_CONTENT_TYPE, count_batch, decode_batch, linger,
-        read_body_charged,
+        Codec, MAX_BATCH_MESSAGES, PROTOBUF_CONTENT_TYPE, count_batch, decode_batch,
+        decode_message, linger, read_body_charged,
     },
     debug,
     http_error::{self, ApiError},
@@ -60,7 +60,7 @@ use crate::{
     refusals::Refusals,
     server::{self, HttpLimits, Protocols},
     validate::{self, Invalid},
-    wire,
+    wire::{self, ReadMessage, WireEntries},
     worker::{PoolStats, ProcessFn, WorkerMode, WorkerPool, WorkerStats, seed_processing},
 };
 
@@ -485,20 +485,6 @@ async fn enqueue(
     Ok(Receipt::new(msg.id, published == Published::Duplicate).into_response())
 }
 
-/// Decodes the body of `/enqueue`; protobuf is read by [`wire`], as the front doors read
-/// theirs, so a broken message is described in the same words.
-fn decode_message(codec: Codec, body: &[u8]) -> Result<DataMessage, ApiError> {
-    match codec {
-        Codec::Json => codec.decode(body),
-        // prost builds the message; when it refuses, the in-place reader says why.
-        Codec::Protobuf => <DataMessage as prost::Message>::decode(body).map_err(|err| {
-            let reason = wire::parse_data_message(body).err();
-            let reason = reason.unwrap_or(wire::WireError::from(err));
-            ApiError::bad_request(answer::invalid_protobuf(&reason))
-        }),
-    }
-}
-
 /// Queues every message of a batch that it can, and says for each what became of it. The
 /// answer is 200 whenever the batch itself could be read: refusals are per message.
 async fn enqueue_batch(
@@ -523,10 +509,16 @@ async fn enqueue_batch(
     let mut messages = decode_batch(codec, &bytes, MAX_BATCH_MESSAGES)?;
     let checked: Vec<(bool, Result<(), ApiError>)> = messages
         .iter_mut()
-        .map(|msg| (!msg.id.is_empty(), complete(msg, state.queue.kind())))
+        .map(|capped| {
+            let given = !capped.message.id.is_empty();
+            let checked = validate::entries(capped.entries)
+                .map_err(|err| ApiError::bad_request(err.to_string()))
+                .and_then(|()| complete(&mut capped.message, state.queue.kind()));
+            (given, checked)
+        })
         .collect();
     let queue = &*state.queue;
-    let pairs = messages.iter().zip(&checked);
+    let pairs = messages.iter().map(|capped| &capped.message).zip(&checked);
     let at = At {
         recent: &state.recent,
         now: unix_now(),
@@ -548,12 +540,12 @@ async fn enqueue_batch(
         outcomes: Vec::with_capacity(messages.len()),
         accepted: 0,
     };
-    for (msg, (outcome, error)) in messages.into_iter().zip(outcomes) {
+    for (capped, (outcome, error)) in messages.into_iter().zip(outcomes) {
         if outcome == Outcome::Accepted {
             answer.accepted += 1;
         }
         answer.outcomes.push(MessageOutcome {
-            message_id: msg.id,
+            message_id: capped.message.id,
             outcome: outcome as i32,
             error,
         });
@@ -561,24 +553,27 @@ async fn enqueue_batch(
     Ok(codec.respond(StatusCode::OK, &answer))
 }
 
-/// A protobuf batch read in place: each message is checked and published from the bytes
-/// it arrived in (the pooled queue copies it straight into a slot), and the answer is
-/// written as it goes, so nothing is allocated per message.
+/// A protobuf batch read in place: each message is read once (its metadata entries into
+/// one table for the batch), checked and published from the bytes it arrived in (the
+/// pooled queue copies it straight into a slot), and the answer is written as it goes, so
+/// nothing is allocated per message.
 async fn enqueue_wire_batch(state: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     let count = count_batch(body, MAX_BATCH_MESSAGES)?;
     let invalid = |err: wire::WireError| ApiError::bad_request(answer::invalid_protobuf(&err));
     let id_source = state.queue.kind().id_source();
     let now = unix_now();
     // Every message is read before any is published: a malformed batch publishes nothing.
+    let mut entries = WireEntries::from_cache();
     let mut messages = Vec::with_capacity(count);
     for entry in wire::batch_entries(body) {
-        let msg = wire::parse_data_message(entry.map_err(invalid)?).map_err(invalid)?;
-        let id = msg.id.is_empty().then(|| MessageId::generate(id_source));
-        messages.push((msg, id));
+        let msg = ReadMessage::read(entry.map_err(invalid)?, &mut entries).map_err(invalid)?;
+        let id = msg.view(&entries).id.is_empty();
+        messages.push((msg, id.then(|| MessageId::generate(id_source))));
     }
-    let completed = messages
-        .iter()
-        .map(|(msg, id)| (*msg, completed(msg, id.as_ref(), now)));
+    let completed = messages.iter().map(|(msg, id)| {
+        let sent = msg.view(&entries);
+        (sent, completed(&sent, id.as_ref(), now))
+    });
     let queue = &*state.queue;
     let at = At {
         recent: &state.recent,
@@ -610,6 +605,7 @@ async fn enqueue_wire_batch(state: &AppState, body: &[u8]) -> Result<Response, A
         );
     }
     wire::put_accepted(accepted, &mut answer);
+    entries.into_cache();
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, PROTOBUF_CONTENT_TYPE)],

@@ -6,7 +6,9 @@
 //!
 //! The limits on metadata follow those of common message brokers (100 attributes, keys of
 //! 256 bytes, values of 1024 bytes): enough for routing and tracing, small enough that a
-//! message's metadata never costs more than about 128 KiB however it is encoded.
+//! message's metadata never costs more than about 128 KiB however it is encoded. No door
+//! builds metadata of more entries than that while it reads a message: too many are
+//! refused as the message is read ([`entries`]), so that fault is named before any other.
 
 use crate::{
     ids::{IdSource, MessageId},
@@ -92,8 +94,11 @@ pub fn admit_request(
 }
 
 /// Checks every string of `msg` against the rules above; an empty id is allowed (the
-/// processor assigns one).
+/// processor assigns one). The number of metadata entries comes first, as the decoders
+/// refuse too many while they read a message (see [`entries`]), so that every door names
+/// the same fault first.
 pub fn check(msg: MessageRef<'_>) -> Result<(), Invalid> {
+    entries(msg.metadata.len())?;
     if !msg.id.is_empty() && !is_valid_id(msg.id) {
         return Err(Invalid::BadId);
     }
@@ -101,15 +106,21 @@ pub fn check(msg: MessageRef<'_>) -> Result<(), Invalid> {
         return Err(Invalid::MissingSource);
     }
     text("source", msg.source, MAX_SOURCE_BYTES)?;
-    if msg.metadata.len() > MAX_METADATA_ENTRIES {
-        return Err(Invalid::TooManyEntries(msg.metadata.len()));
-    }
     // One loop per shape of metadata, each monomorphized (no chained iterators per entry).
     match msg.metadata {
         Metadata::Map(map) => pairs(map.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         Metadata::Pairs(list) => pairs(list.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         Metadata::Wire(wire) => pairs(wire.iter()),
     }
+}
+
+/// Whether a message may have `count` metadata entries: the check a decoder makes once it
+/// has read a message whose metadata it kept only the first [`MAX_METADATA_ENTRIES`] of.
+pub fn entries(count: usize) -> Result<(), Invalid> {
+    if count > MAX_METADATA_ENTRIES {
+        return Err(Invalid::TooManyEntries(count));
+    }
+    Ok(())
 }
 
 fn pairs<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), Invalid> {
@@ -225,5 +236,10 @@ mod tests {
             Err(Invalid::TooManyEntries(MAX_METADATA_ENTRIES + 1))
         );
         assert_eq!(verdict("", "s", &pairs[1..]), Ok(()));
+        // Named before the other faults, as the decoders refuse it while they read.
+        assert_eq!(
+            verdict("a b", " ", &pairs),
+            Err(Invalid::TooManyEntries(MAX_METADATA_ENTRIES + 1))
+        );
     }
 }

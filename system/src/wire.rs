@@ -3,9 +3,13 @@
 //! is written straight into the body of a hop request, so that forwarding a message copies
 //! its bytes but allocates nothing.
 //!
-//! The views accept exactly what the generated (prost) decoder accepts: unknown fields are
-//! skipped, the last occurrence of a field wins (for map entries, the last entry of a key),
-//! strings must be UTF-8, and a known field with the wrong wire type is an error.
+//! A message is read once, in one pass, which remembers its metadata entries in a table the
+//! caller keeps ([`WireEntries`]); everything after the reading (checking, sizing, writing,
+//! copying) works from what it remembered, so the work a message costs is linear in its
+//! bytes whatever its shape. The views accept exactly what the generated (prost) decoder
+//! accepts: unknown fields are skipped, the last occurrence of a field wins (for map
+//! entries, the last entry of a key, in the place of its last occurrence), strings must be
+//! UTF-8, and a known field with the wrong wire type is an error.
 
 use bytes::BufMut;
 use prost::encoding::{
@@ -13,7 +17,42 @@ use prost::encoding::{
     encoded_len_varint, key_len, skip_field,
 };
 
-use crate::message::{MessageRef, Metadata};
+mod map;
+
+use self::map::Kept;
+pub use self::map::{WireEntries, WireMap};
+use crate::{
+    message::{MessageRef, Metadata},
+    proto::IngestRequest,
+};
+
+/// The work of reading messages in place and of using what the reading remembered, counted
+/// for the tests that bound it: each field read, key looked up and remembered entry visited
+/// is a step. Nothing is counted outside tests.
+mod work {
+    #[cfg(test)]
+    thread_local! {
+        static STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// One step of work.
+    #[inline(always)]
+    pub(super) fn step() {
+        #[cfg(test)]
+        STEPS.with(|steps| steps.set(steps.get() + 1));
+    }
+
+    /// The steps `f` took on this thread, and what it returned.
+    #[cfg(test)]
+    pub(super) fn during<R>(f: impl FnOnce() -> R) -> (u64, R) {
+        let before = STEPS.with(std::cell::Cell::get);
+        let result = f();
+        (STEPS.with(std::cell::Cell::get) - before, result)
+    }
+}
+
+#[cfg(test)]
+mod tests;
 
 /// Why bytes are not a valid message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,11 +65,13 @@ impl From<prost::DecodeError> for WireError {
     }
 }
 
-/// The fields of one message: `(tag, value)` where the value is the field's bytes for a
-/// length-delimited field and the varint for a varint field; fields of other wire types
-/// are skipped (and are an error where a known field is expected).
+/// The known fields of one message: `(tag, value)` where the value is the field's bytes
+/// for a length-delimited field and the varint for a varint field; fields of other wire
+/// types are skipped (and are an error where a known field is expected). Fields numbered
+/// above `known` are read and skipped without being handed out, in a loop of their own.
 struct Fields<'a> {
     rest: &'a [u8],
+    known: u32,
 }
 
 enum Value<'a> {
@@ -40,18 +81,52 @@ enum Value<'a> {
 }
 
 impl<'a> Fields<'a> {
+    #[inline]
     fn next(&mut self) -> Option<Result<(u32, Value<'a>), WireError>> {
-        if self.rest.is_empty() {
-            return None;
+        while !self.rest.is_empty() {
+            match self.field() {
+                Ok((tag, _)) if tag > self.known => {}
+                Err(err) => {
+                    self.rest = &[];
+                    return Some(Err(err));
+                }
+                known => return Some(known),
+            }
         }
-        let field = self.field();
-        if field.is_err() {
-            self.rest = &[];
-        }
-        Some(field)
+        None
     }
 
+    /// One field. Its short forms (a key of one byte, fields 1 to 15, with a varint or a
+    /// length of one byte) are read here in a few instructions, as a message may hold
+    /// millions of fields; the others by [`Fields::long_field`].
+    #[inline(always)]
     fn field(&mut self) -> Result<(u32, Value<'a>), WireError> {
+        work::step();
+        // A key below 8 is field 0, which prost refuses: the long way says so.
+        if let [key, small, ref rest @ ..] = *self.rest
+            && (8..0x80).contains(&key)
+            && small < 0x80
+        {
+            let tag = u32::from(key >> 3);
+            match key & 7 {
+                0 => {
+                    self.rest = rest;
+                    return Ok((tag, Value::Varint(u64::from(small))));
+                }
+                2 if usize::from(small) <= rest.len() => {
+                    let (value, rest) = rest.split_at(usize::from(small));
+                    self.rest = rest;
+                    return Ok((tag, Value::Bytes(value)));
+                }
+                _ => {}
+            }
+        }
+        self.long_field()
+    }
+
+    /// A field of any form, as prost reads it, with the errors it gives.
+    #[inline(never)]
+    fn long_field(&mut self) -> Result<(u32, Value<'a>), WireError> {
         let (tag, wire_type) = decode_key(&mut self.rest)?;
         match wire_type {
             WireType::LengthDelimited => {
@@ -72,8 +147,9 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn fields(bytes: &[u8]) -> Fields<'_> {
-    Fields { rest: bytes }
+/// The fields of `bytes` numbered up to `known` (see [`Fields`]).
+fn fields(bytes: &[u8], known: u32) -> Fields<'_> {
+    Fields { rest: bytes, known }
 }
 
 fn bytes_of(value: Value<'_>) -> Result<&[u8], WireError> {
@@ -95,66 +171,10 @@ fn varint_of(value: Value<'_>) -> Result<u64, WireError> {
     }
 }
 
-/// A `map<string, string>` field read in place: the bytes of the message that holds it and
-/// the field's number. Checked when the message is read, so iterating cannot fail.
-#[derive(Debug, Clone, Copy)]
-pub struct WireMap<'a> {
-    message: &'a [u8],
-    field: u32,
-}
-
-impl<'a> WireMap<'a> {
-    /// Bytes of the whole encoded message the map is part of (an upper bound on what its
-    /// entries take, found without reading them).
-    pub fn message_len(&self) -> usize {
-        self.message.len()
-    }
-
-    /// Every entry in the order they were written, repeated keys included.
-    fn entries(self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let field = self.field;
-        let mut all = fields(self.message);
-        std::iter::from_fn(move || all.next())
-            .filter_map(Result::ok)
-            .filter(move |(tag, _)| *tag == field)
-            .filter_map(|(_, value)| map_entry(value).ok())
-    }
-
-    /// The pairs, one per key (the last entry of a key wins, as in a decoded map).
-    pub fn iter(self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let map = self;
-        map.entries()
-            .enumerate()
-            .filter_map(move |(i, (key, value))| {
-                let repeated_later = map.entries().skip(i + 1).any(|(k, _)| k == key);
-                (!repeated_later).then_some((key, value))
-            })
-    }
-
-    /// Number of entries as written, a repeated key counted each time (so that counting
-    /// stays linear however the entries repeat; [`WireMap::iter`] is quadratic and runs
-    /// only on maps whose count was checked).
-    pub fn len(self) -> usize {
-        self.entries().count()
-    }
-
-    /// Whether the map is empty.
-    pub fn is_empty(self) -> bool {
-        self.entries().next().is_none()
-    }
-
-    /// The value of `key`.
-    pub fn get(self, key: &str) -> Option<&'a str> {
-        self.entries()
-            .filter(|(k, _)| *k == key)
-            .last()
-            .map(|(_, v)| v)
-    }
-}
-
-fn map_entry(value: Value<'_>) -> Result<(&str, &str), WireError> {
+/// Reads one entry of a `map<string, string>` field into `entries`.
+fn map_entry<'a>(value: Value<'a>, entries: &mut WireEntries<'a>) -> Result<(), WireError> {
     let (mut key, mut val) = ("", "");
-    let mut entry = fields(bytes_of(value)?);
+    let mut entry = fields(bytes_of(value)?, 2);
     while let Some(field) = entry.next() {
         match field? {
             (1, value) => key = text_of(value)?,
@@ -162,7 +182,8 @@ fn map_entry(value: Value<'_>) -> Result<(&str, &str), WireError> {
             _ => {}
         }
     }
-    Ok((key, val))
+    entries.add(key, val);
+    Ok(())
 }
 
 /// An `IngestRequest` read in place.
@@ -179,65 +200,121 @@ pub struct IngestView<'a> {
 }
 
 impl<'a> IngestView<'a> {
-    /// Reads an encoded `IngestRequest`.
-    pub fn parse(bytes: &'a [u8]) -> Result<IngestView<'a>, WireError> {
-        let mut view = IngestView {
-            id: "",
-            source: "",
-            data: &[],
-            metadata: WireMap {
-                message: bytes,
-                field: 3,
-            },
-        };
-        let mut all = fields(bytes);
+    /// Reads an encoded `IngestRequest`, its metadata into `entries` (emptied first).
+    pub fn parse<'b: 'a>(
+        bytes: &'b [u8],
+        entries: &'a mut WireEntries<'b>,
+    ) -> Result<IngestView<'a>, WireError> {
+        entries.clear();
+        entries.begin();
+        let (mut id, mut source, mut data) = ("", "", &[][..]);
+        let mut all = fields(bytes, 4);
         while let Some(field) = all.next() {
             match field? {
-                (1, value) => view.source = text_of(value)?,
-                (2, value) => view.data = bytes_of(value)?,
-                (3, value) => {
-                    map_entry(value)?;
-                }
-                (4, value) => view.id = text_of(value)?,
+                (1, value) => source = text_of(value)?,
+                (2, value) => data = bytes_of(value)?,
+                (3, value) => map_entry(value, entries)?,
+                (4, value) => id = text_of(value)?,
                 _ => {}
             }
         }
-        Ok(view)
+        let kept = entries.end();
+        Ok(IngestView {
+            id,
+            source,
+            data,
+            metadata: entries.map(kept),
+        })
+    }
+
+    /// The request as the generated type: what prost decodes from the same bytes.
+    pub fn to_request(&self) -> IngestRequest {
+        IngestRequest {
+            source: self.source.to_owned(),
+            data: self.data.to_vec(),
+            metadata: self
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            id: self.id.to_owned(),
+        }
     }
 }
 
-/// Reads an encoded `DataMessage` as a [`MessageRef`] borrowing `bytes`.
-pub fn parse_data_message(bytes: &[u8]) -> Result<MessageRef<'_>, WireError> {
-    let mut msg = MessageRef {
-        id: "",
-        timestamp: 0,
-        source: "",
-        payload: &[],
-        metadata: Metadata::Wire(WireMap {
-            message: bytes,
-            field: 5,
-        }),
-    };
-    let mut all = fields(bytes);
-    while let Some(field) = all.next() {
-        match field? {
-            (1, value) => msg.id = text_of(value)?,
-            (2, value) => msg.timestamp = varint_of(value)? as i64,
-            (3, value) => msg.source = text_of(value)?,
-            (4, value) => msg.payload = bytes_of(value)?,
-            (5, value) => {
-                map_entry(value)?;
+/// A `DataMessage` read in place, its metadata into a table of entries that may hold other
+/// messages' too, so that a batch is read whole before any of its messages is looked at;
+/// [`ReadMessage::view`] is the message once the table is no longer written.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadMessage<'a> {
+    id: &'a str,
+    timestamp: i64,
+    source: &'a str,
+    payload: &'a [u8],
+    metadata: Kept,
+}
+
+impl<'a> ReadMessage<'a> {
+    /// Reads an encoded `DataMessage`, adding its metadata to `entries`.
+    pub fn read(bytes: &'a [u8], entries: &mut WireEntries<'a>) -> Result<Self, WireError> {
+        entries.begin();
+        let (mut id, mut timestamp, mut source, mut payload) = ("", 0, "", &[][..]);
+        let mut all = fields(bytes, 5);
+        while let Some(field) = all.next() {
+            match field? {
+                (1, value) => id = text_of(value)?,
+                (2, value) => timestamp = varint_of(value)? as i64,
+                (3, value) => source = text_of(value)?,
+                (4, value) => payload = bytes_of(value)?,
+                (5, value) => map_entry(value, entries)?,
+                _ => {}
             }
-            _ => {}
+        }
+        Ok(ReadMessage {
+            id,
+            timestamp,
+            source,
+            payload,
+            metadata: entries.end(),
+        })
+    }
+
+    /// The message, its metadata in `entries` (the table it was read into).
+    pub fn view<'e>(&self, entries: &'e WireEntries<'a>) -> MessageRef<'e> {
+        MessageRef {
+            id: self.id,
+            timestamp: self.timestamp,
+            source: self.source,
+            payload: self.payload,
+            metadata: Metadata::Wire(entries.map(self.metadata)),
         }
     }
-    Ok(msg)
+}
+
+/// Runs `f` with a table of entries from this thread's cache (see
+/// [`WireEntries::from_cache`]), for a message read once and then copied (a unary request).
+pub fn with_entries<'a, R>(f: impl FnOnce(&mut WireEntries<'a>) -> R) -> R {
+    let mut entries = WireEntries::from_cache();
+    let result = f(&mut entries);
+    entries.into_cache();
+    result
+}
+
+/// Reads an encoded `DataMessage` as a [`MessageRef`] borrowing `bytes`, its metadata into
+/// `entries` (emptied first).
+pub fn parse_data_message<'a, 'e>(
+    bytes: &'a [u8],
+    entries: &'e mut WireEntries<'a>,
+) -> Result<MessageRef<'e>, WireError> {
+    entries.clear();
+    let read = ReadMessage::read(bytes, entries)?;
+    Ok(read.view(entries))
 }
 
 /// The encoded `DataMessage`s of a `DataMessageBatch`, in order; the first malformed
 /// entry is an error.
 pub fn batch_entries(body: &[u8]) -> impl Iterator<Item = Result<&[u8], WireError>> {
-    let mut all = fields(body);
+    let mut all = fields(body, 1);
     std::iter::from_fn(move || all.next()).filter_map(|field| match field {
         Ok((1, value)) => Some(bytes_of(value)),
         Ok(_) => None,
@@ -311,7 +388,7 @@ pub fn put_data_message(msg: &MessageRef<'_>, buf: &mut impl BufMut) {
 pub fn batch_outcomes(body: &[u8]) -> impl Iterator<Item = Result<(i32, &str), WireError>> {
     batch_entries(body).map(|entry| {
         let (mut code, mut error) = (0, "");
-        let mut all = fields(entry?);
+        let mut all = fields(entry?, 3);
         while let Some(field) = all.next() {
             match field? {
                 (2, value) => code = varint_of(value)? as i32,

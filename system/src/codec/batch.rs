@@ -9,13 +9,8 @@
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::Codec;
-use crate::{
-    http_error::ApiError,
-    message::MessageRef,
-    proto::{DataMessage, DataMessageBatch},
-    wire,
-};
+use super::{CappedMessage, Codec, invalid_json};
+use crate::{answer, http_error::ApiError, message::MessageRef, wire};
 
 /// Most messages in one batch request; also the largest `HOP_BATCH`.
 pub const MAX_BATCH_MESSAGES: usize = 10_000;
@@ -24,8 +19,10 @@ pub const MAX_BATCH_MESSAGES: usize = 10_000;
 pub const BATCH_FRAME_BYTES: usize = 16;
 
 /// Decodes a batch of at most `max` messages; more are refused with 413 before any is
-/// decoded (JSON stops reading at the first one over).
-pub fn decode_batch(codec: Codec, body: &[u8], max: usize) -> Result<Vec<DataMessage>, ApiError> {
+/// decoded (JSON stops reading at the first one over). Each message keeps at most
+/// [`crate::validate::MAX_METADATA_ENTRIES`] metadata entries and says how many it had
+/// ([`CappedMessage`]), so that the one with too many is refused alone.
+pub fn decode_batch(codec: Codec, body: &[u8], max: usize) -> Result<Vec<CappedMessage>, ApiError> {
     let too_many = || {
         ApiError::new(
             http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -34,8 +31,20 @@ pub fn decode_batch(codec: Codec, body: &[u8], max: usize) -> Result<Vec<DataMes
     };
     match codec {
         Codec::Protobuf => {
-            count_batch(body, max)?;
-            Ok(codec.decode::<DataMessageBatch>(body)?.messages)
+            let count = count_batch(body, max)?;
+            let invalid = |err| ApiError::bad_request(answer::invalid_protobuf(&err));
+            wire::with_entries(|entries| {
+                let mut messages = Vec::with_capacity(count);
+                for entry in wire::batch_entries(body) {
+                    let msg = wire::parse_data_message(entry.map_err(invalid)?, entries)
+                        .map_err(invalid)?;
+                    messages.push(CappedMessage {
+                        message: msg.to_owned_message(),
+                        entries: msg.metadata.len(),
+                    });
+                }
+                Ok(messages)
+            })
         }
         Codec::Json => {
             let mut over = false;
@@ -48,7 +57,7 @@ pub fn decode_batch(codec: Codec, body: &[u8], max: usize) -> Result<Vec<DataMes
             .and_then(|messages| deserializer.end().map(|()| messages));
             match decoded {
                 Err(_) if over => Err(too_many()),
-                Err(err) => Err(ApiError::bad_request(format!("invalid JSON: {err}"))),
+                Err(err) => Err(invalid_json(err)),
                 Ok(messages) => Ok(messages),
             }
         }
@@ -103,7 +112,7 @@ struct BatchSeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for BatchSeed<'_> {
-    type Value = Vec<DataMessage>;
+    type Value = Vec<CappedMessage>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
@@ -111,7 +120,7 @@ impl<'de> DeserializeSeed<'de> for BatchSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for BatchSeed<'_> {
-    type Value = Vec<DataMessage>;
+    type Value = Vec<CappedMessage>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a DataMessageBatch object")
@@ -141,7 +150,7 @@ struct MessagesSeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for MessagesSeed<'_> {
-    type Value = Vec<DataMessage>;
+    type Value = Vec<CappedMessage>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
@@ -149,7 +158,7 @@ impl<'de> DeserializeSeed<'de> for MessagesSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for MessagesSeed<'_> {
-    type Value = Vec<DataMessage>;
+    type Value = Vec<CappedMessage>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an array of messages")
@@ -162,7 +171,7 @@ impl<'de> Visitor<'de> for MessagesSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut messages = Vec::new();
-        while let Some(msg) = seq.next_element::<DataMessage>()? {
+        while let Some(msg) = seq.next_element::<CappedMessage>()? {
             if messages.len() == self.max {
                 *self.over = true;
                 return Err(de::Error::custom("too many messages"));
@@ -210,6 +219,7 @@ fn json_string_len(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::{DataMessage, DataMessageBatch};
 
     fn batch_of(n: usize) -> DataMessageBatch {
         DataMessageBatch {

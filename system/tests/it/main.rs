@@ -8,6 +8,7 @@ mod budget;
 mod client;
 mod doors;
 mod early;
+mod floods;
 mod gateway;
 mod grpc;
 mod hop;

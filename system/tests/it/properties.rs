@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 use proptest::{collection, prelude::*, test_runner::TestRunner};
 use system::{
     client::{ForwardError, Forwarder, ForwarderConfig},
-    codec::{BATCH_FRAME_BYTES, Codec, decode_batch, entry_len},
+    codec::{BATCH_FRAME_BYTES, Codec, decode_batch, decode_message, entry_len},
     gateway::decode_ingest,
     message::MessageRef,
     processor::ProcessorConfig,
@@ -114,6 +114,113 @@ proptest! {
     }
 }
 
+/// A JSON value of any kind a field of a `DataMessage` body might be given.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{Value, json};
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|n| json!(n)),
+        text().prop_map(Value::String),
+        "[A-Za-z0-9+/]{0,8}={0,2}".prop_map(Value::String),
+        "-?[0-9]{1,20}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(2, 8, 4, |inner| {
+        prop_oneof![
+            collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            collection::vec((text(), inner), 0..4)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+        ]
+    })
+}
+
+/// A value fit for the field `name` of a `DataMessage` most of the time, any value else.
+fn json_field(name: &'static str) -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{Value, json};
+    let fit = match name {
+        "timestamp" => prop_oneof![
+            any::<i64>().prop_map(|n| json!(n)),
+            "-?[0-9]{1,20}".prop_map(Value::String),
+        ]
+        .boxed(),
+        "payload" => "([A-Za-z0-9+/]{4}){0,3}".prop_map(Value::String).boxed(),
+        "metadata" => collection::vec((text(), text()), 0..4)
+            .prop_map(|pairs| {
+                let pairs = pairs.into_iter().map(|(k, v)| (k, Value::String(v)));
+                Value::Object(pairs.collect())
+            })
+            .boxed(),
+        _ => text().prop_map(Value::String).boxed(),
+    };
+    prop_oneof![4 => fit, 1 => json_value()]
+}
+
+/// A JSON object with fields a `DataMessage` has (and rarely one it has not), each with a
+/// value mostly fit for it, some given twice.
+fn json_message() -> impl Strategy<Value = String> {
+    let field = prop_oneof![
+        4 => Just("id"),
+        4 => Just("timestamp"),
+        4 => Just("source"),
+        4 => Just("payload"),
+        4 => Just("metadata"),
+        1 => Just("other"),
+    ]
+    .prop_flat_map(|name| (Just(name), json_field(name)));
+    collection::vec(field, 0..6).prop_map(|fields| {
+        let fields: Vec<String> = fields
+            .iter()
+            .map(|(name, value)| format!("{}:{value}", serde_json::json!(name)))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    })
+}
+
+proptest! {
+    /// The processor's reader of a `DataMessage` body (which caps the metadata as it reads)
+    /// takes what the generated decoder takes and refuses what it refuses, in the same
+    /// words for JSON: any message, JSON objects of any fields and values, and bodies with
+    /// a few bytes changed or cut off.
+    #[test]
+    fn the_capped_reader_agrees_with_the_generated_decoder(
+        msg in message(),
+        object in json_message(),
+        edits in collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        for codec in CODECS {
+            let mut body = codec.encode(&msg);
+            for (at, byte) in &edits {
+                if !body.is_empty() {
+                    let at = at.index(body.len());
+                    body[at] = *byte;
+                }
+            }
+            let len = body.len();
+            let object = object.as_bytes();
+            for input in [&body[..], &body[..cut.index(len + 1)], object] {
+                let generated = codec.decode::<DataMessage>(input);
+                let capped = decode_message(codec, input);
+                match (generated, capped) {
+                    (Ok(generated), Ok(capped)) => prop_assert_eq!(generated, capped),
+                    (Err(generated), Err(capped)) => {
+                        prop_assert_eq!(generated.status, capped.status);
+                        if codec == Codec::Json {
+                            prop_assert_eq!(generated.message, capped.message);
+                        }
+                    }
+                    (generated, capped) => prop_assert!(
+                        false,
+                        "{:?}: generated {:?}, capped {:?} for {:?}",
+                        codec, generated, capped, String::from_utf8_lossy(input)
+                    ),
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     /// A message read in place is the message prost decodes, and one written in place is
     /// what prost writes, to the byte count.
@@ -123,8 +230,9 @@ proptest! {
         repeated in text(),
         noise in collection::vec(any::<u8>(), 0..24),
     ) {
+        let mut entries = wire::WireEntries::default();
         let prost_says = <DataMessage as prost::Message>::decode(noise.as_slice());
-        let view_says = wire::parse_data_message(&noise);
+        let view_says = wire::parse_data_message(&noise, &mut entries);
         prop_assert_eq!(prost_says.is_ok(), view_says.is_ok(), "{:?}", noise);
 
         let mut bytes = prost::Message::encode_to_vec(&msg);
@@ -137,7 +245,7 @@ proptest! {
             bytes.extend(prost::Message::encode_to_vec(&entry));
         }
         let decoded = <DataMessage as prost::Message>::decode(bytes.as_slice()).unwrap();
-        let view = wire::parse_data_message(&bytes).unwrap();
+        let view = wire::parse_data_message(&bytes, &mut entries).unwrap();
         prop_assert_eq!(&view.to_owned_message(), &decoded);
 
         let mut written = Vec::new();
@@ -159,7 +267,8 @@ proptest! {
     ) {
         let request = IngestRequest { source, data, metadata, id: String::new() };
         let bytes = prost::Message::encode_to_vec(&request);
-        let view = wire::IngestView::parse(&bytes).unwrap();
+        let mut entries = wire::WireEntries::default();
+        let view = wire::IngestView::parse(&bytes, &mut entries).unwrap();
         prop_assert_eq!(view.source, request.source.as_str());
         prop_assert_eq!(view.data, request.data.as_slice());
         let pairs: HashMap<String, String> = view
@@ -170,7 +279,7 @@ proptest! {
         prop_assert_eq!(&pairs, &request.metadata);
 
         let prost_says = <IngestRequest as prost::Message>::decode(noise.as_slice());
-        let view_says = wire::IngestView::parse(&noise);
+        let view_says = wire::IngestView::parse(&noise, &mut entries);
         prop_assert_eq!(prost_says.is_ok(), view_says.is_ok(), "{:?}", noise);
     }
 }
