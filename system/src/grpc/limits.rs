@@ -146,6 +146,7 @@ where
                 timer: tokio::time::sleep_until(rule.start()),
                 peer: peer.clone(),
                 shared: shared.clone(),
+                too_large: None,
                 done: false,
             })
         });
@@ -371,22 +372,34 @@ pin_project! {
         timer: Sleep,
         peer: Option<Peer>,
         shared: Option<Arc<Shared>>,
+        // A message over the limit was announced: the next read ends the call.
+        too_large: Option<Status>,
         done: bool,
     }
 }
 
 impl Charged {
+    /// Counts `refusal` and ends the call with `status`.
     fn fail(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         refusal: Refusal,
+        status: Status,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Some(peer) = &self.peer {
+            peer.refuse(refusal);
+        }
+        self.as_mut().end(status)
+    }
+
+    /// Ends the call with `status`: the body fails, and the response (whatever the service
+    /// makes of the failure) says `status`.
+    fn end(
+        self: Pin<&mut Self>,
         status: Status,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.project();
         *this.done = true;
         this.charge.release();
-        if let Some(peer) = this.peer {
-            peer.refuse(refusal);
-        }
         if let Some(shared) = this.shared {
             let _ = shared.failed.set(status.clone());
         }
@@ -404,6 +417,9 @@ impl hyper::body::Body for Charged {
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         if self.done {
             return Poll::Ready(None);
+        }
+        if let Some(status) = self.as_mut().project().too_large.take() {
+            return self.end(status);
         }
         {
             // What became whole before has left tonic's buffer by now.
@@ -424,12 +440,16 @@ impl hyper::body::Body for Charged {
                         return self.fail(Refusal::of(&exhausted), status);
                     }
                     this.framing.advance(data);
-                    if let Some(declared) = this.framing.too_large {
-                        let status = Status::resource_exhausted(format!(
+                    if let Some(declared) = this.framing.too_large.take() {
+                        // The messages before it in this chunk still go on; the call ends
+                        // at the next read (unless tonic, seeing the prefix, ends it first).
+                        if let Some(peer) = this.peer {
+                            peer.refuse(Refusal::TooLarge);
+                        }
+                        *this.too_large = Some(Status::resource_exhausted(format!(
                             "message too large: {declared} bytes, the limit is {} bytes",
                             this.framing.max_message
-                        ));
-                        return self.fail(Refusal::TooLarge, status);
+                        )));
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))

@@ -535,6 +535,34 @@ async fn an_address_keeps_at_most_its_share_of_connections() {
         stream.write_all(&opening).await.unwrap();
         held.push(stream);
     }
+    // Each port has its own accept loop: wait until both took their four.
+    let metrics = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for (url, family) in [
+        (&stack.gateway_url, "gateway_connections_accepted_total"),
+        (&stack.grpc_url, "grpc_connections_accepted_total"),
+    ] {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            let text = metrics
+                .get(format!("{url}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            // The four held, and this client's own connection.
+            if parse_prometheus(&text).get(family).copied().unwrap_or(0.0) >= 5.0
+                || tokio::time::Instant::now() > deadline
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     for url in [&stack.gateway_url, &stack.grpc_url] {
         let mut one_more = connect_from(ATTACKER, url).await;
         let _ = one_more.write_all(&raw::preface()).await;
