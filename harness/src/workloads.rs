@@ -54,6 +54,9 @@ pub fn sample_message() -> DataMessage {
             ("device".to_owned(), "probe-17".to_owned()),
             ("firmware".to_owned(), "2.4.1".to_owned()),
         ]),
+        // A client's own id, in the namespace clients share.
+        id_assigned: false,
+        id_scope: String::new(),
     }
 }
 

@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     answer::{self, Receipt},
-    auth::{ClientToken, Guard, Scope, Secret},
+    auth::{ClientToken, Guard, IdScope, Scope, Secret},
     budget::Budget,
     client::{Accepted, ForwardError, Forwarder, ForwarderConfig, trace::Tracer},
     clients::{Clients, Peer},
@@ -237,13 +237,15 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 async fn ingest(
     State(gateway): State<Arc<Gateway>>,
     peer: Option<Extension<Peer>>,
+    scope: Option<Extension<IdScope>>,
     version: Version,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Receipt, ApiError> {
     let started = Instant::now();
     let peer = peer.map(|Extension(peer)| peer);
-    let result = accept(&gateway, peer.as_ref(), &headers, body).await;
+    let scope = scope.map(|Extension(scope)| scope);
+    let result = accept(&gateway, peer.as_ref(), scope.as_ref(), &headers, body).await;
     gateway.latency.observe(version, started);
     let counter = match &result {
         Ok(_) => &gateway.accepted,
@@ -261,6 +263,7 @@ async fn ingest(
 async fn accept(
     gateway: &Gateway,
     peer: Option<&Peer>,
+    scope: Option<&IdScope>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Receipt, ApiError> {
@@ -285,7 +288,13 @@ async fn accept(
     let mut request = decode_ingest(codec, &bytes)?;
     let key = headers.get(IDEMPOTENCY_KEY).map(HeaderValue::as_bytes);
     take_key(&mut request, key, "header `Idempotency-Key`").map_err(ApiError::bad_request)?;
-    let msg = new_message(request).map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let mut msg = new_message(request).map_err(|err| ApiError::bad_request(err.to_string()))?;
+    if let Some(scope) = scope
+        && !msg.id_assigned
+    {
+        // The client's id, in the namespace of its token.
+        scope.as_str().clone_into(&mut msg.id_scope);
+    }
     // The message, and its copy in a hop request, until the processor answers.
     if let Err(exhausted) = charge.grow(held_bytes(MessageRef::from(&msg))) {
         if let Some(peer) = peer {

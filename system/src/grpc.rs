@@ -41,18 +41,18 @@ use tower::util::MapResponseLayer;
 use self::standing::Standing;
 use crate::{
     answer::{self, status_word},
-    auth::{ClientToken, Guard, Scope, Secret},
+    auth::{ClientToken, Guard, IdScope, Scope, Secret},
     budget::{Budget, Charge},
     client::{Accepted, Added, ForwardError, Forwarded, Forwarder, ForwarderConfig, HopBatch},
     clients::{Clients, Peer},
     debug,
     gateway::{IDEMPOTENCY_KEY, held_bytes, new_message, read_ingest, take_key},
     ids::{IdSource, MessageId},
-    message::{MessageRef, Metadata, unix_now},
+    message::{IdOrigin, MessageRef, Metadata, unix_now},
     net::BoundedListener,
     prometheus::{Histogram, Registry},
     proto::{
-        FILE_DESCRIPTOR_SET, IngestRequest, IngestResponse,
+        DataMessage, FILE_DESCRIPTOR_SET, IngestRequest, IngestResponse,
         ingest_service_server::{IngestService, IngestServiceServer},
     },
     ready,
@@ -273,13 +273,16 @@ impl IngestService for IngestServer {
     ) -> Result<Response<IngestResponse>, Status> {
         // Served by a `FrameRoute` from the raw frame; this path is for callers of the
         // generated service.
-        self.guard.check_grpc(request.metadata().as_ref())?;
+        let scope = self.guard.check_grpc(request.metadata().as_ref())?;
         let started = Instant::now();
         let key = request.metadata().get(IDEMPOTENCY_KEY).cloned();
-        let peer = Peer::of(request.extensions());
+        let caller = Caller {
+            peer: Peer::of(request.extensions()),
+            scope,
+        };
         let answer = self
             .ingest_one(
-                peer.as_ref(),
+                &caller,
                 key.as_ref().map(|key| key.as_bytes()),
                 request.into_inner(),
             )
@@ -294,12 +297,15 @@ impl IngestService for IngestServer {
     ) -> Result<Response<IngestResponse>, Status> {
         // Served by a `FrameRoute` from raw frames; this path (for callers of the generated
         // service) encodes each message again and takes the same way.
-        self.guard.check_grpc(request.metadata().as_ref())?;
-        let peer = Peer::of(request.extensions());
+        let scope = self.guard.check_grpc(request.metadata().as_ref())?;
+        let caller = Caller {
+            peer: Peer::of(request.extensions()),
+            scope,
+        };
         let frames = request
             .into_inner()
             .map(|next| next.map(|msg| Bytes::from(prost::Message::encode_to_vec(&msg))));
-        self.forward_stream(peer.as_ref(), frames).await
+        self.forward_stream(&caller, frames).await
     }
 }
 
@@ -312,15 +318,11 @@ impl IngestServer {
     ) -> Result<Response<IngestResponse>, Status> {
         let started = Instant::now();
         let key = request.metadata().get(IDEMPOTENCY_KEY).cloned();
-        let peer = Peer::of(request.extensions());
+        let caller = Caller::of(request.extensions());
         let answer = match read_ingest(request.get_ref()) {
             Ok(decoded) => {
-                self.ingest_one(
-                    peer.as_ref(),
-                    key.as_ref().map(|key| key.as_bytes()),
-                    decoded,
-                )
-                .await
+                self.ingest_one(&caller, key.as_ref().map(|key| key.as_bytes()), decoded)
+                    .await
             }
             Err(reason) => Err(Status::invalid_argument(reason)),
         };
@@ -333,17 +335,20 @@ impl IngestServer {
         peer.map_or(&self.budget, |peer| peer.budget(&self.budget))
     }
 
-    /// A unary `Ingest` of `request` from `peer`, with the client's id `key` from the
+    /// A unary `Ingest` of `request` from `caller`, with the client's id `key` from the
     /// metadata.
     async fn ingest_one(
         &self,
-        peer: Option<&Peer>,
+        caller: &Caller,
         key: Option<&[u8]>,
         mut request: IngestRequest,
     ) -> Result<Response<IngestResponse>, Status> {
+        let peer = caller.peer.as_ref();
         take_key(&mut request, key, "metadata `idempotency-key`")
             .map_err(Status::invalid_argument)?;
-        let msg = new_message(request).map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let mut msg =
+            new_message(request).map_err(|err| Status::invalid_argument(err.to_string()))?;
+        caller.scope_id(&mut msg);
         // The message as received, and its copy in a hop request, until answered.
         let _charge = self
             .budget_of(peer)
@@ -370,14 +375,15 @@ impl IngestServer {
         }
     }
 
-    /// Forwards a stream of encoded `IngestRequest`s from `peer`.
+    /// Forwards a stream of encoded `IngestRequest`s from `caller`.
     async fn forward_stream(
         &self,
-        peer: Option<&Peer>,
+        caller: &Caller,
         frames: impl Stream<Item = Result<Bytes, Status>> + Unpin,
     ) -> Result<Response<IngestResponse>, Status> {
+        let peer = caller.peer.as_ref();
         let mut frames = frames;
-        let mut forwarding = StreamForwarding::new(self, peer);
+        let mut forwarding = StreamForwarding::new(self, caller);
         loop {
             let next = if forwarding.batch.is_empty() {
                 // A stream holds a slot of its connection: one that sends nothing is ended.
@@ -426,11 +432,40 @@ impl IngestServer {
     }
 }
 
+/// Who makes a call: its connection's client, and the namespace of its ids (the name of
+/// the token it came with).
+struct Caller {
+    peer: Option<Peer>,
+    scope: Option<IdScope>,
+}
+
+impl Caller {
+    /// The caller of a request whose extensions are `extensions` (where the server and the
+    /// guard put them).
+    fn of(extensions: &http::Extensions) -> Caller {
+        Caller {
+            peer: Peer::of(extensions),
+            scope: extensions.get::<IdScope>().cloned(),
+        }
+    }
+
+    /// Puts a message whose client gave its id into the caller's namespace.
+    fn scope_id(&self, msg: &mut DataMessage) {
+        if let Some(scope) = &self.scope
+            && !msg.id_assigned
+        {
+            scope.as_str().clone_into(&mut msg.id_scope);
+        }
+    }
+}
+
 /// The state of one `IngestStream` call.
 struct StreamForwarding<'a> {
     server: &'a IngestServer,
     /// The client, whose share of the budget the stream charges.
     peer: Option<&'a Peer>,
+    /// The namespace of the client's ids (the name of its token; empty: the shared one).
+    scope: &'a str,
     forwarder: &'a Forwarder,
     /// The next hop request, and the ids of the messages in it.
     batch: HopBatch,
@@ -476,11 +511,13 @@ impl StreamId {
 }
 
 impl<'a> StreamForwarding<'a> {
-    fn new(server: &'a IngestServer, peer: Option<&'a Peer>) -> Self {
+    fn new(server: &'a IngestServer, caller: &'a Caller) -> Self {
         let forwarder = &server.forwarder;
+        let peer = caller.peer.as_ref();
         StreamForwarding {
             server,
             peer,
+            scope: caller.scope.as_ref().map_or("", IdScope::as_str),
             forwarder,
             batch: HopBatch::default(),
             ids: Vec::new(),
@@ -529,12 +566,17 @@ impl<'a> StreamForwarding<'a> {
         } else {
             StreamId::Client(frame.slice_ref(request.id.as_bytes()))
         };
+        let origin = match id {
+            StreamId::Client(_) => IdOrigin::Client(self.scope),
+            StreamId::Given(_) => IdOrigin::Assigned,
+        };
         let msg = MessageRef {
             id: id.as_str(),
             timestamp: unix_now(),
             source: request.source,
             payload: request.data,
             metadata: Metadata::Wire(request.metadata),
+            origin,
         };
         if let Err(reason) = validate::check(msg) {
             self.flush().await?;
@@ -716,10 +758,8 @@ impl tower::Service<http::Request<axum::body::Body>> for FrameRoute {
                     let handler = tower::service_fn(move |call: Request<Streaming<Bytes>>| {
                         let server = Arc::clone(&server);
                         async move {
-                            let peer = Peer::of(call.extensions());
-                            server
-                                .forward_stream(peer.as_ref(), call.into_inner())
-                                .await
+                            let caller = Caller::of(call.extensions());
+                            server.forward_stream(&caller, call.into_inner()).await
                         }
                     });
                     grpc.client_streaming(handler, request).await

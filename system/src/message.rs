@@ -36,6 +36,35 @@ pub struct MessageRef<'a> {
     pub payload: &'a [u8],
     /// String pairs travelling with the payload.
     pub metadata: Metadata<'a>,
+    /// Where the id came from, which decides whether it is remembered for de-duplication.
+    pub origin: IdOrigin<'a>,
+}
+
+/// Where a message's id came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdOrigin<'a> {
+    /// The client gave it (or will be given one by the processor, when it is empty), in
+    /// the namespace of its token's name (empty: the namespace clients share).
+    Client(&'a str),
+    /// The system gave it: it cannot come again, and is not remembered.
+    Assigned,
+}
+
+/// What a message is de-duplicated by: the id its client gave, within the client's scope
+/// (the name of its token; empty where clients share one namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupKey<'a> {
+    /// The namespace of the id.
+    pub scope: &'a str,
+    /// The client's id.
+    pub id: &'a str,
+}
+
+impl<'a> DedupKey<'a> {
+    /// The key of a client's `id` in the shared namespace.
+    pub fn shared(id: &'a str) -> DedupKey<'a> {
+        DedupKey { scope: "", id }
+    }
 }
 
 /// Borrowed metadata in one of the shapes it is kept in.
@@ -100,6 +129,22 @@ impl<'a> From<&'a DataMessage> for MessageRef<'a> {
             source: &msg.source,
             payload: &msg.payload,
             metadata: Metadata::Map(&msg.metadata),
+            origin: if msg.id_assigned {
+                IdOrigin::Assigned
+            } else {
+                IdOrigin::Client(&msg.id_scope)
+            },
+        }
+    }
+}
+
+impl<'a> MessageRef<'a> {
+    /// What the message is de-duplicated by: its id within its client's scope, or `None`
+    /// when the system gave the id (or none was given yet).
+    pub fn dedup_key(&self) -> Option<DedupKey<'a>> {
+        match self.origin {
+            IdOrigin::Client(scope) if !self.id.is_empty() => Some(DedupKey { scope, id: self.id }),
+            _ => None,
         }
     }
 }
@@ -130,6 +175,11 @@ impl MessageRef<'_> {
                 .iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
+            id_assigned: self.origin == IdOrigin::Assigned,
+            id_scope: match self.origin {
+                IdOrigin::Client(scope) => scope.to_owned(),
+                IdOrigin::Assigned => String::new(),
+            },
         }
     }
 }

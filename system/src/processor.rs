@@ -48,13 +48,13 @@ use crate::{
     debug,
     http_error::{self, ApiError},
     ids::MessageId,
-    message::{MessageRef, unix_now},
+    message::{IdOrigin, MessageRef, unix_now},
     net::BoundedListener,
     prometheus::Registry,
     proto::{BatchOutcome, DataMessage, MessageOutcome, Outcome},
     queue::{
-        AnyQueue, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, DedupKey, NatsConfig, NatsQueue,
-        NatsStats, PublishError, Published, Queue, QueueStats, QueueType, RecentIds, Stamp,
+        AnyQueue, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, NatsConfig, NatsQueue, NatsStats,
+        PublishError, Published, Queue, QueueStats, QueueType, RecentIds, Stamp,
     },
     ready,
     refusals::Refusals,
@@ -467,15 +467,14 @@ async fn enqueue(
     let peer = peer.map(|Extension(peer)| peer);
     let (bytes, _charge) = state.read_body(peer.as_ref(), &headers, body).await?;
     let mut msg = decode_message(codec, &bytes)?;
-    // Only an id the client gave is remembered: one assigned here cannot come again.
-    let given = !msg.id.is_empty();
     complete(&mut msg, state.queue.kind())?;
-    let key = given.then(|| DedupKey::shared(&msg.id));
+    // Only an id a client gave is remembered: one assigned cannot come again.
+    let msg_ref = MessageRef::from(&msg);
     let published = state
         .queue
         .publish_once_at(
-            MessageRef::from(&msg),
-            key,
+            msg_ref,
+            msg_ref.dedup_key(),
             &state.recent,
             unix_now(),
             Stamp::now(),
@@ -507,14 +506,12 @@ async fn enqueue_batch(
         return enqueue_wire_batch(&state, &bytes).await;
     }
     let mut messages = decode_batch(codec, &bytes, MAX_BATCH_MESSAGES)?;
-    let checked: Vec<(bool, Result<(), ApiError>)> = messages
+    let checked: Vec<Result<(), ApiError>> = messages
         .iter_mut()
         .map(|capped| {
-            let given = !capped.message.id.is_empty();
-            let checked = validate::entries(capped.entries)
+            validate::entries(capped.entries)
                 .map_err(|err| ApiError::bad_request(err.to_string()))
-                .and_then(|()| complete(&mut capped.message, state.queue.kind()));
-            (given, checked)
+                .and_then(|()| complete(&mut capped.message, state.queue.kind()))
         })
         .collect();
     let queue = &*state.queue;
@@ -614,7 +611,8 @@ async fn enqueue_wire_batch(state: &AppState, body: &[u8]) -> Result<Response, A
         .into_response())
 }
 
-/// `msg` with the id (when it had none) and the time (when it had none) the processor gives.
+/// `msg` with the id (when it had none: then marked assigned) and the time (when it had
+/// none) the processor gives.
 fn completed<'a>(msg: &MessageRef<'a>, id: Option<&'a MessageId>, now: i64) -> MessageRef<'a> {
     MessageRef {
         id: id.map_or(msg.id, MessageId::as_str),
@@ -622,6 +620,11 @@ fn completed<'a>(msg: &MessageRef<'a>, id: Option<&'a MessageId>, now: i64) -> M
             now
         } else {
             msg.timestamp
+        },
+        origin: if id.is_some() {
+            IdOrigin::Assigned
+        } else {
+            msg.origin
         },
         ..*msg
     }
@@ -636,14 +639,15 @@ struct At<'a> {
 }
 
 impl At<'_> {
+    /// Publishes `msg`, remembering its id when a client gave it (one the system assigned
+    /// cannot come again).
     async fn publish(
         &self,
         queue: &AnyQueue,
         msg: MessageRef<'_>,
-        key: Option<DedupKey<'_>>,
     ) -> Result<Published, PublishError> {
         queue
-            .publish_once_at(msg, key, self.recent, self.now, self.stamp)
+            .publish_once_at(msg, msg.dedup_key(), self.recent, self.now, self.stamp)
             .await
     }
 }
@@ -659,9 +663,7 @@ async fn publish_view(
     if let Err(err) = validate::check(sent) {
         return (Outcome::Invalid, Some(err.to_string()));
     }
-    // Only an id the client gave is remembered: one assigned here cannot come again.
-    let key = (!sent.id.is_empty()).then(|| DedupKey::shared(sent.id));
-    match at.publish(queue, msg, key).await {
+    match at.publish(queue, msg).await {
         Ok(published) => (published_outcome(published), None),
         Err(err) => (outcome_of(err), Some(publish_error(err).message)),
     }
@@ -674,18 +676,16 @@ fn published_outcome(published: Published) -> Outcome {
     }
 }
 
-/// Publishes one message of a batch that passed its checks (remembering its id when the
-/// client `given` it), and says what became of it.
+/// Publishes one message of a batch that passed its checks, and says what became of it.
 async fn publish_one(
     queue: &AnyQueue,
     at: &At<'_>,
     msg: &DataMessage,
-    (given, checked): &(bool, Result<(), ApiError>),
+    checked: &Result<(), ApiError>,
 ) -> (Outcome, String) {
-    let key = given.then(|| DedupKey::shared(&msg.id));
     match checked {
         Err(err) => (Outcome::Invalid, err.message.clone()),
-        Ok(()) => match at.publish(queue, MessageRef::from(msg), key).await {
+        Ok(()) => match at.publish(queue, MessageRef::from(msg)).await {
             Ok(published) => (published_outcome(published), String::new()),
             Err(err) => (outcome_of(err), publish_error(err).message),
         },

@@ -42,10 +42,9 @@ pub use nats::{
     NatsError, NatsQueue, NatsStats,
 };
 pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES, RETAINED_TOTAL, SMALL_SLOT};
-pub use recent::{
-    DEDUP_IDS, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, DedupKey, Published, RecentIds,
-};
+pub use recent::{DEDUP_IDS, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, Published, RecentIds};
 
+pub use crate::message::DedupKey;
 use crate::{budget::Budget, message::MessageRef};
 
 /// Why a message was not accepted.

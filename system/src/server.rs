@@ -222,7 +222,11 @@ fn builder(limits: &HttpLimits, protocols: Protocols) -> Builder<TokioExecutor> 
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true);
+        .keep_alive(true)
+        // A client may shut its sending side once its request is out and still wait for
+        // the answer; without this, such a connection would be closed unanswered (most
+        // often after an early answer waited for the rest of the body).
+        .half_close(true);
     builder
         .http2()
         .timer(TokioTimer::new())

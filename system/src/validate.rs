@@ -12,7 +12,7 @@
 
 use crate::{
     ids::{IdSource, MessageId},
-    message::{MessageRef, Metadata},
+    message::{IdOrigin, MessageRef, Metadata},
     proto::{DataMessage, IngestRequest},
 };
 
@@ -20,6 +20,8 @@ use crate::{
 pub const MAX_SOURCE_BYTES: usize = 256;
 /// Longest message id, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
+/// Longest name of a namespace of ids, in bytes.
+pub const MAX_SCOPE_BYTES: usize = 64;
 /// Most metadata entries of one message.
 pub const MAX_METADATA_ENTRIES: usize = 100;
 /// Longest metadata key, in bytes.
@@ -60,15 +62,21 @@ pub enum Invalid {
     /// A metadata key appears twice in a JSON body.
     #[error("metadata key repeated")]
     RepeatedKey,
+    /// The namespace of the id is not a name.
+    #[error("field `idScope` must be 1 to {MAX_SCOPE_BYTES} letters, digits, `.`, `_` or `-`")]
+    BadScope,
 }
 
 /// Admits a message as a door decoded it: checks it (see [`check`]), then gives it an id
-/// from `ids` when it has none and the time `now` (Unix seconds) when it has none. Every
-/// door that holds a decoded message calls this, so a fault reads the same at each.
+/// from `ids` when it has none (marking it assigned: it is not remembered for
+/// de-duplication) and the time `now` (Unix seconds) when it has none. Every door that
+/// holds a decoded message calls this, so a fault reads the same at each.
 pub fn admit(msg: &mut DataMessage, ids: IdSource, now: i64) -> Result<(), Invalid> {
     check(MessageRef::from(&*msg))?;
     if msg.id.is_empty() {
         msg.id = MessageId::generate(ids).as_str().to_owned();
+        msg.id_assigned = true;
+        msg.id_scope.clear();
     }
     if msg.timestamp == 0 {
         msg.timestamp = now;
@@ -88,6 +96,8 @@ pub fn admit_request(
         source: request.source,
         payload: request.data,
         metadata: request.metadata,
+        id_assigned: false,
+        id_scope: String::new(),
     };
     admit(&mut msg, ids, now)?;
     Ok(msg)
@@ -101,6 +111,12 @@ pub fn check(msg: MessageRef<'_>) -> Result<(), Invalid> {
     entries(msg.metadata.len())?;
     if !msg.id.is_empty() && !is_valid_id(msg.id) {
         return Err(Invalid::BadId);
+    }
+    if let IdOrigin::Client(scope) = msg.origin
+        && !scope.is_empty()
+        && !is_valid_scope(scope)
+    {
+        return Err(Invalid::BadScope);
     }
     if msg.source.trim().is_empty() {
         return Err(Invalid::MissingSource);
@@ -132,6 +148,16 @@ fn pairs<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), In
         text("metadata value", value, MAX_METADATA_VALUE_BYTES)?;
     }
     Ok(())
+}
+
+/// Whether `name` can name a namespace of ids (an ingest token's name): 1 to
+/// [`MAX_SCOPE_BYTES`] letters, digits, `.`, `_` or `-` (it ends where a zero byte begins
+/// in the de-duplication table's keys, and appears in a NATS message id).
+pub fn is_valid_scope(name: &str) -> bool {
+    (1..=MAX_SCOPE_BYTES).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Whether `id` can serve as a message id: 1 to [`MAX_ID_BYTES`] visible ASCII characters.

@@ -22,7 +22,7 @@ mod map;
 use self::map::Kept;
 pub use self::map::{WireEntries, WireMap};
 use crate::{
-    message::{MessageRef, Metadata},
+    message::{IdOrigin, MessageRef, Metadata},
     proto::IngestRequest,
 };
 
@@ -252,6 +252,7 @@ pub struct ReadMessage<'a> {
     source: &'a str,
     payload: &'a [u8],
     metadata: Kept,
+    origin: IdOrigin<'a>,
 }
 
 impl<'a> ReadMessage<'a> {
@@ -259,7 +260,8 @@ impl<'a> ReadMessage<'a> {
     pub fn read(bytes: &'a [u8], entries: &mut WireEntries<'a>) -> Result<Self, WireError> {
         entries.begin();
         let (mut id, mut timestamp, mut source, mut payload) = ("", 0, "", &[][..]);
-        let mut all = fields(bytes, 5);
+        let (mut assigned, mut scope) = (false, "");
+        let mut all = fields(bytes, 7);
         while let Some(field) = all.next() {
             match field? {
                 (1, value) => id = text_of(value)?,
@@ -267,6 +269,8 @@ impl<'a> ReadMessage<'a> {
                 (3, value) => source = text_of(value)?,
                 (4, value) => payload = bytes_of(value)?,
                 (5, value) => map_entry(value, entries)?,
+                (6, value) => assigned = varint_of(value)? != 0,
+                (7, value) => scope = text_of(value)?,
                 _ => {}
             }
         }
@@ -276,6 +280,11 @@ impl<'a> ReadMessage<'a> {
             source,
             payload,
             metadata: entries.end(),
+            origin: if assigned {
+                IdOrigin::Assigned
+            } else {
+                IdOrigin::Client(scope)
+            },
         })
     }
 
@@ -287,6 +296,7 @@ impl<'a> ReadMessage<'a> {
             source: self.source,
             payload: self.payload,
             metadata: Metadata::Wire(entries.map(self.metadata)),
+            origin: self.origin,
         }
     }
 }
@@ -359,11 +369,16 @@ pub fn data_message_len(msg: &MessageRef<'_>) -> usize {
             key_len(5) + encoded_len_varint(len as u64) + len
         })
         .sum();
+    let origin = match msg.origin {
+        IdOrigin::Assigned => key_len(6) + 1,
+        IdOrigin::Client(scope) => field_len(7, scope.len()),
+    };
     field_len(1, msg.id.len())
         + timestamp
         + field_len(3, msg.source.len())
         + field_len(4, msg.payload.len())
         + metadata
+        + origin
 }
 
 /// Writes `msg` as a `DataMessage` (fields in number order, defaults left out, as prost
@@ -381,6 +396,13 @@ pub fn put_data_message(msg: &MessageRef<'_>, buf: &mut impl BufMut) {
         encode_varint(map_entry_len(key, value) as u64, buf);
         put_bytes(1, key.as_bytes(), buf);
         put_bytes(2, value.as_bytes(), buf);
+    }
+    match msg.origin {
+        IdOrigin::Assigned => {
+            encode_key(6, WireType::Varint, buf);
+            encode_varint(1, buf);
+        }
+        IdOrigin::Client(scope) => put_bytes(7, scope.as_bytes(), buf),
     }
 }
 

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use study::results::{Case, Metric};
 use system::{
-    message::{MessageRef, Metadata},
+    message::{IdOrigin, MessageRef, Metadata},
     queue::{NatsConfig, NatsQueue},
 };
 
@@ -161,6 +161,8 @@ async fn measure(probe: &Probe) -> anyhow::Result<PublishAck> {
             source: "publish-ack-probe",
             payload: PAYLOAD,
             metadata: Metadata::Pairs(&[]),
+            // A client's id, as JetStream de-duplicates it: every probe message has its own.
+            origin: IdOrigin::Client(""),
         };
         let sent = Instant::now();
         let published = queue.publish(message).await;

@@ -6,7 +6,7 @@
 
 use prost::encoding::{WireType, encode_key, encode_varint};
 use system::{
-    message::{MessageRef, Metadata},
+    message::{IdOrigin, MessageRef, Metadata},
     validate,
     wire::{self, IngestView, WireEntries},
 };
@@ -78,6 +78,7 @@ impl StreamReader {
             source: request.source,
             payload: request.data,
             metadata: Metadata::Wire(request.metadata),
+            origin: IdOrigin::Client(""),
         };
         if validate::check(msg).is_err() {
             return 0;

@@ -13,9 +13,10 @@
 use std::{path::Path, sync::Arc};
 
 use super::{Scope, Secret, TokenError, TokenProblem, check, read_secret_file};
+use crate::validate;
 
 /// Longest name of a token.
-pub const MAX_NAME_BYTES: usize = 64;
+pub const MAX_NAME_BYTES: usize = validate::MAX_SCOPE_BYTES;
 /// Most tokens one file may hold.
 pub const MAX_TOKENS: usize = 1024;
 
@@ -56,16 +57,6 @@ impl IdScope {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// Whether `name` can name a token: 1 to [`MAX_NAME_BYTES`] letters, digits, `.`, `_` or
-/// `-` (a scope ends where a control character would begin, see `queue/recent.rs`, and
-/// appears in a NATS message id).
-pub(super) fn is_valid_name(name: &str) -> bool {
-    (1..=MAX_NAME_BYTES).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The ingest tokens: `INGEST_TOKEN`'s one, or those of `INGEST_TOKEN_FILE`; none when
@@ -119,7 +110,7 @@ fn parse(bytes: &[u8]) -> Result<Vec<ClientToken>, TokenProblem> {
         let words: Vec<&str> = line.split_ascii_whitespace().collect();
         let token = match words.as_slice() {
             [token] => ClientToken::unnamed(*token),
-            [name, token] if is_valid_name(name) => ClientToken::named(name, *token),
+            [name, token] if validate::is_valid_scope(name) => ClientToken::named(name, *token),
             [_, _] => return Err(TokenProblem::BadName { line: line_number }),
             _ => return Err(TokenProblem::BadLine { line: line_number }),
         };

@@ -119,6 +119,8 @@ impl Tracer {
             source: "trace".to_owned(),
             payload: b"latency measurement".to_vec(),
             metadata: Default::default(),
+            id_assigned: true,
+            id_scope: String::new(),
         };
         let codec = self.config.codec;
         let mut request = Request::builder()

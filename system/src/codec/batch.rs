@@ -10,7 +10,12 @@
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{CappedMessage, Codec, invalid_json};
-use crate::{answer, http_error::ApiError, message::MessageRef, wire};
+use crate::{
+    answer,
+    http_error::ApiError,
+    message::{IdOrigin, MessageRef},
+    wire,
+};
 
 /// Most messages in one batch request; also the largest `HOP_BATCH`.
 pub const MAX_BATCH_MESSAGES: usize = 10_000;
@@ -201,7 +206,18 @@ pub fn entry_len(codec: Codec, msg: MessageRef<'_>) -> usize {
                 .iter()
                 .map(|(k, v)| json_string_len(k) + json_string_len(v) + 2)
                 .sum();
-            FRAMING + json_string_len(msg.id) + json_string_len(msg.source) + payload + metadata
+            // `,"idAssigned":true`, or `,"idScope":` and the scope (neither when default).
+            let origin = match msg.origin {
+                IdOrigin::Assigned => 18,
+                IdOrigin::Client("") => 0,
+                IdOrigin::Client(scope) => 11 + json_string_len(scope),
+            };
+            FRAMING
+                + json_string_len(msg.id)
+                + json_string_len(msg.source)
+                + payload
+                + metadata
+                + origin
         }
     }
 }
@@ -263,14 +279,24 @@ mod tests {
 
     #[test]
     fn an_entry_bound_covers_its_encoding_in_a_batch() {
-        let msg = DataMessage {
+        let scoped = DataMessage {
             id: "a\"b".into(),
             timestamp: i64::MIN,
             source: "\u{1}\\".into(),
             payload: vec![0; 10],
             metadata: [("k\"".to_owned(), "\n".to_owned())].into(),
+            id_assigned: false,
+            id_scope: "sensors.eu-1".into(),
         };
-        for codec in [Codec::Json, Codec::Protobuf] {
+        let assigned = DataMessage {
+            id_assigned: true,
+            id_scope: String::new(),
+            ..scoped.clone()
+        };
+        for (msg, codec) in [scoped, assigned]
+            .into_iter()
+            .flat_map(|msg| [(msg.clone(), Codec::Json), (msg, Codec::Protobuf)])
+        {
             let one = codec.encode(&DataMessageBatch {
                 messages: vec![msg.clone()],
             });

@@ -132,8 +132,23 @@ impl CappedMessage {
     }
 }
 
-/// The fields of a `DataMessage`, under their JSON names (the same as their proto names).
-const FIELDS: &[&str] = &["id", "timestamp", "source", "payload", "metadata"];
+/// The fields of a `DataMessage`, under their JSON names: the first seven are the fields
+/// in number order (each JSON name the proto3 mapping writes); the last two are the proto
+/// names of fields 6 and 7, which the mapping reads too.
+const FIELDS: &[&str] = &[
+    "id",
+    "timestamp",
+    "source",
+    "payload",
+    "metadata",
+    "idAssigned",
+    "idScope",
+    "id_assigned",
+    "id_scope",
+];
+
+/// The field a name of [`FIELDS`] stands for.
+const FIELD_OF_NAME: [usize; 9] = [0, 1, 2, 3, 4, 5, 6, 5, 6];
 
 impl<'de> Deserialize<'de> for CappedMessage {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CappedMessage, D::Error> {
@@ -163,7 +178,7 @@ impl Visitor<'_> for FieldVisitor {
         FIELDS
             .iter()
             .position(|name| *name == value)
-            .map(Field)
+            .map(|i| Field(FIELD_OF_NAME[i]))
             .ok_or_else(|| de::Error::unknown_field(value, FIELDS))
     }
 }
@@ -190,6 +205,8 @@ impl<'de> Visitor<'de> for MessageVisitor {
                 1 => msg.timestamp = map.next_value::<NumberDeserialize<i64>>()?.0,
                 2 => msg.source = map.next_value()?,
                 3 => msg.payload = map.next_value::<BytesDeserialize<Vec<u8>>>()?.0,
+                5 => msg.id_assigned = map.next_value()?,
+                6 => msg.id_scope = map.next_value()?,
                 _ => {
                     let metadata = map.next_value_seed(CappedSeed {
                         unique: false,

@@ -259,9 +259,7 @@ impl NatsQueue {
 
     /// Publishes `msg` and waits until JetStream confirms it stored it.
     pub async fn publish(&self, msg: MessageRef<'_>) -> Result<(), PublishError> {
-        self.publish_once(msg, Some(DedupKey::shared(msg.id)))
-            .await
-            .map(|_| ())
+        self.publish_once(msg, msg.dedup_key()).await.map(|_| ())
     }
 
     /// [`NatsQueue::publish`], with `key` as JetStream's de-duplication id (none: the

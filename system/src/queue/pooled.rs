@@ -27,7 +27,7 @@ use crossbeam_utils::CachePadded;
 use super::{Delivery, PublishError, Queue, QueueStats, Stamp, gate::Gate};
 use crate::{
     budget::{Budget, Charge},
-    message::{MessageRef, Metadata},
+    message::{IdOrigin, MessageRef, Metadata},
 };
 
 /// Largest capacity (in bytes) a slot's buffer keeps across messages.
@@ -290,6 +290,8 @@ impl Slot {
             source: &self.source,
             payload: &self.payload,
             metadata: Metadata::Pairs(&self.pairs[..self.live_pairs]),
+            // How the id is remembered was settled when it was published.
+            origin: IdOrigin::Client(""),
         }
     }
 

@@ -32,7 +32,10 @@ use std::{
 use foldhash::quality::RandomState;
 
 use super::PublishError;
-use crate::budget::{Budget, Charge};
+use crate::{
+    budget::{Budget, Charge},
+    message::DedupKey,
+};
 
 /// Shards of the table: publishers of different ids rarely wait for each other.
 const SHARDS: usize = 16;
@@ -52,23 +55,6 @@ pub enum Published {
     New,
     /// A message with this id was accepted within the window; nothing was queued.
     Duplicate,
-}
-
-/// What a message is de-duplicated by: the id its client gave, within the client's scope
-/// (the name of its token; empty where clients share one namespace).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DedupKey<'a> {
-    /// The namespace of the id.
-    pub scope: &'a str,
-    /// The client's id.
-    pub id: &'a str,
-}
-
-impl<'a> DedupKey<'a> {
-    /// The key of a client's `id` in the shared namespace.
-    pub fn shared(id: &'a str) -> DedupKey<'a> {
-        DedupKey { scope: "", id }
-    }
 }
 
 /// The table of recently accepted ids.

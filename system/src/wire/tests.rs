@@ -13,7 +13,7 @@ use super::{IngestView, WireEntries, parse_data_message, put_data_message, work}
 use crate::{
     client::{Forwarder, ForwarderConfig, HopBatch},
     codec::Codec,
-    message::{MessageRef, Metadata},
+    message::{IdOrigin, MessageRef, Metadata},
     queue::PooledQueue,
     validate,
 };
@@ -167,6 +167,7 @@ fn stream_way(frame: &[u8], forwarders: &[Forwarder]) {
         source: request.source,
         payload: request.data,
         metadata: Metadata::Wire(request.metadata),
+        origin: IdOrigin::Client("scope"),
     };
     if validate::check(msg).is_err() {
         return;

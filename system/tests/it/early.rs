@@ -67,3 +67,38 @@ fn curl_sees_every_early_refusal_over_every_protocol() {
         }
     }
 }
+
+/// A client that shuts its sending side once its request is out still gets its answer,
+/// an early one (after the server read the rest of the body) as much as a 202.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_still_gets_its_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = crate::stack::Stack::start(crate::stack::Setup::default()).await;
+    let addr = stack.gateway_url.trim_start_matches("http://").to_owned();
+    let over = format!(r#"{{"source": "s", "data": "{}"}}"#, "x".repeat(1 << 20));
+    let fits = r#"{"source": "s", "data": "x"}"#.to_owned();
+    for (body, expected) in [(over, "HTTP/1.1 413"), (fits, "HTTP/1.1 202")] {
+        let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        let head = format!(
+            "POST /api/v1/ingest HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n",
+            body.len()
+        );
+        let sending = tokio::spawn(async move {
+            write.write_all(head.as_bytes()).await?;
+            write.write_all(body.as_bytes()).await?;
+            write.shutdown().await
+        });
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            read.read_to_end(&mut answer),
+        )
+        .await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(expected), "{expected}: {answer:?}");
+        let _ = sending.await;
+    }
+    stack.shutdown().await;
+}

@@ -231,8 +231,9 @@ async fn the_processor_answers_repeats_as_duplicates() {
     stack.shutdown().await;
 }
 
-/// With the NATS queue JetStream settles repeats (by the id as `Nats-Msg-Id`): a repeat is
-/// answered as a duplicate, alone or in a batch, and processed once.
+/// With the NATS queue JetStream settles repeats (by the id, within its namespace, as
+/// `Nats-Msg-Id`): a repeat is answered as a duplicate, alone or in a batch, and processed
+/// once; the same id in another namespace is another message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_nats_a_repeat_is_a_jetstream_duplicate() {
     let Some(server) = crate::nats_server::NatsServer::for_test("with_nats_a_repeat") else {
@@ -280,10 +281,191 @@ async fn with_nats_a_repeat_is_a_jetstream_duplicate() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    // The same id in two namespaces is two messages; again in one of them, a duplicate.
+    for (scope, expected) in [("x", "accepted"), ("y", "accepted"), ("x", "duplicate")] {
+        let scoped = DataMessage {
+            id_scope: scope.to_owned(),
+            ..msg("n-3")
+        };
+        let response = client
+            .post(format!("{}/enqueue", processor.url))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_string(&scoped).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let (status, _, value) = answer(response).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{value}");
+        assert_eq!(value["status"], expected, "{scope}");
+    }
+    for _ in 0..500 {
+        if processor.seen.lock().unwrap().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     // Give a wrongly stored repeat time to show up before counting.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let mut seen = processor.seen.lock().unwrap().clone();
     processor.shutdown().await;
     seen.sort();
-    assert_eq!(seen, ["n-1", "n-2"]);
+    assert_eq!(seen, ["n-1", "n-2", "n-3", "n-3"]);
+}
+
+/// The processor's count of the ids it remembers.
+async fn remembered(stack: &Stack) -> u64 {
+    stack.processor_stats().await["recentIds"].as_u64().unwrap()
+}
+
+/// Only ids a client gave are remembered: messages without one (through the gateway, a
+/// gRPC call or stream, or straight to the processor) cost the table nothing, and those
+/// with one are each remembered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_ids_a_client_gave_are_remembered() {
+    let stack = Stack::start(Setup::default()).await;
+    let client = Client::new();
+    let body = r#"{"source": "plain", "data": "x"}"#;
+    for _ in 0..20 {
+        assert_eq!(post(&client, &stack, None, body).await.status(), 202);
+    }
+    let mut grpc = stack.grpc_client().await;
+    for i in 0..5 {
+        grpc.ingest(request("", i)).await.unwrap();
+    }
+    let plain = tokio_stream::iter((0..20).map(|i| request("", i)));
+    assert_eq!(
+        grpc.ingest_stream(plain)
+            .await
+            .unwrap()
+            .into_inner()
+            .accepted,
+        20
+    );
+    let direct = client
+        .post(format!("{}/enqueue", stack.processor_url))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(r#"{"source": "direct"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 202);
+    assert_eq!(remembered(&stack).await, 0, "assigned ids were remembered");
+    for i in 0..7 {
+        let key = format!("k-{i}");
+        assert_eq!(post(&client, &stack, Some(&key), body).await.status(), 202);
+    }
+    let keyed = tokio_stream::iter(["s-1", "s-2", "s-3"].map(|id| request(id, 1)));
+    grpc.ingest_stream(keyed).await.unwrap();
+    assert_eq!(remembered(&stack).await, 10);
+    stack.shutdown().await;
+}
+
+/// When the table holds `DEDUP_IDS` ids, a message with an id of its own is refused with a
+/// 503 naming the setting, and no id already taken is forgotten; messages without an id
+/// are still accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_table_refuses_new_ids_and_forgets_none() {
+    let stack = Stack::start(Setup {
+        processor: ProcessorConfig {
+            dedup_ids: 16,
+            ..ProcessorConfig::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let client = Client::new();
+    let body = r#"{"source": "orders", "data": "x"}"#;
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    for i in 0..100 {
+        let key = format!("order-{i}");
+        let response = post(&client, &stack, Some(&key), body).await;
+        match response.status() {
+            StatusCode::ACCEPTED => accepted.push(key),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let error: Value = response.json().await.unwrap();
+                assert!(
+                    error["error"].as_str().unwrap().contains("DEDUP_IDS"),
+                    "{error}"
+                );
+                refused += 1;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!(
+        refused > 0 && accepted.len() <= 16,
+        "{} accepted",
+        accepted.len()
+    );
+    for key in &accepted {
+        let (status, replayed, _) = answer(post(&client, &stack, Some(key), body).await).await;
+        assert_eq!((status, replayed), (StatusCode::ACCEPTED, true), "{key}");
+    }
+    assert_eq!(post(&client, &stack, None, body).await.status(), 202);
+    stack.shutdown().await;
+}
+
+/// Ids are kept apart per ingest token's name: the same id under two names is two
+/// messages, under one name (two tokens may share it) a duplicate, whichever door it came
+/// through; tokens without a name share one namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_kept_apart_per_token_name() {
+    use system::{auth::ClientToken, gateway::GatewayConfig, grpc::GrpcConfig};
+    let tokens = || {
+        vec![
+            ClientToken::named("shop", "tok-shop"),
+            ClientToken::named("shop", "tok-shop-next"),
+            ClientToken::named("sensors", "tok-sensors"),
+            ClientToken::unnamed("tok-plain"),
+        ]
+    };
+    let stack = Stack::start_recording(Setup {
+        gateway: Box::new(move |forwarder| GatewayConfig {
+            ingest_tokens: tokens(),
+            ..GatewayConfig::new(forwarder)
+        }),
+        grpc: Box::new(move |forwarder| GrpcConfig {
+            ingest_tokens: tokens(),
+            ..GrpcConfig::new(forwarder)
+        }),
+        ..Setup::default()
+    })
+    .await;
+    let client = Client::new();
+    let send = |token: &'static str| {
+        client
+            .post(format!("{}/api/v1/ingest", stack.gateway_url))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("idempotency-key", "order-1")
+            .body(r#"{"source": "s", "data": "x"}"#)
+            .send()
+    };
+    for (token, expected) in [
+        ("tok-shop", "accepted"),
+        ("tok-sensors", "accepted"),
+        ("tok-shop-next", "duplicate"),
+        ("tok-plain", "accepted"),
+        ("tok-plain", "duplicate"),
+    ] {
+        let (status, _, value) = answer(send(token).await.unwrap()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{token}: {value}");
+        assert_eq!(value["status"], expected, "{token}");
+    }
+    let mut grpc = stack.grpc_client().await;
+    let mut call = tonic::Request::new(request("order-1", 1));
+    call.metadata_mut()
+        .insert("authorization", "Bearer tok-sensors".parse().unwrap());
+    assert_eq!(
+        grpc.ingest(call).await.unwrap().into_inner().status,
+        "duplicate"
+    );
+    let mut stream = tonic::Request::new(tokio_stream::iter([request("order-1", 1)]));
+    stream
+        .metadata_mut()
+        .insert("authorization", "Bearer tok-shop".parse().unwrap());
+    let answer = grpc.ingest_stream(stream).await.unwrap().into_inner();
+    assert_eq!((answer.accepted, answer.duplicates), (1, 1));
+    stack.processed(3).await;
+    stack.shutdown().await;
 }

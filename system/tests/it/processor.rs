@@ -143,6 +143,7 @@ async fn protobuf_enqueue_is_accepted_and_processed() {
         source: "proto".into(),
         payload: vec![0, 1, 2, 255],
         metadata: [("k".to_owned(), "v".to_owned())].into(),
+        ..DataMessage::default()
     };
     let response = Client::new()
         .post(format!("{}/enqueue", server.url))

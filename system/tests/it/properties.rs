@@ -33,14 +33,20 @@ fn message() -> impl Strategy<Value = DataMessage> {
         text(),
         collection::vec(any::<u8>(), 0..48),
         metadata(),
+        any::<bool>(),
+        text(),
     )
-        .prop_map(|(id, timestamp, source, payload, metadata)| DataMessage {
-            id,
-            timestamp,
-            source,
-            payload,
-            metadata,
-        })
+        .prop_map(
+            |(id, timestamp, source, payload, metadata, id_assigned, id_scope)| DataMessage {
+                id,
+                timestamp,
+                source,
+                payload,
+                metadata,
+                id_assigned,
+                id_scope,
+            },
+        )
 }
 
 proptest! {

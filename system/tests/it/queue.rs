@@ -255,6 +255,7 @@ fn pooled_slots_carry_nothing_from_one_message_into_the_next() {
         source: "s".into(),
         payload: vec![0x01, 0x02],
         metadata: HashMap::from([("only".to_owned(), "one".to_owned())]),
+        ..DataMessage::default()
     };
     queue.try_publish(MessageRef::from(&short)).unwrap();
     let delivery = queue.try_consume().unwrap();

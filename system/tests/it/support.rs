@@ -20,6 +20,7 @@ pub fn message(n: u64, payload_len: usize, pairs: usize) -> DataMessage {
         metadata: (0..pairs)
             .map(|i| (format!("key-{n}-{i}"), format!("value-{n}-{i}")))
             .collect::<HashMap<_, _>>(),
+        ..DataMessage::default()
     }
 }
 
