@@ -567,8 +567,8 @@ impl<'a> StreamForwarding<'a> {
             StreamId::Client(frame.slice_ref(request.id.as_bytes()))
         };
         let origin = match id {
-            StreamId::Client(_) => IdOrigin::Client(self.scope),
-            StreamId::Given(_) => IdOrigin::Assigned,
+            StreamId::Client(_) => IdOrigin::client(self.scope),
+            StreamId::Given(_) => IdOrigin::ASSIGNED,
         };
         let msg = MessageRef {
             id: id.as_str(),

@@ -40,14 +40,30 @@ pub struct MessageRef<'a> {
     pub origin: IdOrigin<'a>,
 }
 
-/// Where a message's id came from.
+/// Where a message's id came from: the hop's `id_assigned` and `id_scope`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdOrigin<'a> {
-    /// The client gave it (or will be given one by the processor, when it is empty), in
-    /// the namespace of its token's name (empty: the namespace clients share).
-    Client(&'a str),
-    /// The system gave it: it cannot come again, and is not remembered.
-    Assigned,
+pub struct IdOrigin<'a> {
+    /// The system gave the id: it cannot come again, and is not remembered.
+    pub assigned: bool,
+    /// The namespace of a client's id: the name of its token (empty: the namespace
+    /// clients share).
+    pub scope: &'a str,
+}
+
+impl<'a> IdOrigin<'a> {
+    /// An id the system gave.
+    pub const ASSIGNED: IdOrigin<'static> = IdOrigin {
+        assigned: true,
+        scope: "",
+    };
+
+    /// A client's id in the namespace `scope`.
+    pub fn client(scope: &'a str) -> IdOrigin<'a> {
+        IdOrigin {
+            assigned: false,
+            scope,
+        }
+    }
 }
 
 /// What a message is de-duplicated by: the id its client gave, within the client's scope
@@ -129,10 +145,9 @@ impl<'a> From<&'a DataMessage> for MessageRef<'a> {
             source: &msg.source,
             payload: &msg.payload,
             metadata: Metadata::Map(&msg.metadata),
-            origin: if msg.id_assigned {
-                IdOrigin::Assigned
-            } else {
-                IdOrigin::Client(&msg.id_scope)
+            origin: IdOrigin {
+                assigned: msg.id_assigned,
+                scope: &msg.id_scope,
             },
         }
     }
@@ -142,10 +157,10 @@ impl<'a> MessageRef<'a> {
     /// What the message is de-duplicated by: its id within its client's scope, or `None`
     /// when the system gave the id (or none was given yet).
     pub fn dedup_key(&self) -> Option<DedupKey<'a>> {
-        match self.origin {
-            IdOrigin::Client(scope) if !self.id.is_empty() => Some(DedupKey { scope, id: self.id }),
-            _ => None,
-        }
+        (!self.origin.assigned && !self.id.is_empty()).then_some(DedupKey {
+            scope: self.origin.scope,
+            id: self.id,
+        })
     }
 }
 
@@ -175,11 +190,8 @@ impl MessageRef<'_> {
                 .iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
-            id_assigned: self.origin == IdOrigin::Assigned,
-            id_scope: match self.origin {
-                IdOrigin::Client(scope) => scope.to_owned(),
-                IdOrigin::Assigned => String::new(),
-            },
+            id_assigned: self.origin.assigned,
+            id_scope: self.origin.scope.to_owned(),
         }
     }
 }

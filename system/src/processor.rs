@@ -622,7 +622,7 @@ fn completed<'a>(msg: &MessageRef<'a>, id: Option<&'a MessageId>, now: i64) -> M
             msg.timestamp
         },
         origin: if id.is_some() {
-            IdOrigin::Assigned
+            IdOrigin::ASSIGNED
         } else {
             msg.origin
         },

@@ -12,7 +12,7 @@
 
 use crate::{
     ids::{IdSource, MessageId},
-    message::{IdOrigin, MessageRef, Metadata},
+    message::{MessageRef, Metadata},
     proto::{DataMessage, IngestRequest},
 };
 
@@ -112,10 +112,8 @@ pub fn check(msg: MessageRef<'_>) -> Result<(), Invalid> {
     if !msg.id.is_empty() && !is_valid_id(msg.id) {
         return Err(Invalid::BadId);
     }
-    if let IdOrigin::Client(scope) = msg.origin
-        && !scope.is_empty()
-        && !is_valid_scope(scope)
-    {
+    let scope = msg.origin.scope;
+    if !scope.is_empty() && !is_valid_scope(scope) {
         return Err(Invalid::BadScope);
     }
     if msg.source.trim().is_empty() {

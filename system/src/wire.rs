@@ -280,11 +280,7 @@ impl<'a> ReadMessage<'a> {
             source,
             payload,
             metadata: entries.end(),
-            origin: if assigned {
-                IdOrigin::Assigned
-            } else {
-                IdOrigin::Client(scope)
-            },
+            origin: IdOrigin { assigned, scope },
         })
     }
 
@@ -369,10 +365,11 @@ pub fn data_message_len(msg: &MessageRef<'_>) -> usize {
             key_len(5) + encoded_len_varint(len as u64) + len
         })
         .sum();
-    let origin = match msg.origin {
-        IdOrigin::Assigned => key_len(6) + 1,
-        IdOrigin::Client(scope) => field_len(7, scope.len()),
-    };
+    let origin = if msg.origin.assigned {
+        key_len(6) + 1
+    } else {
+        0
+    } + field_len(7, msg.origin.scope.len());
     field_len(1, msg.id.len())
         + timestamp
         + field_len(3, msg.source.len())
@@ -397,13 +394,11 @@ pub fn put_data_message(msg: &MessageRef<'_>, buf: &mut impl BufMut) {
         put_bytes(1, key.as_bytes(), buf);
         put_bytes(2, value.as_bytes(), buf);
     }
-    match msg.origin {
-        IdOrigin::Assigned => {
-            encode_key(6, WireType::Varint, buf);
-            encode_varint(1, buf);
-        }
-        IdOrigin::Client(scope) => put_bytes(7, scope.as_bytes(), buf),
+    if msg.origin.assigned {
+        encode_key(6, WireType::Varint, buf);
+        encode_varint(1, buf);
     }
+    put_bytes(7, msg.origin.scope.as_bytes(), buf);
 }
 
 /// The `(outcome, error)` of each `MessageOutcome` of an encoded `BatchOutcome`, in order.

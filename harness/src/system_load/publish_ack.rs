@@ -162,7 +162,7 @@ async fn measure(probe: &Probe) -> anyhow::Result<PublishAck> {
             payload: PAYLOAD,
             metadata: Metadata::Pairs(&[]),
             // A client's id, as JetStream de-duplicates it: every probe message has its own.
-            origin: IdOrigin::Client(""),
+            origin: IdOrigin::client(""),
         };
         let sent = Instant::now();
         let published = queue.publish(message).await;

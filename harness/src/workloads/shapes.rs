@@ -78,7 +78,7 @@ impl StreamReader {
             source: request.source,
             payload: request.data,
             metadata: Metadata::Wire(request.metadata),
-            origin: IdOrigin::Client(""),
+            origin: IdOrigin::client(""),
         };
         if validate::check(msg).is_err() {
             return 0;

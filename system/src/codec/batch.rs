@@ -10,12 +10,7 @@
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{CappedMessage, Codec, invalid_json};
-use crate::{
-    answer,
-    http_error::ApiError,
-    message::{IdOrigin, MessageRef},
-    wire,
-};
+use crate::{answer, http_error::ApiError, message::MessageRef, wire};
 
 /// Most messages in one batch request; also the largest `HOP_BATCH`.
 pub const MAX_BATCH_MESSAGES: usize = 10_000;
@@ -207,11 +202,12 @@ pub fn entry_len(codec: Codec, msg: MessageRef<'_>) -> usize {
                 .map(|(k, v)| json_string_len(k) + json_string_len(v) + 2)
                 .sum();
             // `,"idAssigned":true`, or `,"idScope":` and the scope (neither when default).
-            let origin = match msg.origin {
-                IdOrigin::Assigned => 18,
-                IdOrigin::Client("") => 0,
-                IdOrigin::Client(scope) => 11 + json_string_len(scope),
-            };
+            let origin = if msg.origin.assigned { 18 } else { 0 }
+                + if msg.origin.scope.is_empty() {
+                    0
+                } else {
+                    11 + json_string_len(msg.origin.scope)
+                };
             FRAMING
                 + json_string_len(msg.id)
                 + json_string_len(msg.source)

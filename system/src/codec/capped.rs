@@ -132,10 +132,26 @@ impl CappedMessage {
     }
 }
 
-/// The fields of a `DataMessage`, under their JSON names: the first seven are the fields
-/// in number order (each JSON name the proto3 mapping writes); the last two are the proto
-/// names of fields 6 and 7, which the mapping reads too.
+/// The fields of a `DataMessage`, under their JSON names (for fields 6 and 7 their proto
+/// names and the names the proto3 mapping writes, both of which it reads), in the order
+/// the generated reader lists them in its errors.
 const FIELDS: &[&str] = &[
+    "id",
+    "timestamp",
+    "source",
+    "payload",
+    "metadata",
+    "id_assigned",
+    "idAssigned",
+    "id_scope",
+    "idScope",
+];
+
+/// The field a name of [`FIELDS`] stands for (5: `id_assigned`, 6: `id_scope`).
+const FIELD_OF_NAME: [usize; 9] = [0, 1, 2, 3, 4, 5, 5, 6, 6];
+
+/// Each field's name in errors (as the generated reader names it).
+const FIELD_NAMES: [&str; 7] = [
     "id",
     "timestamp",
     "source",
@@ -143,12 +159,7 @@ const FIELDS: &[&str] = &[
     "metadata",
     "idAssigned",
     "idScope",
-    "id_assigned",
-    "id_scope",
 ];
-
-/// The field a name of [`FIELDS`] stands for.
-const FIELD_OF_NAME: [usize; 9] = [0, 1, 2, 3, 4, 5, 6, 5, 6];
 
 impl<'de> Deserialize<'de> for CappedMessage {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CappedMessage, D::Error> {
@@ -193,12 +204,12 @@ impl<'de> Visitor<'de> for MessageVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CappedMessage, A::Error> {
-        let mut seen = [false; FIELDS.len()];
+        let mut seen = [false; FIELD_NAMES.len()];
         let mut capped = CappedMessage::default();
         let msg = &mut capped.message;
         while let Some(Field(field)) = map.next_key()? {
             if std::mem::replace(&mut seen[field], true) {
-                return Err(de::Error::duplicate_field(FIELDS[field]));
+                return Err(de::Error::duplicate_field(FIELD_NAMES[field]));
             }
             match field {
                 0 => msg.id = map.next_value()?,

@@ -291,7 +291,7 @@ impl Slot {
             payload: &self.payload,
             metadata: Metadata::Pairs(&self.pairs[..self.live_pairs]),
             // How the id is remembered was settled when it was published.
-            origin: IdOrigin::Client(""),
+            origin: IdOrigin::client(""),
         }
     }
 

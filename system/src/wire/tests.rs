@@ -167,7 +167,7 @@ fn stream_way(frame: &[u8], forwarders: &[Forwarder]) {
         source: request.source,
         payload: request.data,
         metadata: Metadata::Wire(request.metadata),
-        origin: IdOrigin::Client("scope"),
+        origin: IdOrigin::client("scope"),
     };
     if validate::check(msg).is_err() {
         return;

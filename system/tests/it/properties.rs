@@ -151,6 +151,7 @@ fn json_field(name: &'static str) -> impl Strategy<Value = serde_json::Value> {
         ]
         .boxed(),
         "payload" => "([A-Za-z0-9+/]{4}){0,3}".prop_map(Value::String).boxed(),
+        "idAssigned" => any::<bool>().prop_map(Value::Bool).boxed(),
         "metadata" => collection::vec((text(), text()), 0..4)
             .prop_map(|pairs| {
                 let pairs = pairs.into_iter().map(|(k, v)| (k, Value::String(v)));
@@ -171,6 +172,9 @@ fn json_message() -> impl Strategy<Value = String> {
         4 => Just("source"),
         4 => Just("payload"),
         4 => Just("metadata"),
+        2 => Just("idAssigned"),
+        2 => Just("idScope"),
+        1 => Just("id_scope"),
         1 => Just("other"),
     ]
     .prop_flat_map(|name| (Just(name), json_field(name)));
