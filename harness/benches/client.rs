@@ -1,6 +1,7 @@
 //! Processor client pairs against an in-process processor on loopback, one axis at a time
 //! from the same reference (pooled, HTTP/1.1, JSON, unbatched): `baseline` vs `pooled`,
-//! HTTP/1.1 vs h2c, JSON vs protobuf, unbatched vs batched. Reported per message.
+//! HTTP/1.1 vs h2c, JSON vs protobuf, unbatched vs batched. Reported per message. And one
+//! large gRPC stream message end to end, in its typical and its worst shape.
 
 use std::time::Instant;
 
@@ -106,5 +107,65 @@ fn client(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, client);
+/// One `IngestStream` call carrying one 8 MiB message, sent as pre-encoded frames to an
+/// in-process system (defaults, all on loopback) and timed until its answer: the message's
+/// whole way in, by shape. The worst shape should cost at most about twice the typical.
+fn stream_shape(c: &mut Criterion) {
+    use bytes::Bytes;
+    use harness::workloads::{SHAPE_BYTES, data_carried, unknown_fields};
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    use study::cases::shape;
+
+    let stack = Stack::start(
+        Placement::OwnRuntime(2),
+        ProcessorConfig::default(),
+        Some(&ForwarderConfig::new),
+    )
+    .expect("an in-process system");
+    let grpc = stack.grpc.expect("the gRPC front door");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let uri: http::Uri = format!("http://{grpc}/diplom.v1.IngestService/IngestStream")
+        .parse()
+        .expect("a URI");
+    let mut group = c.benchmark_group(criterion_group(group::CLIENT_STREAM_SHAPE));
+    group.throughput(Throughput::Bytes(SHAPE_BYTES as u64));
+    group.sample_size(10);
+    for (name, message) in [
+        (shape::DATA, data_carried()),
+        (shape::UNKNOWN_FIELDS, unknown_fields()),
+    ] {
+        let mut frame = vec![0];
+        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&message);
+        let frame = Bytes::from(frame);
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let request = http::Request::post(uri.clone())
+                        .header("content-type", "application/grpc")
+                        .header("te", "trailers")
+                        .body(Full::new(frame.clone()))
+                        .expect("a request");
+                    let response = client.request(request).await.expect("an answer");
+                    let answer = response.into_body().collect().await.expect("a body");
+                    let status = answer
+                        .trailers()
+                        .and_then(|t| t.get("grpc-status"))
+                        .map(|v| v.as_bytes().to_vec());
+                    assert_eq!(status.as_deref(), Some(&b"0"[..]), "the call failed");
+                });
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, client, stream_shape);
 criterion_main!(benches);

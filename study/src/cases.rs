@@ -94,6 +94,9 @@ pub mod group {
     /// One 8 MiB stream message on the gRPC front door's way (read in place, checked,
     /// written into a hop request), by shape (see [`super::shape`]).
     pub const CODEC_STREAM_SHAPE: &str = "codec/stream_shape";
+    /// One 8 MiB stream message end to end through an in-process system (the gRPC front
+    /// door, the hop, the processor, the queue) until its answer, by shape.
+    pub const CLIENT_STREAM_SHAPE: &str = "client/stream_shape";
     /// The worker pool on each queue.
     pub const WORKER_POOL: &str = "worker_pool";
     /// The worker pool's modes.
@@ -172,7 +175,8 @@ pub mod group {
     }
 }
 
-/// The shapes of a message measured by [`group::CODEC_STREAM_SHAPE`].
+/// The shapes of a message measured by [`group::CODEC_STREAM_SHAPE`] and
+/// [`group::CLIENT_STREAM_SHAPE`].
 pub mod shape {
     /// Its bytes carried in `data`: the typical shape.
     pub const DATA: &str = "data";
@@ -222,6 +226,11 @@ pub const OTHER_GROUPS: &[OtherGroup] = &[
     other(
         Suite::Criterion,
         Name::Fixed(group::CODEC_STREAM_SHAPE),
+        Variants::Names(&[shape::DATA, shape::UNKNOWN_FIELDS]),
+    ),
+    other(
+        Suite::Criterion,
+        Name::Fixed(group::CLIENT_STREAM_SHAPE),
         Variants::Names(&[shape::DATA, shape::UNKNOWN_FIELDS]),
     ),
     other(
@@ -461,12 +470,14 @@ mod tests {
     /// The shapes of a stream message are criterion cases of their group, and no other.
     #[test]
     fn the_stream_shapes_are_criterion_cases_of_their_group() {
-        use super::{group::CODEC_STREAM_SHAPE, known, shape};
+        use super::{
+            group::{CLIENT_STREAM_SHAPE, CODEC_STREAM_SHAPE},
+            known, shape,
+        };
         for shape in [shape::DATA, shape::UNKNOWN_FIELDS] {
-            assert!(
-                known(Suite::Criterion, CODEC_STREAM_SHAPE, shape),
-                "{shape}"
-            );
+            for group in [CODEC_STREAM_SHAPE, CLIENT_STREAM_SHAPE] {
+                assert!(known(Suite::Criterion, group, shape), "{group} {shape}");
+            }
             assert!(
                 !known(Suite::Callgrind, CODEC_STREAM_SHAPE, shape),
                 "{shape}"
