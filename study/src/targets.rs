@@ -2,10 +2,11 @@
 //! is compared (a ratio, one side's value, the best of the pair, the worst case of a side),
 //! and the bound it must keep; and the targets every attack of the abuse suite is held to
 //! ([`ATTACK_TARGETS`]), with the memory a process may hold beyond its budget
-//! ([`RSS_OVERHEAD`]). The report judges them; the thresholds live here only.
+//! ([`RSS_OVERHEAD`]); and what a message's worst shape may cost against its typical one
+//! ([`WORST_SHAPE`]). The report judges them; the thresholds live here only.
 
 use crate::{
-    cases::{Suite, group},
+    cases::{Suite, group, shape},
     results::Case,
     variant::Variant,
 };
@@ -356,6 +357,62 @@ pub const ATTACK_RSS: AttackTarget = AttackTarget {
 /// Every target of the abuse suite, each judged for every attack.
 pub const ATTACK_TARGETS: [&AttackTarget; 3] = [&VICTIM_P99, &VICTIM_ACCEPTED, &ATTACK_RSS];
 
+/// A target on what a message's shape costs: the time of one shape ÷ another's, in a group
+/// that is no A/B pair (its variants are the shapes of [`crate::cases::shape`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShapeTarget {
+    /// What is aimed at, for a person.
+    pub what: &'static str,
+    /// The bound, for a person.
+    pub goal: &'static str,
+    /// The suite that measures it.
+    pub suite: Suite,
+    /// The group judged.
+    pub group: &'static str,
+    /// The metric compared.
+    pub metric: &'static str,
+    /// The shape judged.
+    pub shape: &'static str,
+    /// The shape it is compared with.
+    pub against: &'static str,
+    /// The bound of `shape` ÷ `against`.
+    pub bound: Bound,
+}
+
+impl ShapeTarget {
+    /// `shape` ÷ `against` of the medians in `cases` (a suite's), when both were measured.
+    pub fn measured(&self, cases: &[Case]) -> Option<f64> {
+        let value = |shape: &str| {
+            let case = cases
+                .iter()
+                .find(|c| c.group == self.group && c.variant == shape)?;
+            Some(case.metrics.get(self.metric)?.median)
+        };
+        let against = value(self.against)?;
+        let shape = value(self.shape)?;
+        (against > 0.0).then(|| shape / against)
+    }
+
+    /// Whether `cases` keep the target (`None`: not measured).
+    pub fn met(&self, cases: &[Case]) -> Option<bool> {
+        self.measured(cases).map(|ratio| self.bound.met(ratio))
+    }
+}
+
+/// The worst-shaped message costs at most twice the typical one, judged end to end: the
+/// system handles a message from its arrival to its answer, and the unknown fields are
+/// dropped at the front door, so the rest of the way carries only what the message holds.
+pub const WORST_SHAPE: ShapeTarget = ShapeTarget {
+    what: "Worst-shaped 8 MiB stream message, end to end",
+    goal: "≤ 2× the time of one carried in data",
+    suite: Suite::Criterion,
+    group: group::CLIENT_STREAM_SHAPE,
+    metric: "time_per_op",
+    shape: shape::UNKNOWN_FIELDS,
+    against: shape::DATA,
+    bound: Bound::AtMost(2.0),
+};
+
 #[cfg(test)]
 mod tests {
     use super::{ALL, ATTACK_RSS, Of, RSS_OVERHEAD};
@@ -429,5 +486,51 @@ mod tests {
         assert_eq!(ATTACK_RSS.measured(&case), Some(100.0));
         assert_eq!(ATTACK_RSS.met(&case), Some(true));
         assert_eq!(ATTACK_RSS.met(&Case::new("abuse", "x", None)), None);
+    }
+
+    /// The shape target names shapes of a group the catalogue knows, which is no pair, and
+    /// its goal states its bound.
+    #[test]
+    fn the_shape_target_names_known_shapes_and_states_its_bound() {
+        use super::WORST_SHAPE;
+        use crate::cases::known;
+        assert!(
+            pair_of(WORST_SHAPE.group).is_none(),
+            "{}",
+            WORST_SHAPE.group
+        );
+        for shape in [WORST_SHAPE.shape, WORST_SHAPE.against] {
+            assert!(
+                known(WORST_SHAPE.suite, WORST_SHAPE.group, shape),
+                "{shape}"
+            );
+        }
+        let limit = format!("≤ {}×", WORST_SHAPE.bound.limit());
+        assert!(WORST_SHAPE.goal.starts_with(&limit), "{}", WORST_SHAPE.goal);
+    }
+
+    #[test]
+    fn the_shape_target_judges_the_ratio_of_its_group_alone() {
+        use super::WORST_SHAPE;
+        use crate::{
+            cases::{group::CODEC_STREAM_SHAPE, shape},
+            results::{Case, Metric},
+        };
+        let limit = WORST_SHAPE.bound.limit();
+        let cases = |group: &str, worst: f64| {
+            vec![
+                Case::new(group, shape::DATA, None)
+                    .metric("time_per_op", Metric::from_samples("ns", vec![1e6, 2e6])),
+                Case::new(group, shape::UNKNOWN_FIELDS, None)
+                    .metric("time_per_op", Metric::from_samples("ns", vec![worst])),
+            ]
+        };
+        let at_limit = cases(WORST_SHAPE.group, limit * 1.5e6);
+        assert_eq!(WORST_SHAPE.measured(&at_limit), Some(limit));
+        assert_eq!(WORST_SHAPE.met(&at_limit), Some(true), "at the bound holds");
+        let over = cases(WORST_SHAPE.group, limit * 1.5e6 + 1.0);
+        assert_eq!(WORST_SHAPE.met(&over), Some(false));
+        assert_eq!(WORST_SHAPE.met(&cases(CODEC_STREAM_SHAPE, 1.0)), None);
+        assert_eq!(WORST_SHAPE.met(&at_limit[1..]), None, "no data shape");
     }
 }

@@ -151,6 +151,7 @@ pub(crate) fn render(paths: &Paths) -> anyhow::Result<Rendered> {
         "profiles": evidence.profiles,
         "soak": evidence.soak(),
         "abuse": evidence.abuse(),
+        "shapes": evidence.shapes(),
     });
     let context = tera::Context::from_serialize(context)?;
     let markdown =

@@ -2,13 +2,15 @@
 //! as a checklist (`checklist.rs`: a box is ticked only when a file proves it, and the file is
 //! named), the original success metrics and the harness targets against what was measured
 //! (`targets.rs`, the thresholds from `study::targets`), what TLS on the hop costs, and what
-//! replicating the NATS queue's stream costs (`queue.rs`), and what one address's attacks
-//! did to a client from another (`abuse.rs`).
+//! replicating the NATS queue's stream costs (`queue.rs`), what one address's attacks
+//! did to a client from another (`abuse.rs`), and what a stream message's worst shape costs
+//! against its typical one (`shapes.rs`).
 
 mod abuse;
 mod checklist;
 mod end_to_end;
 mod queue;
+mod shapes;
 mod soak;
 mod stages;
 mod targets;
@@ -204,6 +206,7 @@ impl Evidence {
         self.target_list()
             .into_iter()
             .chain(self.end_to_end_targets())
+            .chain([self.shape_target()])
             .chain(self.abuse_targets())
             .map(|target| TargetRow {
                 verdict: target.verdict(),

@@ -565,3 +565,97 @@ fn without_nats_results_the_queue_section_says_they_are_not_measured() {
         .unwrap();
     assert!(markdown.contains("No NATS load run yet"), "{markdown}");
 }
+
+/// Both stream-shape groups of the criterion suite, three rounds per shape; `worst` is the
+/// end-to-end group's `unknown_fields` time in rounds (ns).
+fn write_shapes(dir: &std::path::Path, worst: [f64; 3]) {
+    let mut file = ResultFile::new("criterion", "fixture");
+    let ns = |rounds: [f64; 3]| Metric::from_samples("ns", rounds.to_vec());
+    for (group, data, unknown) in [
+        (
+            "codec/stream_shape",
+            [0.5e6, 0.4e6, 0.6e6],
+            [10.0e6, 9.0e6, 12.0e6],
+        ),
+        ("client/stream_shape", [4.0e6, 3.0e6, 5.0e6], worst),
+    ] {
+        file.cases.extend([
+            Case::new(group, "data", None).metric("time_per_op", ns(data)),
+            Case::new(group, "unknown_fields", None).metric("time_per_op", ns(unknown)),
+        ]);
+    }
+    file.write(&dir.join("results")).unwrap();
+}
+
+fn shapes_markdown(dir: &std::path::Path) -> String {
+    render(&paths(dir))
+        .unwrap()
+        .remove("PHASE3_COMPLETE.md")
+        .unwrap()
+}
+
+/// The target is judged on the end-to-end group; the reading-only group is shown beside
+/// it with its ratio and no verdict.
+#[test]
+fn the_shapes_section_judges_the_end_to_end_ratio_and_shows_reading_for_context() {
+    let dir = fixture_dir("shapes-met");
+    write_shapes(&dir, [6.0e6, 7.0e6, 6.4e6]);
+    let markdown = shapes_markdown(&dir);
+    for row in [
+        "| group | times | data (ms) | unknown_fields (ms) | ratio | target | verdict |",
+        "| codec/stream_shape | the front door's reading alone | 0.50 (0.40..0.60) | 10.00 (9.00..12.00) | 20.00 (20.00..22.50) | none: context | – |",
+        "| client/stream_shape | end to end, until its answer | 4.00 (3.00..5.00) | 6.40 (6.00..7.00) | 1.60 (1.28..2.33) | ≤ 2× the time of one carried in data | met |",
+        "| Worst-shaped 8 MiB stream message, end to end | ≤ 2× the time of one carried in data | 1.60× data | yes | results/criterion.json: client/stream_shape |",
+    ] {
+        assert!(markdown.contains(row), "{row}\n{markdown}");
+    }
+    assert!(
+        !markdown.contains("Neither group was measured"),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("{{"), "unrendered template syntax");
+}
+
+#[test]
+fn the_shapes_section_says_plainly_when_the_target_is_not_met() {
+    let dir = fixture_dir("shapes-missed");
+    write_shapes(&dir, [9.0e6, 8.0e6, 10.0e6]);
+    let markdown = shapes_markdown(&dir);
+    for row in [
+        "| client/stream_shape | end to end, until its answer | 4.00 (3.00..5.00) | 9.00 (8.00..10.00) | 2.25 (2.00..2.67) | ≤ 2× the time of one carried in data | **not met** |",
+        "| Worst-shaped 8 MiB stream message, end to end | ≤ 2× the time of one carried in data | 2.25× data | **no** |",
+    ] {
+        assert!(markdown.contains(row), "{row}\n{markdown}");
+    }
+}
+
+/// Criterion results without the shape groups (measured before they existed): the section
+/// renders, says so, and the target is not measured.
+#[test]
+fn without_the_shape_groups_the_section_says_they_were_not_measured() {
+    let dir = fixture_dir("shapes-none");
+    let mut file = ResultFile::new("criterion", "fixture");
+    file.cases = vec![
+        Case::new("codec/decode", "json", Some(Side::Baseline))
+            .metric("time_per_op", Metric::exact("ns", 800.0)),
+        Case::new("codec/decode", "protobuf", Some(Side::Optimized))
+            .metric("time_per_op", Metric::exact("ns", 200.0)),
+    ];
+    file.write(&dir.join("results")).unwrap();
+    let markdown = shapes_markdown(&dir);
+    assert!(
+        markdown.contains("## Message shapes: linear reading"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("Neither group was measured in these results"),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("| codec/stream_shape |"), "{markdown}");
+    assert!(
+        markdown.contains(
+            "| Worst-shaped 8 MiB stream message, end to end | ≤ 2× the time of one carried in data | not measured | not measured |  |"
+        ),
+        "{markdown}"
+    );
+}
