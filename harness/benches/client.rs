@@ -109,7 +109,7 @@ fn client(c: &mut Criterion) {
 
 /// One `IngestStream` call carrying one 8 MiB message, sent as pre-encoded frames to an
 /// in-process system (defaults, all on loopback) and timed until its answer: the message's
-/// whole way in, by shape. The worst shape should cost at most about twice the typical.
+/// whole way in, by shape (the report holds the worst to `study::targets::WORST_SHAPE`).
 fn stream_shape(c: &mut Criterion) {
     use bytes::Bytes;
     use harness::workloads::{SHAPE_BYTES, data_carried, unknown_fields};

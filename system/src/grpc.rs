@@ -48,7 +48,7 @@ use crate::{
     debug,
     gateway::{IDEMPOTENCY_KEY, held_bytes, new_message, read_ingest, take_key},
     ids::{IdSource, MessageId},
-    message::{IdOrigin, MessageRef, Metadata, unix_now},
+    message::{IdOrigin, MessageRef, unix_now},
     net::BoundedListener,
     prometheus::{Histogram, Registry},
     proto::{
@@ -570,14 +570,7 @@ impl<'a> StreamForwarding<'a> {
             StreamId::Client(_) => IdOrigin::client(self.scope),
             StreamId::Given(_) => IdOrigin::ASSIGNED,
         };
-        let msg = MessageRef {
-            id: id.as_str(),
-            timestamp: unix_now(),
-            source: request.source,
-            payload: request.data,
-            metadata: Metadata::Wire(request.metadata),
-            origin,
-        };
+        let msg = request.message(id.as_str(), unix_now(), origin);
         if let Err(reason) = validate::check(msg) {
             self.flush().await?;
             return Err(self.failure(Status::invalid_argument(reason.to_string())));

@@ -358,23 +358,33 @@ impl Processor {
 }
 
 impl AppState {
-    /// Reads a request body within the limits, its bytes charged to the budget as they
+    /// Reads a request: its codec (415 when it has none we read, once the body was thrown
+    /// away) and its body within the limits, the body's bytes charged to the budget as they
     /// arrive; refusals are counted for `peer`.
-    async fn read_body(
+    async fn read_request(
         &self,
-        peer: Option<&Peer>,
+        peer: Option<Extension<Peer>>,
         headers: &HeaderMap,
         body: Body,
-    ) -> Result<(Bytes, Charge), ApiError> {
-        read_body_charged(
+    ) -> Result<(Codec, Bytes, Charge), ApiError> {
+        let codec = match Codec::from_headers(headers) {
+            Ok(codec) => codec,
+            Err(err) => {
+                linger(headers, body).await;
+                return Err(err);
+            }
+        };
+        let peer = peer.map(|Extension(peer)| peer);
+        let (bytes, charge) = read_body_charged(
             headers,
             body,
             self.body_limit,
             self.body_timeout,
             &self.budget,
-            peer,
+            peer.as_ref(),
         )
-        .await
+        .await?;
+        Ok((codec, bytes, charge))
     }
 
     fn stats(&self) -> ProcessorStats {
@@ -457,15 +467,7 @@ async fn enqueue(
     body: Body,
 ) -> Result<Response, ApiError> {
     state.enqueue_requests.fetch_add(1, Ordering::Relaxed);
-    let codec = match Codec::from_headers(&headers) {
-        Ok(codec) => codec,
-        Err(err) => {
-            linger(&headers, body).await;
-            return Err(err);
-        }
-    };
-    let peer = peer.map(|Extension(peer)| peer);
-    let (bytes, _charge) = state.read_body(peer.as_ref(), &headers, body).await?;
+    let (codec, bytes, _charge) = state.read_request(peer, &headers, body).await?;
     let mut msg = decode_message(codec, &bytes)?;
     complete(&mut msg, state.queue.kind())?;
     // Only an id a client gave is remembered: one assigned cannot come again.
@@ -493,15 +495,7 @@ async fn enqueue_batch(
     body: Body,
 ) -> Result<Response, ApiError> {
     state.batch_requests.fetch_add(1, Ordering::Relaxed);
-    let codec = match Codec::from_headers(&headers) {
-        Ok(codec) => codec,
-        Err(err) => {
-            linger(&headers, body).await;
-            return Err(err);
-        }
-    };
-    let peer = peer.map(|Extension(peer)| peer);
-    let (bytes, _charge) = state.read_body(peer.as_ref(), &headers, body).await?;
+    let (codec, bytes, _charge) = state.read_request(peer, &headers, body).await?;
     if codec == Codec::Protobuf {
         return enqueue_wire_batch(&state, &bytes).await;
     }

@@ -227,6 +227,22 @@ impl<'a> IngestView<'a> {
         })
     }
 
+    /// The message this request makes, under `id` (the client's, or one given to it),
+    /// stamped `timestamp`, its id from `origin`.
+    pub fn message<'m>(&self, id: &'m str, timestamp: i64, origin: IdOrigin<'m>) -> MessageRef<'m>
+    where
+        'a: 'm,
+    {
+        MessageRef {
+            id,
+            timestamp,
+            source: self.source,
+            payload: self.data,
+            metadata: Metadata::Wire(self.metadata),
+            origin,
+        }
+    }
+
     /// The request as the generated type: what prost decodes from the same bytes.
     pub fn to_request(&self) -> IngestRequest {
         IngestRequest {

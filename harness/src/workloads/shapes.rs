@@ -6,7 +6,7 @@
 
 use prost::encoding::{WireType, encode_key, encode_varint};
 use system::{
-    message::{IdOrigin, MessageRef, Metadata},
+    message::IdOrigin,
     validate,
     wire::{self, IngestView, WireEntries},
 };
@@ -72,14 +72,7 @@ impl StreamReader {
         let Ok(request) = IngestView::parse(frame, entries) else {
             return 0;
         };
-        let msg = MessageRef {
-            id: request.id,
-            timestamp: 1,
-            source: request.source,
-            payload: request.data,
-            metadata: Metadata::Wire(request.metadata),
-            origin: IdOrigin::client(""),
-        };
+        let msg = request.message(request.id, 1, IdOrigin::client(""));
         if validate::check(msg).is_err() {
             return 0;
         }

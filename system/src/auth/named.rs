@@ -70,12 +70,8 @@ pub fn load_clients(
         (None, None) => Ok(Vec::new()),
         (Some(_), Some(_)) => Err(TokenError::Both(scope)),
         (Some(value), None) => {
-            check(value.expose().as_bytes()).map_err(|problem| TokenError::Invalid {
-                setting: scope.setting(),
-                path: None,
-                problem,
-            })?;
-            Ok(vec![ClientToken::unnamed(value.clone())])
+            let token = super::load(scope, Some(value), None)?;
+            Ok(token.into_iter().map(ClientToken::unnamed).collect())
         }
         (None, Some(path)) => {
             let setting = scope.file_setting();

@@ -13,7 +13,7 @@ use super::{IngestView, WireEntries, parse_data_message, put_data_message, work}
 use crate::{
     client::{Forwarder, ForwarderConfig, HopBatch},
     codec::Codec,
-    message::{IdOrigin, MessageRef, Metadata},
+    message::IdOrigin,
     queue::PooledQueue,
     validate,
 };
@@ -161,14 +161,7 @@ fn stream_way(frame: &[u8], forwarders: &[Forwarder]) {
     let Ok(request) = IngestView::parse(frame, &mut entries) else {
         return;
     };
-    let msg = MessageRef {
-        id: request.id,
-        timestamp: 1,
-        source: request.source,
-        payload: request.data,
-        metadata: Metadata::Wire(request.metadata),
-        origin: IdOrigin::client("scope"),
-    };
+    let msg = request.message(request.id, 1, IdOrigin::client("scope"));
     if validate::check(msg).is_err() {
         return;
     }

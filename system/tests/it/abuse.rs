@@ -89,6 +89,17 @@ fn shared_clients(budget: &Arc<Budget>, limits: ClientLimits, http: HttpLimits) 
     }
 }
 
+/// A stack within a budget of `budget` bytes, of which one client may hold `share`.
+async fn with_share(budget: usize, share: usize) -> (Arc<Budget>, Stack) {
+    let budget = Budget::new("MEMORY_BUDGET", budget);
+    let limits = ClientLimits {
+        memory: share,
+        ..ClientLimits::default()
+    };
+    let stack = Stack::start(shared_clients(&budget, limits, HttpLimits::default())).await;
+    (budget, stack)
+}
+
 async fn gateway_status(stack: &Stack) -> Value {
     reqwest::get(format!("{}/api/v1/status", stack.gateway_url))
         .await
@@ -199,14 +210,8 @@ async fn bodies_declared_but_not_sent_hold_nothing() {
 /// another address is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_holds_at_most_its_share_of_the_budget() {
-    const BUDGET: usize = 8 * 1024 * 1024;
     const SHARE: usize = 2 * 1024 * 1024;
-    let budget = Budget::new("MEMORY_BUDGET", BUDGET);
-    let limits = ClientLimits {
-        memory: SHARE,
-        ..ClientLimits::default()
-    };
-    let stack = Stack::start(shared_clients(&budget, limits, HttpLimits::default())).await;
+    let (budget, stack) = with_share(8 * 1024 * 1024, SHARE).await;
     // Eight bodies of 1 MiB, each sent up to its last kilobyte: four times the share.
     let chunk = vec![b'x'; 1024 * 1024 - 1024];
     let mut attackers = Vec::new();
@@ -317,14 +322,8 @@ fn partial_message(len: usize, sent: usize) -> Vec<u8> {
 /// naming `MEMORY_PER_CLIENT`, while a client from another address is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_messages_are_charged_as_they_arrive_within_the_clients_share() {
-    const BUDGET: usize = 16 * 1024 * 1024;
     const SHARE: usize = 4 * 1024 * 1024;
-    let budget = Budget::new("MEMORY_BUDGET", BUDGET);
-    let limits = ClientLimits {
-        memory: SHARE,
-        ..ClientLimits::default()
-    };
-    let stack = Stack::start(shared_clients(&budget, limits, HttpLimits::default())).await;
+    let (budget, stack) = with_share(16 * 1024 * 1024, SHARE).await;
     // Each call declares 8 MiB and sends 1 MiB of it.
     let mut calls = Vec::new();
     for _ in 0..8 {
