@@ -480,15 +480,25 @@ fn bad_tls_files_stop_start_up_naming_the_setting() {
 }
 
 /// A client that opens a connection to a TLS port and never finishes the handshake (here:
-/// sends half a hello, then nothing) is dropped after the header deadline, like a silent
-/// plain client.
+/// sends half a hello, then nothing) is dropped after the first-request deadline, like a
+/// silent plain client: on the gateway and on the processor alike (whose keep-alive wait is
+/// much longer, for its clients' pools).
 #[tokio::test]
-async fn a_stalled_handshake_is_dropped_at_the_header_deadline() {
+async fn a_stalled_handshake_is_dropped_at_the_first_request_deadline() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let tls = self_signed(dir.path());
     let gateway_tls = tls.gateway.clone().unwrap();
+    let processor_tls = tls.processor.clone().unwrap();
     let stack = Stack::start(Setup {
+        processor: ProcessorConfig {
+            tls: Some(processor_tls),
+            ..ProcessorConfig::default()
+        },
+        forwarder: Box::new(move |url| ForwarderConfig {
+            tls: Some(tls.hop.clone()),
+            ..ForwarderConfig::new(https(&url))
+        }),
         gateway: Box::new(move |forwarder| system::gateway::GatewayConfig {
             tls: Some(Arc::clone(&gateway_tls)),
             ..system::gateway::GatewayConfig::new(forwarder)
@@ -496,20 +506,22 @@ async fn a_stalled_handshake_is_dropped_at_the_header_deadline() {
         ..Setup::default()
     })
     .await;
-    let gateway: Uri = stack.gateway_url.parse().unwrap();
-    let mut stalled = TcpStream::connect(gateway.authority().unwrap().as_str())
-        .await
-        .unwrap();
-    // A TLS record header announcing a handshake message that never comes.
-    stalled
-        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
-        .await
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let closed = tokio::time::timeout(Duration::from_secs(60), stalled.read(&mut buf)).await;
-    assert!(
-        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
-        "the connection is still open: {closed:?}"
-    );
+    for url in [&stack.gateway_url, &stack.processor_url] {
+        let port: Uri = url.parse().unwrap();
+        let mut stalled = TcpStream::connect(port.authority().unwrap().as_str())
+            .await
+            .unwrap();
+        // A TLS record header announcing a handshake message that never comes.
+        stalled
+            .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(20), stalled.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "{url}: the connection is still open: {closed:?}"
+        );
+    }
     stack.shutdown().await;
 }
