@@ -21,17 +21,17 @@ pub use self::args::{
     ProcessorArgs, QueueArgs, ServerTlsArgs,
 };
 use crate::{
-    auth::{self, Scope, Secret, TokenError, Tokens},
-    budget::Budget,
-    client::ForwarderConfig,
-    clients::{ClientLimits, Clients},
-    gateway::GatewayConfig,
-    grpc::GrpcConfig,
-    processor::ProcessorConfig,
-    queue::{NatsAuth, NatsAuthSettings, NatsConfig},
-    server::HttpLimits,
-    tls::{Tls, TlsError, TlsFiles},
-    worker::seed_processing,
+    domain::budget::Budget,
+    domain::queue::{NatsAuth, NatsAuthSettings, NatsConfig},
+    domain::worker::seed_processing,
+    hop::client::ForwarderConfig,
+    roles::gateway::GatewayConfig,
+    roles::grpc::GrpcConfig,
+    roles::processor::ProcessorConfig,
+    serve::auth::{self, Scope, Secret, TokenError, Tokens},
+    serve::clients::{ClientLimits, Clients},
+    serve::server::HttpLimits,
+    serve::tls::{Tls, TlsError, TlsFiles},
 };
 
 /// The command line of the `system` binary: the role to run (all of them when omitted) and
@@ -450,7 +450,10 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{client, gateway, grpc, processor, server::DEFAULT_BIND_ADDR};
+    use crate::{
+        hop::client, roles::gateway, roles::grpc, roles::processor,
+        serve::server::DEFAULT_BIND_ADDR,
+    };
 
     fn shown(value: impl std::fmt::Debug) -> String {
         format!("{value:?}")
@@ -566,7 +569,7 @@ mod tests {
         assert_eq!(parse(&[]).unwrap().replicas, 1);
         assert_eq!(
             parse(&[]).unwrap().servers(),
-            [crate::queue::DEFAULT_NATS_URL]
+            [crate::domain::queue::DEFAULT_NATS_URL]
         );
         for bad in [
             &["--nats-url", "nats://a:4222,,nats://b:4222"][..],

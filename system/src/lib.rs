@@ -3,33 +3,19 @@
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-pub mod answer;
-pub mod auth;
-pub mod budget;
-pub mod client;
-pub mod clients;
-pub mod codec;
 pub mod config;
-pub mod debug;
-pub mod gateway;
-pub mod grpc;
-pub mod http_error;
-pub mod ids;
-pub mod message;
-pub mod net;
-pub mod processor;
-pub mod prometheus;
-pub mod proto;
-pub mod queue;
-pub mod ready;
-pub mod redact;
-pub mod refusals;
-pub mod server;
-pub mod shutdown;
-pub mod tls;
-pub mod validate;
-pub mod wire;
-pub mod worker;
+pub mod domain;
+pub mod hop;
+pub mod roles;
+pub mod serve;
+
+pub use domain::{
+    answer, budget, codec, histogram, http_error, ids, message, proto, queue, redact, validate,
+    wire, worker,
+};
+pub use hop::client;
+pub use roles::{gateway, grpc, processor};
+pub use serve::{auth, clients, debug, net, prometheus, ready, refusals, server, shutdown, tls};
 
 use std::{future::Future, io, net::SocketAddr};
 
@@ -41,8 +27,8 @@ use tokio::{
 
 use crate::{
     config::{Cli, Role, Settings},
-    prometheus::Registry,
-    tls::Tls,
+    serve::prometheus::Registry,
+    serve::tls::Tls,
 };
 
 /// Why the system stopped with an error.

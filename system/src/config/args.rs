@@ -11,22 +11,23 @@ use clap::{Args, builder::TypedValueParser, error::ErrorKind};
 use http::Uri;
 
 use crate::{
-    auth::Secret,
-    budget::{DEFAULT_MEMORY_BUDGET, DEFAULT_QUEUE_BYTES},
-    client::{self, ClientMode, HopProtocol},
-    clients::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-    codec::{Codec, MAX_BATCH_MESSAGES},
-    debug::DEFAULT_PROFILE_ENDPOINT,
-    gateway, grpc,
-    processor::{self, DEFAULT_BODY_LIMIT},
-    queue::{
+    domain::budget::{DEFAULT_MEMORY_BUDGET, DEFAULT_QUEUE_BYTES},
+    domain::codec::{Codec, MAX_BATCH_MESSAGES},
+    domain::queue::{
         DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, DEFAULT_NATS_ACK_WAIT, DEFAULT_NATS_CONSUMER,
         DEFAULT_NATS_MAX_DELIVER, DEFAULT_NATS_MAX_PENDING, DEFAULT_NATS_REPLICAS,
         DEFAULT_NATS_STREAM, DEFAULT_NATS_TIMEOUT, DEFAULT_NATS_URL, QueueType,
     },
-    redact,
-    server::{DEFAULT_BIND_ADDR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_CONNECTIONS},
-    worker::{DEFAULT_WORKER_MODE, WorkerMode},
+    domain::redact,
+    domain::worker::{DEFAULT_WORKER_MODE, WorkerMode},
+    hop::client::{self, ClientMode, HopProtocol},
+    roles::gateway,
+    roles::grpc,
+    roles::processor::{self, DEFAULT_BODY_LIMIT},
+    serve::auth::Secret,
+    serve::clients::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    serve::debug::DEFAULT_PROFILE_ENDPOINT,
+    serve::server::{DEFAULT_BIND_ADDR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_CONNECTIONS},
 };
 
 /// What every role uses: where and how its servers listen, the process's budget, the
