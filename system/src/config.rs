@@ -10,24 +10,20 @@
 //! role, so one environment can serve every role of a deployment.
 
 mod args;
+mod loaded;
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use http::Uri;
 
 pub use self::args::{
     AccessArgs, ClientArgs, CommonArgs, GatewayArgs, GrpcArgs, HopArgs, IngestAccessArgs, NatsArgs,
     ProcessorArgs, QueueArgs, ServerTlsArgs,
 };
+pub use self::loaded::{LoadError, Loaded};
 use crate::{
     domain::budget::Budget,
     domain::queue::{NatsAuth, NatsAuthSettings, NatsConfig},
-    domain::worker::seed_processing,
-    hop::client::ForwarderConfig,
-    roles::gateway::GatewayConfig,
-    roles::grpc::GrpcConfig,
-    roles::processor::ProcessorConfig,
     serve::auth::{self, Scope, Secret, TokenError, Tokens},
     serve::clients::{ClientLimits, Clients},
     serve::server::HttpLimits,
@@ -350,36 +346,6 @@ impl Settings {
         )
     }
 
-    /// The processor role's configuration, within `budget`, wanting `tokens`.
-    pub fn processor(&self, budget: &Arc<Budget>, tokens: &Tokens) -> ProcessorConfig {
-        let defaults = ProcessorConfig::default();
-        ProcessorConfig {
-            queue_type: self.queue.queue_type,
-            queue_size: self.queue.queue_size as usize,
-            workers: usize::from(self.processor_role.processor_workers),
-            worker_mode: self.processor_role.worker_mode,
-            profile_endpoint: self.common.profile_endpoint,
-            body_limit: self.common.processor_body_limit as usize,
-            max_connections: self.common.max_connections as usize,
-            limits: HttpLimits {
-                drain_timeout: self.drain_timeout(),
-                ..defaults.limits
-            },
-            process: Arc::new(seed_processing),
-            nats: NatsConfig {
-                auth: tokens.nats.clone(),
-                ..self.nats()
-            },
-            dedup_ids: self.queue.dedup_ids as usize,
-            dedup_window: Duration::from_secs(u64::from(self.queue.dedup_window_secs)),
-            budget: Arc::clone(budget),
-            queue_bytes: self.queue.queue_bytes as usize,
-            processor_token: tokens.processor.clone(),
-            debug_token: tokens.debug.clone(),
-            ..defaults
-        }
-    }
-
     /// Where and how the NATS queue lives; its credentials are loaded with the tokens
     /// ([`Settings::tokens`]).
     pub fn nats(&self) -> NatsConfig {
@@ -395,64 +361,24 @@ impl Settings {
             ..NatsConfig::default()
         }
     }
-
-    /// The processor client's configuration, for a processor at `processor_url` (sending
-    /// the processor token of `tokens`).
-    pub fn forwarder(&self, processor_url: Uri, tokens: &Tokens) -> ForwarderConfig {
-        ForwarderConfig {
-            mode: self.hop.client_mode,
-            protocol: self.hop.hop_protocol,
-            codec: self.hop.hop_codec,
-            batch: usize::from(self.hop.hop_batch),
-            linger: Duration::from_micros(u64::from(self.hop.hop_linger_us)),
-            max_in_flight: usize::from(self.hop.hop_in_flight),
-            batch_unary: self.hop.hop_batch_http,
-            timeout: Duration::from_millis(u64::from(self.hop.hop_timeout_ms)),
-            max_request_bytes: self.common.processor_body_limit as usize,
-            processor_token: tokens.processor.clone(),
-            ..ForwarderConfig::new(processor_url)
-        }
-    }
-
-    /// The gateway role's configuration, for `clients` (and their budget), with `tokens`.
-    pub fn gateway(
-        &self,
-        processor_url: Uri,
-        clients: &Arc<Clients>,
-        tokens: &Tokens,
-    ) -> GatewayConfig {
-        GatewayConfig {
-            clients: Arc::clone(clients),
-            body_limit: self.gateway_role.body_limit as usize,
-            max_connections: self.common.max_connections as usize,
-            limits: self.http_limits(),
-            profile_endpoint: self.common.profile_endpoint,
-            ingest_tokens: tokens.ingest.clone(),
-            debug_token: tokens.debug.clone(),
-            ..GatewayConfig::new(self.forwarder(processor_url, tokens))
-        }
-    }
-
-    /// The gRPC role's configuration, for `clients` (and their budget), with `tokens`.
-    pub fn grpc(&self, processor_url: Uri, clients: &Arc<Clients>, tokens: &Tokens) -> GrpcConfig {
-        GrpcConfig {
-            clients: Arc::clone(clients),
-            max_connections: self.common.max_connections as usize,
-            limits: self.http_limits(),
-            profile_endpoint: self.common.profile_endpoint,
-            ingest_tokens: tokens.ingest.clone(),
-            debug_token: tokens.debug.clone(),
-            ..GrpcConfig::new(self.forwarder(processor_url, tokens))
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Uri;
+
     use crate::{
-        hop::client, roles::gateway, roles::grpc, roles::processor,
-        serve::server::DEFAULT_BIND_ADDR,
+        hop::client::{self, ForwarderConfig},
+        roles::{
+            gateway::{self, GatewayConfig},
+            grpc::{self, GrpcConfig},
+            processor::{self, ProcessorConfig},
+        },
+        serve::{
+            clients::Clients,
+            server::{DEFAULT_BIND_ADDR, HttpLimits},
+        },
     };
 
     fn shown(value: impl std::fmt::Debug) -> String {
@@ -468,30 +394,32 @@ mod tests {
     /// command line gives is what the component's `Default` (or `new`) gives.
     #[test]
     fn an_empty_command_line_gives_the_components_defaults() {
-        let settings = Settings::default();
-        let tokens = Tokens::default();
+        let loaded = Loaded::load(Settings::default()).unwrap();
+        let settings = &loaded.settings;
         let budget = Budget::process_default();
         assert_eq!(shown(settings.budget()), shown(&budget));
         assert_eq!(shown(settings.http_limits()), shown(HttpLimits::default()));
 
         let url: Uri = client::DEFAULT_PROCESSOR_URL.parse().unwrap();
         assert_eq!(settings.hop.processor_url, url);
-        assert_eq!(
-            shown(settings.forwarder(url.clone(), &tokens)),
-            shown(ForwarderConfig::new(url.clone()))
-        );
+        // TLS is off; the hop still has its client side, used only for an `https` URL.
+        let forwarder = || ForwarderConfig {
+            tls: Some(loaded.tls.hop.clone()),
+            ..ForwarderConfig::new(url.clone())
+        };
+        assert_eq!(shown(loaded.forwarder(url.clone())), shown(forwarder()));
         let clients = settings.clients(&budget);
         assert_eq!(shown(&clients), shown(Clients::within(&budget)));
         assert_eq!(
-            shown(settings.gateway(url.clone(), &clients, &tokens)),
-            shown(GatewayConfig::new(ForwarderConfig::new(url.clone())))
+            shown(loaded.gateway(url.clone(), None)),
+            shown(GatewayConfig::new(forwarder()))
         );
         assert_eq!(
-            shown(settings.grpc(url.clone(), &clients, &tokens)),
-            shown(GrpcConfig::new(ForwarderConfig::new(url.clone())))
+            shown(loaded.grpc(url.clone(), None)),
+            shown(GrpcConfig::new(forwarder()))
         );
 
-        let ours = settings.processor(&budget, &tokens);
+        let ours = loaded.processor();
         let theirs = ProcessorConfig::default();
         assert_eq!(shown(&ours), shown(&theirs));
         assert_eq!(ours.nats, theirs.nats);

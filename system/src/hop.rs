@@ -3,5 +3,5 @@
 //! implementation.
 
 pub mod client;
-pub mod metrics;
-pub mod ready;
+pub(crate) mod metrics;
+pub(crate) mod ready;

@@ -3,13 +3,13 @@
 //! debug endpoints) and how it stops. It knows the domain; it knows no role and not the hop.
 
 pub mod auth;
-pub mod body;
+pub(crate) mod body;
 pub mod clients;
 pub mod debug;
-pub mod net;
+pub(crate) mod net;
 pub mod prometheus;
-pub mod ready;
-pub mod refusals;
+pub(crate) mod ready;
+pub(crate) mod refusals;
 pub mod server;
 pub mod shutdown;
 pub mod tls;

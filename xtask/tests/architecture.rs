@@ -55,7 +55,10 @@ fn the_checker_sees_a_planted_circle_and_a_forbidden_arrow() {
         ("lib.rs", "mod a; mod b; pub mod c;"),
         ("a.rs", "use crate::{b::{self, Thing}, c};\nmod inner;"),
         ("a/inner.rs", "fn f() { super::helper(); }"),
-        ("b.rs", "// crate::c::nothing\nfn f() { let s = \"crate::c\"; crate::a::g(); }"),
+        (
+            "b.rs",
+            "// crate::c::nothing\nfn f() { let s = \"crate::c\"; crate::a::g(); }",
+        ),
         ("c.rs", "#[cfg(test)]\nmod tests { use crate::a::x; }"),
     ];
     let graph = Graph::from_files(
@@ -379,7 +382,9 @@ fn test_children(text: &str) -> Vec<String> {
     while let Some(at) = rest.find("#[cfg(test)]") {
         rest = &rest[at + "#[cfg(test)]".len()..];
         let item = skip_attributes(rest);
-        let item = item.trim_start_matches("pub(crate) ").trim_start_matches("pub ");
+        let item = item
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub ");
         if let Some(decl) = item.strip_prefix("mod ") {
             let name: String = decl
                 .chars()
@@ -683,7 +688,10 @@ fn dump_graph_tmp() {
     let root = workspace_root();
     let graph = Graph::read(&root.join("system").join("src"));
     for (i, f) in graph.files.iter().enumerate() {
-        let to: Vec<String> = graph.arrows[i].iter().map(|&t| graph.files[t].display().to_string()).collect();
+        let to: Vec<String> = graph.arrows[i]
+            .iter()
+            .map(|&t| graph.files[t].display().to_string())
+            .collect();
         println!("{} -> {}", f.display(), to.join(" "));
     }
 }

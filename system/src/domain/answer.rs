@@ -17,16 +17,16 @@ use crate::domain::wire::WireError;
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// The `status` of an answer to a message accepted now.
-pub const ACCEPTED: &str = "accepted";
+pub(crate) const ACCEPTED: &str = "accepted";
 /// The `status` of an answer to a message accepted before under the same id.
-pub const DUPLICATE: &str = "duplicate";
+pub(crate) const DUPLICATE: &str = "duplicate";
 
 /// The answer to an accepted message: 202 with `{"messageId": ..., "status": "accepted"}`,
 /// or for a message accepted before under the same id `"status": "duplicate"` and the
 /// `Idempotent-Replayed: true` header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Receipt {
+pub(crate) struct Receipt {
     /// The id the message was accepted under.
     pub message_id: String,
     /// [`ACCEPTED`] or [`DUPLICATE`].
@@ -35,7 +35,7 @@ pub struct Receipt {
 
 impl Receipt {
     /// The receipt of `message_id`, accepted now or (`duplicate`) before.
-    pub fn new(message_id: String, duplicate: bool) -> Receipt {
+    pub(crate) fn new(message_id: String, duplicate: bool) -> Receipt {
         Receipt {
             message_id,
             status: status_word(duplicate),
@@ -57,13 +57,13 @@ impl IntoResponse for Receipt {
 }
 
 /// The `status` word of a message accepted now, or (`duplicate`) before.
-pub fn status_word(duplicate: bool) -> &'static str {
+pub(crate) fn status_word(duplicate: bool) -> &'static str {
     if duplicate { DUPLICATE } else { ACCEPTED }
 }
 
 /// What a door says of protobuf it cannot read. The reason comes from [`crate::domain::wire`],
 /// which names no message type, so an `IngestRequest` and a `DataMessage` broken the same
 /// way read the same.
-pub fn invalid_protobuf(err: &WireError) -> String {
+pub(crate) fn invalid_protobuf(err: &WireError) -> String {
     format!("invalid protobuf: {err}")
 }

@@ -11,7 +11,7 @@ use axum::{
 use serde::Serialize;
 
 /// Seconds a client is asked to wait before retrying a 503.
-pub const RETRY_AFTER_SECONDS: u32 = 1;
+pub(crate) const RETRY_AFTER_SECONDS: u32 = 1;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

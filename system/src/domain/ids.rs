@@ -23,11 +23,11 @@ pub enum IdSource {
 
 /// A hyphenated lower-case UUID held inline (36 ASCII bytes).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MessageId([u8; uuid::fmt::Hyphenated::LENGTH]);
+pub(crate) struct MessageId([u8; uuid::fmt::Hyphenated::LENGTH]);
 
 impl MessageId {
     /// A new random id.
-    pub fn generate(source: IdSource) -> MessageId {
+    pub(crate) fn generate(source: IdSource) -> MessageId {
         let mut bytes = [0u8; 16];
         match source {
             IdSource::Os => {
@@ -45,7 +45,7 @@ impl MessageId {
     }
 
     /// The id as text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         // `encode_lower` writes only ASCII hex digits and hyphens.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }

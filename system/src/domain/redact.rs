@@ -7,12 +7,12 @@
 use std::borrow::Cow;
 
 /// What hides a URL's userinfo.
-pub const HIDDEN: &str = "***";
+pub(crate) const HIDDEN: &str = "***";
 
 /// `text` with the userinfo of every URL in it (`scheme://userinfo@host...`) written as
 /// [`HIDDEN`]; `text` itself when it holds none. A list of URLs (`NATS_URL`) and a message
 /// that quotes one are both covered.
-pub fn userinfo(text: &str) -> Cow<'_, str> {
+pub(crate) fn userinfo(text: &str) -> Cow<'_, str> {
     let mut shown = String::new();
     let mut copied = 0;
     let mut from = 0;

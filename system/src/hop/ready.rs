@@ -31,16 +31,16 @@ use crate::{
 };
 
 /// How often a front door asks its processor's `/health`, once readiness was asked.
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the processor has to answer a probe before it counts as unreachable.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most bytes of a probe's answer that are read (the answer is `{"status":"ok"}`); reading
 /// it lets the connection be used again for the next probe.
 const PROBE_ANSWER_LIMIT: usize = 4096;
 
 /// The readiness of a front door: not shutting down, and its processor reachable.
 #[derive(Debug, Clone)]
-pub struct FrontDoor {
+pub(crate) struct FrontDoor {
     /// How the reasons name this server.
     name: &'static str,
     probe: ProcessorProbe,
@@ -50,7 +50,7 @@ pub struct FrontDoor {
 impl FrontDoor {
     /// The readiness of the front door called `name` whose processor `forwarder` reaches
     /// (its URL, and its TLS when the URL is `https`).
-    pub fn new(name: &'static str, forwarder: &ForwarderConfig) -> FrontDoor {
+    pub(crate) fn new(name: &'static str, forwarder: &ForwarderConfig) -> FrontDoor {
         FrontDoor {
             name,
             probe: ProcessorProbe::new(forwarder),
@@ -59,7 +59,7 @@ impl FrontDoor {
     }
 
     /// Ready, or why not. The first call starts the probing and waits for its first answer.
-    pub async fn verdict(&self) -> Verdict {
+    pub(crate) async fn verdict(&self) -> Verdict {
         if self.draining.has_begun() {
             return Err(format!("the {} is shutting down", self.name));
         }
@@ -67,7 +67,7 @@ impl FrontDoor {
     }
 
     /// `GET /ready`.
-    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+    pub(crate) fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let front = self.clone();
         Router::new().route(
             "/ready",
@@ -80,14 +80,14 @@ impl FrontDoor {
 
     /// Waits for `shutdown`, then ends readiness: pass this to the server in place of
     /// `shutdown`.
-    pub async fn until(self, shutdown: impl Future<Output = ()>) {
+    pub(crate) async fn until(self, shutdown: impl Future<Output = ()>) {
         self.draining.after(shutdown).await;
     }
 }
 
 /// Whether the processor answers its `/health`, asked by a background task.
 #[derive(Debug, Clone)]
-pub struct ProcessorProbe {
+pub(crate) struct ProcessorProbe {
     shared: Arc<ProbeShared>,
 }
 
@@ -104,7 +104,7 @@ struct ProbeShared {
 
 impl ProcessorProbe {
     /// A probe of the processor `forwarder` reaches; it sends nothing until asked.
-    pub fn new(forwarder: &ForwarderConfig) -> ProcessorProbe {
+    pub(crate) fn new(forwarder: &ForwarderConfig) -> ProcessorProbe {
         let (sender, verdicts) = watch::channel(None);
         ProcessorProbe {
             shared: Arc::new(ProbeShared {
@@ -117,7 +117,7 @@ impl ProcessorProbe {
     }
 
     /// The last verdict. The first call starts the probing and waits for its first answer.
-    pub async fn verdict(&self) -> Verdict {
+    pub(crate) async fn verdict(&self) -> Verdict {
         self.start();
         let mut verdicts = self.shared.verdicts.clone();
         match verdicts.wait_for(Option::is_some).await {
@@ -203,7 +203,7 @@ async fn check(client: &Client<CountingConnector, Empty<Bytes>>, uri: &Uri) -> V
 /// The gRPC health of a server: the service it names and the server as a whole (`""`)
 /// are SERVING while the front door is ready, NOT_SERVING otherwise.
 #[derive(Debug, Clone)]
-pub struct GrpcHealth {
+pub(crate) struct GrpcHealth {
     reporter: HealthReporter,
     service: &'static str,
     front: FrontDoor,
@@ -215,7 +215,7 @@ pub struct GrpcHealth {
 impl GrpcHealth {
     /// Reports through `reporter`: NOT_SERVING until the processor `forwarder` reaches has
     /// answered a probe, then following the probe.
-    pub async fn start(
+    pub(crate) async fn start(
         reporter: HealthReporter,
         service: &'static str,
         forwarder: &ForwarderConfig,
@@ -232,7 +232,7 @@ impl GrpcHealth {
     }
 
     /// `health_service`, brought up to date before it answers each call.
-    pub fn gate<S>(&self, health_service: S) -> HealthGate<S> {
+    pub(crate) fn gate<S>(&self, health_service: S) -> HealthGate<S> {
         HealthGate {
             inner: health_service,
             health: self.clone(),
@@ -241,7 +241,7 @@ impl GrpcHealth {
 
     /// Waits for `shutdown`, then reports NOT_SERVING for good: pass this to the server in
     /// place of `shutdown`, so that watchers learn it before the server drains.
-    pub async fn until(self, shutdown: impl Future<Output = ()>) {
+    pub(crate) async fn until(self, shutdown: impl Future<Output = ()>) {
         self.front.draining.clone().after(shutdown).await;
         self.apply(ServingStatus::NotServing).await;
     }
@@ -295,7 +295,7 @@ fn status(verdict: &Verdict) -> ServingStatus {
 /// The health service, which first brings the reported statuses up to date (starting the
 /// probe on the first call).
 #[derive(Debug, Clone)]
-pub struct HealthGate<S> {
+pub(crate) struct HealthGate<S> {
     inner: S,
     health: GrpcHealth,
 }

@@ -31,7 +31,6 @@ use tokio::net::TcpListener;
 
 use crate::{
     domain::answer::{self, Receipt},
-    domain::budget::Budget,
     domain::codec::{CappedMap, Codec},
     domain::http_error::ApiError,
     domain::ids::IdSource,
@@ -41,14 +40,14 @@ use crate::{
     domain::validate::{self, Invalid},
     domain::wire::{self, IngestView},
     hop::client::{Accepted, ForwardError, Forwarder, ForwarderConfig, trace::Tracer},
-    serve::auth::{ClientToken, Guard, IdScope, Scope, Secret},
+    roles::FrontDoorConfig,
+    serve::auth::{Guard, IdScope, Scope},
     serve::body::{linger, read_body_charged},
     serve::clients::{Clients, Peer},
     serve::debug,
     serve::net::BoundedListener,
-    serve::prometheus::Registry,
     serve::refusals::{Refusal, Refusals},
-    serve::server::{self, HttpLimits, Protocols},
+    serve::server::{self, Protocols},
 };
 
 /// The gateway's port unless told otherwise (`API_PORT`).
@@ -56,51 +55,27 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// Largest request body the gateway accepts unless told otherwise (`BODY_LIMIT`).
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
-/// How the gateway is set up.
+/// How the gateway is set up: what every front door takes, and its body limit.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// The processor client.
-    pub forwarder: ForwarderConfig,
+    /// The hop, limits, clients, metrics, TLS and tokens (TLS with ALPN `h2`, `http/1.1`;
+    /// plain HTTP/1.1 and h2c when `None`).
+    pub front: FrontDoorConfig,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
-    /// Most connections open at once.
-    pub max_connections: usize,
-    /// Protocol limits and the shutdown drain.
-    pub limits: HttpLimits,
-    /// Serve `GET /debug/pprof/profile` (see [`crate::serve::debug`]).
-    pub profile_endpoint: bool,
-    /// The clients of the process's front doors, each held to its share of connections
-    /// and of the process's budget of bytes in flight (which each ingest holds its body
-    /// and message against until it is answered).
-    pub clients: Arc<Clients>,
-    /// Where the gateway's metric families go: a registry shared with the other roles of
-    /// the process (the gateway's `/metrics` then shows theirs too), or `None` for one of
-    /// its own. Share one with at most one role of each kind: two gateways in one registry
-    /// would write their families twice.
-    pub metrics: Option<Registry>,
-    /// TLS on the gateway's port (ALPN `h2`, `http/1.1`); plain HTTP/1.1 and h2c when `None`.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// The bearer tokens wanted on ingest and trace (`INGEST_TOKEN`, `INGEST_TOKEN_FILE`),
-    /// any one of them; open when there are none.
-    pub ingest_tokens: Vec<ClientToken>,
-    /// The bearer token wanted on `/debug/*` (`DEBUG_TOKEN`); open when `None`.
-    pub debug_token: Option<Secret>,
 }
 
 impl GatewayConfig {
     /// The defaults, forwarding to the processor at `forwarder`.
     pub fn new(forwarder: ForwarderConfig) -> GatewayConfig {
+        GatewayConfig::from_front(FrontDoorConfig::new(forwarder))
+    }
+
+    /// The gateway of the front door `front`, with the default body limit.
+    pub fn from_front(front: FrontDoorConfig) -> GatewayConfig {
         GatewayConfig {
-            forwarder,
+            front,
             body_limit: DEFAULT_BODY_LIMIT,
-            max_connections: server::DEFAULT_MAX_CONNECTIONS,
-            limits: HttpLimits::default(),
-            profile_endpoint: debug::DEFAULT_PROFILE_ENDPOINT,
-            clients: Clients::within(&Budget::process_default()),
-            metrics: None,
-            tls: None,
-            ingest_tokens: Vec::new(),
-            debug_token: None,
         }
     }
 }
@@ -130,7 +105,7 @@ pub async fn serve(
     serve_also_plain(listener, None, config, shutdown).await;
 }
 
-/// Serves the gateway on `listener` (over TLS with `config.tls`) and, with `plain`, the
+/// Serves the gateway on `listener` (over TLS with `config.front.tls`) and, with `plain`, the
 /// same gateway in plain text (HTTP/1.1 and h2c) on that listener too.
 pub async fn serve_also_plain(
     listener: TcpListener,
@@ -139,17 +114,17 @@ pub async fn serve_also_plain(
     shutdown: impl Future<Output = ()>,
 ) {
     let refusals = Arc::new(Refusals::default());
-    let listener = BoundedListener::new(listener, config.max_connections)
-        .with_clients(&config.clients)
+    let listener = BoundedListener::new(listener, config.front.max_connections)
+        .with_clients(&config.front.clients)
         .counting(&refusals);
-    let readiness = crate::hop::ready::FrontDoor::new("gateway", &config.forwarder);
+    let readiness = crate::hop::ready::FrontDoor::new("gateway", &config.front.forwarder);
     let gateway = Arc::new(Gateway {
-        tracer: Tracer::new(&config.forwarder),
-        forwarder: Forwarder::new(config.forwarder),
+        tracer: Tracer::new(&config.front.forwarder),
+        forwarder: Forwarder::new(config.front.forwarder),
         started: Instant::now(),
         body_limit: config.body_limit,
-        body_timeout: config.limits.body_timeout,
-        clients: Arc::clone(&config.clients),
+        body_timeout: config.front.limits.body_timeout,
+        clients: Arc::clone(&config.front.clients),
         refusals: Arc::clone(&refusals),
         connections: listener.accepted_counter(),
         accepted: AtomicU64::new(0),
@@ -157,17 +132,17 @@ pub async fn serve_also_plain(
         failed: AtomicU64::new(0),
         latency: metrics::IngestLatency::new(),
     });
-    let registry = config.metrics.unwrap_or_default();
+    let registry = config.front.metrics.unwrap_or_default();
     metrics::register(&registry, &gateway);
     let guards = Guards {
-        ingest: Guard::any_of(Scope::Ingest, REALM, config.ingest_tokens),
-        debug: Guard::new(Scope::Debug, REALM, config.debug_token),
+        ingest: Guard::any_of(Scope::Ingest, REALM, config.front.ingest_tokens),
+        debug: Guard::new(Scope::Debug, REALM, config.front.debug_token),
     };
-    let router = router(gateway, config.profile_endpoint, &guards)
+    let router = router(gateway, config.front.profile_endpoint, &guards)
         .merge(readiness.routes())
         .merge(registry.routes());
     let shutdown = futures_util::FutureExt::shared(readiness.until(shutdown));
-    let (limits, tls) = (config.limits, config.tls);
+    let (limits, tls) = (config.front.limits, config.front.tls);
     let served = server::serve(
         listener,
         router.clone(),
@@ -178,8 +153,8 @@ pub async fn serve_also_plain(
     );
     match plain {
         Some(plain) => {
-            let plain = BoundedListener::new(plain, config.max_connections)
-                .with_clients(&config.clients)
+            let plain = BoundedListener::new(plain, config.front.max_connections)
+                .with_clients(&config.front.clients)
                 .counting(&refusals);
             let plain = server::serve(plain, router, limits, Protocols::Auto, None, shutdown);
             tokio::join!(served, plain);

@@ -51,64 +51,44 @@ use crate::{
     domain::validate,
     domain::wire::{IngestView, WireEntries},
     hop::client::{Accepted, Added, ForwardError, Forwarded, Forwarder, ForwarderConfig, HopBatch},
+    roles::FrontDoorConfig,
     roles::gateway::{IDEMPOTENCY_KEY, held_bytes, new_message, read_ingest, take_key},
-    serve::auth::{ClientToken, Guard, IdScope, Scope, Secret},
-    serve::clients::{Clients, Peer},
+    serve::auth::{Guard, IdScope, Scope},
+    serve::clients::Peer,
     serve::debug,
     serve::net::BoundedListener,
-    serve::prometheus::{Histogram, Registry},
+    serve::prometheus::Histogram,
     serve::refusals::{Refusal, Refusals},
-    serve::server::{self, HttpLimits, Protocols},
+    serve::server::{self, Protocols},
 };
 
 /// The gRPC port unless told otherwise (`GRPC_PORT`).
 pub const DEFAULT_PORT: u16 = 50051;
 
-/// How the gRPC server is set up.
+/// The largest message received or sent unless told otherwise, in bytes.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
+
+/// How the gRPC server is set up: what every front door takes, and its message limit.
 #[derive(Debug, Clone)]
 pub struct GrpcConfig {
-    /// The processor client.
-    pub forwarder: ForwarderConfig,
+    /// The hop, limits, clients, metrics, TLS and tokens (TLS with ALPN `h2`; h2c when
+    /// `None`). The gRPC port answers `GET /metrics` over h2c whichever registry it has.
+    pub front: FrontDoorConfig,
     /// Largest message received or sent, in bytes.
     pub max_message_bytes: usize,
-    /// Most connections open at once.
-    pub max_connections: usize,
-    /// HTTP/2 limits and the shutdown drain.
-    pub limits: HttpLimits,
-    /// Whether `GET /debug/pprof/profile` is served (over h2c, as the port speaks HTTP/2
-    /// only), so that a process running only this role can be profiled too.
-    pub profile_endpoint: bool,
-    /// The clients of the process's front doors, each held to its share of connections
-    /// and of the process's budget of bytes in flight (which a call holds its messages
-    /// against, from their first byte until the processor answers them).
-    pub clients: Arc<Clients>,
-    /// Where the role's metric families go: a registry shared with the other roles of the
-    /// process (whose `/metrics` then shows them), or `None` for one of its own. Either way
-    /// the gRPC port answers `GET /metrics` over h2c.
-    pub metrics: Option<Registry>,
-    /// TLS on the gRPC port (ALPN `h2`); h2c when `None`.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// The bearer tokens wanted on `Ingest` and `IngestStream` (`INGEST_TOKEN`,
-    /// `INGEST_TOKEN_FILE`), any one of them; open when there are none.
-    pub ingest_tokens: Vec<ClientToken>,
-    /// The bearer token wanted on `/debug/*` (`DEBUG_TOKEN`); open when `None`.
-    pub debug_token: Option<Secret>,
 }
 
 impl GrpcConfig {
     /// The defaults, forwarding to the processor at `forwarder`.
     pub fn new(forwarder: ForwarderConfig) -> GrpcConfig {
+        GrpcConfig::from_front(FrontDoorConfig::new(forwarder))
+    }
+
+    /// The gRPC server of the front door `front`, with the default message limit.
+    pub fn from_front(front: FrontDoorConfig) -> GrpcConfig {
         GrpcConfig {
-            forwarder,
-            max_message_bytes: 10 * 1024 * 1024,
-            max_connections: server::DEFAULT_MAX_CONNECTIONS,
-            limits: HttpLimits::default(),
-            profile_endpoint: debug::DEFAULT_PROFILE_ENDPOINT,
-            clients: Clients::within(&Budget::process_default()),
-            metrics: None,
-            tls: None,
-            ingest_tokens: Vec::new(),
-            debug_token: None,
+            front,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -121,20 +101,20 @@ pub async fn serve(
     config: GrpcConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
-    let forwarder = Forwarder::new(config.forwarder);
+    let forwarder = Forwarder::new(config.front.forwarder);
     let refusals = Arc::new(Refusals::default());
     let server = Arc::new(IngestServer {
         forwarder,
-        budget: Arc::clone(config.clients.budget()),
-        idle_timeout: config.limits.idle_timeout,
+        budget: Arc::clone(config.front.clients.budget()),
+        idle_timeout: config.front.limits.idle_timeout,
         latency: metrics::IngestLatency::new(),
-        guard: Guard::any_of(Scope::Ingest, REALM, config.ingest_tokens),
+        guard: Guard::any_of(Scope::Ingest, REALM, config.front.ingest_tokens),
         refusals: Arc::clone(&refusals),
     });
-    let listener = BoundedListener::new(listener, config.max_connections)
-        .with_clients(&config.clients)
+    let listener = BoundedListener::new(listener, config.front.max_connections)
+        .with_clients(&config.front.clients)
         .counting(&refusals);
-    let registry = config.metrics.unwrap_or_default();
+    let registry = config.front.metrics.unwrap_or_default();
     metrics::register(&registry, &server, listener.accepted_counter());
     let route = |method| FrameRoute {
         server: Arc::clone(&server),
@@ -175,24 +155,24 @@ pub async fn serve(
         .route_service(STREAM_PATH, stream)
         .route_service(UNARY_PATH, unary)
         .merge(debug::routes(
-            config.profile_endpoint,
-            &Guard::new(Scope::Debug, REALM, config.debug_token),
+            config.front.profile_endpoint,
+            &Guard::new(Scope::Debug, REALM, config.front.debug_token),
         ))
         .merge(registry.routes())
         .layer(MapResponseLayer::new(contract_status::<axum::body::Body>))
         .layer(limits::CallLimits {
-            budget: Arc::clone(config.clients.budget()),
-            body_timeout: config.limits.body_timeout,
-            idle_timeout: config.limits.idle_timeout,
+            budget: Arc::clone(config.front.clients.budget()),
+            body_timeout: config.front.limits.body_timeout,
+            idle_timeout: config.front.limits.idle_timeout,
             max_message_bytes: config.max_message_bytes,
             max_control_bytes: CONTROL_MESSAGE_BYTES,
         });
     let shutdown = health.until(shutdown);
-    let tls = config.tls;
+    let tls = config.front.tls;
     server::serve(
         listener,
         router,
-        config.limits,
+        config.front.limits,
         Protocols::Http2,
         tls,
         shutdown,

@@ -24,7 +24,7 @@ use crate::{
 /// that was full (`MEMORY_PER_CLIENT` for a client's share). The charge is the caller's to
 /// hold while it keeps the body or what it decoded from it. Refusals are counted for
 /// `peer`; a body refused before its end is lingered on (see [`linger`]) before the answer.
-pub async fn read_body_charged(
+pub(crate) async fn read_body_charged(
     headers: &HeaderMap,
     mut body: Body,
     limit: usize,
@@ -92,9 +92,9 @@ pub async fn read_body_charged(
 }
 
 /// Most bytes of an unwanted body read and thrown away before an early answer.
-pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const LINGER_BYTES: usize = 64 * 1024 * 1024;
 /// Longest wait for an unwanted body before an early answer.
-pub const LINGER_TIME: Duration = Duration::from_secs(5);
+pub(crate) const LINGER_TIME: Duration = Duration::from_secs(5);
 
 /// Reads and throws away what is left of a body that will not be used, up to
 /// [`LINGER_BYTES`] and for at most [`LINGER_TIME`], so that an answer given early (a
@@ -103,7 +103,7 @@ pub const LINGER_TIME: Duration = Duration::from_secs(5);
 /// connection closed while it writes, and many never read the answer. Nothing read is
 /// kept. A client that asked to be told before it sends (`Expect: 100-continue`) has sent
 /// nothing yet and is answered at once.
-pub async fn linger(headers: &HeaderMap, mut body: Body) {
+pub(crate) async fn linger(headers: &HeaderMap, mut body: Body) {
     if headers.contains_key(header::EXPECT) || body.is_end_stream() {
         return;
     }
@@ -144,7 +144,7 @@ fn late(timeout: Duration) -> ApiError {
 }
 
 /// The answer to an unknown route (once its body, if any, was thrown away).
-pub async fn not_found(request: axum::extract::Request) -> ApiError {
+pub(crate) async fn not_found(request: axum::extract::Request) -> ApiError {
     let (parts, body) = request.into_parts();
     linger(&parts.headers, body).await;
     ApiError::new(StatusCode::NOT_FOUND, "no such route")
@@ -152,7 +152,7 @@ pub async fn not_found(request: axum::extract::Request) -> ApiError {
 
 /// The answer to a known route called with the wrong method (axum adds `Allow`), once its
 /// body was thrown away.
-pub async fn method_not_allowed(request: axum::extract::Request) -> ApiError {
+pub(crate) async fn method_not_allowed(request: axum::extract::Request) -> ApiError {
     let (parts, body) = request.into_parts();
     linger(&parts.headers, body).await;
     ApiError::new(

@@ -57,7 +57,7 @@ pub struct BoundedStream {
 
 /// A stream that raises a flag once the peer has sent a number of bytes through it.
 #[derive(Debug)]
-pub struct Greeting<S> {
+pub(crate) struct Greeting<S> {
     inner: S,
     flag: Arc<AtomicBool>,
     remaining: usize,
@@ -258,7 +258,7 @@ impl AsyncWrite for BoundedStream {
 impl<S> Greeting<S> {
     /// Sets `flag` once the peer has sent `bytes` bytes through `inner` (a server uses it
     /// to see that a client is past protocol detection).
-    pub fn new(inner: S, flag: Arc<AtomicBool>, bytes: usize) -> Greeting<S> {
+    pub(crate) fn new(inner: S, flag: Arc<AtomicBool>, bytes: usize) -> Greeting<S> {
         Greeting {
             inner,
             flag,

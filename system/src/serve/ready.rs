@@ -22,10 +22,10 @@ use tokio::sync::watch;
 use crate::domain::http_error::ApiError;
 
 /// Ready, or why not.
-pub type Verdict = Result<(), String>;
+pub(crate) type Verdict = Result<(), String>;
 
 /// The answer of a `GET /ready` route to `verdict`.
-pub fn answer(verdict: Verdict) -> Result<Json<Value>, ApiError> {
+pub(crate) fn answer(verdict: Verdict) -> Result<Json<Value>, ApiError> {
     verdict
         .map(|()| Json(json!({"status": "ready"})))
         .map_err(ApiError::unavailable)

@@ -6,6 +6,7 @@
 //! by reason on `/metrics`.
 
 use std::{convert::Infallible, net::IpAddr, sync::Arc, time::Duration};
+use system::FrontDoorConfig;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, StreamBody};
@@ -75,15 +76,19 @@ fn shared_clients(budget: &Arc<Budget>, limits: ClientLimits, http: HttpLimits) 
             budget: Arc::clone(budget),
             ..ProcessorConfig::default()
         },
-        gateway: Box::new(move |forwarder| GatewayConfig {
-            clients: Arc::clone(&gateway_clients),
-            limits: http,
-            ..GatewayConfig::new(forwarder)
+        gateway: Box::new(move |forwarder| {
+            GatewayConfig::from_front(FrontDoorConfig {
+                clients: Arc::clone(&gateway_clients),
+                limits: http,
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
-        grpc: Box::new(move |forwarder| GrpcConfig {
-            clients: Arc::clone(&grpc_clients),
-            limits: http,
-            ..GrpcConfig::new(forwarder)
+        grpc: Box::new(move |forwarder| {
+            GrpcConfig::from_front(FrontDoorConfig {
+                clients: Arc::clone(&grpc_clients),
+                limits: http,
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
         ..Setup::default()
     }

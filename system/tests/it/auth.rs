@@ -4,6 +4,7 @@
 //! start-up; each role listens on its own address.
 
 use std::{net::IpAddr, time::Duration};
+use system::FrontDoorConfig;
 
 use clap::Parser as _;
 use reqwest::{Client, StatusCode, header};
@@ -53,13 +54,17 @@ fn guarded_over(sent: Option<&'static str>, forwarder: fn(http::Uri) -> Forwarde
             processor_token: sent.map(Secret::from),
             ..forwarder(url)
         }),
-        gateway: Box::new(|forwarder| GatewayConfig {
-            ingest_tokens: vec![ClientToken::unnamed(INGEST)],
-            ..GatewayConfig::new(forwarder)
+        gateway: Box::new(|forwarder| {
+            GatewayConfig::from_front(FrontDoorConfig {
+                ingest_tokens: vec![ClientToken::unnamed(INGEST)],
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
-        grpc: Box::new(|forwarder| GrpcConfig {
-            ingest_tokens: vec![ClientToken::unnamed(INGEST)],
-            ..GrpcConfig::new(forwarder)
+        grpc: Box::new(|forwarder| {
+            GrpcConfig::from_front(FrontDoorConfig {
+                ingest_tokens: vec![ClientToken::unnamed(INGEST)],
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
         processor_url: None,
     }
@@ -389,15 +394,19 @@ async fn the_profile_endpoint_wants_the_debug_token_on_every_port() {
             debug_token: Some(Secret::from(DEBUG)),
             ..ProcessorConfig::default()
         },
-        gateway: Box::new(|forwarder| GatewayConfig {
-            profile_endpoint: true,
-            debug_token: Some(Secret::from(DEBUG)),
-            ..GatewayConfig::new(forwarder)
+        gateway: Box::new(|forwarder| {
+            GatewayConfig::from_front(FrontDoorConfig {
+                profile_endpoint: true,
+                debug_token: Some(Secret::from(DEBUG)),
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
-        grpc: Box::new(|forwarder| GrpcConfig {
-            profile_endpoint: true,
-            debug_token: Some(Secret::from(DEBUG)),
-            ..GrpcConfig::new(forwarder)
+        grpc: Box::new(|forwarder| {
+            GrpcConfig::from_front(FrontDoorConfig {
+                profile_endpoint: true,
+                debug_token: Some(Secret::from(DEBUG)),
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
         ..Setup::default()
     })
@@ -462,17 +471,17 @@ fn no_token_shows_in_the_debug_of_the_settings() {
         Some(PROCESSOR)
     );
     assert_eq!(tokens.debug.as_ref().map(Secret::expose), Some(DEBUG));
-    let budget = cli.settings.budget();
-    let clients = cli.settings.clients(&budget);
+    let loaded = system::config::Loaded::load(cli.settings.clone()).unwrap();
     let url: http::Uri = "http://127.0.0.1:1".parse().unwrap();
     let shown = [
         format!("{cli:?}"),
         format!("{cli:#?}"),
         format!("{tokens:?}"),
-        format!("{:?}", cli.settings.gateway(url.clone(), &clients, &tokens)),
-        format!("{:?}", cli.settings.grpc(url.clone(), &clients, &tokens)),
-        format!("{:?}", cli.settings.forwarder(url, &tokens)),
-        format!("{:?}", cli.settings.processor(&budget, &tokens)),
+        format!("{loaded:?}"),
+        format!("{:?}", loaded.gateway(url.clone(), None)),
+        format!("{:?}", loaded.grpc(url.clone(), None)),
+        format!("{:?}", loaded.forwarder(url)),
+        format!("{:?}", loaded.processor()),
     ];
     for text in shown {
         for token in [INGEST, PROCESSOR, DEBUG] {

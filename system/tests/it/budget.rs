@@ -3,6 +3,7 @@
 //! is given back when the work is answered. The in-memory queues are bounded by bytes.
 
 use std::{sync::Arc, time::Duration};
+use system::FrontDoorConfig;
 
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
@@ -57,13 +58,17 @@ fn stalled_setup(url: &str, budget: &Arc<Budget>) -> Setup {
             timeout: Duration::from_secs(2),
             ..ForwarderConfig::new(url)
         }),
-        gateway: Box::new(move |forwarder| GatewayConfig {
-            clients: Arc::clone(&gateway_clients),
-            ..GatewayConfig::new(forwarder)
+        gateway: Box::new(move |forwarder| {
+            GatewayConfig::from_front(FrontDoorConfig {
+                clients: Arc::clone(&gateway_clients),
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
-        grpc: Box::new(move |forwarder| GrpcConfig {
-            clients: Arc::clone(&grpc_clients),
-            ..GrpcConfig::new(forwarder)
+        grpc: Box::new(move |forwarder| {
+            GrpcConfig::from_front(FrontDoorConfig {
+                clients: Arc::clone(&grpc_clients),
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
         ..Setup::default()
     }

@@ -283,13 +283,15 @@ mod timeouts {
 
     async fn stack(header_read_timeout: Duration, idle_timeout: Duration) -> Stack {
         Stack::start(Setup {
-            gateway: Box::new(move |forwarder| GatewayConfig {
-                limits: HttpLimits {
-                    header_read_timeout,
-                    idle_timeout,
-                    ..HttpLimits::default()
-                },
-                ..GatewayConfig::new(forwarder)
+            gateway: Box::new(move |forwarder| {
+                GatewayConfig::from_front(system::FrontDoorConfig {
+                    limits: HttpLimits {
+                        header_read_timeout,
+                        idle_timeout,
+                        ..HttpLimits::default()
+                    },
+                    ..system::FrontDoorConfig::new(forwarder)
+                })
             }),
             ..Setup::default()
         })

@@ -9,6 +9,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use system::FrontDoorConfig;
 
 use prost::Message as _;
 use reqwest::{Client, StatusCode, header};
@@ -558,13 +559,17 @@ fn quick() -> Setup {
             limits: quick_limits(Duration::from_secs(1)),
             ..ProcessorConfig::default()
         },
-        gateway: Box::new(|forwarder| GatewayConfig {
-            limits: quick_limits(HttpLimits::default().header_read_timeout),
-            ..GatewayConfig::new(forwarder)
+        gateway: Box::new(|forwarder| {
+            GatewayConfig::from_front(FrontDoorConfig {
+                limits: quick_limits(HttpLimits::default().header_read_timeout),
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
-        grpc: Box::new(|forwarder| GrpcConfig {
-            limits: quick_limits(HttpLimits::default().header_read_timeout),
-            ..GrpcConfig::new(forwarder)
+        grpc: Box::new(|forwarder| {
+            GrpcConfig::from_front(FrontDoorConfig {
+                limits: quick_limits(HttpLimits::default().header_read_timeout),
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
         ..Setup::default()
     }

@@ -3,6 +3,7 @@
 //! hop codec or in-memory queue it went through.
 
 use std::collections::HashMap;
+use system::FrontDoorConfig;
 
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
@@ -420,13 +421,17 @@ async fn ids_are_kept_apart_per_token_name() {
         ]
     };
     let stack = Stack::start_recording(Setup {
-        gateway: Box::new(move |forwarder| GatewayConfig {
-            ingest_tokens: tokens(),
-            ..GatewayConfig::new(forwarder)
+        gateway: Box::new(move |forwarder| {
+            GatewayConfig::from_front(FrontDoorConfig {
+                ingest_tokens: tokens(),
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
-        grpc: Box::new(move |forwarder| GrpcConfig {
-            ingest_tokens: tokens(),
-            ..GrpcConfig::new(forwarder)
+        grpc: Box::new(move |forwarder| {
+            GrpcConfig::from_front(FrontDoorConfig {
+                ingest_tokens: tokens(),
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
         ..Setup::default()
     })

@@ -3,6 +3,7 @@
 //! trace), mutual TLS on the processor, and start-up refusing bad files.
 
 use std::{path::Path, process::Command, sync::Arc, time::Duration};
+use system::FrontDoorConfig;
 
 use http::Uri;
 use reqwest::{Client, StatusCode, header};
@@ -318,9 +319,11 @@ async fn a_grpc_client_ingests_over_tls() {
     let tls = self_signed(dir.path());
     let grpc_tls = tls.grpc.clone().unwrap();
     let stack = Stack::start(Setup {
-        grpc: Box::new(move |forwarder| GrpcConfig {
-            tls: Some(Arc::clone(&grpc_tls)),
-            ..GrpcConfig::new(forwarder)
+        grpc: Box::new(move |forwarder| {
+            GrpcConfig::from_front(FrontDoorConfig {
+                tls: Some(Arc::clone(&grpc_tls)),
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
         ..Setup::default()
     })
@@ -499,9 +502,11 @@ async fn a_stalled_handshake_is_dropped_at_the_first_request_deadline() {
             tls: Some(tls.hop.clone()),
             ..ForwarderConfig::new(https(&url))
         }),
-        gateway: Box::new(move |forwarder| system::gateway::GatewayConfig {
-            tls: Some(Arc::clone(&gateway_tls)),
-            ..system::gateway::GatewayConfig::new(forwarder)
+        gateway: Box::new(move |forwarder| {
+            system::gateway::GatewayConfig::from_front(FrontDoorConfig {
+                tls: Some(Arc::clone(&gateway_tls)),
+                ..FrontDoorConfig::new(forwarder)
+            })
         }),
         ..Setup::default()
     })
