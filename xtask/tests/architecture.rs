@@ -682,16 +682,3 @@ impl CrateLayers {
         wrong
     }
 }
-
-#[test]
-fn dump_graph_tmp() {
-    let root = workspace_root();
-    let graph = Graph::read(&root.join("system").join("src"));
-    for (i, f) in graph.files.iter().enumerate() {
-        let to: Vec<String> = graph.arrows[i]
-            .iter()
-            .map(|&t| graph.files[t].display().to_string())
-            .collect();
-        println!("{} -> {}", f.display(), to.join(" "));
-    }
-}
