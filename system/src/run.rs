@@ -15,6 +15,9 @@ use crate::{
     serve::prometheus::{self, Registry},
 };
 
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system";
+
 /// Why the system stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -42,7 +45,7 @@ pub async fn run(
     let loaded = &Loaded::load(cli.settings)?;
     let settings = &loaded.settings;
     if let Some(ca) = &loaded.tls.self_signed_ca {
-        tracing::info!(
+        tracing::info!(target: LOG_TARGET,
             "TLS with a self-signed certificate; clients trust it with its CA {}",
             ca.display()
         );
@@ -150,7 +153,7 @@ async fn listen_plain(loaded: &Loaded) -> io::Result<Option<TcpListener>> {
             bind(settings, Role::Gateway, port, "gateway (plain)").await?,
         )),
         (Some(_), None) => {
-            tracing::warn!("API_PLAIN_PORT is ignored: TLS is off, the gateway's port is plain");
+            tracing::warn!(target: LOG_TARGET, "API_PLAIN_PORT is ignored: TLS is off, the gateway's port is plain");
             Ok(None)
         }
         (None, _) => Ok(None),
@@ -208,6 +211,6 @@ async fn bind(settings: &Settings, role: Role, port: u16, name: &str) -> io::Res
             format!("{name}: cannot listen on {addr}: {err}"),
         )
     })?;
-    tracing::info!("{}", launch::ready_line(name, listener.local_addr()?));
+    tracing::info!(target: LOG_TARGET, "{}", launch::ready_line(name, listener.local_addr()?));
     Ok(listener)
 }

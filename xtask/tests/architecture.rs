@@ -265,8 +265,8 @@ fn collect(src: &Path, dir: &Path, found: &mut Vec<(PathBuf, String)>) {
     }
 }
 
-/// `queue/nats.rs` is `["queue", "nats"]`; `lib.rs`, `main.rs` and `x/mod.rs` as Rust reads
-/// them.
+/// A file's module path: `queue` then `nats` for the file `nats.rs` in the folder `queue`;
+/// `lib.rs`, `main.rs` and `mod.rs` as Rust reads them.
 fn module_of(path: &Path) -> Vec<String> {
     let mut parts: Vec<String> = path
         .with_extension("")

@@ -45,6 +45,9 @@ pub use pooled::{PooledDelivery, PooledQueue, RETAINED_BYTES, RETAINED_TOTAL, SM
 pub use recent::{DEDUP_IDS, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_WINDOW, Published, RecentIds};
 
 pub use crate::domain::message::DedupKey;
+
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::queue";
 use crate::{domain::budget::Budget, domain::message::MessageRef};
 
 /// Why a message was not accepted.
@@ -245,7 +248,7 @@ impl AnyQueue {
             QueueType::Memory => AnyQueue::Memory(MemoryQueue::new(capacity)),
             QueueType::Pooled => AnyQueue::Pooled(PooledQueue::new(capacity)),
             QueueType::Nats => {
-                tracing::error!("a NATS queue needs NatsQueue::connect; this one accepts nothing");
+                tracing::error!(target: LOG_TARGET, "a NATS queue needs NatsQueue::connect; this one accepts nothing");
                 AnyQueue::Nats(NatsQueue::detached())
             }
         }

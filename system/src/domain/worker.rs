@@ -38,6 +38,9 @@ use crate::{
     domain::queue::{Delivery, Queue, Stamp},
 };
 
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::worker";
+
 /// Most messages a batched worker takes in one go.
 pub const BATCH: usize = 32;
 // A worker notes which messages of a batch failed as the bits of one `u64`.
@@ -188,7 +191,7 @@ impl<Q: Queue> WorkerPool<Q> {
         self.queue.close();
         for handle in self.workers {
             if let Err(err) = handle.await {
-                tracing::error!(%err, "worker task ended abnormally");
+                tracing::error!(target: LOG_TARGET, %err, "worker task ended abnormally");
             }
         }
         self.stats.snapshot()

@@ -64,6 +64,9 @@ use crate::{
     serve::server::{self, HttpLimits, Protocols},
 };
 
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::processor";
+
 /// The default of [`ProcessorConfig::body_limit`]; the front doors' processor client
 /// assumes it unless told otherwise (`PROCESSOR_BODY_LIMIT` sets both).
 pub const DEFAULT_BODY_LIMIT: usize = crate::domain::codec::PROCESSOR_BODY_LIMIT;
@@ -351,7 +354,7 @@ impl Processor {
         self.draining.begin();
         self.pool.stop().await;
         if let Err(err) = self.results_reader.await {
-            tracing::error!(%err, "results reader ended abnormally");
+            tracing::error!(target: LOG_TARGET, %err, "results reader ended abnormally");
         }
         self.state.stats()
     }
@@ -423,7 +426,7 @@ pub async fn serve(
                 ..config.nats.clone()
             };
             let queue = NatsQueue::connect(nats).await.map_err(io::Error::other)?;
-            tracing::info!(
+            tracing::info!(target: LOG_TARGET,
                 url = %config.nats.shown_url(),
                 stream = %config.nats.stream,
                 "connected to NATS"
@@ -446,7 +449,7 @@ pub async fn serve(
     )
     .await;
     let stats = processor.stop().await;
-    tracing::info!(
+    tracing::info!(target: LOG_TARGET,
         accepted = stats.queue.enqueued,
         processed = stats.workers.processed,
         "processor stopped"

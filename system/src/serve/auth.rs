@@ -15,7 +15,7 @@
 //! A token never shows: [`Secret`]'s `Debug` is a placeholder, no error message holds a
 //! token (neither the right one nor the one a client sent), and tokens are compared in
 //! constant time ([`constant_time_eq`]). The processor's credentials for NATS are
-//! [`Secret`]s too, loaded with the tokens ([`Tokens::nats`], see `queue/nats/auth.rs`).
+//! [`Secret`]s too, loaded with the tokens ([`Tokens::nats`], see `domain/queue/nats/auth.rs`).
 
 use std::{
     io,

@@ -35,6 +35,9 @@ use crate::{
     serve::refusals::{Refusal, Refusals},
 };
 
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::net";
+
 /// A TCP listener that holds at most `limit` connections open and counts them.
 #[derive(Debug)]
 pub struct BoundedListener {
@@ -142,7 +145,7 @@ impl BoundedListener {
                 Err(err) if is_per_connection(&err) => continue,
                 Err(err) => {
                     // Out of file descriptors or similar: back off instead of spinning.
-                    tracing::error!(%err, "accept failed; retrying in 100 ms");
+                    tracing::error!(target: LOG_TARGET, %err, "accept failed; retrying in 100 ms");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }

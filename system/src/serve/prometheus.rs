@@ -33,6 +33,9 @@ use prometheus_client::{
 use tokio::net::TcpListener;
 
 pub use crate::domain::histogram::{Bounds, Histogram};
+
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::prometheus";
 use crate::{
     serve::net::BoundedListener,
     serve::server::{self, HttpLimits, Protocols},
@@ -178,7 +181,7 @@ impl Registry {
         let mut text = String::new();
         // Writing into a `String` fails only when a collector does, and ours do not.
         if let Err(err) = prometheus_text::encode(&mut text, &self.lock().registry) {
-            tracing::error!(%err, "writing the metrics failed");
+            tracing::error!(target: LOG_TARGET, %err, "writing the metrics failed");
         }
         text
     }

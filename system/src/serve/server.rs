@@ -42,6 +42,9 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 
 use self::conn::{Activity, Tracked};
+
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::server";
 use crate::{
     serve::clients::Peer,
     serve::net::{BoundedListener, Greeting},
@@ -154,10 +157,12 @@ pub async fn serve(
                 tokio::spawn(async move {
                     match tokio::time::timeout(limits.first_request_timeout, handshake).await {
                         Ok(Ok(stream)) => connection.serve(stream),
-                        Ok(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
+                        Ok(Err(err)) => {
+                            tracing::debug!(target: LOG_TARGET, %err, "TLS handshake failed")
+                        }
                         Err(_) => {
                             connection.peer.refuse(Refusal::FirstRequest);
-                            tracing::debug!("TLS handshake not done in time");
+                            tracing::debug!(target: LOG_TARGET, "TLS handshake not done in time");
                         }
                     }
                 });
@@ -170,7 +175,7 @@ pub async fn serve(
     tokio::select! {
         _ = all_closed.recv() => {}
         () = tokio::time::sleep(limits.drain_timeout) => {
-            tracing::warn!(drain = ?limits.drain_timeout, "connections still open after the drain timeout; abandoning them");
+            tracing::warn!(target: LOG_TARGET, drain = ?limits.drain_timeout, "connections still open after the drain timeout; abandoning them");
         }
     }
 }

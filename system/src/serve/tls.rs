@@ -30,6 +30,9 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::tls";
+
 /// ALPN names of the protocols this system speaks.
 pub const ALPN_H2: &[u8] = b"h2";
 /// ALPN name of HTTP/1.1.
@@ -396,7 +399,7 @@ fn native_roots() -> RootCertStore {
     let mut roots = RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for err in &found.errors {
-        tracing::debug!(%err, "reading the system's trusted roots");
+        tracing::debug!(target: LOG_TARGET, %err, "reading the system's trusted roots");
     }
     roots.add_parsable_certificates(found.certs);
     roots

@@ -60,6 +60,9 @@ use prost::Message as _;
 use tokio::sync::{Mutex, mpsc, watch};
 
 use super::{DedupKey, Delivery, PublishError, Published, QueueStats};
+
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::queue::nats";
 use crate::{domain::message::MessageRef, domain::proto::DataMessage};
 
 /// How long JetStream waits before it delivers again a message whose processing failed:
@@ -401,7 +404,7 @@ async fn set_up_at_start(
     loop {
         match setup::setup(jetstream, config).await {
             Err(err) if err.is_transient() && tokio::time::Instant::now() < deadline => {
-                tracing::warn!(%err, "JetStream not ready; setting up again");
+                tracing::warn!(target: LOG_TARGET, %err, "JetStream not ready; setting up again");
                 tokio::time::sleep(tasks::RETRY_PAUSE).await;
             }
             done => return done,
@@ -424,7 +427,7 @@ fn refusal(err: &jetstream::context::PublishError) -> PublishError {
         PublishErrorKind::MaxAckPending => PublishError::Full,
         PublishErrorKind::MaxPayloadExceeded => PublishError::TooLarge,
         kind => {
-            tracing::debug!(?kind, %err, "the NATS client did not take a publish");
+            tracing::debug!(target: LOG_TARGET, ?kind, %err, "the NATS client did not take a publish");
             PublishError::Unavailable
         }
     }
@@ -438,13 +441,13 @@ fn unconfirmed(err: &jetstream::context::PublishError) -> PublishError {
         PublishErrorKind::StreamNotFound => PublishError::Unavailable,
         _ if is_store_full(err) => PublishError::Full,
         _ if jetstream_answer(err).is_some() => {
-            tracing::debug!(%err, "JetStream refused a publish");
+            tracing::debug!(target: LOG_TARGET, %err, "JetStream refused a publish");
             PublishError::Unavailable
         }
         // No answer in time, the connection lost on the way, or an answer that cannot be
         // read: the server may have stored the message.
         kind => {
-            tracing::debug!(?kind, %err, "JetStream did not confirm a publish");
+            tracing::debug!(target: LOG_TARGET, ?kind, %err, "JetStream did not confirm a publish");
             PublishError::Uncertain
         }
     }
@@ -488,13 +491,15 @@ impl Delivery for NatsDelivery {
         } = *self.0;
         // At trace level the ids of acknowledged messages are logged before the ack goes
         // out, so a test can account for every message a killed processor handled.
-        tracing::trace!(message_id = %message.id, "nats ack");
+        tracing::trace!(target: LOG_TARGET, message_id = %message.id, "nats ack");
         match acker.ack().await {
             Ok(()) => {
                 counters.acknowledged.fetch_add(1, Ordering::Relaxed);
             }
             // The message will be delivered again after the ack wait: at-least-once.
-            Err(err) => tracing::warn!(%err, id = %message.id, "cannot acknowledge"),
+            Err(err) => {
+                tracing::warn!(target: LOG_TARGET, %err, id = %message.id, "cannot acknowledge")
+            }
         }
     }
 
@@ -504,13 +509,15 @@ impl Delivery for NatsDelivery {
             acker,
             counters,
         } = *self.0;
-        tracing::debug!(message_id = %message.id, "nats nack");
+        tracing::debug!(target: LOG_TARGET, message_id = %message.id, "nats nack");
         match acker.ack_with(AckKind::Nak(Some(NAK_DELAY))).await {
             Ok(()) => {
                 counters.nacked.fetch_add(1, Ordering::Relaxed);
             }
             // Unanswered, the message comes back after the ack wait instead.
-            Err(err) => tracing::warn!(%err, id = %message.id, "cannot acknowledge negatively"),
+            Err(err) => {
+                tracing::warn!(target: LOG_TARGET, %err, id = %message.id, "cannot acknowledge negatively")
+            }
         }
     }
 }

@@ -28,6 +28,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::debug::sampler";
+
 /// Frames kept of one stack, as many as pprof-rs keeps.
 const DEPTH: usize = 128;
 /// Most samples one profile holds (35 MiB): five minutes of one busy core at 99 Hz.
@@ -107,7 +110,7 @@ impl Sampler {
         let stacks = self.buffer.stacks();
         let dropped = self.buffer.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
-            tracing::warn!("the profile was full: {dropped} samples were left out");
+            tracing::warn!(target: LOG_TARGET, "the profile was full: {dropped} samples were left out");
         }
         let data = resolve(stacks, self.started);
         backtrace::clear_symbol_cache();
@@ -128,10 +131,10 @@ impl Sampler {
         // The timer first, then the handler: a signal already on its way is ignored rather
         // than left to its default action, which ends the process.
         if let Err(err) = set_timer(Duration::ZERO) {
-            tracing::error!("cannot stop the profiling timer: {err}");
+            tracing::error!(target: LOG_TARGET, "cannot stop the profiling timer: {err}");
         }
         if let Err(err) = set_handler(libc::SIG_IGN) {
-            tracing::error!("cannot remove the profiling signal handler: {err}");
+            tracing::error!(target: LOG_TARGET, "cannot remove the profiling signal handler: {err}");
         }
         ACTIVE.store(ptr::null_mut(), Ordering::SeqCst);
         while IN_HANDLER.load(Ordering::SeqCst) != 0 {

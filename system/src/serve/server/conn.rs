@@ -33,6 +33,9 @@ use tokio::{
 };
 
 use super::HttpLimits;
+
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::server::conn";
 use crate::{serve::clients::Peer, serve::refusals::Refusal};
 
 /// Bytes of the HTTP/2 client preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`): a client that
@@ -199,7 +202,7 @@ pub(super) async fn watch<C>(
         tokio::select! {
             result = &mut connection => {
                 if let Err(err) = result {
-                    tracing::debug!(%err, "connection ended with an error");
+                    tracing::debug!(target: LOG_TARGET, %err, "connection ended with an error");
                 }
                 return;
             }
@@ -214,10 +217,10 @@ pub(super) async fn watch<C>(
                     Stage::Opening if begun == 0 => {
                         peer.refuse(Refusal::FirstRequest);
                         if !activity.greeted.load(Ordering::Relaxed) {
-                            tracing::debug!("dropping a connection that sent no request in time");
+                            tracing::debug!(target: LOG_TARGET, "dropping a connection that sent no request in time");
                             return;
                         }
-                        tracing::debug!("closing a connection that began no request in time");
+                        tracing::debug!(target: LOG_TARGET, "closing a connection that began no request in time");
                         connection.as_mut().graceful_shutdown();
                         Stage::Closing
                     }

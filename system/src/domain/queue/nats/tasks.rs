@@ -16,6 +16,9 @@ use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 
 use super::{Counters, Held, NatsConfig, NatsDelivery, NatsError};
+
+/// The target of this module's log lines: its public path, which `RUST_LOG` names.
+const LOG_TARGET: &str = "system::queue::nats::tasks";
 use crate::domain::proto::DataMessage;
 
 /// Pause before a failed broker call is tried again.
@@ -111,7 +114,7 @@ async fn fetch(
             None => match super::setup::setup(&jetstream, &config).await {
                 Ok(current) => current,
                 Err(err) => {
-                    tracing::warn!(%err, "NATS consumer not ready; retrying");
+                    tracing::warn!(target: LOG_TARGET, %err, "NATS consumer not ready; retrying");
                     if pause(&mut stopped).await {
                         continue;
                     }
@@ -129,7 +132,7 @@ async fn fetch(
         let mut messages = match messages {
             Ok(messages) => messages,
             Err(err) => {
-                tracing::warn!(%err, "cannot pull from the NATS consumer; retrying");
+                tracing::warn!(target: LOG_TARGET, %err, "cannot pull from the NATS consumer; retrying");
                 if pause(&mut stopped).await {
                     continue;
                 }
@@ -149,7 +152,7 @@ async fn fetch(
             let message = match next {
                 Some(Ok(message)) => message,
                 Some(Err(err)) => {
-                    tracing::warn!(%err, "pulling from NATS failed; setting up again");
+                    tracing::warn!(target: LOG_TARGET, %err, "pulling from NATS failed; setting up again");
                     if pause(&mut stopped).await {
                         break;
                     }
@@ -165,7 +168,7 @@ async fn fetch(
             let (message, acker) = message.split();
             let Ok(decoded) = DataMessage::decode(message.payload) else {
                 // Not ours to process and never will be: end its deliveries now.
-                tracing::warn!(subject = %message.subject, "dropping an undecodable message");
+                tracing::warn!(target: LOG_TARGET, subject = %message.subject, "dropping an undecodable message");
                 let _ = acker.ack_with(async_nats::jetstream::AckKind::Term).await;
                 continue;
             };
@@ -228,7 +231,7 @@ async fn move_dead_letters(
             continue;
         };
         let seq = advisory.stream_seq;
-        tracing::warn!(
+        tracing::warn!(target: LOG_TARGET,
             seq,
             deliveries = advisory.deliveries,
             "message used up its deliveries; dead-lettering it"
@@ -244,16 +247,18 @@ async fn move_dead_letters(
                 };
                 if !copied {
                     // Keep it where it is rather than lose it.
-                    tracing::error!(seq, "cannot copy a dead letter; left in the stream");
+                    tracing::error!(target: LOG_TARGET, seq, "cannot copy a dead letter; left in the stream");
                     continue;
                 }
                 counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 if let Err(err) = work.delete_message(seq).await {
-                    tracing::warn!(seq, %err, "cannot delete a dead letter from the stream");
+                    tracing::warn!(target: LOG_TARGET, seq, %err, "cannot delete a dead letter from the stream");
                 }
             }
             // Acknowledged late after all, or deleted: nothing to move.
-            Err(err) => tracing::debug!(seq, %err, "dead letter no longer in the stream"),
+            Err(err) => {
+                tracing::debug!(target: LOG_TARGET, seq, %err, "dead letter no longer in the stream")
+            }
         }
     }
 }
