@@ -15,7 +15,7 @@ use tokio::{
     time::timeout,
 };
 
-use super::{mix::Answer, traffic::REQUEST_TIMEOUT};
+use super::mix::{Answer, REQUEST_TIMEOUT};
 
 /// A connection idle this long is replaced before it is used: the gateway closes one that
 /// waits 2 s between requests, and a request sent as it closes would fail for no fault of

@@ -9,6 +9,8 @@
 //! 502 / `UNAVAILABLE` (the processor unreachable or silent). Anything else, a request
 //! without an answer included, is an error outside the documented kinds.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use system::proto::IngestRequest;
 
@@ -55,6 +57,10 @@ impl Door {
         }
     }
 }
+
+/// How long a request may go without an answer: after it, the answer is
+/// [`Answer::Timeout`].
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one request of the mix is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +166,7 @@ pub(crate) enum Answer {
     },
     /// Another gRPC status.
     Grpc(tonic::Code),
-    /// No answer within the request's time limit.
+    /// No answer within the request's time limit ([`REQUEST_TIMEOUT`]).
     Timeout,
     /// The connection failed or closed before an answer.
     Io,

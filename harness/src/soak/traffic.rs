@@ -29,12 +29,10 @@ use tonic::transport::{Channel, Endpoint};
 use super::{
     http::{HttpConn, early_answer},
     ledger::Ids,
-    mix::{self, Answer, Door, Kind, STREAM_MESSAGES, Settled},
+    mix::{self, Answer, Door, Kind, REQUEST_TIMEOUT, STREAM_MESSAGES, Settled},
     tally::Tally,
 };
 
-/// How long a request may go without an answer.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after its planned end a run still sends what was due before it (a timer fires
 /// a little late).
 const LATE_GRACE: Duration = Duration::from_secs(1);
