@@ -309,7 +309,7 @@ fn parse_attack(text: &str) -> Result<&'static harness::abuse::attacks::Attack, 
     harness::abuse::attacks::named(text).ok_or_else(|| {
         format!(
             "unknown attack {text} ({})",
-            study::catalogue::ATTACKS.join(", ")
+            study::cases::ATTACKS.join(", ")
         )
     })
 }

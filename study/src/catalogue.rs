@@ -1,8 +1,7 @@
 //! Names and constants the suites, the gate and the report share (the case names are in
 //! [`crate::cases`], the pairs in [`crate::pairs`]): how many operations a
 //! deterministic benchmark performs, the components profiled, the stages a message passes,
-//! the open-loop loads, when a server counts as saturated, the TLS pairs, and the attacks
-//! of the abuse suite.
+//! the open-loop loads, when a server counts as saturated, and the TLS pairs.
 
 /// Operations per benchmark of the queue, codec and worker-pool groups.
 pub const OPS: usize = 1000;
@@ -69,18 +68,6 @@ pub const SATURATED: f64 = 0.9;
 pub fn saturated(cpu_share: f64) -> bool {
     cpu_share >= SATURATED
 }
-
-/// The attacks of the abuse suite, in the order it runs them; each is a variant of
-/// [`crate::cases::group::ABUSE`].
-pub const ATTACKS: [&str; 7] = [
-    "declared-bodies",
-    "slow-bodies",
-    "grpc-partial",
-    "grpc-health",
-    "greeting-only",
-    "connection-flood",
-    "early-refusals",
-];
 
 /// Which way a metric is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

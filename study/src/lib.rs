@@ -1,8 +1,8 @@
 //! What the study's tools share without building the system: the result-file schema
-//! ([`results`]), every case a suite writes ([`cases`]), the A/B pairs and which variant of
-//! each is the baseline ([`pairs`]), their targets ([`targets`]), the front-door protocols
-//! with one spelling each ([`protocol`]), the variants of the cases, likewise
-//! ([`variant`]), the gate's rules
+//! ([`results`]), every case a suite writes ([`cases`]) and whether the catalogue knows a
+//! case ([`check`]), the A/B pairs and which variant of each is the baseline ([`pairs`]),
+//! their targets ([`targets`]), the front-door protocols with one spelling each
+//! ([`protocol`]), the variants of the cases, likewise ([`variant`]), the gate's rules
 //! ([`gate`]), readers of what criterion and gungraun write ([`criterion_results`],
 //! [`callgrind`]) and of HdrHistogram's percentile distributions ([`hgrm`]), and the names
 //! and constants the suites and the report agree on ([`catalogue`]). The harness measures
@@ -11,6 +11,7 @@
 pub mod callgrind;
 pub mod cases;
 pub mod catalogue;
+pub mod check;
 pub mod compare;
 pub mod criterion_results;
 pub mod export;

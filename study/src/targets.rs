@@ -493,7 +493,7 @@ mod tests {
     #[test]
     fn the_shape_target_names_known_shapes_and_states_its_bound() {
         use super::WORST_SHAPE;
-        use crate::cases::known;
+        use crate::check::known;
         assert!(
             pair_of(WORST_SHAPE.group).is_none(),
             "{}",

@@ -1,5 +1,5 @@
 //! The attacks, as data: each has its name (its variant in `abuse.json`, one of
-//! `study::catalogue::ATTACKS`, in the same order), what it does in words, how many of its
+//! `study::cases::ATTACKS`, in the same order), what it does in words, how many of its
 //! connections or calls run at once, and what each of them sends. [`super::attacker`] runs
 //! them; how many run at once may depend on the limits the server reports, so that an attack
 //! reaches (or passes) the cap it is aimed at whatever the server's settings.
@@ -199,7 +199,7 @@ mod tests {
     #[test]
     fn the_attacks_are_the_catalogues() {
         let names = ATTACKS.map(|a| a.name);
-        assert_eq!(names, study::catalogue::ATTACKS);
+        assert_eq!(names, study::cases::ATTACKS);
     }
 
     /// The share and the cap an attack is aimed at are the system's defaults: the suite
