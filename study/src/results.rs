@@ -140,6 +140,11 @@ impl Case {
         self.metrics.insert(name.to_owned(), metric);
         self
     }
+
+    /// The median of its metric `name`, if it has one.
+    pub fn median(&self, name: &str) -> Option<f64> {
+        Some(self.metrics.get(name)?.median)
+    }
 }
 
 impl ResultFile {

@@ -57,10 +57,6 @@ fn mib(bytes: f64) -> String {
     format!("{:.1}", bytes / f64::from(1 << 20))
 }
 
-fn value(case: &Case, metric: &str) -> Option<f64> {
-    Some(case.metrics.get(metric)?.median)
-}
-
 /// Metrics with `prefix`, as `name count` (the prefix dropped), or `none`.
 fn counts(case: &Case, prefix: &str, skip: &[&str]) -> String {
     let listed: Vec<String> = (case.metrics.iter())
@@ -137,11 +133,15 @@ impl Evidence {
 }
 
 fn row(case: &Case) -> AttackRow {
-    let shown =
-        |metric: &str| value(case, metric).map_or_else(|| "–".to_owned(), |v| format!("{v}"));
-    let ms =
-        |metric: &str| value(case, metric).map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"));
-    let bytes = |metric: &str| value(case, metric).map_or_else(|| "–".to_owned(), mib);
+    let shown = |metric: &str| {
+        case.median(metric)
+            .map_or_else(|| "–".to_owned(), |v| format!("{v}"))
+    };
+    let ms = |metric: &str| {
+        case.median(metric)
+            .map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"))
+    };
+    let bytes = |metric: &str| case.median(metric).map_or_else(|| "–".to_owned(), mib);
     AttackRow {
         attack: case.variant.clone(),
         what: case.params.get("what").cloned().unwrap_or_default(),
@@ -155,7 +155,8 @@ fn row(case: &Case) -> AttackRow {
         ),
         late: ms("victim_late_p99"),
         rss: format!("{} → {}", bytes("rss_before"), bytes("rss_peak")),
-        bound: value(case, "memory_budget")
+        bound: case
+            .median("memory_budget")
             .map_or_else(|| "–".to_owned(), |b| mib(b + RSS_OVERHEAD as f64)),
         refusals: counts(case, "refusals_", &[]),
         attacker: format!(
@@ -215,7 +216,8 @@ fn shown(target: &AttackTarget, case: &Case, measured: f64) -> Shown {
         } => Shown::Worst(format!(
             "worst peak {} MiB, bound {} MiB",
             value_mib(case, "rss_peak"),
-            (value(case, over)).map_or_else(|| "–".to_owned(), |b| mib(b + RSS_OVERHEAD as f64))
+            case.median(over)
+                .map_or_else(|| "–".to_owned(), |b| mib(b + RSS_OVERHEAD as f64))
         )),
         Value::Excess { .. } if measured == 0.0 => {
             Shown::Everywhere("every one accepted, under every attack".to_owned())
@@ -226,7 +228,7 @@ fn shown(target: &AttackTarget, case: &Case, measured: f64) -> Shown {
 }
 
 fn value_mib(case: &Case, metric: &str) -> String {
-    value(case, metric).map_or_else(|| "–".to_owned(), mib)
+    case.median(metric).map_or_else(|| "–".to_owned(), mib)
 }
 
 #[cfg(test)]

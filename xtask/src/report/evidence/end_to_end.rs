@@ -86,7 +86,7 @@ impl Evidence {
                     .map(|load| {
                         let load = format!("{:.0}%", load * 100.0);
                         let latency = [("measure", "latency"), ("load", load.as_str())];
-                        let of = |c: Option<&Case>| c.and_then(|c| median(c, "p99"));
+                        let of = |c: Option<&Case>| c.and_then(|c| c.median("p99"));
                         let b = of(self.load_case(
                             &baseline.group,
                             &baseline.variant,
@@ -112,18 +112,18 @@ impl Evidence {
                     baseline: baseline.variant.clone(),
                     optimized: optimized.variant.clone(),
                     capacity: format!("{} → {}", capacity_text(baseline), capacity_text(optimized)),
-                    ratio: match (median(baseline, "capacity"), median(optimized, "capacity")) {
+                    ratio: match (baseline.median("capacity"), optimized.median("capacity")) {
                         (Some(b), Some(o)) if b > 0.0 => format!("{:.2}", o / b),
                         _ => "–".to_owned(),
                     },
                     concurrency: both(
-                        median(baseline, "concurrency"),
-                        median(optimized, "concurrency"),
+                        baseline.median("concurrency"),
+                        optimized.median("concurrency"),
                         |v| format!("{v:.0}"),
                     ),
                     cpu_per_msg: both(
-                        median(baseline, "server_cpu_per_msg"),
-                        median(optimized, "server_cpu_per_msg"),
+                        baseline.median("server_cpu_per_msg"),
+                        optimized.median("server_cpu_per_msg"),
                         |v| format!("{v:.1}"),
                     ),
                     p99,
@@ -203,16 +203,14 @@ fn is(case: &Case, key: &str, value: &str) -> bool {
     case.params.get(key).map(String::as_str) == Some(value)
 }
 
-pub(super) fn median(case: &Case, metric: &str) -> Option<f64> {
-    Some(case.metrics.get(metric)?.median)
-}
-
 /// A capacity, marked `*` when its server was not saturated.
 pub(super) fn capacity_text(case: &Case) -> String {
-    let Some(rate) = median(case, "capacity") else {
+    let Some(rate) = case.median("capacity") else {
         return "–".to_owned();
     };
-    let unsaturated = median(case, "server_cpu_share").is_some_and(|share| !saturated(share));
+    let unsaturated = case
+        .median("server_cpu_share")
+        .is_some_and(|share| !saturated(share));
     format!("{}{}", short(rate), if unsaturated { "*" } else { "" })
 }
 
@@ -276,16 +274,12 @@ impl Evidence {
                 };
                 let other = sides.iter().copied().find(|s| *s != variant)?;
                 let capacity = |v: &str| {
-                    median(
-                        self.load_case(group, v, None, &[("measure", "capacity")])?,
-                        "capacity",
-                    )
+                    self.load_case(group, v, None, &[("measure", "capacity")])?
+                        .median("capacity")
                 };
                 let p99 = |v: &str| {
-                    median(
-                        self.load_case(group, v, None, &[("measure", "latency"), ("load", "50%")])?,
-                        "p99",
-                    )
+                    self.load_case(group, v, None, &[("measure", "latency"), ("load", "50%")])?
+                        .median("p99")
                 };
                 Some(DefaultRow {
                     setting,

@@ -14,7 +14,7 @@ use study::{
 
 use super::{
     Evidence,
-    end_to_end::{capacity_text, median},
+    end_to_end::capacity_text,
     tls::{mark, within_spread},
 };
 
@@ -88,7 +88,7 @@ fn figure(
     metric: &str,
     show: impl Fn(f64) -> String,
 ) -> String {
-    let Some(value) = case.and_then(|c| median(c, metric)) else {
+    let Some(value) = case.and_then(|c| c.median(metric)) else {
         return "–".to_owned();
     };
     match ratio(reference, case, metric) {
@@ -100,8 +100,8 @@ fn figure(
 /// `case` ÷ `reference` of `metric`, `≈` marking a difference within the spread of the
 /// rounds.
 fn ratio(reference: Option<&Case>, case: Option<&Case>, metric: &str) -> Option<String> {
-    let r = median(reference?, metric)?;
-    let v = median(case?, metric)?;
+    let r = reference?.median(metric)?;
+    let v = case?.median(metric)?;
     (r > 0.0).then(|| {
         let noise = mark(within_spread(reference, case, metric));
         format!("{:.2}×{noise}", v / r)

@@ -12,7 +12,7 @@ use study::{
     variant::Variant,
 };
 
-use super::{Evidence, Target, end_to_end::median};
+use super::{Evidence, Target};
 
 /// How a measured value is shown.
 #[derive(Debug, Clone, Copy)]
@@ -181,7 +181,7 @@ impl Evidence {
                 .filter(move |c| c.group == goal.group && c.variant == variant.as_str())
                 .filter(move |c| goal.params.iter().chain(extra).all(|&(k, v)| has(c, k, v)))
         };
-        let value = |variant| cases(variant).next().and_then(|c| median(c, goal.metric));
+        let value = |variant| cases(variant).next().and_then(|c| c.median(goal.metric));
         match goal.of {
             Of::Ratio { optimized } => {
                 let baseline = value(pair_of(goal.group)?.baseline)?;
@@ -194,7 +194,7 @@ impl Evidence {
                 .filter_map(value)
                 .reduce(f64::min),
             Of::Worst(variant) => cases(variant)
-                .filter_map(|c| median(c, goal.metric))
+                .filter_map(|c| c.median(goal.metric))
                 .reduce(f64::max),
         }
     }
@@ -256,7 +256,7 @@ impl Evidence {
         let peers = group::peers(protocol);
         let ratio = self
             .case(Suite::Peers.as_str(), &peers, ratio_of.as_str())
-            .and_then(|c| median(c, "throughput_ratio"));
+            .and_then(|c| c.median("throughput_ratio"));
         Target {
             what,
             target: "rate ≥ the tool's",

@@ -10,11 +10,7 @@ use study::{
     variant::Variant,
 };
 
-use super::{
-    Evidence,
-    end_to_end::{capacity_text, median},
-    short,
-};
+use super::{Evidence, end_to_end::capacity_text, short};
 
 /// The TLS section of the report.
 #[derive(Debug, Serialize)]
@@ -134,8 +130,8 @@ impl Evidence {
                         let (plain, tls) = (of(plain), of(tls));
                         let noise = mark(within_spread(plain, tls, "p99"));
                         match (
-                            plain.and_then(|c| median(c, "p99")),
-                            tls.and_then(|c| median(c, "p99")),
+                            plain.and_then(|c| c.median("p99")),
+                            tls.and_then(|c| c.median("p99")),
                         ) {
                             (Some(b), Some(o)) if b > 0.0 => {
                                 format!("{b:.2} → {o:.2} ({:.2}×{noise})", o / b)
@@ -150,7 +146,7 @@ impl Evidence {
                     pair: format!("{group}: plain → tls"),
                     client,
                     capacity: format!("{} → {}", capacity_text(plain), capacity_text(tls)),
-                    ratio: match (median(plain, "capacity"), median(tls, "capacity")) {
+                    ratio: match (plain.median("capacity"), tls.median("capacity")) {
                         (Some(b), Some(o)) if b > 0.0 => format!(
                             "{:.2}{}",
                             o / b,
