@@ -20,7 +20,9 @@ use std::{
     process::{Command, Stdio},
 };
 
+use launch::servers;
 use study::variant::Variant;
+use system::config::names;
 
 use self::{
     measure::{Generator, Sample, Side, measure, shape, summary},
@@ -343,16 +345,19 @@ fn start_system(
     };
     let mut command = pinned(run.server_cores, &bin.display().to_string());
     command
-        .env("API_PORT", "0")
-        .env("GRPC_PORT", "0")
-        .env("PROCESSOR_PORT", "0")
-        .env("BIND_ADDR", "127.0.0.1")
-        .env("RUST_LOG", "info");
-    let system = Server::start(command, &["gateway", "grpc", "processor"])?;
+        .env(names::API_PORT, "0")
+        .env(names::GRPC_PORT, "0")
+        .env(names::PROCESSOR_PORT, "0")
+        .env(names::BIND_ADDR, "127.0.0.1")
+        .env(names::RUST_LOG, "info");
+    let system = Server::start(
+        command,
+        &[servers::GATEWAY, servers::GRPC, servers::PROCESSOR],
+    )?;
     log(&format!(
         "system: gateway {} grpc {} (pid {})",
-        system.addr("gateway"),
-        system.addr("grpc"),
+        system.addr(servers::GATEWAY),
+        system.addr(servers::GRPC),
         system.pid()
     ));
     result.notes.insert(
@@ -369,19 +374,24 @@ fn start_system(
 fn gateway_pairs(bare: &Server, system: &Server) -> Vec<Planned> {
     let (http, grpc) = (&bare.addr("bare-http"), &bare.addr("bare-grpc"));
     [
-        ("gateway_vs_bare/http1", Protocol::Http1, http, "gateway"),
-        ("gateway_vs_bare/h2c", Protocol::H2c, http, "gateway"),
+        (
+            "gateway_vs_bare/http1",
+            Protocol::Http1,
+            http,
+            servers::GATEWAY,
+        ),
+        ("gateway_vs_bare/h2c", Protocol::H2c, http, servers::GATEWAY),
         (
             "gateway_vs_bare/grpc_unary",
             Protocol::GrpcUnary,
             grpc,
-            "grpc",
+            servers::GRPC,
         ),
         (
             "gateway_vs_bare/grpc_stream",
             Protocol::GrpcStream,
             grpc,
-            "grpc",
+            servers::GRPC,
         ),
     ]
     .into_iter()

@@ -10,6 +10,7 @@
 //! role, so one environment can serve every role of a deployment.
 
 mod args;
+pub mod names;
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 

@@ -174,7 +174,7 @@ async fn serve_grpc_metrics(
     let Some(port) = settings.grpc_role.grpc_metrics_port else {
         return Ok(None);
     };
-    let listener = bind(settings, Role::Grpc, port, "grpc metrics").await?;
+    let listener = bind(settings, Role::Grpc, port, launch::servers::GRPC_METRICS).await?;
     Ok(Some(tokio::spawn(prometheus::serve(
         listener,
         metrics.clone(),
@@ -188,7 +188,13 @@ async fn serve_grpc_metrics(
 async fn listen_plain(settings: &Settings, tls: &Tls) -> io::Result<Option<TcpListener>> {
     match (settings.gateway_role.api_plain_port, &tls.gateway) {
         (Some(port), Some(_)) => Ok(Some(
-            bind(settings, Role::Gateway, port, "gateway (plain)").await?,
+            bind(
+                settings,
+                Role::Gateway,
+                port,
+                launch::servers::GATEWAY_PLAIN,
+            )
+            .await?,
         )),
         (Some(_), None) => {
             tracing::warn!("API_PLAIN_PORT is ignored: TLS is off, the gateway's port is plain");
@@ -248,9 +254,12 @@ fn local_url(addr: SocketAddr, tls: bool) -> Uri {
 /// Listens on the port of `role`, at its address.
 async fn listen(settings: &Settings, role: Role) -> io::Result<TcpListener> {
     let (port, name) = match role {
-        Role::Processor => (settings.processor_role.processor_port, "processor"),
-        Role::Gateway => (settings.gateway_role.api_port, "gateway"),
-        Role::Grpc => (settings.grpc_role.grpc_port, "grpc"),
+        Role::Processor => (
+            settings.processor_role.processor_port,
+            launch::servers::PROCESSOR,
+        ),
+        Role::Gateway => (settings.gateway_role.api_port, launch::servers::GATEWAY),
+        Role::Grpc => (settings.grpc_role.grpc_port, launch::servers::GRPC),
     };
     bind(settings, role, port, name).await
 }
