@@ -10,7 +10,6 @@
 
 pub mod bare;
 mod measure;
-pub mod process;
 pub mod tools;
 
 use std::{
@@ -24,12 +23,10 @@ use launch::servers;
 use study::variant::Variant;
 use system::config::names;
 
-use self::{
-    measure::{Generator, Sample, Side, measure, shape, summary},
-    process::{Server, pinned},
-};
+use self::measure::{Generator, Sample, Side, measure, shape, summary};
 use crate::{
     load::Protocol,
+    process::{self, Server, pinned},
     results::{Case, Metric, ResultFile},
 };
 

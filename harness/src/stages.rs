@@ -35,7 +35,7 @@ use system::config::names;
 
 use crate::{
     load::{self, Protocol, Report, RunOptions, Scenario, scenario::Payload, usage},
-    peers::process::{Server, pinned},
+    process::{Server, pinned},
     results::{Case, Metric, ResultFile},
 };
 

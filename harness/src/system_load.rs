@@ -60,7 +60,7 @@ use crate::{
         hgrm::{SuiteHistograms, file_part},
     },
     pairs::side,
-    peers::process::{Server, pinned},
+    process::{Server, pinned},
     results::{Case, Metric, ResultFile},
 };
 

@@ -23,7 +23,7 @@ use system::config::names;
 use super::{Options, attacks::ClientLimits};
 use crate::{
     load::usage::rss_bytes,
-    peers::process::{Server, pinned},
+    process::{Server, pinned},
     system_load::{get_json, get_text},
 };
 

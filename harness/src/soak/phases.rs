@@ -29,7 +29,7 @@ use super::{
     traffic::{self, Plan},
     verdict::{Delivery, PhaseRun, Series},
 };
-use crate::peers::process::pinned;
+use crate::process::pinned;
 
 /// A processor killed in the NATS phase is started again after this long.
 const RESTART_AFTER: Duration = Duration::from_secs(3);
