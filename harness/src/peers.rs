@@ -244,18 +244,12 @@ fn start_bare(run: &Run<'_>, log: &mut dyn FnMut(&str)) -> Result<Server, PeersE
         run.server_cores,
         &run.options.harness_bin.display().to_string(),
     );
-    command.args([
-        "serve-bare",
-        "--http",
-        "127.0.0.1:0",
-        "--grpc",
-        "127.0.0.1:0",
-    ]);
-    let bare = Server::start(command, &["bare-http", "bare-grpc"])?;
+    command.args(bare::SERVE_ON_FREE_PORTS);
+    let bare = Server::start(command, &[bare::HTTP_SERVER, bare::GRPC_SERVER])?;
     log(&format!(
         "bare servers: http {} grpc {} (pid {})",
-        bare.addr("bare-http"),
-        bare.addr("bare-grpc"),
+        bare.addr(bare::HTTP_SERVER),
+        bare.addr(bare::GRPC_SERVER),
         bare.pid()
     ));
     Ok(bare)
@@ -274,7 +268,7 @@ fn ours(variant: &'static str, target: &str, server_pid: u32) -> Side {
 /// Our generator against a peer tool, on the bare servers; a pair whose tool is missing
 /// runs only our side.
 fn tool_pairs(run: &Run<'_>, bare: &Server, log: &mut dyn FnMut(&str)) -> Vec<Planned> {
-    let (http, grpc) = (&bare.addr("bare-http"), &bare.addr("bare-grpc"));
+    let (http, grpc) = (&bare.addr(bare::HTTP_SERVER), &bare.addr(bare::GRPC_SERVER));
     let (wrk, h2load) = (run.have_wrk, run.have_h2load);
     let table = [
         ("peers/http1", Protocol::Http1, http, Generator::Wrk, wrk),
@@ -369,7 +363,7 @@ fn start_system(
 
 /// Our generator against the bare servers and against the system's front doors.
 fn gateway_pairs(bare: &Server, system: &Server) -> Vec<Planned> {
-    let (http, grpc) = (&bare.addr("bare-http"), &bare.addr("bare-grpc"));
+    let (http, grpc) = (&bare.addr(bare::HTTP_SERVER), &bare.addr(bare::GRPC_SERVER));
     [
         (
             "gateway_vs_bare/http1",

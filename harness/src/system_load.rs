@@ -60,6 +60,7 @@ use crate::{
         hgrm::{SuiteHistograms, file_part},
     },
     pairs::side,
+    peers::bare,
     process::{Server, pinned},
     results::{Case, Metric, ResultFile},
 };
@@ -348,13 +349,7 @@ fn start(bench: &Bench<'_>, pair_side: &PairSide, round: usize) -> anyhow::Resul
     let mut command = pinned(options.server_core.as_deref(), &program.to_string_lossy());
     match pair_side.server {
         Kind::Bare => {
-            command.args([
-                "serve-bare",
-                "--http",
-                "127.0.0.1:0",
-                "--grpc",
-                "127.0.0.1:0",
-            ]);
+            command.args(bare::SERVE_ON_FREE_PORTS);
         }
         Kind::System {
             env, tls, broker, ..
@@ -382,7 +377,7 @@ fn start(bench: &Bench<'_>, pair_side: &PairSide, round: usize) -> anyhow::Resul
 /// The roles a side's server reports listening before it is measured.
 fn roles(pair_side: &PairSide) -> Vec<&'static str> {
     match pair_side.server {
-        Kind::Bare => vec!["bare-http", "bare-grpc"],
+        Kind::Bare => vec![bare::HTTP_SERVER, bare::GRPC_SERVER],
         Kind::System { tls: false, .. } => {
             vec![servers::PROCESSOR, servers::GATEWAY, servers::GRPC]
         }
@@ -398,7 +393,7 @@ fn roles(pair_side: &PairSide) -> Vec<&'static str> {
 /// The role whose address a side's load goes to.
 fn load_role(pair_side: &PairSide) -> &'static str {
     match (pair_side.server, pair_side.protocol) {
-        (Kind::Bare, Protocol::GrpcUnary | Protocol::GrpcStream) => "bare-grpc",
+        (Kind::Bare, Protocol::GrpcUnary | Protocol::GrpcStream) => bare::GRPC_SERVER,
         (_, Protocol::GrpcUnary | Protocol::GrpcStream) => servers::GRPC,
         _ => http_role(pair_side),
     }
@@ -407,7 +402,7 @@ fn load_role(pair_side: &PairSide) -> &'static str {
 /// The role serving a side's plaintext HTTP: the gateway's plaintext port when TLS is on.
 fn http_role(pair_side: &PairSide) -> &'static str {
     match pair_side.server {
-        Kind::Bare => "bare-http",
+        Kind::Bare => bare::HTTP_SERVER,
         Kind::System { tls: true, .. } => servers::GATEWAY_PLAIN,
         Kind::System { tls: false, .. } => servers::GATEWAY,
     }
