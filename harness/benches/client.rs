@@ -6,26 +6,14 @@
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use harness::workloads::{Placement, Stack, distinct_copies, reference_forwarder, sample_message};
-use study::{cases::group, criterion_results::criterion_group, variant::Variant};
-use system::{
-    client::{ClientMode, ForwarderConfig, HopProtocol},
-    codec::Codec,
-    processor::ProcessorConfig,
-    queue::QueueType,
+use harness::workloads::{
+    CLIENT_PAIRS, Placement, Stack, forward_accepted, reference_forwarder, sample_message,
 };
+use study::{cases::group, criterion_results::criterion_group};
+use system::{client::ForwarderConfig, processor::ProcessorConfig};
 
 fn client(c: &mut Criterion) {
-    let stack = Stack::start(
-        Placement::OwnRuntime(1),
-        ProcessorConfig {
-            queue_type: QueueType::Pooled,
-            queue_size: 1 << 20,
-            ..ProcessorConfig::default()
-        },
-        None,
-    )
-    .expect("an in-process processor");
+    let stack = Stack::for_clients().expect("an in-process processor");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -33,47 +21,7 @@ fn client(c: &mut Criterion) {
     let msg = sample_message();
     let ids = std::sync::atomic::AtomicU64::new(0);
     let reference = reference_forwarder;
-    type Adjusted = (Variant, fn(ForwarderConfig) -> ForwarderConfig);
-    let axes: [(&str, [Adjusted; 2]); 4] = [
-        (
-            group::CLIENT_MODE,
-            [
-                (Variant::Baseline, |c| ForwarderConfig {
-                    mode: ClientMode::Baseline,
-                    ..c
-                }),
-                (Variant::Pooled, |c| c),
-            ],
-        ),
-        (
-            group::CLIENT_PROTOCOL,
-            [
-                (Variant::Http1, |c| c),
-                (Variant::H2c, |c| ForwarderConfig {
-                    protocol: HopProtocol::H2c,
-                    ..c
-                }),
-            ],
-        ),
-        (
-            group::CLIENT_CODEC,
-            [
-                (Variant::Json, |c| c),
-                (Variant::Protobuf, |c| ForwarderConfig {
-                    codec: Codec::Protobuf,
-                    ..c
-                }),
-            ],
-        ),
-        (
-            group::CLIENT_BATCHING,
-            [
-                (Variant::Unbatched, |c| c),
-                (Variant::Batched, |c| ForwarderConfig { batch: 64, ..c }),
-            ],
-        ),
-    ];
-    for (axis, variants) in axes {
+    for (axis, variants) in CLIENT_PAIRS {
         let mut group = c.benchmark_group(criterion_group(axis));
         group.throughput(Throughput::Elements(1));
         for (name, adjust) in variants {
@@ -87,15 +35,7 @@ fn client(c: &mut Criterion) {
                         let mut left = iters as usize;
                         while left > 0 {
                             let chunk = left.min(64);
-                            let results = forwarder
-                                .forward_batch(distinct_copies(&msg, chunk, &ids))
-                                .await;
-                            assert!(
-                                results
-                                    .iter()
-                                    .all(|r| *r == Ok(system::client::Accepted::New)),
-                                "the processor refused a message or took it for a repeat"
-                            );
+                            forward_accepted(&forwarder, &msg, chunk, &ids).await;
                             left -= chunk;
                         }
                     });
@@ -112,10 +52,9 @@ fn client(c: &mut Criterion) {
 /// whole way in, by shape (the report holds the worst to `study::targets::WORST_SHAPE`).
 fn stream_shape(c: &mut Criterion) {
     use bytes::Bytes;
-    use harness::workloads::{SHAPE_BYTES, data_carried, unknown_fields};
+    use harness::workloads::{SHAPE_BYTES, shapes};
     use http_body_util::{BodyExt, Full};
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-    use study::cases::shape;
 
     let stack = Stack::start(
         Placement::OwnRuntime(2),
@@ -137,10 +76,7 @@ fn stream_shape(c: &mut Criterion) {
     let mut group = c.benchmark_group(criterion_group(group::CLIENT_STREAM_SHAPE));
     group.throughput(Throughput::Bytes(SHAPE_BYTES as u64));
     group.sample_size(10);
-    for (name, message) in [
-        (shape::DATA, data_carried()),
-        (shape::UNKNOWN_FIELDS, unknown_fields()),
-    ] {
+    for (name, message) in shapes() {
         let mut frame = vec![0];
         frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
         frame.extend_from_slice(&message);

@@ -6,13 +6,8 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use harness::workloads::{
-    SHAPE_BYTES, StreamReader, data_carried, decode, encode, sample_message, unknown_fields,
-};
-use study::{
-    cases::{group, shape},
-    criterion_results::criterion_group,
-};
+use harness::workloads::{SHAPE_BYTES, StreamReader, decode, encode, sample_message, shapes};
+use study::{cases::group, criterion_results::criterion_group};
 use system::codec::Codec;
 
 fn codec(c: &mut Criterion) {
@@ -44,10 +39,7 @@ fn stream_shape(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(SHAPE_BYTES as u64));
     // Milliseconds per message: fewer samples keep the group within a few seconds.
     group.sample_size(20);
-    for (name, frame) in [
-        (shape::DATA, data_carried()),
-        (shape::UNKNOWN_FIELDS, unknown_fields()),
-    ] {
+    for (name, frame) in shapes() {
         let mut reader = StreamReader::default();
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| reader.forward(black_box(&frame)));

@@ -8,6 +8,7 @@ pub mod callgrind;
 pub mod load;
 pub mod pairs;
 pub mod peers;
+pub mod process;
 pub mod profile;
 pub mod smoke;
 pub mod soak;

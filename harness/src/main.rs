@@ -15,7 +15,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use harness::{
     load::{self, Mode, Protocol, Report, RunOptions, Scenario, duration, hgrm},
-    peers::{self, PeersOptions},
+    peers::{self, PeersOptions, bare},
     results::{self, ResultFile},
 };
 
@@ -524,17 +524,17 @@ fn serve_bare(http: SocketAddr, grpc: SocketAddr) -> anyhow::Result<()> {
     runtime.block_on(async {
         let http_listener = tokio::net::TcpListener::bind(http)
             .await
-            .with_context(|| format!("bare-http: cannot listen on {http}"))?;
+            .with_context(|| format!("{}: cannot listen on {http}", bare::HTTP_SERVER))?;
         let grpc_listener = tokio::net::TcpListener::bind(grpc)
             .await
-            .with_context(|| format!("bare-grpc: cannot listen on {grpc}"))?;
+            .with_context(|| format!("{}: cannot listen on {grpc}", bare::GRPC_SERVER))?;
         println!(
             "{}",
-            launch::ready_line("bare-http", http_listener.local_addr()?)
+            launch::ready_line(bare::HTTP_SERVER, http_listener.local_addr()?)
         );
         println!(
             "{}",
-            launch::ready_line("bare-grpc", grpc_listener.local_addr()?)
+            launch::ready_line(bare::GRPC_SERVER, grpc_listener.local_addr()?)
         );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
@@ -543,14 +543,14 @@ fn serve_bare(http: SocketAddr, grpc: SocketAddr) -> anyhow::Result<()> {
                 let _ = rx.wait_for(|stop| *stop).await;
             }
         };
-        let http_server = peers::bare::serve_http(http_listener, stopped());
-        let grpc_server = peers::bare::serve_grpc(grpc_listener, stopped());
+        let http_server = bare::serve_http(http_listener, stopped());
+        let grpc_server = bare::serve_grpc(grpc_listener, stopped());
         let signal = async move {
             system::shutdown::signal().await;
             let _ = stop_tx.send(true);
         };
         let ((), grpc_result, ()) = tokio::join!(http_server, grpc_server, signal);
-        grpc_result.context("bare-grpc")?;
+        grpc_result.context(bare::GRPC_SERVER)?;
         Ok(())
     })
 }

@@ -57,7 +57,7 @@ mod tests {
     #[test]
     fn defaults_are_read_from_the_system_command_line() {
         assert_eq!(
-            super::default_setting("QUEUE_SIZE").as_deref(),
+            super::default_setting(system::config::names::QUEUE_SIZE).as_deref(),
             Some("1000")
         );
         assert_eq!(super::default_setting("NO_SUCH_SETTING"), None);

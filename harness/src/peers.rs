@@ -10,7 +10,6 @@
 
 pub mod bare;
 mod measure;
-pub mod process;
 pub mod tools;
 
 use std::{
@@ -20,14 +19,14 @@ use std::{
     process::{Command, Stdio},
 };
 
+use launch::servers;
 use study::variant::Variant;
+use system::config::names;
 
-use self::{
-    measure::{Generator, Sample, Side, measure, shape, summary},
-    process::{Server, pinned},
-};
+use self::measure::{Generator, Sample, Side, measure, shape, summary};
 use crate::{
     load::Protocol,
+    process::{self, Server, pinned},
     results::{Case, Metric, ResultFile},
 };
 
@@ -245,18 +244,12 @@ fn start_bare(run: &Run<'_>, log: &mut dyn FnMut(&str)) -> Result<Server, PeersE
         run.server_cores,
         &run.options.harness_bin.display().to_string(),
     );
-    command.args([
-        "serve-bare",
-        "--http",
-        "127.0.0.1:0",
-        "--grpc",
-        "127.0.0.1:0",
-    ]);
-    let bare = Server::start(command, &["bare-http", "bare-grpc"])?;
+    command.args(bare::SERVE_ON_FREE_PORTS);
+    let bare = Server::start(command, &[bare::HTTP_SERVER, bare::GRPC_SERVER])?;
     log(&format!(
         "bare servers: http {} grpc {} (pid {})",
-        bare.addr("bare-http"),
-        bare.addr("bare-grpc"),
+        bare.addr(bare::HTTP_SERVER),
+        bare.addr(bare::GRPC_SERVER),
         bare.pid()
     ));
     Ok(bare)
@@ -275,7 +268,7 @@ fn ours(variant: &'static str, target: &str, server_pid: u32) -> Side {
 /// Our generator against a peer tool, on the bare servers; a pair whose tool is missing
 /// runs only our side.
 fn tool_pairs(run: &Run<'_>, bare: &Server, log: &mut dyn FnMut(&str)) -> Vec<Planned> {
-    let (http, grpc) = (&bare.addr("bare-http"), &bare.addr("bare-grpc"));
+    let (http, grpc) = (&bare.addr(bare::HTTP_SERVER), &bare.addr(bare::GRPC_SERVER));
     let (wrk, h2load) = (run.have_wrk, run.have_h2load);
     let table = [
         ("peers/http1", Protocol::Http1, http, Generator::Wrk, wrk),
@@ -343,16 +336,19 @@ fn start_system(
     };
     let mut command = pinned(run.server_cores, &bin.display().to_string());
     command
-        .env("API_PORT", "0")
-        .env("GRPC_PORT", "0")
-        .env("PROCESSOR_PORT", "0")
-        .env("BIND_ADDR", "127.0.0.1")
-        .env("RUST_LOG", "info");
-    let system = Server::start(command, &["gateway", "grpc", "processor"])?;
+        .env(names::API_PORT, "0")
+        .env(names::GRPC_PORT, "0")
+        .env(names::PROCESSOR_PORT, "0")
+        .env(names::BIND_ADDR, "127.0.0.1")
+        .env(names::RUST_LOG, "info");
+    let system = Server::start(
+        command,
+        &[servers::GATEWAY, servers::GRPC, servers::PROCESSOR],
+    )?;
     log(&format!(
         "system: gateway {} grpc {} (pid {})",
-        system.addr("gateway"),
-        system.addr("grpc"),
+        system.addr(servers::GATEWAY),
+        system.addr(servers::GRPC),
         system.pid()
     ));
     result.notes.insert(
@@ -367,21 +363,26 @@ fn start_system(
 
 /// Our generator against the bare servers and against the system's front doors.
 fn gateway_pairs(bare: &Server, system: &Server) -> Vec<Planned> {
-    let (http, grpc) = (&bare.addr("bare-http"), &bare.addr("bare-grpc"));
+    let (http, grpc) = (&bare.addr(bare::HTTP_SERVER), &bare.addr(bare::GRPC_SERVER));
     [
-        ("gateway_vs_bare/http1", Protocol::Http1, http, "gateway"),
-        ("gateway_vs_bare/h2c", Protocol::H2c, http, "gateway"),
+        (
+            "gateway_vs_bare/http1",
+            Protocol::Http1,
+            http,
+            servers::GATEWAY,
+        ),
+        ("gateway_vs_bare/h2c", Protocol::H2c, http, servers::GATEWAY),
         (
             "gateway_vs_bare/grpc_unary",
             Protocol::GrpcUnary,
             grpc,
-            "grpc",
+            servers::GRPC,
         ),
         (
             "gateway_vs_bare/grpc_stream",
             Protocol::GrpcStream,
             grpc,
-            "grpc",
+            servers::GRPC,
         ),
     ]
     .into_iter()

@@ -23,7 +23,6 @@ use pprof::protos::Message as _;
 use serde_json::json;
 use system::{
     client::{ClientMode, ForwarderConfig},
-    processor::ProcessorConfig,
     queue::{Queue as _, QueueStats, QueueType},
     worker::WorkerMode,
 };
@@ -31,7 +30,7 @@ use system::{
 use crate::{
     callgrind::{Protocol, RoundTrip},
     workloads::{
-        Placement, Stack, contended, distinct_copies, drain_with_pool, prefilled, publish_consume,
+        Stack, contended, distinct_copies, drain_with_pool, prefilled, publish_consume,
         reference_forwarder, sample_message, warm_queue,
     },
 };
@@ -208,15 +207,7 @@ fn load(component: &str, duration: Duration) -> anyhow::Result<Option<serde_json
             } else {
                 ClientMode::Pooled
             };
-            let stack = Stack::start(
-                Placement::OwnRuntime(1),
-                ProcessorConfig {
-                    queue_type: QueueType::Pooled,
-                    queue_size: 1 << 20,
-                    ..ProcessorConfig::default()
-                },
-                None,
-            )?;
+            let stack = Stack::for_clients()?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

@@ -29,11 +29,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use launch::servers;
 use pprof::protos::{Message as _, Profile};
+use system::config::names;
 
 use crate::{
     load::{self, Protocol, Report, RunOptions, Scenario, scenario::Payload, usage},
-    peers::process::{Server, pinned},
+    process::{Server, pinned},
     results::{Case, Metric, ResultFile},
 };
 
@@ -158,7 +160,7 @@ impl Pair {
     /// Starts the processor, then the front door that serves `protocol` in front of it.
     fn start(options: &Options, protocol: Protocol) -> anyhow::Result<Pair> {
         let processor = start(options, "processor", None)?;
-        let processor_url = format!("http://{}", processor.addr("processor"));
+        let processor_url = format!("http://{}", processor.addr(servers::PROCESSOR));
         let front_role = match protocol {
             Protocol::GrpcUnary | Protocol::GrpcStream => "grpc",
             Protocol::Http1 | Protocol::H2c => "gateway",
@@ -202,7 +204,7 @@ struct Observed {
 fn observe(options: &Options, scenario: &Scenario, pair: &Pair) -> Observed {
     let (front_pid, processor_pid) = (pair.front.pid(), pair.processor.pid());
     let front_addr = scenario.target.as_str();
-    let processor_addr = pair.processor.addr("processor");
+    let processor_addr = pair.processor.addr(servers::PROCESSOR);
     let front_h2 = pair.front_role == "grpc";
     let seconds = options.seconds;
     thread::scope(|scope| {
@@ -307,15 +309,15 @@ fn start(options: &Options, role: &str, processor_url: Option<&str>) -> anyhow::
         &options.system.to_string_lossy(),
     );
     command.arg(role).envs([
-        ("API_PORT", "0"),
-        ("GRPC_PORT", "0"),
-        ("PROCESSOR_PORT", "0"),
-        ("PROFILE_ENDPOINT", "true"),
-        ("QUEUE_SIZE", "10000"),
-        ("RUST_LOG", "warn,system=info"),
+        (names::API_PORT, "0"),
+        (names::GRPC_PORT, "0"),
+        (names::PROCESSOR_PORT, "0"),
+        (names::PROFILE_ENDPOINT, "true"),
+        (names::QUEUE_SIZE, "10000"),
+        (names::RUST_LOG, "warn,system=info"),
     ]);
     if let Some(url) = processor_url {
-        command.env("PROCESSOR_URL", url);
+        command.env(names::PROCESSOR_URL, url);
     }
     Ok(Server::start(command, &[role])?)
 }

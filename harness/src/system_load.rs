@@ -45,6 +45,9 @@ use std::{
     time::Duration,
 };
 
+use launch::servers;
+use system::config::names;
+
 pub use self::publish_ack::{Probe, PublishAck, publish_ack};
 use self::{
     brokers::{Brokers, nats_settings, stream_name},
@@ -57,7 +60,8 @@ use crate::{
         hgrm::{SuiteHistograms, file_part},
     },
     pairs::side,
-    peers::process::{Server, pinned},
+    peers::bare,
+    process::{Server, pinned},
     results::{Case, Metric, ResultFile},
 };
 
@@ -97,10 +101,6 @@ pub struct Options {
 pub fn default_tls_dir() -> PathBuf {
     crate::results::workspace_root().join("target/load-tls")
 }
-
-/// The role (in the server's `listening on` lines) that serves the gateway's plaintext
-/// port while TLS is on.
-const PLAIN_GATEWAY: &str = "gateway (plain)";
 
 /// What one side measured in one round.
 #[derive(Debug, Default)]
@@ -349,30 +349,24 @@ fn start(bench: &Bench<'_>, pair_side: &PairSide, round: usize) -> anyhow::Resul
     let mut command = pinned(options.server_core.as_deref(), &program.to_string_lossy());
     match pair_side.server {
         Kind::Bare => {
-            command.args([
-                "serve-bare",
-                "--http",
-                "127.0.0.1:0",
-                "--grpc",
-                "127.0.0.1:0",
-            ]);
+            command.args(bare::SERVE_ON_FREE_PORTS);
         }
         Kind::System {
             env, tls, broker, ..
         } => {
             command.envs([
-                ("API_PORT", "0"),
-                ("GRPC_PORT", "0"),
-                ("PROCESSOR_PORT", "0"),
-                ("RUST_LOG", "warn,system=info"),
-                ("QUEUE_SIZE", "10000"),
+                (names::API_PORT, "0"),
+                (names::GRPC_PORT, "0"),
+                (names::PROCESSOR_PORT, "0"),
+                (names::RUST_LOG, "warn,system=info"),
+                (names::QUEUE_SIZE, "10000"),
             ]);
             if let Some(broker) = broker {
                 command.envs(nats_settings(broker, &bench.brokers.url(broker)?, round));
             }
             if tls {
-                command.env("TLS_SELF_SIGNED", &options.tls_dir);
-                command.env("API_PLAIN_PORT", "0");
+                command.env(names::TLS_SELF_SIGNED, &options.tls_dir);
+                command.env(names::API_PLAIN_PORT, "0");
             }
             command.envs(env.iter().copied());
         }
@@ -383,17 +377,24 @@ fn start(bench: &Bench<'_>, pair_side: &PairSide, round: usize) -> anyhow::Resul
 /// The roles a side's server reports listening before it is measured.
 fn roles(pair_side: &PairSide) -> Vec<&'static str> {
     match pair_side.server {
-        Kind::Bare => vec!["bare-http", "bare-grpc"],
-        Kind::System { tls: false, .. } => vec!["processor", "gateway", "grpc"],
-        Kind::System { tls: true, .. } => vec!["processor", "gateway", "grpc", PLAIN_GATEWAY],
+        Kind::Bare => vec![bare::HTTP_SERVER, bare::GRPC_SERVER],
+        Kind::System { tls: false, .. } => {
+            vec![servers::PROCESSOR, servers::GATEWAY, servers::GRPC]
+        }
+        Kind::System { tls: true, .. } => vec![
+            servers::PROCESSOR,
+            servers::GATEWAY,
+            servers::GRPC,
+            servers::GATEWAY_PLAIN,
+        ],
     }
 }
 
 /// The role whose address a side's load goes to.
 fn load_role(pair_side: &PairSide) -> &'static str {
     match (pair_side.server, pair_side.protocol) {
-        (Kind::Bare, Protocol::GrpcUnary | Protocol::GrpcStream) => "bare-grpc",
-        (_, Protocol::GrpcUnary | Protocol::GrpcStream) => "grpc",
+        (Kind::Bare, Protocol::GrpcUnary | Protocol::GrpcStream) => bare::GRPC_SERVER,
+        (_, Protocol::GrpcUnary | Protocol::GrpcStream) => servers::GRPC,
         _ => http_role(pair_side),
     }
 }
@@ -401,9 +402,9 @@ fn load_role(pair_side: &PairSide) -> &'static str {
 /// The role serving a side's plaintext HTTP: the gateway's plaintext port when TLS is on.
 fn http_role(pair_side: &PairSide) -> &'static str {
     match pair_side.server {
-        Kind::Bare => "bare-http",
-        Kind::System { tls: true, .. } => PLAIN_GATEWAY,
-        Kind::System { tls: false, .. } => "gateway",
+        Kind::Bare => bare::HTTP_SERVER,
+        Kind::System { tls: true, .. } => servers::GATEWAY_PLAIN,
+        Kind::System { tls: false, .. } => servers::GATEWAY,
     }
 }
 
@@ -521,6 +522,7 @@ mod tests {
     use std::path::PathBuf;
 
     use hdrhistogram::Histogram;
+    use launch::servers;
 
     use super::{
         Options, PublishAck, Rounds, available, cases, load_role, references, roles, variants,
@@ -534,10 +536,10 @@ mod tests {
             let pair = variants::pairs().into_iter().find(|p| p.group == group);
             let pair = pair.unwrap_or_else(|| panic!("no pair {group}"));
             let (plain, tls) = (&pair.sides[0], &pair.sides[1]);
-            assert_eq!(load_role(plain), "gateway", "{group}");
-            assert_eq!(load_role(tls), "gateway (plain)", "{group}");
-            assert!(roles(tls).contains(&"gateway (plain)"), "{group}");
-            assert!(!roles(plain).contains(&"gateway (plain)"), "{group}");
+            assert_eq!(load_role(plain), servers::GATEWAY, "{group}");
+            assert_eq!(load_role(tls), servers::GATEWAY_PLAIN, "{group}");
+            assert!(roles(tls).contains(&servers::GATEWAY_PLAIN), "{group}");
+            assert!(!roles(plain).contains(&servers::GATEWAY_PLAIN), "{group}");
         }
     }
 

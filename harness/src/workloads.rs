@@ -5,13 +5,20 @@
 mod shapes;
 mod stack;
 
-pub use shapes::{SHAPE_BYTES, StreamReader, data_carried, unknown_fields};
+pub use shapes::{SHAPE_BYTES, StreamReader, data_carried, shapes, unknown_fields};
 pub use stack::{Placement, Stack};
 
-use std::{collections::HashMap, sync::Arc, thread};
+use std::{
+    collections::HashMap,
+    sync::{Arc, atomic::AtomicU64},
+    thread,
+};
 
 use prost::Message as _;
+use study::{cases::group, variant::Variant};
 use system::{
+    client::{Accepted, ClientMode, Forwarder, ForwarderConfig, HopProtocol},
+    codec::Codec,
     message::MessageRef,
     proto::DataMessage,
     queue::{AnyQueue, PublishError, Queue, QueueType},
@@ -264,4 +271,62 @@ pub fn reference_forwarder(processor_url: http::Uri) -> system::client::Forwarde
         batch_unary: false,
         ..system::client::ForwarderConfig::new(processor_url)
     }
+}
+
+/// One side of a hop client pair: its variant, and what it changes of
+/// [`reference_forwarder`].
+pub type ClientSide = (Variant, fn(ForwarderConfig) -> ForwarderConfig);
+
+/// The hop client pairs, one axis at a time from [`reference_forwarder`]: `baseline` vs
+/// `pooled`, HTTP/1.1 vs h2c, JSON vs protobuf, unbatched vs batched (64 a request); each
+/// group with its two sides, the baseline first.
+pub const CLIENT_PAIRS: [(&str, [ClientSide; 2]); 4] = [
+    (
+        group::CLIENT_MODE,
+        [
+            (Variant::Baseline, |c| ForwarderConfig {
+                mode: ClientMode::Baseline,
+                ..c
+            }),
+            (Variant::Pooled, |c| c),
+        ],
+    ),
+    (
+        group::CLIENT_PROTOCOL,
+        [
+            (Variant::Http1, |c| c),
+            (Variant::H2c, |c| ForwarderConfig {
+                protocol: HopProtocol::H2c,
+                ..c
+            }),
+        ],
+    ),
+    (
+        group::CLIENT_CODEC,
+        [
+            (Variant::Json, |c| c),
+            (Variant::Protobuf, |c| ForwarderConfig {
+                codec: Codec::Protobuf,
+                ..c
+            }),
+        ],
+    ),
+    (
+        group::CLIENT_BATCHING,
+        [
+            (Variant::Unbatched, |c| c),
+            (Variant::Batched, |c| ForwarderConfig { batch: 64, ..c }),
+        ],
+    ),
+];
+
+/// Forwards `n` copies of `msg`, each under an id of its own ([`distinct_copies`]), in one
+/// batch, and checks that the processor accepted each as new: the operation of the hop
+/// client pairs.
+pub async fn forward_accepted(forwarder: &Forwarder, msg: &DataMessage, n: usize, ids: &AtomicU64) {
+    let results = forwarder.forward_batch(distinct_copies(msg, n, ids)).await;
+    assert!(
+        results.iter().all(|r| *r == Ok(Accepted::New)),
+        "the processor refused a message or took it for a repeat"
+    );
 }

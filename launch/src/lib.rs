@@ -2,7 +2,8 @@
 //! server logs once it listens ([`ready_line`], parsed back by [`parse_ready`]), a launcher
 //! that waits for those lines ([`Launch`]), and a guard that stops and reaps its child when
 //! dropped ([`Running`]), also when a test panics, so no child outlives whoever started it.
-//! [`NatsServer`] runs a `nats-server -js` the same way.
+//! The names of the system's servers in those lines are in [`servers`]. [`NatsServer`] runs
+//! a `nats-server -js` the same way.
 //!
 //! std only: the system, the harness, xtask and the tests all depend on it.
 
@@ -11,6 +12,7 @@
 mod nats;
 mod process;
 mod ready;
+pub mod servers;
 
 pub use nats::{NatsCluster, NatsClusterOptions, NatsServer, ensure_nats_server};
 pub use process::{

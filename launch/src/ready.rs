@@ -34,29 +34,27 @@ pub fn parse_ready(line: &str, role: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::servers::{GATEWAY, GATEWAY_PLAIN, GRPC, GRPC_METRICS};
 
     #[test]
     fn a_formatted_line_parses_back_behind_a_log_prefix() {
         let addr: SocketAddr = "127.0.0.1:4321".parse().unwrap();
         let line = format!(
             "2026-01-01T00:00:00Z  INFO system: {}",
-            ready_line("gateway", addr)
+            ready_line(GATEWAY, addr)
         );
-        assert_eq!(parse_ready(&line, "gateway"), Some(addr));
-        assert_eq!(parse_ready(&line, "grpc"), None);
+        assert_eq!(parse_ready(&line, GATEWAY), Some(addr));
+        assert_eq!(parse_ready(&line, GRPC), None);
         assert_eq!(parse_ready(&line, "way"), None);
     }
 
     #[test]
     fn roles_with_spaces_and_ipv6_addresses_parse() {
-        let line = ready_line("gateway (plain)", "[::1]:80");
-        assert_eq!(
-            parse_ready(&line, "gateway (plain)"),
-            "[::1]:80".parse().ok()
-        );
-        assert_eq!(parse_ready(&line, "gateway"), None);
-        let line = ready_line("grpc metrics", "127.0.0.3:9");
-        assert_eq!(parse_ready(&line, "grpc"), None);
-        assert_eq!(parse_ready("grpc listening on soon", "grpc"), None);
+        let line = ready_line(GATEWAY_PLAIN, "[::1]:80");
+        assert_eq!(parse_ready(&line, GATEWAY_PLAIN), "[::1]:80".parse().ok());
+        assert_eq!(parse_ready(&line, GATEWAY), None);
+        let line = ready_line(GRPC_METRICS, "127.0.0.3:9");
+        assert_eq!(parse_ready(&line, GRPC), None);
+        assert_eq!(parse_ready("grpc listening on soon", GRPC), None);
     }
 }

@@ -11,6 +11,7 @@
 
 mod args;
 mod loaded;
+pub mod names;
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 

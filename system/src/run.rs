@@ -135,7 +135,7 @@ async fn serve_grpc_metrics(
     let Some(port) = settings.grpc_role.grpc_metrics_port else {
         return Ok(None);
     };
-    let listener = bind(settings, Role::Grpc, port, "grpc metrics").await?;
+    let listener = bind(settings, Role::Grpc, port, launch::servers::GRPC_METRICS).await?;
     Ok(Some(tokio::spawn(prometheus::serve(
         listener,
         metrics.clone(),
@@ -150,7 +150,13 @@ async fn listen_plain(loaded: &Loaded) -> io::Result<Option<TcpListener>> {
     let settings = &loaded.settings;
     match (settings.gateway_role.api_plain_port, &loaded.tls.gateway) {
         (Some(port), Some(_)) => Ok(Some(
-            bind(settings, Role::Gateway, port, "gateway (plain)").await?,
+            bind(
+                settings,
+                Role::Gateway,
+                port,
+                launch::servers::GATEWAY_PLAIN,
+            )
+            .await?,
         )),
         (Some(_), None) => {
             tracing::warn!(target: LOG_TARGET, "API_PLAIN_PORT is ignored: TLS is off, the gateway's port is plain");
@@ -177,9 +183,12 @@ fn local_url(addr: SocketAddr, tls: bool) -> Uri {
 /// Listens on the port of `role`, at its address.
 async fn listen(settings: &Settings, role: Role) -> io::Result<TcpListener> {
     let (port, name) = match role {
-        Role::Processor => (settings.processor_role.processor_port, "processor"),
-        Role::Gateway => (settings.gateway_role.api_port, "gateway"),
-        Role::Grpc => (settings.grpc_role.grpc_port, "grpc"),
+        Role::Processor => (
+            settings.processor_role.processor_port,
+            launch::servers::PROCESSOR,
+        ),
+        Role::Gateway => (settings.gateway_role.api_port, launch::servers::GATEWAY),
+        Role::Grpc => (settings.grpc_role.grpc_port, launch::servers::GRPC),
     };
     bind(settings, role, port, name).await
 }

@@ -17,11 +17,13 @@ use std::{
 };
 
 use anyhow::Context as _;
+use launch::servers;
+use system::config::names;
 
 use super::{Options, attacks::ClientLimits};
 use crate::{
     load::usage::rss_bytes,
-    peers::process::{Server, pinned},
+    process::{Server, pinned},
     system_load::{get_json, get_text},
 };
 
@@ -51,18 +53,21 @@ impl System {
             &options.system.to_string_lossy(),
         );
         command.envs([
-            ("API_PORT", "0"),
-            ("GRPC_PORT", "0"),
-            ("PROCESSOR_PORT", "0"),
-            ("RUST_LOG", "warn,system=info"),
+            (names::API_PORT, "0"),
+            (names::GRPC_PORT, "0"),
+            (names::PROCESSOR_PORT, "0"),
+            (names::RUST_LOG, "warn,system=info"),
         ]);
-        let server = Server::start(command, &["processor", "gateway", "grpc"])?;
+        let server = Server::start(
+            command,
+            &[servers::PROCESSOR, servers::GATEWAY, servers::GRPC],
+        )?;
         let addr = |role: &str| -> anyhow::Result<SocketAddr> {
             let addr = server.addr(role);
             addr.parse()
                 .with_context(|| format!("the {role} address {addr:?}"))
         };
-        let (gateway, grpc) = (addr("gateway")?, addr("grpc")?);
+        let (gateway, grpc) = (addr(servers::GATEWAY)?, addr(servers::GRPC)?);
         let status = get_json(&gateway.to_string(), "/api/v1/status", READ_TIMEOUT)
             .context("the gateway's /api/v1/status")?;
         let number = |value: &serde_json::Value, what: &str| {

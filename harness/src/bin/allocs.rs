@@ -15,21 +15,15 @@ use harness::{
     pairs::side,
     results::{Case, Metric, ResultFile, default_dir},
     workloads::{
-        Placement, RunningPool, Stack, decode, distinct_copies, encode, publish_consume,
-        reference_forwarder, sample_message, warm_queue,
+        CLIENT_PAIRS, Placement, RunningPool, Stack, decode, encode, forward_accepted,
+        publish_consume, reference_forwarder, sample_message, warm_queue,
     },
 };
 use study::{
     cases::{Suite, group},
     variant::Variant,
 };
-use system::{
-    client::{ClientMode, ForwarderConfig, HopProtocol},
-    codec::Codec,
-    processor::ProcessorConfig,
-    queue::QueueType,
-    worker::WorkerMode,
-};
+use system::{codec::Codec, processor::ProcessorConfig, queue::QueueType, worker::WorkerMode};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -208,33 +202,11 @@ fn pool_cases() -> Vec<Case> {
 }
 
 fn client_cases() -> Vec<Case> {
-    type Adjust = fn(ForwarderConfig) -> ForwarderConfig;
-    let axes: [(&str, Variant, Adjust); 8] = [
-        (group::CLIENT_MODE, Variant::Baseline, |c| ForwarderConfig {
-            mode: ClientMode::Baseline,
-            ..c
-        }),
-        (group::CLIENT_MODE, Variant::Pooled, |c| c),
-        (group::CLIENT_PROTOCOL, Variant::Http1, |c| c),
-        (group::CLIENT_PROTOCOL, Variant::H2c, |c| ForwarderConfig {
-            protocol: HopProtocol::H2c,
-            ..c
-        }),
-        (group::CLIENT_CODEC, Variant::Json, |c| c),
-        (group::CLIENT_CODEC, Variant::Protobuf, |c| {
-            ForwarderConfig {
-                codec: Codec::Protobuf,
-                ..c
-            }
-        }),
-        (group::CLIENT_BATCHING, Variant::Unbatched, |c| c),
-        (group::CLIENT_BATCHING, Variant::Batched, |c| {
-            ForwarderConfig { batch: 64, ..c }
-        }),
-    ];
     let msg = sample_message();
     let ids = std::sync::atomic::AtomicU64::new(0);
-    axes.into_iter()
+    CLIENT_PAIRS
+        .into_iter()
+        .flat_map(|(group, sides)| sides.map(|(variant, adjust)| (group, variant, adjust)))
         .map(|(group, variant, adjust)| {
             let runtime = current_thread();
             let stack = Stack::start(
@@ -252,15 +224,7 @@ fn client_cases() -> Vec<Case> {
             let send = || {
                 runtime.block_on(async {
                     for _ in 0..REQUESTS / 64 {
-                        let results = forwarder
-                            .forward_batch(distinct_copies(&msg, 64, &ids))
-                            .await;
-                        assert!(
-                            results
-                                .iter()
-                                .all(|r| *r == Ok(system::client::Accepted::New)),
-                            "the processor refused a message or took it for a repeat"
-                        );
+                        forward_accepted(&forwarder, &msg, 64, &ids).await;
                     }
                 })
             };

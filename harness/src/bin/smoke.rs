@@ -13,7 +13,8 @@ use std::{
 use anyhow::{Context, bail};
 use clap::Parser;
 use harness::results::{Case, Metric, ResultFile, default_dir};
-use launch::Launch;
+use launch::{Launch, servers};
+use system::config::names;
 
 /// Runs the end-to-end smoke checks against a `system` binary.
 #[derive(Debug, Parser)]
@@ -41,19 +42,19 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> anyhow::Result<()> {
     let mut command = Command::new(&args.system);
     command.envs([
-        ("API_PORT", "0"),
-        ("GRPC_PORT", "0"),
-        ("PROCESSOR_PORT", "0"),
-        ("RUST_LOG", "info"),
+        (names::API_PORT, "0"),
+        (names::GRPC_PORT, "0"),
+        (names::PROCESSOR_PORT, "0"),
+        (names::RUST_LOG, "info"),
     ]);
     // The log is only read for the addresses; a few lines are kept to show on failure.
     let mut system = Launch::new(command)
-        .roles(&["processor", "gateway", "grpc"])
+        .roles(&[servers::PROCESSOR, servers::GATEWAY, servers::GRPC])
         .timeout(Duration::from_secs(30))
         .keep_lines(100)
         .start()?;
     let addr = |role| system.addr(role).context("no address");
-    let (gateway, grpc) = (addr("gateway")?, addr("grpc")?);
+    let (gateway, grpc) = (addr(servers::GATEWAY)?, addr(servers::GRPC)?);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -25,6 +25,7 @@ use std::sync::{
 use rustls::{ClientConfig, RootCertStore, client::Resumption, server::StoresServerSessions};
 use system::{
     client::{Accepted, ClientMode, Forwarder, ForwarderConfig},
+    config::names,
     processor::ProcessorConfig,
     proto::DataMessage,
     queue::QueueType,
@@ -193,7 +194,7 @@ fn tls(dir: &TempDir, transport: Transport) -> (rustls::ServerConfig, HopTls) {
     let server = loaded.processor.expect("the processor's TLS configuration");
     let ca = loaded.self_signed_ca.expect("the self-signed CA");
     let mut roots = RootCertStore::empty();
-    for cert in read_certs("PROCESSOR_CA", &ca).expect("the CA's certificate") {
+    for cert in read_certs(names::PROCESSOR_CA, &ca).expect("the CA's certificate") {
         roots.add(cert).expect("a usable CA certificate");
     }
     let mut client = ClientConfig::builder_with_provider(system::tls::provider())

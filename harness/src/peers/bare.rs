@@ -25,6 +25,19 @@ use system::proto::{
 use tokio::{net::TcpListener, sync::Semaphore};
 use tonic::{Status, Streaming, transport::server::TcpIncoming};
 
+/// The bare HTTP server's name in its readiness line (`harness serve-bare`).
+pub const HTTP_SERVER: &str = "bare-http";
+/// The bare gRPC server's name in its readiness line.
+pub const GRPC_SERVER: &str = "bare-grpc";
+/// The harness's arguments that start both bare servers on loopback ports they pick.
+pub const SERVE_ON_FREE_PORTS: [&str; 5] = [
+    "serve-bare",
+    "--http",
+    "127.0.0.1:0",
+    "--grpc",
+    "127.0.0.1:0",
+];
+
 /// Most connections a bare server holds open; further ones wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 10_000;
 /// Largest request body the bare HTTP server reads.

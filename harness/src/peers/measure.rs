@@ -10,10 +10,12 @@ use std::{
 
 use super::{
     PeersError, PeersOptions, Run,
-    process::pinned,
     tools::{self, ToolRun},
 };
-use crate::load::{Protocol, Report, Scenario, request::Prepared, usage};
+use crate::{
+    load::{Protocol, Report, Scenario, request::Prepared, usage},
+    process::pinned,
+};
 
 /// Time a generator gets beyond its warm-up and duration before it is killed.
 pub(super) const GENERATOR_GRACE: Duration = Duration::from_secs(30);

@@ -17,6 +17,8 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use launch::servers;
+use system::config::names;
 
 use super::{
     Options, Phase,
@@ -27,7 +29,7 @@ use super::{
     traffic::{self, Plan},
     verdict::{Delivery, PhaseRun, Series},
 };
-use crate::peers::process::pinned;
+use crate::process::pinned;
 
 /// A processor killed in the NATS phase is started again after this long.
 const RESTART_AFTER: Duration = Duration::from_secs(3);
@@ -43,28 +45,31 @@ fn system(options: &Options, role: Option<&str>, nats_url: Option<&str>) -> Comm
         &options.system.to_string_lossy(),
     );
     command.args(role).envs([
-        ("API_PORT", "0"),
-        ("GRPC_PORT", "0"),
-        ("PROCESSOR_PORT", "0"),
-        ("QUEUE_SIZE", "10000"),
-        ("RUST_LOG", "warn,system=info"),
+        (names::API_PORT, "0"),
+        (names::GRPC_PORT, "0"),
+        (names::PROCESSOR_PORT, "0"),
+        (names::QUEUE_SIZE, "10000"),
+        (names::RUST_LOG, "warn,system=info"),
     ]);
     if let Some(url) = nats_url {
         command.envs([
-            ("QUEUE_TYPE", "nats"),
-            ("NATS_URL", url),
-            ("NATS_STREAM", "SOAK"),
-            ("NATS_MAX_PENDING", "4096"),
-            ("NATS_ACK_WAIT_MS", ACK_WAIT_MS),
+            (names::QUEUE_TYPE, names::queue_type::NATS),
+            (names::NATS_URL, url),
+            (names::NATS_STREAM, "SOAK"),
+            (names::NATS_MAX_PENDING, "4096"),
+            (names::NATS_ACK_WAIT_MS, ACK_WAIT_MS),
             // Every processed id is logged at trace level, before its ack goes out.
-            ("RUST_LOG", "warn,system=info,system::queue::nats=trace"),
+            (
+                names::RUST_LOG,
+                "warn,system=info,system::queue::nats=trace",
+            ),
         ]);
     }
     command.envs(options.settings.iter().map(|(k, v)| (k, v)));
     command
 }
 
-const ALL_ROLES: [&str; 3] = ["processor", "gateway", "grpc"];
+const ALL_ROLES: [&str; 3] = [servers::PROCESSOR, servers::GATEWAY, servers::GRPC];
 
 /// The in-memory phase: one process, stopped at the end, its final counts compared.
 pub(super) fn memory(
@@ -80,7 +85,7 @@ pub(super) fn memory(
         rates[1]
     ));
     let mut system = Watched::start(system(options, None, None), &ALL_ROLES, None)?;
-    let processor = system.addr("processor").to_owned();
+    let processor = system.addr(servers::PROCESSOR).to_owned();
     let load = Load::start(options, rates, &system, Ids::new(id_prefix(phase)), false)?;
     let mut run = PhaseRun::new(phase, rates);
     load.each_second(|second| {
@@ -139,7 +144,7 @@ pub(super) fn nats_phase(
     };
     let mut front = start(None, &ALL_ROLES)?;
     let mut victim = Victim {
-        running: Some(start(Some("processor"), &["processor"])?),
+        running: Some(start(Some("processor"), &[servers::PROCESSOR])?),
         kill_at: options.duration / 2,
         killed_at: None,
     };
@@ -147,9 +152,9 @@ pub(super) fn nats_phase(
     let mut run = PhaseRun::new(phase, rates);
     let so_far = || acks.lock().map_or(0, |a| a.so_far());
     load.each_second(|second| {
-        if let Some(event) =
-            victim.step(load.elapsed(), || start(Some("processor"), &["processor"]))?
-        {
+        if let Some(event) = victim.step(load.elapsed(), || {
+            start(Some("processor"), &[servers::PROCESSOR])
+        })? {
             log(&format!("nats: {event}"));
             run.events.push(event);
         }
@@ -264,7 +269,10 @@ impl Load {
     ) -> anyhow::Result<Load> {
         let live = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
         let mut threads = Vec::new();
-        for (door, role, every) in [(Door::Http, "gateway", 5), (Door::Grpc, "grpc", 10)] {
+        for (door, role, every) in [
+            (Door::Http, servers::GATEWAY, 5),
+            (Door::Grpc, servers::GRPC, 10),
+        ] {
             let target: SocketAddr = front
                 .addr(role)
                 .parse()

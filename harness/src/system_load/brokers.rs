@@ -8,6 +8,7 @@
 //! it during its own measurement.
 
 use launch::{NatsCluster, NatsServer};
+use system::config::names;
 
 use super::{
     Options,
@@ -68,15 +69,17 @@ pub(super) fn nats_settings(
     round: usize,
 ) -> Vec<(&'static str, String)> {
     vec![
-        ("NATS_URL", url.to_owned()),
-        ("NATS_STREAM", stream_name("LOAD", broker, round)),
-        ("NATS_REPLICAS", broker.replicas().to_string()),
-        ("NATS_MAX_PENDING", MAX_PENDING.to_owned()),
+        (names::NATS_URL, url.to_owned()),
+        (names::NATS_STREAM, stream_name("LOAD", broker, round)),
+        (names::NATS_REPLICAS, broker.replicas().to_string()),
+        (names::NATS_MAX_PENDING, MAX_PENDING.to_owned()),
     ]
 }
 
 #[cfg(test)]
 mod tests {
+    use system::config::names;
+
     use super::{Broker, nats_settings, stream_name};
 
     /// A side on the cluster gets the cluster's URLs and three replicas; every side, every
@@ -91,15 +94,15 @@ mod tests {
         let urls = "nats://127.0.0.1:1,nats://127.0.0.1:2,nats://127.0.0.1:3";
         let single_url = "nats://127.0.0.1:4";
         let r3 = nats_settings(Broker::Replicated, urls, 1);
-        assert_eq!(get(&r3, "NATS_URL"), urls);
-        assert_eq!(get(&r3, "NATS_REPLICAS"), "3");
+        assert_eq!(get(&r3, names::NATS_URL), urls);
+        assert_eq!(get(&r3, names::NATS_REPLICAS), "3");
         let single = nats_settings(Broker::Single, single_url, 1);
-        assert_eq!(get(&single, "NATS_URL"), single_url);
-        assert_eq!(get(&single, "NATS_REPLICAS"), "1");
+        assert_eq!(get(&single, names::NATS_URL), single_url);
+        assert_eq!(get(&single, names::NATS_REPLICAS), "1");
         let mut streams = Vec::new();
         for round in [1, 2] {
             for (broker, url) in [(Broker::Single, single_url), (Broker::Replicated, urls)] {
-                streams.push(get(&nats_settings(broker, url, round), "NATS_STREAM"));
+                streams.push(get(&nats_settings(broker, url, round), names::NATS_STREAM));
                 streams.push(stream_name("PROBE", broker, round));
             }
         }

@@ -9,6 +9,10 @@ use study::{
     pairs::{self as catalogue},
     variant::Variant,
 };
+use system::config::names::{
+    CLIENT_MODE, HOP_BATCH_HTTP, HOP_CODEC, HOP_PROTOCOL, QUEUE_TYPE, client_mode, hop_codec,
+    hop_protocol, queue_type,
+};
 
 use crate::load::Protocol;
 
@@ -117,46 +121,55 @@ const LOAD_PAIRS: [(&str, Sides); 10] = [
     (
         group::LOAD_QUEUE,
         Sides::Queues(&[
-            (&[("QUEUE_TYPE", "memory")], None),
-            (&[("QUEUE_TYPE", "pooled")], None),
+            (&[(QUEUE_TYPE, queue_type::MEMORY)], None),
+            (&[(QUEUE_TYPE, queue_type::POOLED)], None),
             (NATS, Some(Broker::Single)),
             (NATS, Some(Broker::Replicated)),
         ]),
     ),
     (
         group::LOAD_CLIENT,
-        Sides::Settings(&[&[("CLIENT_MODE", "baseline")], &[("CLIENT_MODE", "pooled")]]),
+        Sides::Settings(&[
+            &[(CLIENT_MODE, client_mode::BASELINE)],
+            &[(CLIENT_MODE, client_mode::POOLED)],
+        ]),
     ),
     (
         group::LOAD_HOP_PROTOCOL,
-        Sides::Settings(&[&[("HOP_PROTOCOL", "http1")], &[("HOP_PROTOCOL", "h2c")]]),
+        Sides::Settings(&[
+            &[(HOP_PROTOCOL, hop_protocol::HTTP1)],
+            &[(HOP_PROTOCOL, hop_protocol::H2C)],
+        ]),
     ),
     (
         group::LOAD_HOP_CODEC,
-        Sides::Settings(&[&[("HOP_CODEC", "json")], &[("HOP_CODEC", "protobuf")]]),
+        Sides::Settings(&[
+            &[(HOP_CODEC, hop_codec::JSON)],
+            &[(HOP_CODEC, hop_codec::PROTOBUF)],
+        ]),
     ),
     (
         group::LOAD_HOP_BATCHING,
-        Sides::Settings(&[
-            &[("HOP_BATCH_HTTP", "false")],
-            &[("HOP_BATCH_HTTP", "true")],
-        ]),
+        Sides::Settings(&[&[(HOP_BATCH_HTTP, "false")], &[(HOP_BATCH_HTTP, "true")]]),
     ),
     (group::LOAD_ALLOCATOR, Sides::Allocators),
     (
         TLS_LOAD_PAIRS[0].0,
-        Sides::HopTls(&[("CLIENT_MODE", "pooled")]),
+        Sides::HopTls(&[(CLIENT_MODE, client_mode::POOLED)]),
     ),
     // A new connection, and so a handshake, for every hop request, and a hop request for
     // every message (not coalesced), so that the handshake is what dominates.
     (
         TLS_LOAD_PAIRS[1].0,
-        Sides::HopTls(&[("CLIENT_MODE", "baseline"), ("HOP_BATCH_HTTP", "false")]),
+        Sides::HopTls(&[
+            (CLIENT_MODE, client_mode::BASELINE),
+            (HOP_BATCH_HTTP, "false"),
+        ]),
     ),
 ];
 
 /// The NATS queue; where its broker is, and the stream's replicas, come from the broker.
-const NATS: Env = &[("QUEUE_TYPE", "nats")];
+const NATS: Env = &[(QUEUE_TYPE, queue_type::NATS)];
 
 const DEFAULTS: Server = system(&[], false, false);
 
@@ -241,6 +254,7 @@ mod tests {
         cases::{Suite, group},
         variant::Variant,
     };
+    use system::config::names::{CLIENT_MODE, QUEUE_TYPE, client_mode, queue_type};
 
     use super::{Broker, LOAD_PAIRS, Server, Sides, pairs};
     use crate::load::Protocol;
@@ -286,8 +300,8 @@ mod tests {
     #[test]
     fn the_tls_pairs_differ_only_in_tls() {
         for (group, mode) in [
-            (group::LOAD_HOP_TLS, "pooled"),
-            (group::LOAD_HOP_TLS_BASELINE, "baseline"),
+            (group::LOAD_HOP_TLS, client_mode::POOLED),
+            (group::LOAD_HOP_TLS_BASELINE, client_mode::BASELINE),
         ] {
             let pair = pairs().into_iter().find(|p| p.group == group);
             let pair = pair.unwrap_or_else(|| panic!("no pair {group}"));
@@ -319,7 +333,7 @@ mod tests {
                 panic!("{group}: {:?} / {:?}", plain.server, tls.server);
             };
             assert_eq!(plain_env, tls_env, "{group}");
-            assert!(plain_env.contains(&("CLIENT_MODE", mode)), "{group}");
+            assert!(plain_env.contains(&(CLIENT_MODE, mode)), "{group}");
         }
     }
 
@@ -348,7 +362,7 @@ mod tests {
     fn exactly_the_nats_sides_have_a_broker() {
         for pair in pairs() {
             for side in &pair.sides {
-                let nats = env(side.server).contains(&("QUEUE_TYPE", "nats"));
+                let nats = env(side.server).contains(&(QUEUE_TYPE, queue_type::NATS));
                 assert_eq!(
                     side.broker().is_some(),
                     nats,

@@ -5,6 +5,7 @@
 //! linear in a message's bytes when the two take about the same time.
 
 use prost::encoding::{WireType, encode_key, encode_varint};
+use study::cases::shape;
 use system::{
     message::IdOrigin,
     validate,
@@ -13,6 +14,14 @@ use system::{
 
 /// The size of each shape's message, in bytes.
 pub const SHAPE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Each shape's message, under its name in the result files (`study::cases::shape`).
+pub fn shapes() -> [(&'static str, Vec<u8>); 2] {
+    [
+        (shape::DATA, data_carried()),
+        (shape::UNKNOWN_FIELDS, unknown_fields()),
+    ]
+}
 
 /// An encoded `IngestRequest` of [`SHAPE_BYTES`] whose bytes are its `data`.
 pub fn data_carried() -> Vec<u8> {

@@ -10,6 +10,7 @@ use system::{
     gateway::{self, GatewayConfig},
     grpc::{self, GrpcConfig},
     processor::{self, ProcessorConfig},
+    queue::QueueType,
 };
 use tokio::{net::TcpListener, runtime::Runtime, sync::watch};
 
@@ -94,6 +95,21 @@ impl Stack {
             stop,
             runtime: own,
         })
+    }
+
+    /// The processor the hop client pairs send to, alone on a runtime of its own with one
+    /// worker thread, its queue pooled and deep enough (2^20 messages) that no batch waits
+    /// for room: what the client benchmarks time and `cargo xtask profile` profiles.
+    pub fn for_clients() -> std::io::Result<Stack> {
+        Stack::start(
+            Placement::OwnRuntime(1),
+            ProcessorConfig {
+                queue_type: QueueType::Pooled,
+                queue_size: 1 << 20,
+                ..ProcessorConfig::default()
+            },
+            None,
+        )
     }
 
     /// The processor's base URL.

@@ -55,7 +55,10 @@ fn soak(phase: Phase, rate: f64, nats_server: Option<PathBuf>) -> Outcome {
     // the minute, which is growth to a bound, not a leak, and would hide one. Five seconds
     // let it reach its bound within the first window, as a full soak at its full rate does
     // within seconds.
-    options.settings = vec![("DEDUP_WINDOW_SECS".to_owned(), "5".to_owned())];
+    options.settings = vec![(
+        system::config::names::DEDUP_WINDOW_SECS.to_owned(),
+        "5".to_owned(),
+    )];
     let outcome = soak::run(&options, "test", &mut |line| {
         eprintln!("soak {}: {line}", phase.as_str())
     })

@@ -1,5 +1,6 @@
-//! Servers run as child processes for a measurement: started (optionally pinned with
-//! `taskset -c`) by [`launch::Launch`], found ready by the `<role> listening on <addr>`
+//! Servers run as child processes for a measurement (by the peers, load, stages and abuse
+//! suites, and pinned by the soak): started (optionally pinned with `taskset -c`) by
+//! [`launch::Launch`], found ready by the `<role> listening on <addr>`
 //! lines they log, and stopped with SIGTERM (SIGKILL after [`STOP_TIMEOUT`]) when their
 //! guard drops, so no server outlives the run that started it.
 
