@@ -234,6 +234,9 @@ fn criterion(run: &Run, rounds_wanted: usize) -> anyhow::Result<()> {
 fn peers(run: &Run) -> anyhow::Result<()> {
     run.bar
         .set_message("peers: our generator against wrk and h2load, gateway against bare servers");
+    // The system binary built here: the harness would build it again itself.
+    let system = release_system("--no-default-features", "system-glibc", &run.log)?;
+    let system = system.to_string_lossy();
     let out = run.out.to_string_lossy();
     let mut peers = vec![
         "run",
@@ -242,6 +245,8 @@ fn peers(run: &Run) -> anyhow::Result<()> {
         "--release",
         "--",
         "peers",
+        "--system-bin",
+        &system,
         "--out",
         &out,
     ];
@@ -328,28 +333,56 @@ fn pinned_harness(log: &Path) -> anyhow::Result<(std::process::Command, bool)> {
 /// Profiles the front door and the processor at capacity, per protocol (`harness stages`),
 /// on the release system binary, pinned as the load suite is.
 fn stages(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
-    // The same optimized code with full debug information, so that the profiles name
-    // inlined functions by their paths (`system::queue::…`), by which samples are charged
-    // to stages; debug information does not change the generated code. A target directory
-    // of its own keeps the other builds' artifacts.
-    let root = workspace_root();
-    let target = root.join("target/stages");
-    let mut build = crate::cmd::cargo_command(&["build", "--release", "-p", "system"]);
-    build
-        .arg("--target-dir")
-        .arg(&target)
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "full");
-    crate::cmd::run_logged(build, log)?;
+    let system = stages_system(quick, log)?;
     let (mut command, pin) = pinned_harness(log)?;
-    command
-        .args(["stages", "--system"])
-        .arg(target.join("release/system"))
-        .args(["--seconds", if quick { "1" } else { "10" }]);
+    command.args(["stages", "--system"]).arg(system);
+    if quick {
+        command.args(["--seconds", "1"]);
+    } else {
+        command.args(["--seconds", "10"]);
+    }
     command.arg("--out").arg(out);
     if pin {
         command.args(["--server-core", "0"]);
     }
     crate::cmd::run_logged(command, log)
+}
+
+/// Builds the system binary the stages suite profiles; returns its path.
+fn stages_system(quick: bool, log: &Path) -> anyhow::Result<std::path::PathBuf> {
+    // The same optimized code with full debug information, so that the profiles name
+    // inlined functions by their paths (`system::queue::…`), by which samples are charged
+    // to stages; debug information does not change the generated code. A target directory
+    // of its own keeps the other builds' artifacts. `--quick` only shows that the suite
+    // runs: full debug information for the system crate alone, whose build shares the
+    // dependencies of the other release builds, instead of a second build of them all.
+    let root = workspace_root();
+    if quick {
+        cargo_logged(
+            &[
+                "build",
+                "--release",
+                "-p",
+                "system",
+                "--config",
+                "profile.release.package.system.debug=\"full\"",
+            ],
+            log,
+        )?;
+        let ab = root.join("target/ab");
+        std::fs::create_dir_all(&ab)?;
+        std::fs::copy(root.join("target/release/system"), ab.join("system-stages"))?;
+        Ok(ab.join("system-stages"))
+    } else {
+        let target = root.join("target/stages");
+        let mut build = crate::cmd::cargo_command(&["build", "--release", "-p", "system"]);
+        build
+            .arg("--target-dir")
+            .arg(&target)
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "full");
+        crate::cmd::run_logged(build, log)?;
+        Ok(target.join("release/system"))
+    }
 }
 
 /// One case per benchmark, with the per-round medians as samples.
