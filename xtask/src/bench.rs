@@ -190,7 +190,7 @@ fn harness_program(run: &Run, bin: &str) -> anyhow::Result<()> {
 /// Every criterion suite, `rounds` times alternating, into `criterion.json`.
 fn criterion(run: &Run, rounds_wanted: usize) -> anyhow::Result<()> {
     let quick = run.quick;
-    let (warm_up, measure) = if quick { ("0.3", "0.7") } else { ("1", "3") };
+    let (warm_up, measure) = if quick { ("0.1", "0.3") } else { ("1", "3") };
     let criterion_dir = workspace_root().join("target/criterion");
     let mut rounds: Vec<BTreeMap<(String, String), f64>> = Vec::new();
     for round in 1..=rounds_wanted {
@@ -269,12 +269,13 @@ fn system_load(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
     let (mut command, pin) = pinned_harness(log)?;
     command.args(["system-load", "--system"]).arg(glibc);
     command.arg("--mimalloc").arg(mimalloc);
-    let (rounds, seconds) = if quick {
-        ("1".to_owned(), "1")
+    // `--quick` shows that every pair runs: each run a fraction of a second.
+    let (rounds, duration) = if quick {
+        ("1".to_owned(), "300ms")
     } else {
-        (ROUNDS.to_string(), "3")
+        (ROUNDS.to_string(), "3s")
     };
-    command.args(["--rounds", &rounds, "--seconds", seconds]);
+    command.args(["--rounds", &rounds, "--duration", duration]);
     command.arg("--out").arg(out);
     if let Some(nats) = nats {
         command.arg("--nats-server").arg(nats);
@@ -292,7 +293,7 @@ fn abuse(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
     let system = release_system("--no-default-features", "system-glibc", log)?;
     let (mut command, pin) = pinned_harness(log)?;
     command.args(["abuse", "--system"]).arg(system);
-    command.args(["--duration", if quick { "2s" } else { "5s" }]);
+    command.args(["--duration", if quick { "1s" } else { "5s" }]);
     command.arg("--out").arg(out);
     if pin {
         command.args(["--server-core", "0"]);
@@ -337,7 +338,7 @@ fn stages(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
     let (mut command, pin) = pinned_harness(log)?;
     command.args(["stages", "--system"]).arg(system);
     if quick {
-        command.args(["--seconds", "1"]);
+        command.args(["--seconds", "1", "--warmup", "500ms"]);
     } else {
         command.args(["--seconds", "10"]);
     }
