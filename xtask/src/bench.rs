@@ -1,6 +1,6 @@
-//! `cargo xtask bench [--quick] [--out DIR] [--only SUITE]... [--json]`: runs every suite
-//! (or the ones named) and writes its result file to
-//! `reports/results/`: allocation counts, instruction counts (callgrind), wall-clock
+//! `cargo xtask bench [--quick] [--out DIR] [--only SUITE]... [--json | --no-run]`: runs
+//! every suite (or the ones named; `--no-run`: only builds them) and writes its result file
+//! to `reports/results/`: allocation counts, instruction counts (callgrind), wall-clock
 //! times (criterion), the system under load, by stage, against peers and under attack; the
 //! pairs' wall-clock times in alternating rounds because this machine's speed drifts:
 //! each round runs both sides of every pair, so ratios are taken round by round and a
@@ -68,6 +68,10 @@ pub(crate) struct Args {
     /// Print the summary of the pairs as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Only build what the suites run (a build started early, beside other work, leaves
+    /// the run only the running).
+    #[arg(long, conflicts_with = "json")]
+    no_run: bool,
 }
 
 /// What one run of the suites shares.
@@ -113,6 +117,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         log,
         bar,
     };
+    if args.no_run {
+        run.bar.set_message("building the suites");
+        build(&run, wants)?;
+        run.bar.finish_with_message("built");
+        return Ok(());
+    }
 
     run.bar.set_message("building the suites");
     // The benchmark builds are for the criterion and callgrind suites alone.
@@ -160,6 +170,37 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     }
     run.bar.finish_with_message("done");
     print_summary(&run.out, args.json)?;
+    Ok(())
+}
+
+/// Every build the wanted suites make, in the order they make them.
+fn build(run: &Run, wants: impl Fn(Suite) -> bool) -> anyhow::Result<()> {
+    let log = &run.log;
+    if wants(Suite::Criterion) || wants(Suite::Callgrind) {
+        cargo_logged(&["bench", "-p", "harness", "--no-run"], log)?;
+    }
+    let mut bins = vec!["defaults"];
+    if wants(Suite::Allocations) {
+        bins.push("allocs");
+    }
+    if [Suite::Load, Suite::Stages, Suite::Peers, Suite::Abuse]
+        .into_iter()
+        .any(&wants)
+    {
+        bins.push("harness");
+    }
+    for bin in bins {
+        cargo_logged(&["build", "--release", "-p", "harness", "--bin", bin], log)?;
+    }
+    if wants(Suite::Load) || wants(Suite::Peers) || wants(Suite::Abuse) {
+        release_system("--no-default-features", "system-glibc", log)?;
+    }
+    if wants(Suite::Load) {
+        release_system("--features=mimalloc", "system-mimalloc", log)?;
+    }
+    if wants(Suite::Stages) {
+        stages_system(run.quick, log)?;
+    }
     Ok(())
 }
 
