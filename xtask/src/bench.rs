@@ -1,6 +1,6 @@
-//! `cargo xtask bench [--quick] [--out DIR] [--only SUITE]... [--json]`: runs every suite
-//! (or the ones named) and writes its result file to
-//! `reports/results/`: allocation counts, instruction counts (callgrind), wall-clock
+//! `cargo xtask bench [--quick] [--out DIR] [--only SUITE]... [--json | --no-run]`: runs
+//! every suite (or the ones named; `--no-run`: only builds them) and writes its result file
+//! to `reports/results/`: allocation counts, instruction counts (callgrind), wall-clock
 //! times (criterion), the system under load, by stage, against peers and under attack; the
 //! pairs' wall-clock times in alternating rounds because this machine's speed drifts:
 //! each round runs both sides of every pair, so ratios are taken round by round and a
@@ -68,6 +68,10 @@ pub(crate) struct Args {
     /// Print the summary of the pairs as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Only build what the suites run (a build started early, beside other work, leaves
+    /// the run only the running).
+    #[arg(long, conflicts_with = "json")]
+    no_run: bool,
 }
 
 /// What one run of the suites shares.
@@ -113,6 +117,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         log,
         bar,
     };
+    if args.no_run {
+        run.bar.set_message("building the suites");
+        build(&run, wants)?;
+        run.bar.finish_with_message("built");
+        return Ok(());
+    }
 
     run.bar.set_message("building the suites");
     // The benchmark builds are for the criterion and callgrind suites alone.
@@ -163,6 +173,37 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every build the wanted suites make, in the order they make them.
+fn build(run: &Run, wants: impl Fn(Suite) -> bool) -> anyhow::Result<()> {
+    let log = &run.log;
+    if wants(Suite::Criterion) || wants(Suite::Callgrind) {
+        cargo_logged(&["bench", "-p", "harness", "--no-run"], log)?;
+    }
+    let mut bins = vec!["defaults"];
+    if wants(Suite::Allocations) {
+        bins.push("allocs");
+    }
+    if [Suite::Load, Suite::Stages, Suite::Peers, Suite::Abuse]
+        .into_iter()
+        .any(&wants)
+    {
+        bins.push("harness");
+    }
+    for bin in bins {
+        cargo_logged(&["build", "--release", "-p", "harness", "--bin", bin], log)?;
+    }
+    if wants(Suite::Load) || wants(Suite::Peers) || wants(Suite::Abuse) {
+        release_system("--no-default-features", "system-glibc", log)?;
+    }
+    if wants(Suite::Load) {
+        release_system("--features=mimalloc", "system-mimalloc", log)?;
+    }
+    if wants(Suite::Stages) {
+        stages_system(run.quick, log)?;
+    }
+    Ok(())
+}
+
 fn allocations(run: &Run) -> anyhow::Result<()> {
     run.bar.set_message("allocations");
     harness_program(run, "allocs")?;
@@ -190,7 +231,7 @@ fn harness_program(run: &Run, bin: &str) -> anyhow::Result<()> {
 /// Every criterion suite, `rounds` times alternating, into `criterion.json`.
 fn criterion(run: &Run, rounds_wanted: usize) -> anyhow::Result<()> {
     let quick = run.quick;
-    let (warm_up, measure) = if quick { ("0.3", "0.7") } else { ("1", "3") };
+    let (warm_up, measure) = if quick { ("0.1", "0.3") } else { ("1", "3") };
     let criterion_dir = workspace_root().join("target/criterion");
     let mut rounds: Vec<BTreeMap<(String, String), f64>> = Vec::new();
     for round in 1..=rounds_wanted {
@@ -234,6 +275,9 @@ fn criterion(run: &Run, rounds_wanted: usize) -> anyhow::Result<()> {
 fn peers(run: &Run) -> anyhow::Result<()> {
     run.bar
         .set_message("peers: our generator against wrk and h2load, gateway against bare servers");
+    // The system binary built here: the harness would build it again itself.
+    let system = release_system("--no-default-features", "system-glibc", &run.log)?;
+    let system = system.to_string_lossy();
     let out = run.out.to_string_lossy();
     let mut peers = vec![
         "run",
@@ -242,6 +286,8 @@ fn peers(run: &Run) -> anyhow::Result<()> {
         "--release",
         "--",
         "peers",
+        "--system-bin",
+        &system,
         "--out",
         &out,
     ];
@@ -264,12 +310,13 @@ fn system_load(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
     let (mut command, pin) = pinned_harness(log)?;
     command.args(["system-load", "--system"]).arg(glibc);
     command.arg("--mimalloc").arg(mimalloc);
-    let (rounds, seconds) = if quick {
-        ("1".to_owned(), "1")
+    // `--quick` shows that every pair runs: each run a fraction of a second.
+    let (rounds, duration) = if quick {
+        ("1".to_owned(), "300ms")
     } else {
-        (ROUNDS.to_string(), "3")
+        (ROUNDS.to_string(), "3s")
     };
-    command.args(["--rounds", &rounds, "--seconds", seconds]);
+    command.args(["--rounds", &rounds, "--duration", duration]);
     command.arg("--out").arg(out);
     if let Some(nats) = nats {
         command.arg("--nats-server").arg(nats);
@@ -287,7 +334,7 @@ fn abuse(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
     let system = release_system("--no-default-features", "system-glibc", log)?;
     let (mut command, pin) = pinned_harness(log)?;
     command.args(["abuse", "--system"]).arg(system);
-    command.args(["--duration", if quick { "2s" } else { "5s" }]);
+    command.args(["--duration", if quick { "1s" } else { "5s" }]);
     command.arg("--out").arg(out);
     if pin {
         command.args(["--server-core", "0"]);
@@ -328,28 +375,56 @@ fn pinned_harness(log: &Path) -> anyhow::Result<(std::process::Command, bool)> {
 /// Profiles the front door and the processor at capacity, per protocol (`harness stages`),
 /// on the release system binary, pinned as the load suite is.
 fn stages(quick: bool, out: &Path, log: &Path) -> anyhow::Result<()> {
-    // The same optimized code with full debug information, so that the profiles name
-    // inlined functions by their paths (`system::queue::…`), by which samples are charged
-    // to stages; debug information does not change the generated code. A target directory
-    // of its own keeps the other builds' artifacts.
-    let root = workspace_root();
-    let target = root.join("target/stages");
-    let mut build = crate::cmd::cargo_command(&["build", "--release", "-p", "system"]);
-    build
-        .arg("--target-dir")
-        .arg(&target)
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "full");
-    crate::cmd::run_logged(build, log)?;
+    let system = stages_system(quick, log)?;
     let (mut command, pin) = pinned_harness(log)?;
-    command
-        .args(["stages", "--system"])
-        .arg(target.join("release/system"))
-        .args(["--seconds", if quick { "1" } else { "10" }]);
+    command.args(["stages", "--system"]).arg(system);
+    if quick {
+        command.args(["--seconds", "1", "--warmup", "500ms"]);
+    } else {
+        command.args(["--seconds", "10"]);
+    }
     command.arg("--out").arg(out);
     if pin {
         command.args(["--server-core", "0"]);
     }
     crate::cmd::run_logged(command, log)
+}
+
+/// Builds the system binary the stages suite profiles; returns its path.
+fn stages_system(quick: bool, log: &Path) -> anyhow::Result<std::path::PathBuf> {
+    // The same optimized code with full debug information, so that the profiles name
+    // inlined functions by their paths (`system::queue::…`), by which samples are charged
+    // to stages; debug information does not change the generated code. A target directory
+    // of its own keeps the other builds' artifacts. `--quick` only shows that the suite
+    // runs: full debug information for the system crate alone, whose build shares the
+    // dependencies of the other release builds, instead of a second build of them all.
+    let root = workspace_root();
+    if quick {
+        cargo_logged(
+            &[
+                "build",
+                "--release",
+                "-p",
+                "system",
+                "--config",
+                "profile.release.package.system.debug=\"full\"",
+            ],
+            log,
+        )?;
+        let ab = root.join("target/ab");
+        std::fs::create_dir_all(&ab)?;
+        std::fs::copy(root.join("target/release/system"), ab.join("system-stages"))?;
+        Ok(ab.join("system-stages"))
+    } else {
+        let target = root.join("target/stages");
+        let mut build = crate::cmd::cargo_command(&["build", "--release", "-p", "system"]);
+        build
+            .arg("--target-dir")
+            .arg(&target)
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "full");
+        crate::cmd::run_logged(build, log)?;
+        Ok(target.join("release/system"))
+    }
 }
 
 /// One case per benchmark, with the per-round medians as samples.

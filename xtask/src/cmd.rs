@@ -16,11 +16,29 @@ pub(crate) fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// `cargo` as the one running xtask (`$CARGO`), at the workspace root.
+/// `cargo` as the one running xtask (`$CARGO`), at the workspace root, without the
+/// variables `cargo run` gave xtask: build scripts that watch them (ring's watches
+/// `CARGO_PKG_NAME`) would otherwise rebuild, here and again in the next `cargo` typed at a
+/// shell.
 pub(crate) fn cargo_command(args: &[&str]) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.args(args).current_dir(workspace_root());
+    const SET_BY_CARGO_RUN: [&str; 5] = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+    ];
+    for (name, _) in std::env::vars_os() {
+        if SET_BY_CARGO_RUN
+            .iter()
+            .any(|set| name.to_string_lossy().starts_with(set))
+        {
+            command.env_remove(&name);
+        }
+    }
     command
 }
 
