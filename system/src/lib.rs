@@ -10,9 +10,9 @@
 //!   configuration built from them in one place, and the start and drain of the roles.
 //! - `roles/`: the gateway, the gRPC role and the processor. The front doors share
 //!   [`FrontDoorConfig`] and reach the processor only through the hop.
-//! - `hop/`: the seam between the front doors and the processor; the network client
-//!   ([`client::Forwarder`]) is its one implementation, with its readiness probe and
-//!   metric families.
+//! - `hop/`: the seam between the front doors and the processor: the `Hop` a front door
+//!   holds, whose one implementation is the network client ([`client::Forwarder`]), with
+//!   the front doors' readiness probe and the hop's metric families.
 //! - `serve/`: server plumbing: listeners and connections, TLS, tokens, per-client shares
 //!   and refusals, bodies as they arrive, metrics exposition, readiness, debug endpoints,
 //!   shutdown.

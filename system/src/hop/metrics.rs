@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::{
     domain::histogram::Histogram,
-    hop::client::Forwarder,
+    hop::Hop,
     serve::prometheus::{Families, HOP_BATCH, HOP_DURATION, INGEST_DURATION, Registry},
 };
 
@@ -15,7 +15,7 @@ pub(crate) fn add_door(
     registry: &Registry,
     door: &'static str,
     ingest: [(&'static str, &Arc<Histogram>); 2],
-    forwarder: &Forwarder,
+    forwarder: &Hop,
 ) {
     for (protocol, histogram) in ingest {
         registry.add_histogram(
@@ -28,7 +28,7 @@ pub(crate) fn add_door(
 }
 
 /// Adds the hop histograms of a front door's `forwarder`, labelled with its `door`.
-fn add_hop(registry: &Registry, door: &'static str, forwarder: &Forwarder) {
+fn add_hop(registry: &Registry, door: &'static str, forwarder: &Hop) {
     registry.add_histogram(
         &HOP_DURATION,
         vec![("door", door)],
@@ -45,7 +45,7 @@ fn add_hop(registry: &Registry, door: &'static str, forwarder: &Forwarder) {
 pub(crate) fn hop_counters(
     out: &mut Families<'_>,
     prefix: &str,
-    forwarder: &Forwarder,
+    forwarder: &Hop,
 ) -> std::fmt::Result {
     let hop = forwarder.stats();
     out.counter(

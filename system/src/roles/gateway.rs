@@ -1,5 +1,5 @@
 //! The HTTP gateway: `POST /api/v1/ingest` over HTTP/1.1 or h2c, forwarded to the processor
-//! by the [`Forwarder`]; `/api/v1/status`, `/api/v1/trace`, `/health`, `/metrics` (its
+//! by the [`Hop`]; `/api/v1/status`, `/api/v1/trace`, `/health`, `/metrics` (its
 //! families, and those of the roles sharing its registry: see [`GatewayConfig::metrics`]).
 //!
 //! A 202 means the processor accepted the message; every failure is mapped once, here, to
@@ -39,7 +39,10 @@ use crate::{
     domain::redact,
     domain::validate::{self, Invalid},
     domain::wire::{self, IngestView},
-    hop::client::{Accepted, ForwardError, Forwarder, ForwarderConfig, trace::Tracer},
+    hop::{
+        Hop,
+        client::{Accepted, ForwardError, ForwarderConfig, trace::Tracer},
+    },
     roles::FrontDoorConfig,
     serve::auth::{Guard, IdScope, Scope},
     serve::body::{linger, read_body_charged},
@@ -82,7 +85,7 @@ impl GatewayConfig {
 
 #[derive(Debug)]
 struct Gateway {
-    forwarder: Forwarder,
+    hop: Hop,
     tracer: Tracer,
     started: Instant,
     body_limit: usize,
@@ -120,7 +123,7 @@ pub async fn serve_also_plain(
     let readiness = crate::hop::ready::FrontDoor::new("gateway", &config.front.forwarder);
     let gateway = Arc::new(Gateway {
         tracer: Tracer::new(&config.front.forwarder),
-        forwarder: Forwarder::new(config.front.forwarder),
+        hop: Hop::network(config.front.forwarder),
         started: Instant::now(),
         body_limit: config.body_limit,
         body_timeout: config.front.limits.body_timeout,
@@ -279,11 +282,7 @@ async fn accept(
         return Err(ApiError::unavailable(exhausted.to_string()));
     }
     let message_id = msg.id.clone();
-    let accepted = gateway
-        .forwarder
-        .forward(msg)
-        .await
-        .map_err(forward_error)?;
+    let accepted = gateway.hop.forward(msg).await.map_err(forward_error)?;
     Ok(Receipt::new(message_id, accepted == Accepted::Duplicate))
 }
 
@@ -378,8 +377,8 @@ fn forward_error(err: ForwardError) -> ApiError {
 }
 
 async fn status(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
-    let config = gateway.forwarder.config();
-    let processor = match gateway.forwarder.processor_stats().await {
+    let config = gateway.hop.config();
+    let processor = match gateway.hop.processor_stats().await {
         Ok(mut stats) => {
             stats["status"] = json!("ok");
             stats
@@ -404,7 +403,7 @@ async fn status(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
                 "batch": config.batch,
                 "batchHttp": config.batch_unary,
             },
-            "forwarder": gateway.forwarder.stats(),
+            "forwarder": gateway.hop.stats(),
             "memoryBudget": gateway.clients.budget().stats(),
             "clients": {
                 "open": gateway.clients.len(),

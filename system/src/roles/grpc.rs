@@ -1,7 +1,7 @@
 //! The gRPC front door (tonic): `diplom.v1.IngestService` with `Ingest` and `IngestStream`,
 //! server reflection (v1 and v1alpha, so `grpcurl list` works) and `grpc.health.v1`.
 //!
-//! Messages go to the processor through the same [`Forwarder`] as the HTTP gateway. A
+//! Messages go to the processor through the same [`Hop`] as the HTTP gateway. A
 //! stream is forwarded in batches of what has arrived while the previous batch was out (and
 //! within the linger, when one is set), up to `batch` messages and the hop's request limit;
 //! the reply counts the accepted messages, and the call fails with a status as soon as one
@@ -50,7 +50,10 @@ use crate::{
     },
     domain::validate,
     domain::wire::{IngestView, WireEntries},
-    hop::client::{Accepted, Added, ForwardError, Forwarded, Forwarder, ForwarderConfig, HopBatch},
+    hop::{
+        Hop,
+        client::{Accepted, Added, ForwardError, Forwarded, ForwarderConfig, HopBatch},
+    },
     roles::FrontDoorConfig,
     roles::gateway::{IDEMPOTENCY_KEY, held_bytes, new_message, read_ingest, take_key},
     serve::auth::{Guard, IdScope, Scope},
@@ -101,10 +104,10 @@ pub async fn serve(
     config: GrpcConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
-    let forwarder = Forwarder::new(config.front.forwarder);
+    let hop = Hop::network(config.front.forwarder);
     let refusals = Arc::new(Refusals::default());
     let server = Arc::new(IngestServer {
-        forwarder,
+        hop,
         budget: Arc::clone(config.front.clients.budget()),
         idle_timeout: config.front.limits.idle_timeout,
         latency: metrics::IngestLatency::new(),
@@ -130,7 +133,7 @@ pub async fn serve(
     let health = crate::hop::ready::GrpcHealth::start(
         reporter,
         <IngestServiceServer<IngestServer> as tonic::server::NamedService>::NAME,
-        stream.server.forwarder.config(),
+        stream.server.hop.config(),
     )
     .await;
     let reflection = || {
@@ -231,7 +234,7 @@ fn contract_status<B>(mut response: http::Response<B>) -> http::Response<B> {
 }
 
 struct IngestServer {
-    forwarder: Forwarder,
+    hop: Hop,
     /// The process's budget, charged when a call carries no [`Peer`] (whose client's share
     /// it charges otherwise).
     budget: Arc<Budget>,
@@ -337,7 +340,7 @@ impl IngestServer {
                 Status::resource_exhausted(exhausted.to_string())
             })?;
         let message_id = msg.id.clone();
-        let accepted = self.forwarder.forward(msg).await.map_err(forward_status)?;
+        let accepted = self.hop.forward(msg).await.map_err(forward_status)?;
         Ok(Response::new(IngestResponse {
             message_id,
             status: status_word(accepted == Accepted::Duplicate).to_owned(),
@@ -445,7 +448,7 @@ struct StreamForwarding<'a> {
     peer: Option<&'a Peer>,
     /// The namespace of the client's ids (the name of its token; empty: the shared one).
     scope: &'a str,
-    forwarder: &'a Forwarder,
+    hop: &'a Hop,
     /// The next hop request, and the ids of the messages in it.
     batch: HopBatch,
     ids: Vec<StreamId>,
@@ -491,17 +494,17 @@ impl StreamId {
 
 impl<'a> StreamForwarding<'a> {
     fn new(server: &'a IngestServer, caller: &'a Caller) -> Self {
-        let forwarder = &server.forwarder;
+        let hop = &server.hop;
         let peer = caller.peer.as_ref();
         StreamForwarding {
             server,
             peer,
             scope: caller.scope.as_ref().map_or("", IdScope::as_str),
-            forwarder,
+            hop,
             batch: HopBatch::default(),
             ids: Vec::new(),
             outcomes: Vec::new(),
-            linger: forwarder.config().linger,
+            linger: hop.config().linger,
             accepted: 0,
             duplicates: 0,
             last_id: None,
@@ -556,12 +559,12 @@ impl<'a> StreamForwarding<'a> {
         }
         let held = frame.len() + msg.size();
         self.hold(held).await?;
-        let added = match self.forwarder.add(&mut self.batch, msg) {
+        let added = match self.hop.add(&mut self.batch, msg) {
             Ok(Added::Full) => {
                 // The flush gives back what the batch held, this message's share with it.
                 self.flush().await?;
                 self.hold(held).await?;
-                self.forwarder.add(&mut self.batch, msg)
+                self.hop.add(&mut self.batch, msg)
             }
             other => other,
         };
@@ -578,7 +581,7 @@ impl<'a> StreamForwarding<'a> {
                 return Err(self.failure(forward_status(err)));
             }
         }
-        if self.batch.len() >= self.forwarder.config().batch {
+        if self.batch.len() >= self.hop.config().batch {
             self.flush().await?;
         }
         Ok(())
@@ -604,9 +607,7 @@ impl<'a> StreamForwarding<'a> {
             return Ok(());
         }
         self.outcomes.clear();
-        self.forwarder
-            .send(&mut self.batch, &mut self.outcomes)
-            .await;
+        self.hop.send(&mut self.batch, &mut self.outcomes).await;
         if let Some(began) = self.batch_began.take() {
             self.latency.observe_since(began);
         }

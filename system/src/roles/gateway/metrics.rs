@@ -41,7 +41,7 @@ impl IngestLatency {
 pub(super) fn register(registry: &Registry, gateway: &Arc<Gateway>) {
     let latency = &gateway.latency;
     let ingest = [("http1", &latency.http1), ("h2c", &latency.h2c)];
-    crate::hop::metrics::add_door(registry, "gateway", ingest, &gateway.forwarder);
+    crate::hop::metrics::add_door(registry, "gateway", ingest, &gateway.hop);
     registry.add_collector(GatewayCollector(Arc::downgrade(gateway)));
 }
 
@@ -71,7 +71,7 @@ impl Collector for GatewayCollector {
             "TCP connections accepted by the gateway.",
             count(&gateway.connections),
         )?;
-        crate::hop::metrics::hop_counters(&mut out, "gateway", &gateway.forwarder)?;
+        crate::hop::metrics::hop_counters(&mut out, "gateway", &gateway.hop)?;
         prometheus::refusal_counters(&mut out, "gateway", &gateway.refusals)?;
         out.gauge(
             "gateway_uptime_seconds",

@@ -43,7 +43,7 @@ pub(super) fn register(
 ) {
     let latency = &server.latency;
     let ingest = [("unary", &latency.unary), ("stream", &latency.stream)];
-    crate::hop::metrics::add_door(registry, "grpc", ingest, &server.forwarder);
+    crate::hop::metrics::add_door(registry, "grpc", ingest, &server.hop);
     registry.add_collector(GrpcCollector {
         server: Arc::downgrade(server),
         connections,
@@ -71,7 +71,7 @@ impl Collector for GrpcCollector {
             "TCP connections accepted by the gRPC server.",
             self.connections.load(Ordering::Relaxed),
         )?;
-        crate::hop::metrics::hop_counters(&mut out, "grpc", &server.forwarder)?;
+        crate::hop::metrics::hop_counters(&mut out, "grpc", &server.hop)?;
         prometheus::refusal_counters(&mut out, "grpc", &server.refusals)?;
         out.gauge(
             "grpc_uptime_seconds",
