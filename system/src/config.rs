@@ -295,7 +295,7 @@ impl Settings {
     }
 
     /// The TLS files the settings name.
-    pub fn tls_files(&self) -> TlsFiles {
+    pub(crate) fn tls_files(&self) -> TlsFiles {
         TlsFiles {
             cert: self.server_tls.tls_cert.clone(),
             key: self.server_tls.tls_key.clone(),
@@ -317,7 +317,7 @@ impl Settings {
     }
 
     /// The shutdown drain timeout.
-    pub fn drain_timeout(&self) -> Duration {
+    pub(crate) fn drain_timeout(&self) -> Duration {
         Duration::from_secs(u64::from(self.common.shutdown_timeout))
     }
 

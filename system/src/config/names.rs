@@ -51,25 +51,25 @@ pub const HOP_CODEC: &str = "HOP_CODEC";
 /// Most messages per request to the processor when batching.
 pub const HOP_BATCH: &str = "HOP_BATCH";
 /// Microseconds a batch of single ingests waits for more.
-pub const HOP_LINGER_US: &str = "HOP_LINGER_US";
+pub(crate) const HOP_LINGER_US: &str = "HOP_LINGER_US";
 /// Most batch requests of single ingests out to the processor at once.
-pub const HOP_IN_FLIGHT: &str = "HOP_IN_FLIGHT";
+pub(crate) const HOP_IN_FLIGHT: &str = "HOP_IN_FLIGHT";
 /// Whether HTTP and unary gRPC ingests are batched too (`true` or `false`).
 pub const HOP_BATCH_HTTP: &str = "HOP_BATCH_HTTP";
 /// Milliseconds allowed for one request to the processor.
-pub const HOP_TIMEOUT_MS: &str = "HOP_TIMEOUT_MS";
+pub(crate) const HOP_TIMEOUT_MS: &str = "HOP_TIMEOUT_MS";
 /// CA (PEM) the front doors trust for an `https` `PROCESSOR_URL`.
 pub const PROCESSOR_CA: &str = "PROCESSOR_CA";
 /// Name expected in the processor's certificate.
-pub const PROCESSOR_TLS_NAME: &str = "PROCESSOR_TLS_NAME";
+pub(crate) const PROCESSOR_TLS_NAME: &str = "PROCESSOR_TLS_NAME";
 /// Certificate chain (PEM) the front doors present to the processor.
-pub const HOP_CLIENT_CERT: &str = "HOP_CLIENT_CERT";
+pub(crate) const HOP_CLIENT_CERT: &str = "HOP_CLIENT_CERT";
 /// Private key (PEM) of `HOP_CLIENT_CERT`.
-pub const HOP_CLIENT_KEY: &str = "HOP_CLIENT_KEY";
+pub(crate) const HOP_CLIENT_KEY: &str = "HOP_CLIENT_KEY";
 
 // The gateway (`GatewayArgs`).
 /// Address the gateway listens on.
-pub const GATEWAY_BIND_ADDR: &str = "GATEWAY_BIND_ADDR";
+pub(crate) const GATEWAY_BIND_ADDR: &str = "GATEWAY_BIND_ADDR";
 /// Port of the HTTP gateway (0 picks a free one).
 pub const API_PORT: &str = "API_PORT";
 /// Largest request body the gateway accepts, in bytes.
@@ -95,7 +95,7 @@ pub const PROCESSOR_WORKERS: &str = "PROCESSOR_WORKERS";
 /// How workers take messages.
 pub const WORKER_MODE: &str = "WORKER_MODE";
 /// CA (PEM) of the client certificates the processor requires.
-pub const TLS_CLIENT_CA: &str = "TLS_CLIENT_CA";
+pub(crate) const TLS_CLIENT_CA: &str = "TLS_CLIENT_CA";
 
 // The queue (`QueueArgs`).
 /// Queue implementation (values in [`queue_type`]).
@@ -103,7 +103,7 @@ pub const QUEUE_TYPE: &str = "QUEUE_TYPE";
 /// Most messages waiting in the processor's queue.
 pub const QUEUE_SIZE: &str = "QUEUE_SIZE";
 /// Bytes of messages an in-memory queue may hold.
-pub const QUEUE_BYTES: &str = "QUEUE_BYTES";
+pub(crate) const QUEUE_BYTES: &str = "QUEUE_BYTES";
 /// Most client message ids the in-memory queues remember.
 pub const DEDUP_IDS: &str = "DEDUP_IDS";
 /// Seconds the in-memory queues remember an accepted id.

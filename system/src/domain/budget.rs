@@ -18,9 +18,9 @@ use std::sync::{
 pub const MEMORY_PER_CLIENT: &str = "MEMORY_PER_CLIENT";
 
 /// The default process budget (`MEMORY_BUDGET`), in bytes.
-pub const DEFAULT_MEMORY_BUDGET: usize = 128 * 1024 * 1024;
+pub(crate) const DEFAULT_MEMORY_BUDGET: usize = 128 * 1024 * 1024;
 /// The default byte bound of an in-memory queue (`QUEUE_BYTES`).
-pub const DEFAULT_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A bound on bytes in flight.
 #[derive(Debug)]
@@ -104,7 +104,7 @@ impl Budget {
     }
 
     /// A charge of nothing, to grow later.
-    pub fn empty_charge(self: &Arc<Self>) -> Charge {
+    pub(crate) fn empty_charge(self: &Arc<Self>) -> Charge {
         Charge {
             budget: Arc::clone(self),
             bytes: 0,
@@ -171,7 +171,7 @@ impl Charge {
     }
 
     /// Gives back `bytes` of what this charge holds (at most all of it).
-    pub fn shrink(&mut self, bytes: usize) {
+    pub(crate) fn shrink(&mut self, bytes: usize) {
         let bytes = bytes.min(self.bytes);
         self.bytes -= bytes;
         self.budget.give_back(bytes);

@@ -33,11 +33,11 @@ pub enum Codec {
 }
 
 /// The content type of protobuf bodies.
-pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
+pub(crate) const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
 
 impl Codec {
     /// The codec named by the request's `content-type`, or 415.
-    pub fn from_headers(headers: &HeaderMap) -> Result<Codec, ApiError> {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Codec, ApiError> {
         let unsupported = || {
             ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -104,7 +104,11 @@ impl Codec {
     }
 
     /// A response with `status` and `value` encoded in this codec.
-    pub fn respond<T: prost::Message + Serialize>(self, status: StatusCode, value: &T) -> Response {
+    pub(crate) fn respond<T: prost::Message + Serialize>(
+        self,
+        status: StatusCode,
+        value: &T,
+    ) -> Response {
         (
             status,
             [(header::CONTENT_TYPE, self.content_type())],

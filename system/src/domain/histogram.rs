@@ -102,12 +102,12 @@ impl Histogram {
     }
 
     /// Counts a duration (for [`Bounds::Seconds`]).
-    pub fn observe_duration(&self, duration: Duration) {
+    pub(crate) fn observe_duration(&self, duration: Duration) {
         self.observe(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
     }
 
     /// Counts the time since `start` (for [`Bounds::Seconds`]).
-    pub fn observe_since(&self, start: Instant) {
+    pub(crate) fn observe_since(&self, start: Instant) {
         self.observe_duration(start.elapsed());
     }
 

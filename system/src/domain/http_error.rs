@@ -37,7 +37,7 @@ impl ApiError {
     }
 
     /// 400: the request is malformed or a field is missing or invalid.
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 

@@ -14,7 +14,7 @@ use uuid::Builder;
 
 /// Where the random bits of an id come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdSource {
+pub(crate) enum IdSource {
     /// The kernel, for every id (the baseline).
     Os,
     /// A per-thread generator seeded once from the kernel.

@@ -58,7 +58,7 @@ pub struct IdOrigin<'a> {
 
 impl<'a> IdOrigin<'a> {
     /// An id the system gave.
-    pub const ASSIGNED: IdOrigin<'static> = IdOrigin {
+    pub(crate) const ASSIGNED: IdOrigin<'static> = IdOrigin {
         assigned: true,
         scope: "",
     };
@@ -162,7 +162,7 @@ impl<'a> From<&'a DataMessage> for MessageRef<'a> {
 impl<'a> MessageRef<'a> {
     /// What the message is de-duplicated by: its id within its client's scope, or `None`
     /// when the system gave the id (or none was given yet).
-    pub fn dedup_key(&self) -> Option<DedupKey<'a>> {
+    pub(crate) fn dedup_key(&self) -> Option<DedupKey<'a>> {
         (!self.origin.assigned && !self.id.is_empty()).then_some(DedupKey {
             scope: self.origin.scope,
             id: self.id,

@@ -7,5 +7,5 @@ include!(concat!(env!("OUT_DIR"), "/diplom.v1.rs"));
 include!(concat!(env!("OUT_DIR"), "/diplom.v1.serde.rs"));
 
 /// The encoded descriptor set of the contract, served by gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
+pub(crate) const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/diplom_descriptor.bin"));

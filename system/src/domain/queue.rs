@@ -112,7 +112,7 @@ pub struct Stamp(u64);
 
 impl Stamp {
     /// No stamp.
-    pub const NONE: Stamp = Stamp(0);
+    pub(crate) const NONE: Stamp = Stamp(0);
 
     /// Now.
     pub fn now() -> Stamp {
@@ -208,7 +208,7 @@ impl QueueType {
     }
 
     /// Where this side of the A/B pair takes its message ids from.
-    pub fn id_source(self) -> crate::domain::ids::IdSource {
+    pub(crate) fn id_source(self) -> crate::domain::ids::IdSource {
         match self {
             // Ids of the shared stream must not collide across processors on many
             // machines, and a broker round trip dwarfs the cost of kernel randomness.
@@ -256,7 +256,7 @@ impl AnyQueue {
 
     /// [`AnyQueue::new`] with the waiting messages' bytes bounded by `bytes` (the NATS
     /// queue keeps its messages in the broker, bounded there by count).
-    pub fn with_bytes(kind: QueueType, capacity: usize, bytes: Arc<Budget>) -> AnyQueue {
+    pub(crate) fn with_bytes(kind: QueueType, capacity: usize, bytes: Arc<Budget>) -> AnyQueue {
         match kind {
             QueueType::Memory => AnyQueue::Memory(MemoryQueue::with_bytes(capacity, bytes)),
             QueueType::Pooled => AnyQueue::Pooled(PooledQueue::with_bytes(capacity, bytes)),
@@ -288,7 +288,7 @@ impl AnyQueue {
     }
 
     /// [`AnyQueue::publish_once`], the message stamped `queued_at` in an in-memory queue.
-    pub async fn publish_once_at(
+    pub(crate) async fn publish_once_at(
         &self,
         msg: MessageRef<'_>,
         key: Option<DedupKey<'_>>,

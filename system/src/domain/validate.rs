@@ -21,12 +21,12 @@ pub const MAX_SOURCE_BYTES: usize = 256;
 /// Longest message id, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
 /// Longest name of a namespace of ids, in bytes.
-pub const MAX_SCOPE_BYTES: usize = 64;
+pub(crate) const MAX_SCOPE_BYTES: usize = 64;
 pub use crate::domain::message::MAX_METADATA_ENTRIES;
 /// Longest metadata key, in bytes.
-pub const MAX_METADATA_KEY_BYTES: usize = 256;
+pub(crate) const MAX_METADATA_KEY_BYTES: usize = 256;
 /// Longest metadata value, in bytes.
-pub const MAX_METADATA_VALUE_BYTES: usize = 1024;
+pub(crate) const MAX_METADATA_VALUE_BYTES: usize = 1024;
 
 /// Why a message is refused. The texts are written for the client and never echo the
 /// offending value (it may be huge, or hold the very characters refused).
@@ -70,7 +70,7 @@ pub enum Invalid {
 /// from `ids` when it has none (marking it assigned: it is not remembered for
 /// de-duplication) and the time `now` (Unix seconds) when it has none. Every door that
 /// holds a decoded message calls this, so a fault reads the same at each.
-pub fn admit(msg: &mut DataMessage, ids: IdSource, now: i64) -> Result<(), Invalid> {
+pub(crate) fn admit(msg: &mut DataMessage, ids: IdSource, now: i64) -> Result<(), Invalid> {
     check(MessageRef::from(&*msg))?;
     if msg.id.is_empty() {
         msg.id = MessageId::generate(ids).as_str().to_owned();
@@ -84,7 +84,7 @@ pub fn admit(msg: &mut DataMessage, ids: IdSource, now: i64) -> Result<(), Inval
 }
 
 /// A front door's request admitted as a message (see [`admit`]), stamped `now`.
-pub fn admit_request(
+pub(crate) fn admit_request(
     request: IngestRequest,
     ids: IdSource,
     now: i64,
@@ -150,7 +150,7 @@ fn pairs<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), In
 /// Whether `name` can name a namespace of ids (an ingest token's name): 1 to
 /// [`MAX_SCOPE_BYTES`] letters, digits, `.`, `_` or `-` (it ends where a zero byte begins
 /// in the de-duplication table's keys, and appears in a NATS message id).
-pub fn is_valid_scope(name: &str) -> bool {
+pub(crate) fn is_valid_scope(name: &str) -> bool {
     (1..=MAX_SCOPE_BYTES).contains(&name.len())
         && name
             .bytes()
@@ -158,7 +158,7 @@ pub fn is_valid_scope(name: &str) -> bool {
 }
 
 /// Whether `id` can serve as a message id: 1 to [`MAX_ID_BYTES`] visible ASCII characters.
-pub fn is_valid_id(id: &str) -> bool {
+pub(crate) fn is_valid_id(id: &str) -> bool {
     (1..=MAX_ID_BYTES).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 

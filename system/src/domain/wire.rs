@@ -235,7 +235,7 @@ impl<'a> IngestView<'a> {
 /// messages' too, so that a batch is read whole before any of its messages is looked at;
 /// [`ReadMessage::view`] is the message once the table is no longer written.
 #[derive(Debug, Clone, Copy)]
-pub struct ReadMessage<'a> {
+pub(crate) struct ReadMessage<'a> {
     id: &'a str,
     timestamp: i64,
     source: &'a str,
@@ -246,7 +246,7 @@ pub struct ReadMessage<'a> {
 
 impl<'a> ReadMessage<'a> {
     /// Reads an encoded `DataMessage`, adding its metadata to `entries`.
-    pub fn read(bytes: &'a [u8], entries: &mut WireEntries<'a>) -> Result<Self, WireError> {
+    pub(crate) fn read(bytes: &'a [u8], entries: &mut WireEntries<'a>) -> Result<Self, WireError> {
         entries.begin();
         let (mut id, mut timestamp, mut source, mut payload) = ("", 0, "", &[][..]);
         let (mut assigned, mut scope) = (false, "");
@@ -274,7 +274,7 @@ impl<'a> ReadMessage<'a> {
     }
 
     /// The message, its metadata in `entries` (the table it was read into).
-    pub fn view<'e>(&self, entries: &'e WireEntries<'a>) -> MessageRef<'e> {
+    pub(crate) fn view<'e>(&self, entries: &'e WireEntries<'a>) -> MessageRef<'e> {
         MessageRef {
             id: self.id,
             timestamp: self.timestamp,
@@ -288,7 +288,7 @@ impl<'a> ReadMessage<'a> {
 
 /// Runs `f` with a table of entries from this thread's cache (see
 /// [`WireEntries::from_cache`]), for a message read once and then copied (a unary request).
-pub fn with_entries<'a, R>(f: impl FnOnce(&mut WireEntries<'a>) -> R) -> R {
+pub(crate) fn with_entries<'a, R>(f: impl FnOnce(&mut WireEntries<'a>) -> R) -> R {
     let mut entries = WireEntries::from_cache();
     let result = f(&mut entries);
     entries.into_cache();
@@ -308,7 +308,7 @@ pub fn parse_data_message<'a, 'e>(
 
 /// The encoded `DataMessage`s of a `DataMessageBatch`, in order; the first malformed
 /// entry is an error.
-pub fn batch_entries(body: &[u8]) -> impl Iterator<Item = Result<&[u8], WireError>> {
+pub(crate) fn batch_entries(body: &[u8]) -> impl Iterator<Item = Result<&[u8], WireError>> {
     let mut all = fields(body, 1);
     std::iter::from_fn(move || all.next()).filter_map(|field| match field {
         Ok((1, value)) => Some(bytes_of(value)),

@@ -56,7 +56,7 @@ pub enum WorkerMode {
 }
 
 /// How workers take messages unless told otherwise (`WORKER_MODE`).
-pub const DEFAULT_WORKER_MODE: WorkerMode = WorkerMode::Batched;
+pub(crate) const DEFAULT_WORKER_MODE: WorkerMode = WorkerMode::Batched;
 
 impl Default for WorkerMode {
     fn default() -> Self {
@@ -201,12 +201,12 @@ impl<Q: Queue> WorkerPool<Q> {
 impl PoolStats {
     /// The time the messages the workers took had waited in the queue (those published
     /// with a [`Stamp`]).
-    pub fn queue_wait(&self) -> &Arc<Histogram> {
+    pub(crate) fn queue_wait(&self) -> &Arc<Histogram> {
         &self.queue_wait
     }
 
     /// Sums the per-worker counters.
-    pub fn snapshot(&self) -> WorkerStats {
+    pub(crate) fn snapshot(&self) -> WorkerStats {
         let mut total = WorkerStats {
             workers: self.per_worker.len() as u64,
             ..WorkerStats::default()

@@ -77,26 +77,26 @@ pub enum HopProtocol {
 
 /// Where the front doors find the processor unless told otherwise (`PROCESSOR_URL`): the
 /// processor's default port on loopback.
-pub const DEFAULT_PROCESSOR_URL: &str = "http://127.0.0.1:8082";
+pub(crate) const DEFAULT_PROCESSOR_URL: &str = "http://127.0.0.1:8082";
 /// The processor client's management unless told otherwise (`CLIENT_MODE`).
-pub const DEFAULT_CLIENT_MODE: ClientMode = ClientMode::Pooled;
+pub(crate) const DEFAULT_CLIENT_MODE: ClientMode = ClientMode::Pooled;
 /// The hop's protocol unless told otherwise (`HOP_PROTOCOL`).
-pub const DEFAULT_HOP_PROTOCOL: HopProtocol = HopProtocol::Http1;
+pub(crate) const DEFAULT_HOP_PROTOCOL: HopProtocol = HopProtocol::Http1;
 /// The hop's encoding unless told otherwise (`HOP_CODEC`).
-pub const DEFAULT_HOP_CODEC: Codec = Codec::Protobuf;
+pub(crate) const DEFAULT_HOP_CODEC: Codec = Codec::Protobuf;
 /// Most messages per hop request unless told otherwise (`HOP_BATCH`).
-pub const DEFAULT_HOP_BATCH: usize = 64;
+pub(crate) const DEFAULT_HOP_BATCH: usize = 64;
 /// How long a batch of single messages waits for more unless told otherwise
 /// (`HOP_LINGER_US`): not at all.
-pub const DEFAULT_HOP_LINGER: Duration = Duration::ZERO;
+pub(crate) const DEFAULT_HOP_LINGER: Duration = Duration::ZERO;
 /// Most batch requests of single messages out at once unless told otherwise
 /// (`HOP_IN_FLIGHT`).
-pub const DEFAULT_HOP_IN_FLIGHT: usize = 2;
+pub(crate) const DEFAULT_HOP_IN_FLIGHT: usize = 2;
 /// Whether single messages are coalesced into batches unless told otherwise
 /// (`HOP_BATCH_HTTP`).
-pub const DEFAULT_BATCH_UNARY: bool = true;
+pub(crate) const DEFAULT_BATCH_UNARY: bool = true;
 /// Time allowed for one hop request unless told otherwise (`HOP_TIMEOUT_MS`).
-pub const DEFAULT_HOP_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_HOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the forwarder is set up.
 #[derive(Debug, Clone)]
@@ -245,7 +245,7 @@ impl ForwardError {
     /// Whether the processor may have accepted the message all the same: the request went
     /// out but no usable answer came back (a broken connection, no answer in time, an
     /// answer that cannot be read). A retry under the message's own id settles it.
-    pub fn may_have_succeeded(&self) -> bool {
+    pub(crate) fn may_have_succeeded(&self) -> bool {
         match self {
             // Refused for its token, before the processor read the request.
             ForwardError::Failed { status: 401, .. } => false,
@@ -376,7 +376,7 @@ impl Forwarder {
 
     /// [`Forwarder::forward_batch`] for messages each paired with its
     /// [`Forwarder::entry_len`], so that nothing is measured twice.
-    pub async fn forward_measured(&self, msgs: Vec<(DataMessage, usize)>) -> Vec<Forwarded> {
+    pub(crate) async fn forward_measured(&self, msgs: Vec<(DataMessage, usize)>) -> Vec<Forwarded> {
         let mut results = Vec::with_capacity(msgs.len());
         if self.hop.config.batch <= 1 {
             for (msg, _) in msgs {
@@ -413,12 +413,12 @@ impl Forwarder {
     }
 
     /// The time of each hop request carrying messages, answered or not.
-    pub fn hop_latency(&self) -> &Arc<Histogram> {
+    pub(crate) fn hop_latency(&self) -> &Arc<Histogram> {
         &self.hop.latency
     }
 
     /// The messages of each hop request.
-    pub fn hop_batch(&self) -> &Arc<Histogram> {
+    pub(crate) fn hop_batch(&self) -> &Arc<Histogram> {
         &self.hop.batch_sizes
     }
 

@@ -54,9 +54,9 @@ use crate::{
 };
 
 /// The gateway's port unless told otherwise (`API_PORT`).
-pub const DEFAULT_PORT: u16 = 8080;
+pub(crate) const DEFAULT_PORT: u16 = 8080;
 /// Largest request body the gateway accepts unless told otherwise (`BODY_LIMIT`).
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// How the gateway is set up: what every front door takes, and its body limit.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ pub async fn serve(
 
 /// Serves the gateway on `listener` (over TLS with `config.front.tls`) and, with `plain`, the
 /// same gateway in plain text (HTTP/1.1 and h2c) on that listener too.
-pub async fn serve_also_plain(
+pub(crate) async fn serve_also_plain(
     listener: TcpListener,
     plain: Option<TcpListener>,
     config: GatewayConfig,
@@ -211,7 +211,7 @@ struct IngestBody {
 }
 
 /// The header under which an HTTP client gives its own id for a message.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 async fn ingest(
     State(gateway): State<Arc<Gateway>>,
@@ -288,14 +288,14 @@ async fn accept(
 
 /// What a front door holds of a message until the processor answers it: the message and
 /// its encoding in a hop request.
-pub fn held_bytes(msg: MessageRef<'_>) -> usize {
+pub(crate) fn held_bytes(msg: MessageRef<'_>) -> usize {
     2 * msg.size()
 }
 
 /// Makes `key` (the client's id given outside the message: an HTTP header or gRPC metadata,
 /// named by `place`) the message's id. Refused when it is not a valid id, or when the
 /// message carries a different one in its `id` field.
-pub fn take_key(
+pub(crate) fn take_key(
     request: &mut IngestRequest,
     key: Option<&[u8]>,
     place: &str,

@@ -66,10 +66,10 @@ use crate::{
 };
 
 /// The gRPC port unless told otherwise (`GRPC_PORT`).
-pub const DEFAULT_PORT: u16 = 50051;
+pub(crate) const DEFAULT_PORT: u16 = 50051;
 
 /// The largest message received or sent unless told otherwise, in bytes.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
 
 /// How the gRPC server is set up: what every front door takes, and its message limit.
 #[derive(Debug, Clone)]

@@ -69,16 +69,16 @@ const LOG_TARGET: &str = "system::processor";
 
 /// The default of [`ProcessorConfig::body_limit`]; the front doors' processor client
 /// assumes it unless told otherwise (`PROCESSOR_BODY_LIMIT` sets both).
-pub const DEFAULT_BODY_LIMIT: usize = crate::domain::codec::PROCESSOR_BODY_LIMIT;
+pub(crate) const DEFAULT_BODY_LIMIT: usize = crate::domain::codec::PROCESSOR_BODY_LIMIT;
 /// The processor's port unless told otherwise (`PROCESSOR_PORT`); the front doors'
 /// [`crate::hop::client::DEFAULT_PROCESSOR_URL`] points at it.
-pub const DEFAULT_PORT: u16 = 8082;
+pub(crate) const DEFAULT_PORT: u16 = 8082;
 /// The queue the processor runs unless told otherwise (`QUEUE_TYPE`).
-pub const DEFAULT_QUEUE_TYPE: QueueType = QueueType::Pooled;
+pub(crate) const DEFAULT_QUEUE_TYPE: QueueType = QueueType::Pooled;
 /// Most messages waiting in the queue unless told otherwise (`QUEUE_SIZE`).
-pub const DEFAULT_QUEUE_SIZE: usize = 1000;
+pub(crate) const DEFAULT_QUEUE_SIZE: usize = 1000;
 /// Workers in the pool unless told otherwise (`PROCESSOR_WORKERS`).
-pub const DEFAULT_WORKERS: usize = 4;
+pub(crate) const DEFAULT_WORKERS: usize = 4;
 
 /// What one outcome of an accepted message takes in a batch answer (its id and code).
 const OUTCOME_BYTES: usize = 44;
@@ -264,7 +264,7 @@ impl Processor {
     }
 
     /// Starts the workers on `queue` (whose kind wins over `config.queue_type`).
-    pub fn start_with_queue(
+    pub(crate) fn start_with_queue(
         queue: AnyQueue,
         config: &ProcessorConfig,
         connections: Arc<AtomicU64>,
@@ -748,7 +748,7 @@ async fn health() -> Json<Health> {
 }
 
 /// The processor's readiness: open for messages and, with NATS, connected.
-pub fn processor_verdict(queue: &AnyQueue, draining: &ready::Draining) -> ready::Verdict {
+pub(crate) fn processor_verdict(queue: &AnyQueue, draining: &ready::Draining) -> ready::Verdict {
     if draining.has_begun() {
         return Err("the processor is shutting down: its queue is closed".to_owned());
     }
@@ -761,7 +761,7 @@ pub fn processor_verdict(queue: &AnyQueue, draining: &ready::Draining) -> ready:
 }
 
 /// `GET /ready` of the processor whose queue is `queue`.
-pub fn processor_routes<S: Clone + Send + Sync + 'static>(
+pub(crate) fn processor_routes<S: Clone + Send + Sync + 'static>(
     queue: Arc<AnyQueue>,
     draining: ready::Draining,
 ) -> Router<S> {

@@ -66,7 +66,7 @@ impl Scope {
     }
 
     /// The setting that names a file holding the token.
-    pub fn file_setting(self) -> &'static str {
+    pub(crate) fn file_setting(self) -> &'static str {
         match self {
             Scope::Ingest => "INGEST_TOKEN_FILE",
             Scope::Processor => "PROCESSOR_TOKEN_FILE",
@@ -255,7 +255,7 @@ impl Guard {
     }
 
     /// A guard wanting any of `tokens` (none: open) for `scope`, answering for `realm`.
-    pub fn any_of(scope: Scope, realm: &'static str, tokens: Vec<ClientToken>) -> Guard {
+    pub(crate) fn any_of(scope: Scope, realm: &'static str, tokens: Vec<ClientToken>) -> Guard {
         Guard {
             tokens,
             scope,
@@ -264,7 +264,7 @@ impl Guard {
     }
 
     /// Whether no token is wanted.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.tokens.is_empty()
     }
 
@@ -302,13 +302,13 @@ impl Guard {
     }
 
     /// [`Guard::check`] for a gRPC call, whose metadata are its HTTP/2 headers.
-    pub fn check_grpc(&self, headers: &HeaderMap) -> Result<Option<IdScope>, Status> {
+    pub(crate) fn check_grpc(&self, headers: &HeaderMap) -> Result<Option<IdScope>, Status> {
         self.check(headers).map_err(Denied::into_status)
     }
 
     /// `router` with this guard in front of each of its routes (its fallback excepted);
     /// `router` unchanged when no token is wanted.
-    pub fn protect<S>(&self, router: Router<S>) -> Router<S>
+    pub(crate) fn protect<S>(&self, router: Router<S>) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
     {
@@ -372,7 +372,7 @@ impl Denied {
     }
 
     /// The gRPC status: `UNAUTHENTICATED`, with the same message.
-    pub fn into_status(self) -> Status {
+    pub(crate) fn into_status(self) -> Status {
         Status::unauthenticated(self.message())
     }
 }

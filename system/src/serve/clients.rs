@@ -30,12 +30,12 @@ use crate::{
 pub use crate::domain::budget::MEMORY_PER_CLIENT;
 /// Most connections one client address keeps open at a front door unless told otherwise
 /// (`MAX_CONNECTIONS_PER_CLIENT`).
-pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 512;
+pub(crate) const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 512;
 /// The share of `MEMORY_BUDGET` one client may hold unless told otherwise: a quarter, so
 /// that a client keeps whole requests of the largest kind in flight (a gRPC message of
 /// the largest size is held about twice until the processor answers) and three quarters
 /// always remain for the others.
-pub const DEFAULT_MEMORY_SHARE_DIVISOR: usize = 4;
+pub(crate) const DEFAULT_MEMORY_SHARE_DIVISOR: usize = 4;
 
 /// What one client may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,12 +87,12 @@ struct Entry {
 
 /// How clients are told apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey(IpAddr);
+pub(crate) struct ClientKey(IpAddr);
 
 impl ClientKey {
     /// The client of a connection from `addr`: its IPv4 address (also when written as an
     /// IPv4-mapped IPv6 address), or its IPv6 /64.
-    pub fn of(addr: SocketAddr) -> ClientKey {
+    pub(crate) fn of(addr: SocketAddr) -> ClientKey {
         match addr.ip().to_canonical() {
             IpAddr::V4(v4) => ClientKey(IpAddr::V4(v4)),
             IpAddr::V6(v6) => {
@@ -112,7 +112,7 @@ pub struct Client {
 
 /// A connection refused because its address holds its share of connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooManyConnections;
+pub(crate) struct TooManyConnections;
 
 impl Clients {
     /// The clients of a process whose budget is `budget`.
@@ -141,7 +141,7 @@ impl Clients {
 
     /// Counts a new connection from `addr`, or refuses it when its client already holds
     /// its share of connections.
-    pub fn admit(&self, addr: SocketAddr) -> Result<Client, TooManyConnections> {
+    pub(crate) fn admit(&self, addr: SocketAddr) -> Result<Client, TooManyConnections> {
         let key = ClientKey::of(addr);
         let mut entries = self.table.lock();
         if let Some(entry) = entries.get(&key).and_then(Weak::upgrade) {

@@ -29,11 +29,11 @@ use crate::{domain::http_error::ApiError, serve::auth::Guard};
 mod sampler;
 
 /// Whether the profile endpoint is served unless asked for (`PROFILE_ENDPOINT`): it is not.
-pub const DEFAULT_PROFILE_ENDPOINT: bool = false;
+pub(crate) const DEFAULT_PROFILE_ENDPOINT: bool = false;
 /// Seconds sampled when the request does not say.
-pub const DEFAULT_SECONDS: u64 = 30;
+pub(crate) const DEFAULT_SECONDS: u64 = 30;
 /// Most seconds one profile may take.
-pub const MAX_SECONDS: u64 = 300;
+pub(crate) const MAX_SECONDS: u64 = 300;
 /// Samples per second.
 const FREQUENCY: i32 = 99;
 

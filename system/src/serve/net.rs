@@ -86,7 +86,7 @@ impl BoundedListener {
 
     /// Holds each client address to its share of connections (and gives its connections
     /// their client, whose share of the budget their requests charge).
-    pub fn with_clients(mut self, clients: &Arc<Clients>) -> BoundedListener {
+    pub(crate) fn with_clients(mut self, clients: &Arc<Clients>) -> BoundedListener {
         self.clients = Some(Arc::clone(clients));
         self
     }
@@ -103,7 +103,7 @@ impl BoundedListener {
     }
 
     /// The counter of accepted connections, readable while the listener runs.
-    pub fn accepted_counter(&self) -> Arc<AtomicU64> {
+    pub(crate) fn accepted_counter(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.accepted)
     }
 }
@@ -165,7 +165,7 @@ impl BoundedStream {
     }
 
     /// Makes reads fail with `TimedOut` once neither side has sent anything for `after`.
-    pub fn with_idle_timeout(mut self, after: Duration) -> BoundedStream {
+    pub(crate) fn with_idle_timeout(mut self, after: Duration) -> BoundedStream {
         self.idle = Some(Idle {
             after,
             deadline: Box::pin(tokio::time::sleep(after)),

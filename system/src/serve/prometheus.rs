@@ -45,7 +45,7 @@ use crate::{
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The labels of one series, as `(name, value)` pairs.
-pub type Labels = Vec<(&'static str, &'static str)>;
+pub(crate) type Labels = Vec<(&'static str, &'static str)>;
 
 /// A histogram family: its name, what it measures and its buckets. Roles add series to it
 /// (see [`Registry::add_histogram`]); its HELP and TYPE are written once.
@@ -67,7 +67,7 @@ impl Family {
 }
 
 /// Time to answer an ingest, by front door and protocol.
-pub static INGEST_DURATION: Family = Family {
+pub(crate) static INGEST_DURATION: Family = Family {
     name: "ingest_duration_seconds",
     help: "Time to answer an ingest, by front door and protocol: an HTTP request (http1, h2c) \
            or a unary gRPC call from its arrival to its answer, whatever the outcome; a gRPC \
@@ -77,7 +77,7 @@ pub static INGEST_DURATION: Family = Family {
 };
 
 /// Time of one hop request, by front door.
-pub static HOP_DURATION: Family = Family {
+pub(crate) static HOP_DURATION: Family = Family {
     name: "hop_request_duration_seconds",
     help: "Time of one request to the processor carrying messages (a lone message or a batch), \
            from sending it to reading its whole answer, failures and timeouts included.",
@@ -92,7 +92,7 @@ pub static HOP_BATCH: Family = Family {
 };
 
 /// The time messages waited in the processor's queue.
-pub static QUEUE_WAIT: Family = Family {
+pub(crate) static QUEUE_WAIT: Family = Family {
     name: "processor_queue_wait_seconds",
     help: "Time a message waited in the in-memory queue, from the publish of the request that \
            carried it to a worker taking it (messages of one request share its publish time; \
@@ -139,7 +139,7 @@ impl Registry {
     }
 
     /// Adds `histogram` as the series of `family` with `labels`.
-    pub fn add_histogram(
+    pub(crate) fn add_histogram(
         &self,
         family: &'static Family,
         labels: Labels,
@@ -172,7 +172,7 @@ impl Registry {
     }
 
     /// Adds `collector`, asked for its families whenever `/metrics` is written.
-    pub fn add_collector(&self, collector: impl Collector) {
+    pub(crate) fn add_collector(&self, collector: impl Collector) {
         self.lock().registry.register_collector(Box::new(collector));
     }
 
@@ -243,16 +243,16 @@ impl Collector for Series {
 
 /// Writes the counters and gauges a collector reads when `/metrics` is scraped.
 #[derive(Debug)]
-pub struct Families<'a>(DescriptorEncoder<'a>);
+pub(crate) struct Families<'a>(DescriptorEncoder<'a>);
 
 impl<'a> Families<'a> {
     /// Writes into `encoder`.
-    pub fn new(encoder: DescriptorEncoder<'a>) -> Families<'a> {
+    pub(crate) fn new(encoder: DescriptorEncoder<'a>) -> Families<'a> {
         Families(encoder)
     }
 
     /// One unlabelled counter. `name` is given without `_total`, which the encoder adds.
-    pub fn counter(
+    pub(crate) fn counter(
         &mut self,
         name: &str,
         help: &str,
@@ -262,7 +262,7 @@ impl<'a> Families<'a> {
     }
 
     /// One counter family with a sample per label set (see [`Families::counter`]).
-    pub fn counters<V: EncodeCounterValue>(
+    pub(crate) fn counters<V: EncodeCounterValue>(
         &mut self,
         name: &str,
         help: &str,
@@ -280,7 +280,7 @@ impl<'a> Families<'a> {
     }
 
     /// One unlabelled gauge.
-    pub fn gauge(
+    pub(crate) fn gauge(
         &mut self,
         name: &str,
         help: &str,
@@ -290,7 +290,7 @@ impl<'a> Families<'a> {
     }
 
     /// One gauge family with a sample per label set.
-    pub fn gauges<V: EncodeGaugeValue>(
+    pub(crate) fn gauges<V: EncodeGaugeValue>(
         &mut self,
         name: &str,
         help: &str,

@@ -33,7 +33,7 @@ pub(crate) fn answer(verdict: Verdict) -> Result<Json<Value>, ApiError> {
 
 /// Set once shutdown begins; a server is not ready from then on. Clones share the flag.
 #[derive(Debug, Clone)]
-pub struct Draining(Arc<watch::Sender<bool>>);
+pub(crate) struct Draining(Arc<watch::Sender<bool>>);
 
 impl Default for Draining {
     fn default() -> Self {
@@ -43,24 +43,24 @@ impl Default for Draining {
 
 impl Draining {
     /// Marks the shutdown as begun.
-    pub fn begin(&self) {
+    pub(crate) fn begin(&self) {
         self.0.send_replace(true);
     }
 
     /// Whether the shutdown has begun.
-    pub fn has_begun(&self) -> bool {
+    pub(crate) fn has_begun(&self) -> bool {
         *self.0.borrow()
     }
 
     /// Waits for `shutdown`, then marks the shutdown as begun: pass this to the server in
     /// place of `shutdown`, so readiness ends before the server drains.
-    pub async fn after(self, shutdown: impl Future<Output = ()>) {
+    pub(crate) async fn after(self, shutdown: impl Future<Output = ()>) {
         shutdown.await;
         self.begin();
     }
 
     /// Waits until the shutdown has begun.
-    pub async fn begun(&self) {
+    pub(crate) async fn begun(&self) {
         let mut begun = self.0.subscribe();
         let _ = begun.wait_for(|begun| *begun).await;
     }

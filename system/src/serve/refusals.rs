@@ -87,7 +87,7 @@ impl Refusals {
     }
 
     /// Every reason with its count, for `/metrics` and status pages.
-    pub fn snapshot(&self) -> [(Refusal, u64); Refusal::ALL.len()] {
+    pub(crate) fn snapshot(&self) -> [(Refusal, u64); Refusal::ALL.len()] {
         Refusal::ALL.map(|refusal| (refusal, self.get(refusal)))
     }
 }

@@ -52,12 +52,12 @@ use crate::{
 };
 
 /// The address the servers listen on unless told otherwise (`BIND_ADDR`).
-pub const DEFAULT_BIND_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+pub(crate) const DEFAULT_BIND_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// Most connections each server holds open at once (`MAX_CONNECTIONS`).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long open connections may take to finish after a shutdown signal
 /// (`SHUTDOWN_TIMEOUT`).
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Protocol limits and deadlines of one HTTP server.
 #[derive(Debug, Clone, Copy)]

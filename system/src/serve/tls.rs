@@ -36,7 +36,7 @@ const LOG_TARGET: &str = "system::tls";
 /// ALPN names of the protocols this system speaks.
 pub const ALPN_H2: &[u8] = b"h2";
 /// ALPN name of HTTP/1.1.
-pub const ALPN_HTTP1: &[u8] = b"http/1.1";
+pub(crate) const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// Why TLS could not be set up; each names the setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -421,7 +421,10 @@ pub fn read_certs(
 }
 
 /// The private key in the PEM file `path` (PKCS#8, PKCS#1 or SEC1).
-pub fn read_key(setting: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn read_key(
+    setting: &'static str,
+    path: &Path,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = fs::read(path).map_err(|err| file(setting, path, err))?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|err| match err {
         rustls_pki_types::pem::Error::NoItemsFound => {

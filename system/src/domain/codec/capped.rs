@@ -33,7 +33,7 @@ pub struct CappedMap {
 
 impl CappedMap {
     /// The map, or why a message may not have it.
-    pub fn into_map(self) -> Result<HashMap<String, String>, Invalid> {
+    pub(crate) fn into_map(self) -> Result<HashMap<String, String>, Invalid> {
         validate::entries(self.entries)?;
         Ok(self.kept)
     }

@@ -94,13 +94,13 @@ thread_local! {
 impl<'a> WireEntries<'a> {
     /// This thread's cached table (a new one when there is none), for reading one request,
     /// so that reading requests allocates nothing once the thread has read one.
-    pub fn from_cache() -> WireEntries<'a> {
+    pub(crate) fn from_cache() -> WireEntries<'a> {
         CACHE.take().unwrap_or_default().recycle()
     }
 
     /// Gives the table to this thread's cache (a request that ended on another thread than
     /// it began gives it to that one).
-    pub fn into_cache(self) {
+    pub(crate) fn into_cache(self) {
         let mut entries = self.recycle();
         entries.kept.shrink_to(CACHED_ENTRIES);
         CACHE.set(Some(entries));

@@ -73,7 +73,7 @@ impl MemoryQueue {
     /// A queue holding at most `capacity` messages and at most what `bytes` allows of their
     /// sizes (see [`MessageRef::size`]); the charge of a message is given back when its
     /// delivery is dropped.
-    pub fn with_bytes(capacity: usize, bytes: std::sync::Arc<Budget>) -> MemoryQueue {
+    pub(crate) fn with_bytes(capacity: usize, bytes: std::sync::Arc<Budget>) -> MemoryQueue {
         MemoryQueue {
             bytes: Some(bytes),
             ..MemoryQueue::new(capacity)

@@ -227,12 +227,12 @@ impl NatsQueue {
     /// A queue with no connection: every publish answers [`PublishError::Unavailable`] and
     /// consumers get `None` at once. It is what the synchronous `AnyQueue::new` can offer
     /// for `QueueType::Nats`, which needs [`NatsQueue::connect`].
-    pub fn detached() -> NatsQueue {
+    pub(crate) fn detached() -> NatsQueue {
         NatsQueue { inner: None }
     }
 
     /// Whether the client is connected to the server now (a detached queue never is).
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         self.inner
             .as_ref()
             .is_some_and(|inner| inner.client.connection_state() == State::Connected)

@@ -96,7 +96,7 @@ impl PooledQueue {
     /// A queue holding at most `capacity` messages and at most what `bytes` allows of their
     /// sizes (see [`MessageRef::size`]); a message's charge is given back when its delivery
     /// is dropped.
-    pub fn with_bytes(capacity: usize, bytes: Arc<Budget>) -> PooledQueue {
+    pub(crate) fn with_bytes(capacity: usize, bytes: Arc<Budget>) -> PooledQueue {
         PooledQueue::with_limits(capacity, Some(bytes))
     }
 

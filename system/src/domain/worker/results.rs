@@ -16,7 +16,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::domain::proto::ProcessingResult;
 
 /// Largest capacity (in bytes) a recycled result keeps for its id, error or output.
-pub const RETAINED_RESULT_BYTES: usize = 8 * 1024;
+pub(crate) const RETAINED_RESULT_BYTES: usize = 8 * 1024;
 
 /// The results of the messages one worker took in one go, in the order it took them.
 /// Reads as a slice of [`ProcessingResult`].

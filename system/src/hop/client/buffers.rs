@@ -14,27 +14,27 @@ const RETAINED_CAPACITY: usize = 256 * 1024;
 
 /// Reusable encoding buffers.
 #[derive(Debug)]
-pub struct BufferPool {
+pub(crate) struct BufferPool {
     free: ArrayQueue<BytesMut>,
 }
 
 impl BufferPool {
     /// A pool keeping at most `buffers` idle buffers.
-    pub fn new(buffers: usize) -> BufferPool {
+    pub(crate) fn new(buffers: usize) -> BufferPool {
         BufferPool {
             free: ArrayQueue::new(buffers.max(1)),
         }
     }
 
     /// An empty buffer, reused when one is idle.
-    pub fn take(&self) -> BytesMut {
+    pub(crate) fn take(&self) -> BytesMut {
         self.free
             .pop()
             .unwrap_or_else(|| BytesMut::with_capacity(INITIAL_CAPACITY))
     }
 
     /// Returns the buffer behind `bytes` if nobody else holds it.
-    pub fn give_back(&self, bytes: Bytes) {
+    pub(crate) fn give_back(&self, bytes: Bytes) {
         if let Ok(mut buffer) = bytes.try_into_mut()
             && buffer.capacity() <= RETAINED_CAPACITY
         {

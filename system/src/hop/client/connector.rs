@@ -36,7 +36,7 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Phases of the most recent new connection, filled in by the connector.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ConnectTiming {
+pub(crate) struct ConnectTiming {
     /// Name resolution; `None` when the host was an IP address (nothing was looked up).
     pub dns: Option<Duration>,
     /// From the start of connecting to an established TCP connection, DNS excluded.
@@ -49,7 +49,7 @@ pub struct ConnectTiming {
 
 /// What the TLS handshake of a new connection took and agreed on.
 #[derive(Debug, Clone, Copy)]
-pub struct TlsTiming {
+pub(crate) struct TlsTiming {
     /// From an established TCP connection to the end of the handshake.
     pub handshake: Duration,
     /// The TLS version, such as `TLSv1.3`.
@@ -59,11 +59,11 @@ pub struct TlsTiming {
 }
 
 /// Shared slot where a traced connector reports the phases of its latest connection.
-pub type TimingSlot = Arc<Mutex<Option<ConnectTiming>>>;
+pub(crate) type TimingSlot = Arc<Mutex<Option<ConnectTiming>>>;
 
 /// A TCP (and, for `https`, TLS) connector that counts the connections it opens.
 #[derive(Clone, Debug)]
-pub struct CountingConnector {
+pub(crate) struct CountingConnector {
     inner: HttpConnector<TimedResolver>,
     tls: Option<HopConnector>,
     opened: Arc<AtomicU64>,
@@ -89,7 +89,7 @@ impl std::fmt::Debug for HopConnector {
 impl CountingConnector {
     /// A connector counting into `opened`; with `timing`, it also reports each connection's
     /// phases there. With `tls`, `https` URLs are reached over TLS asking ALPN for `alpn`.
-    pub fn new(
+    pub(crate) fn new(
         opened: Arc<AtomicU64>,
         connect_timeout: Duration,
         timing: Option<TimingSlot>,
@@ -199,7 +199,7 @@ fn alpn_name(alpn: &[u8]) -> &'static str {
 
 /// A connection to the processor: plain TCP or TLS over it.
 #[derive(Debug)]
-pub enum HopStream {
+pub(crate) enum HopStream {
     /// Plain TCP.
     Plain(TokioIo<TcpStream>),
     /// TLS.
@@ -283,7 +283,7 @@ impl Write for HopStream {
 
 /// The system resolver, timed. hyper-util calls it only for host names, not IP addresses.
 #[derive(Clone, Debug)]
-pub struct TimedResolver {
+pub(crate) struct TimedResolver {
     inner: GaiResolver,
     took: Arc<Mutex<Option<Duration>>>,
 }

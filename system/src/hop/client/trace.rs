@@ -29,7 +29,7 @@ use crate::{
 
 /// A client whose requests are broken down into phases.
 #[derive(Debug)]
-pub struct Tracer {
+pub(crate) struct Tracer {
     client: HyperClient,
     timing: TimingSlot,
     enqueue_uri: Uri,
@@ -93,7 +93,7 @@ impl From<TlsTiming> for TlsAgreed {
 impl Tracer {
     /// A traced client for the processor and hop settings of `config` (with its own
     /// connection pool, so its reuse does not depend on other traffic).
-    pub fn new(config: &ForwarderConfig) -> Tracer {
+    pub(crate) fn new(config: &ForwarderConfig) -> Tracer {
         let timing: TimingSlot = Arc::new(Mutex::new(None));
         let connector = config.connector(Arc::default(), Some(Arc::clone(&timing)));
         let base = config.processor_url.to_string();
@@ -110,7 +110,7 @@ impl Tracer {
     }
 
     /// Sends one message and reports its phases.
-    pub async fn trace(&self) -> Trace {
+    pub(crate) async fn trace(&self) -> Trace {
         let _turn = self.one_at_a_time.lock().await;
         *lock(&self.timing) = None;
         let msg = DataMessage {

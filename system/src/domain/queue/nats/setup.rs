@@ -119,7 +119,7 @@ impl NatsConfig {
     }
 
     /// [`NatsConfig::url`] as it may be shown: its userinfo hidden.
-    pub fn shown_url(&self) -> String {
+    pub(crate) fn shown_url(&self) -> String {
         redact::userinfo(&self.url).into_owned()
     }
 
@@ -149,7 +149,7 @@ impl NatsConfig {
     }
 
     /// The subject dead letters are published on.
-    pub fn dead_letter_subject(&self) -> String {
+    pub(crate) fn dead_letter_subject(&self) -> String {
         format!("{}.dead", self.stream)
     }
 }
@@ -212,7 +212,7 @@ pub enum NatsError {
 
 impl NatsError {
     /// Whether setting up again may succeed (see [`NatsError::Setup`]'s `transient`).
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
             NatsError::Setup {
