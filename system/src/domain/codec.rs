@@ -1,6 +1,6 @@
 //! Request bodies: reading them under a size limit and decoding them by content type, either
 //! as the proto3 canonical JSON mapping or as protobuf. Failures come back as the
-//! [`ApiError`] the contract fixes (400, 413, 415), never as a panic.
+//! `ApiError` the contract fixes (400, 413, 415), never as a panic.
 
 mod batch;
 mod capped;

@@ -105,7 +105,7 @@ pub struct QueueStats {
 
 /// When a message was published, on the process's monotonic clock (nanoseconds since the
 /// first stamp was taken), kept beside the message in the queue so that a worker can tell
-/// how long it waited. [`Stamp::NONE`] marks a message published without one: its wait is
+/// how long it waited. `Stamp::NONE` marks a message published without one: its wait is
 /// not measured. The processor takes one stamp per request, for all its messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Stamp(u64);
@@ -128,7 +128,7 @@ impl Stamp {
         Stamp(u64::try_from(since.as_nanos()).map_or(u64::MAX, |nanos| nanos.saturating_add(1)))
     }
 
-    /// `Some(self)` unless this is [`Stamp::NONE`].
+    /// `Some(self)` unless this is `Stamp::NONE`.
     #[inline]
     pub fn get(self) -> Option<Stamp> {
         (self != Stamp::NONE).then_some(self)
@@ -241,7 +241,7 @@ impl AnyQueue {
     ///
     /// `QueueType::Nats` needs a connection, which only the async [`NatsQueue::connect`]
     /// can make (wrap its result in [`AnyQueue::Nats`]). Given `Nats`, this returns a
-    /// [`NatsQueue::detached`] queue, which refuses every message as unavailable, and logs
+    /// `NatsQueue::detached` queue, which refuses every message as unavailable, and logs
     /// an error: a processor built this way stays up but accepts nothing.
     pub fn new(kind: QueueType, capacity: usize) -> AnyQueue {
         match kind {

@@ -29,7 +29,7 @@ struct Inner {
 }
 
 impl Secret {
-    /// Wraps `token`. Settings are checked when they are loaded ([`load`]); a token that
+    /// Wraps `token`. Settings are checked when they are loaded (`serve::auth::load`); a token that
     /// could not be sent in a header is never matched by anything a client sends.
     pub fn new(token: impl Into<String>) -> Secret {
         let token = token.into().into_boxed_str();

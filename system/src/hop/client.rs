@@ -12,7 +12,7 @@
 //!
 //! Requests and opened connections are counted, so reuse = 1 − opened / requests; each
 //! request carrying messages is timed and its messages counted, into two histograms
-//! ([`Forwarder::hop_latency`], [`Forwarder::hop_batch`]) that the front doors show on
+//! (`Forwarder::hop_latency`, `Forwarder::hop_batch`) that the front doors show on
 //! `/metrics`.
 
 mod batcher;

@@ -1,6 +1,6 @@
 //! The HTTP gateway: `POST /api/v1/ingest` over HTTP/1.1 or h2c, forwarded to the processor
-//! by the [`Hop`]; `/api/v1/status`, `/api/v1/trace`, `/health`, `/metrics` (its
-//! families, and those of the roles sharing its registry: see [`GatewayConfig::metrics`]).
+//! by the `Hop`; `/api/v1/status`, `/api/v1/trace`, `/health`, `/metrics` (its
+//! families, and those of the roles sharing its registry: see [`FrontDoorConfig::metrics`](crate::FrontDoorConfig::metrics)).
 //!
 //! A 202 means the processor accepted the message; every failure is mapped once, here, to
 //! the status the contract fixes (400, 413, 415, 502, 503 + `Retry-After`). With
@@ -343,7 +343,7 @@ pub fn decode_ingest(codec: Codec, body: &[u8]) -> Result<IngestRequest, ApiErro
 }
 
 /// Reads a protobuf `IngestRequest` (the gateway's protobuf body, a gRPC `Ingest`), or
-/// says why it cannot: in the words of [`answer::invalid_protobuf`], or that it has too
+/// says why it cannot: in the words of `answer::invalid_protobuf`, or that it has too
 /// many metadata entries. The request is read once in place ([`IngestView`]) and copied
 /// only when its metadata may be taken, so a body packed with entries builds no map.
 pub fn read_ingest(bytes: &[u8]) -> Result<IngestRequest, String> {
@@ -356,7 +356,7 @@ pub fn read_ingest(bytes: &[u8]) -> Result<IngestRequest, String> {
 }
 
 /// Turns an ingest request into a message with the client's id (a fresh one when it gave
-/// none) and the arrival time, or says which field is wrong (see [`validate::admit`]).
+/// none) and the arrival time, or says which field is wrong (see `validate::admit`).
 pub fn new_message(request: IngestRequest) -> Result<DataMessage, Invalid> {
     validate::admit_request(request, IdSource::Fast, unix_now())
 }

@@ -1,7 +1,7 @@
 //! The gRPC front door (tonic): `diplom.v1.IngestService` with `Ingest` and `IngestStream`,
 //! server reflection (v1 and v1alpha, so `grpcurl list` works) and `grpc.health.v1`.
 //!
-//! Messages go to the processor through the same [`Hop`] as the HTTP gateway. A
+//! Messages go to the processor through the same `Hop` as the HTTP gateway. A
 //! stream is forwarded in batches of what has arrived while the previous batch was out (and
 //! within the linger, when one is set), up to `batch` messages and the hop's request limit;
 //! the reply counts the accepted messages, and the call fails with a status as soon as one

@@ -255,7 +255,7 @@ impl Processor {
     /// Starts an in-memory queue and the workers on the current tokio runtime.
     ///
     /// A NATS queue needs a connection first: [`serve`] makes it, or call
-    /// [`NatsQueue::connect`] and [`Processor::start_with_queue`]. Given
+    /// [`NatsQueue::connect`] and `Processor::start_with_queue`. Given
     /// `QueueType::Nats`, this starts a processor that refuses every message (see
     /// [`AnyQueue::new`]).
     pub fn start(config: &ProcessorConfig, connections: Arc<AtomicU64>) -> Processor {

@@ -8,8 +8,8 @@
 //!
 //! A token left unset leaves its routes open, and then nothing is added to a request's
 //! path. A request without the right token is answered without its body being kept: 401
-//! with a `WWW-Authenticate` challenge and the JSON error of [`crate::domain::http_error`], or
-//! gRPC `UNAUTHENTICATED`, once the body was thrown away ([`codec::linger`]). Health,
+//! with a `WWW-Authenticate` challenge and the JSON error of `crate::domain::http_error`, or
+//! gRPC `UNAUTHENTICATED`, once the body was thrown away (`serve::body::linger`). Health,
 //! readiness, metrics and status stay open.
 //!
 //! A token never shows: [`Secret`]'s `Debug` is a placeholder, no error message holds a

@@ -48,7 +48,7 @@ pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 pub(crate) type Labels = Vec<(&'static str, &'static str)>;
 
 /// A histogram family: its name, what it measures and its buckets. Roles add series to it
-/// (see [`Registry::add_histogram`]); its HELP and TYPE are written once.
+/// (see `Registry::add_histogram`); its HELP and TYPE are written once.
 #[derive(Debug)]
 pub struct Family {
     /// The family's name.

@@ -3,7 +3,7 @@
 //! A batched worker fills a [`ResultBatch`] taken from the pool, overwriting the strings and
 //! buffers of results that earlier batches left behind, so once warm a result costs no
 //! allocation. Dropping the batch returns it to the pool; buffers that grew beyond
-//! [`RETAINED_RESULT_BYTES`] are trimmed first and a full pool lets the batch go, so a burst
+//! `RETAINED_RESULT_BYTES` are trimmed first and a full pool lets the batch go, so a burst
 //! of large results cannot pin memory.
 
 use std::{
