@@ -16,11 +16,12 @@ pub(crate) fn run() -> anyhow::Result<()> {
     // Every test binary runs even after one fails, so one failure does not hide the rest.
     cargo(&["test", "--workspace", "--locked", "--no-fail-fast"])?;
     // Each criterion benchmark once, as a test: the suites still build and run. (The
-    // callgrind suite and the allocation counts run for real in `cargo xtask gate`.)
+    // callgrind suite and the allocation counts run for real in `cargo xtask gate`.) With
+    // the workspace's features, as above: `-p harness` alone resolves other features and
+    // builds a second copy of thirty crates.
     cargo(&[
         "test",
-        "-p",
-        "harness",
+        "--workspace",
         "--locked",
         "--bench",
         "queue",
