@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use launch::servers;
-use system::config::names;
+use system::{config::names, queue::QueueType};
 
 use super::{
     Options, Phase,
@@ -53,7 +53,7 @@ fn system(options: &Options, role: Option<&str>, nats_url: Option<&str>) -> Comm
     ]);
     if let Some(url) = nats_url {
         command.envs([
-            (names::QUEUE_TYPE, names::queue_type::NATS),
+            (names::QUEUE_TYPE, QueueType::Nats.as_str()),
             (names::NATS_URL, url),
             (names::NATS_STREAM, "SOAK"),
             (names::NATS_MAX_PENDING, "4096"),

@@ -9,9 +9,11 @@ use study::{
     pairs::{self as catalogue},
     variant::Variant,
 };
-use system::config::names::{
-    CLIENT_MODE, HOP_BATCH_HTTP, HOP_CODEC, HOP_PROTOCOL, QUEUE_TYPE, client_mode, hop_codec,
-    hop_protocol, queue_type,
+use system::{
+    client::{ClientMode, HopProtocol},
+    codec::Codec,
+    config::names::{CLIENT_MODE, HOP_BATCH_HTTP, HOP_CODEC, HOP_PROTOCOL, QUEUE_TYPE},
+    queue::QueueType,
 };
 
 use crate::load::Protocol;
@@ -121,8 +123,8 @@ const LOAD_PAIRS: [(&str, Sides); 10] = [
     (
         group::LOAD_QUEUE,
         Sides::Queues(&[
-            (&[(QUEUE_TYPE, queue_type::MEMORY)], None),
-            (&[(QUEUE_TYPE, queue_type::POOLED)], None),
+            (&[(QUEUE_TYPE, QueueType::Memory.as_str())], None),
+            (&[(QUEUE_TYPE, QueueType::Pooled.as_str())], None),
             (NATS, Some(Broker::Single)),
             (NATS, Some(Broker::Replicated)),
         ]),
@@ -130,22 +132,22 @@ const LOAD_PAIRS: [(&str, Sides); 10] = [
     (
         group::LOAD_CLIENT,
         Sides::Settings(&[
-            &[(CLIENT_MODE, client_mode::BASELINE)],
-            &[(CLIENT_MODE, client_mode::POOLED)],
+            &[(CLIENT_MODE, ClientMode::Baseline.as_str())],
+            &[(CLIENT_MODE, ClientMode::Pooled.as_str())],
         ]),
     ),
     (
         group::LOAD_HOP_PROTOCOL,
         Sides::Settings(&[
-            &[(HOP_PROTOCOL, hop_protocol::HTTP1)],
-            &[(HOP_PROTOCOL, hop_protocol::H2C)],
+            &[(HOP_PROTOCOL, HopProtocol::Http1.as_str())],
+            &[(HOP_PROTOCOL, HopProtocol::H2c.as_str())],
         ]),
     ),
     (
         group::LOAD_HOP_CODEC,
         Sides::Settings(&[
-            &[(HOP_CODEC, hop_codec::JSON)],
-            &[(HOP_CODEC, hop_codec::PROTOBUF)],
+            &[(HOP_CODEC, Codec::Json.as_str())],
+            &[(HOP_CODEC, Codec::Protobuf.as_str())],
         ]),
     ),
     (
@@ -155,21 +157,21 @@ const LOAD_PAIRS: [(&str, Sides); 10] = [
     (group::LOAD_ALLOCATOR, Sides::Allocators),
     (
         TLS_LOAD_PAIRS[0].0,
-        Sides::HopTls(&[(CLIENT_MODE, client_mode::POOLED)]),
+        Sides::HopTls(&[(CLIENT_MODE, ClientMode::Pooled.as_str())]),
     ),
     // A new connection, and so a handshake, for every hop request, and a hop request for
     // every message (not coalesced), so that the handshake is what dominates.
     (
         TLS_LOAD_PAIRS[1].0,
         Sides::HopTls(&[
-            (CLIENT_MODE, client_mode::BASELINE),
+            (CLIENT_MODE, ClientMode::Baseline.as_str()),
             (HOP_BATCH_HTTP, "false"),
         ]),
     ),
 ];
 
 /// The NATS queue; where its broker is, and the stream's replicas, come from the broker.
-const NATS: Env = &[(QUEUE_TYPE, queue_type::NATS)];
+const NATS: Env = &[(QUEUE_TYPE, QueueType::Nats.as_str())];
 
 const DEFAULTS: Server = system(&[], false, false);
 
@@ -254,7 +256,11 @@ mod tests {
         cases::{Suite, group},
         variant::Variant,
     };
-    use system::config::names::{CLIENT_MODE, QUEUE_TYPE, client_mode, queue_type};
+    use system::{
+        client::ClientMode,
+        config::names::{CLIENT_MODE, QUEUE_TYPE},
+        queue::QueueType,
+    };
 
     use super::{Broker, LOAD_PAIRS, Server, Sides, pairs};
     use crate::load::Protocol;
@@ -300,8 +306,8 @@ mod tests {
     #[test]
     fn the_tls_pairs_differ_only_in_tls() {
         for (group, mode) in [
-            (group::LOAD_HOP_TLS, client_mode::POOLED),
-            (group::LOAD_HOP_TLS_BASELINE, client_mode::BASELINE),
+            (group::LOAD_HOP_TLS, ClientMode::Pooled.as_str()),
+            (group::LOAD_HOP_TLS_BASELINE, ClientMode::Baseline.as_str()),
         ] {
             let pair = pairs().into_iter().find(|p| p.group == group);
             let pair = pair.unwrap_or_else(|| panic!("no pair {group}"));
@@ -362,7 +368,7 @@ mod tests {
     fn exactly_the_nats_sides_have_a_broker() {
         for pair in pairs() {
             for side in &pair.sides {
-                let nats = env(side.server).contains(&(QUEUE_TYPE, queue_type::NATS));
+                let nats = env(side.server).contains(&(QUEUE_TYPE, QueueType::Nats.as_str()));
                 assert_eq!(
                     side.broker().is_some(),
                     nats,

@@ -1,5 +1,6 @@
 //! The name of every environment variable the `system` binary reads, one constant each, and
-//! the values of the settings a caller picks among. The flags of `config/args.rs` take their
+//! nothing else: the values a caller picks among are the `as_str` of their enums
+//! (`QueueType`, `ClientMode`, `HopProtocol`, `Codec`). The flags of `config/args.rs` take their
 //! variables from here, and so do the programs that start the binary (the harness): a name
 //! has this one spelling. What each setting does is documented on its flag (`system --help`).
 
@@ -42,11 +43,11 @@ pub const INGEST_TOKEN_FILE: &str = "INGEST_TOKEN_FILE";
 // The front doors' client of the processor (`HopArgs`).
 /// Where the front doors find the processor.
 pub const PROCESSOR_URL: &str = "PROCESSOR_URL";
-/// The processor client's management (values in [`client_mode`]).
+/// The processor client's management (values: `ClientMode::as_str`).
 pub const CLIENT_MODE: &str = "CLIENT_MODE";
-/// The protocol of the hop (values in [`hop_protocol`]).
+/// The protocol of the hop (values: `HopProtocol::as_str`).
 pub const HOP_PROTOCOL: &str = "HOP_PROTOCOL";
-/// The encoding of the hop (values in [`hop_codec`]).
+/// The encoding of the hop (values: `Codec::as_str`).
 pub const HOP_CODEC: &str = "HOP_CODEC";
 /// Most messages per request to the processor when batching.
 pub const HOP_BATCH: &str = "HOP_BATCH";
@@ -145,48 +146,18 @@ pub const MEMORY_PER_CLIENT: &str = "MEMORY_PER_CLIENT";
 /// The log filter (`tracing_subscriber`'s `EnvFilter`; `info` when unset).
 pub const RUST_LOG: &str = "RUST_LOG";
 
-/// The values of `QUEUE_TYPE`.
-pub mod queue_type {
-    /// The baseline in-memory queue.
-    pub const MEMORY: &str = "memory";
-    /// The in-memory queue of pooled slots.
-    pub const POOLED: &str = "pooled";
-    /// A NATS JetStream stream.
-    pub const NATS: &str = "nats";
-}
-
-/// The values of `CLIENT_MODE`.
-pub mod client_mode {
-    /// Shared keep-alive connections, pooled buffers.
-    pub const POOLED: &str = "pooled";
-    /// A new connection and buffer per request.
-    pub const BASELINE: &str = "baseline";
-}
-
-/// The values of `HOP_PROTOCOL`.
-pub mod hop_protocol {
-    /// HTTP/1.1.
-    pub const HTTP1: &str = "http1";
-    /// HTTP/2 with prior knowledge (ALPN over TLS).
-    pub const H2C: &str = "h2c";
-}
-
-/// The values of `HOP_CODEC`.
-pub mod hop_codec {
-    /// The proto3 canonical JSON mapping.
-    pub const JSON: &str = "json";
-    /// Protobuf binary.
-    pub const PROTOBUF: &str = "protobuf";
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
-    use clap::CommandFactory;
+    use clap::{CommandFactory, ValueEnum};
 
     use super::*;
-    use crate::config::Cli;
+    use crate::{
+        config::Cli,
+        domain::{codec::Codec, queue::QueueType},
+        hop::client::{ClientMode, HopProtocol},
+    };
 
     /// Every variable named here that a flag reads: all but `RUST_LOG`.
     const FLAGS: [&str; 59] = [
@@ -275,9 +246,9 @@ mod tests {
         assert!(!ours.contains(RUST_LOG));
     }
 
-    /// The values named here are those the flag of their variable accepts.
+    /// The values the enums name are those the flag of their variable accepts.
     #[test]
-    fn the_values_named_here_are_the_flags_values() {
+    fn the_enums_spell_the_flags_values() {
         let command = Cli::command();
         let values = |env: &str| -> BTreeSet<String> {
             let arg = command
@@ -289,24 +260,16 @@ mod tests {
                 .map(|value| value.get_name().to_owned())
                 .collect()
         };
-        let set = |names: &[&str]| -> BTreeSet<String> {
-            names.iter().map(|name| (*name).to_owned()).collect()
-        };
-        assert_eq!(
-            values(QUEUE_TYPE),
-            set(&[queue_type::MEMORY, queue_type::POOLED, queue_type::NATS])
-        );
-        assert_eq!(
-            values(CLIENT_MODE),
-            set(&[client_mode::POOLED, client_mode::BASELINE])
-        );
-        assert_eq!(
-            values(HOP_PROTOCOL),
-            set(&[hop_protocol::HTTP1, hop_protocol::H2C])
-        );
-        assert_eq!(
-            values(HOP_CODEC),
-            set(&[hop_codec::JSON, hop_codec::PROTOBUF])
-        );
+        // Each enum's spellings, over all its variants.
+        fn spelled<T: ValueEnum + Copy>(as_str: fn(T) -> &'static str) -> BTreeSet<String> {
+            T::value_variants()
+                .iter()
+                .map(|v| as_str(*v).to_owned())
+                .collect()
+        }
+        assert_eq!(values(QUEUE_TYPE), spelled(QueueType::as_str));
+        assert_eq!(values(CLIENT_MODE), spelled(ClientMode::as_str));
+        assert_eq!(values(HOP_PROTOCOL), spelled(HopProtocol::as_str));
+        assert_eq!(values(HOP_CODEC), spelled(Codec::as_str));
     }
 }

@@ -64,8 +64,8 @@ impl Codec {
         }
     }
 
-    /// The name used in configuration and reports.
-    pub fn as_str(self) -> &'static str {
+    /// The name used in configuration and reports (the value of `HOP_CODEC`).
+    pub const fn as_str(self) -> &'static str {
         match self {
             Codec::Json => "json",
             Codec::Protobuf => "protobuf",

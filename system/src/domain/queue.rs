@@ -198,8 +198,8 @@ pub enum QueueType {
 }
 
 impl QueueType {
-    /// The name used in configuration and reports.
-    pub fn as_str(self) -> &'static str {
+    /// The name used in configuration and reports (the value of `QUEUE_TYPE`).
+    pub const fn as_str(self) -> &'static str {
         match self {
             QueueType::Memory => "memory",
             QueueType::Pooled => "pooled",

@@ -64,6 +64,16 @@ pub enum ClientMode {
     Baseline,
 }
 
+impl ClientMode {
+    /// The value of `CLIENT_MODE` that chooses this mode.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClientMode::Pooled => "pooled",
+            ClientMode::Baseline => "baseline",
+        }
+    }
+}
+
 /// The protocol of the hop to the processor (`HOP_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,6 +83,16 @@ pub enum HopProtocol {
     /// HTTP/2: with prior knowledge (h2c) to an `http` processor, chosen by ALPN (`h2`) over
     /// TLS to an `https` one.
     H2c,
+}
+
+impl HopProtocol {
+    /// The value of `HOP_PROTOCOL` that chooses this protocol.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HopProtocol::Http1 => "http1",
+            HopProtocol::H2c => "h2c",
+        }
+    }
 }
 
 /// Where the front doors find the processor unless told otherwise (`PROCESSOR_URL`): the
