@@ -405,22 +405,7 @@ fn skip_attributes(mut text: &str) -> &str {
         if !text.starts_with("#[") {
             return text;
         }
-        let mut depth = 0;
-        let mut end = text.len();
-        for (i, c) in text.char_indices() {
-            match c {
-                '[' => depth += 1,
-                ']' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i + 1;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        text = &text[end..];
+        text = &text[item_end(text, '[', ']')..];
     }
 }
 
@@ -432,30 +417,30 @@ fn without_test_blocks(text: &str) -> String {
     while let Some(at) = rest.find("#[cfg(test)]") {
         out.push_str(&rest[..at]);
         let item = skip_attributes(&rest[at + "#[cfg(test)]".len()..]);
-        // The item ends at its first `;` outside braces, or at the brace closing its body.
-        let mut depth = 0;
-        let mut end = item.len();
-        for (i, c) in item.char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i + 1;
-                        break;
-                    }
-                }
-                ';' if depth == 0 => {
-                    end = i + 1;
-                    break;
-                }
-                _ => {}
-            }
-        }
-        rest = &item[end..];
+        rest = &item[item_end(item, '{', '}')..];
     }
     out.push_str(rest);
     out
+}
+
+/// Where the item at the start of `text` ends: after the bracket closing its first `open`
+/// (nested ones counted), or after a `;` met outside brackets; the whole text when neither
+/// comes.
+fn item_end(text: &str, open: char, close: char) -> usize {
+    let mut depth = 0;
+    for (i, c) in text.char_indices() {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                return i + 1;
+            }
+        } else if c == ';' && depth == 0 {
+            return i + 1;
+        }
+    }
+    text.len()
 }
 
 /// Every path the text names that may lead into the crate: `use` trees expanded, and paths
