@@ -150,9 +150,6 @@ impl Loaded {
 
     /// The gRPC role's configuration, for the processor at `processor_url`.
     pub fn grpc(&self, processor_url: Uri, metrics: Option<Registry>) -> GrpcConfig {
-        GrpcConfig {
-            front: self.front_door(processor_url, metrics, self.tls.grpc.clone()),
-            max_message_bytes: crate::roles::grpc::DEFAULT_MAX_MESSAGE_BYTES,
-        }
+        GrpcConfig::from_front(self.front_door(processor_url, metrics, self.tls.grpc.clone()))
     }
 }
