@@ -268,12 +268,7 @@ async fn accept(
     let key = headers.get(IDEMPOTENCY_KEY).map(HeaderValue::as_bytes);
     take_key(&mut request, key, "header `Idempotency-Key`").map_err(ApiError::bad_request)?;
     let mut msg = new_message(request).map_err(|err| ApiError::bad_request(err.to_string()))?;
-    if let Some(scope) = scope
-        && !msg.id_assigned
-    {
-        // The client's id, in the namespace of its token.
-        scope.as_str().clone_into(&mut msg.id_scope);
-    }
+    scope_id(scope, &mut msg);
     // The message, and its copy in a hop request, until the processor answers.
     if let Err(exhausted) = charge.grow(held_bytes(MessageRef::from(&msg))) {
         if let Some(peer) = peer {
@@ -290,6 +285,16 @@ async fn accept(
 /// its encoding in a hop request.
 pub(crate) fn held_bytes(msg: MessageRef<'_>) -> usize {
     2 * msg.size()
+}
+
+/// Puts a message whose client gave its id into the namespace of the client's token
+/// (`scope`; the shared one when `None`). An id the system assigned has no namespace.
+pub(crate) fn scope_id(scope: Option<&IdScope>, msg: &mut DataMessage) {
+    if let Some(scope) = scope
+        && !msg.id_assigned
+    {
+        scope.as_str().clone_into(&mut msg.id_scope);
+    }
 }
 
 /// Makes `key` (the client's id given outside the message: an HTTP header or gRPC metadata,

@@ -55,7 +55,7 @@ use crate::{
         client::{Accepted, Added, ForwardError, Forwarded, ForwarderConfig, HopBatch},
     },
     roles::FrontDoorConfig,
-    roles::gateway::{IDEMPOTENCY_KEY, held_bytes, new_message, read_ingest, take_key},
+    roles::gateway::{IDEMPOTENCY_KEY, held_bytes, new_message, read_ingest, scope_id, take_key},
     serve::auth::{Guard, IdScope, Scope},
     serve::clients::Peer,
     serve::debug,
@@ -433,11 +433,7 @@ impl Caller {
 
     /// Puts a message whose client gave its id into the caller's namespace.
     fn scope_id(&self, msg: &mut DataMessage) {
-        if let Some(scope) = &self.scope
-            && !msg.id_assigned
-        {
-            scope.as_str().clone_into(&mut msg.id_scope);
-        }
+        scope_id(self.scope.as_ref(), msg);
     }
 }
 
