@@ -56,17 +56,15 @@ pub(crate) fn ensure_callgrind() -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!("installing gungraun-runner {version} (a few minutes, once)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "install",
-            "gungraun-runner",
-            "--version",
-            &version,
-            "--locked",
-        ])
-        .status()
-        .context("cannot run cargo install")?;
+    let status = crate::cmd::cargo_command(&[
+        "install",
+        "gungraun-runner",
+        "--version",
+        &version,
+        "--locked",
+    ])
+    .status()
+    .context("cannot run cargo install")?;
     if !status.success() {
         bail!("cargo install gungraun-runner {version} failed");
     }
